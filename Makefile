@@ -1,0 +1,53 @@
+# Hushpost: `make run` to try it, `make test` to prove it, `make bench` to measure it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PG_URL ?= postgres://postgres@127.0.0.1:5432/hushpost
+export HUSHPOST_DATA_DIR ?= $(CURDIR)/var
+
+.PHONY: run install install-test browser services test test-sqlite test-postgres lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+
+## make run: install, migrate SQLite under ./var, create the demo organisation, serve.
+run: install
+	HUSHPOST_MODE=development $(BIN)/hushpost demo
+
+## Chromium from Debian's packages; Playwright drives it (its own download cannot work offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Chromium (Debian package)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core) >/dev/null; }
+
+## PostgreSQL must be up for the production-database half of the suite.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
+	  echo "Starting PostgreSQL"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
+
+lint: install-test
+	$(BIN)/ruff check hushpost tests bench
+
+test-sqlite: install-test browser
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-postgres: install-test browser services
+	HUSHPOST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -q -p no:cacheprovider
+
+## make test: lint, then the whole suite on SQLite and again on PostgreSQL.
+test: lint test-sqlite test-postgres
+
+bench: install-test services
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,3 @@
+"""Hushpost: a self-hosted secure messaging portal."""
+
+__version__ = "0.1.0"

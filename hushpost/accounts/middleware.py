@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.shortcuts import redirect
+
+
+class PasswordChangeRequiredMiddleware:
+    """A recipient holding a temporary password can do nothing but replace it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and user.must_change_password
+            and user.org_id
+            and not request.path.startswith("/static/")
+        ):
+            allowed = (f"/r/{user.org.slug}/password", f"/r/{user.org.slug}/logout")
+            if request.path not in allowed:
+                return redirect(allowed[0])
+        return self.get_response(request)

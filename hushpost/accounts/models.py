@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+
+
+class UserManager(BaseUserManager):
+    def create_superuser(self, username, password=None, **extra):
+        # Platform operators: Django admin only, no organisation, no portal.
+        email = self.normalize_email(username).lower()
+        user = self.model(
+            email=email, role=User.Role.OPERATOR, is_staff=True, is_superuser=True, **extra
+        )
+        user.set_password(password)
+        user.save()
+        return user
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """Anyone who signs in: an organisation's sender, or an external recipient.
+
+    A recipient account belongs to one organisation and one address; the same
+    person receiving from two organisations has two accounts and two passwords.
+    """
+
+    class Role(models.TextChoices):
+        SENDER = "sender", "Sender"
+        RECIPIENT = "recipient", "Recipient"
+        OPERATOR = "operator", "Platform operator"
+
+    # Unique sign-in key derived from role, organisation and address.
+    username = models.CharField(max_length=320, unique=True, editable=False)
+    org = models.ForeignKey(
+        "orgs.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="users"
+    )
+    email = models.EmailField(max_length=254)
+    name = models.CharField(max_length=200, blank=True)
+    role = models.CharField(max_length=10, choices=Role.choices)
+    is_org_admin = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Recipients start with a temporary password that only the worker ever
+    # sees in plaintext (it is generated as the e-mail is written).
+    must_change_password = models.BooleanField(default=False)
+    temp_password_expires_at = models.DateTimeField(null=True, blank=True)
+    password_changed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "username"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["org", "role", "email"], name="user_unique_per_org_role")
+        ]
+
+    def save(self, *args, **kwargs):
+        self.email = self.email.strip().lower()
+        self.username = f"{self.role}:{self.org_id or 0}:{self.email}"
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return f"{self.display_name} <{self.email}>"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email
+
+    @property
+    def is_sender(self) -> bool:
+        return self.role == self.Role.SENDER
+
+    @property
+    def is_recipient(self) -> bool:
+        return self.role == self.Role.RECIPIENT

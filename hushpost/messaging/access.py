@@ -1,0 +1,61 @@
+"""The only ways to load a message for a signed-in user.
+
+Every view, print page and action gets its message from one of these two
+functions; anything a user may not see answers 404, the same as a message
+that does not exist, so URLs reveal nothing.  Each condition stands on its
+own line so the tests can prove every branch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.http import Http404
+
+from hushpost.accounts.models import User
+from hushpost.messaging.models import Delivery, Message
+
+
+@dataclass(frozen=True)
+class Access:
+    message: Message
+    # The addressee's own delivery row, or None when the user wrote the message.
+    delivery: Delivery | None
+
+    @property
+    def is_author(self) -> bool:
+        return self.delivery is None
+
+
+def _load(user: User, uid: str, *, role: str, include_deleted: bool) -> Access:
+    if not user.is_authenticated:
+        raise Http404
+    if user.role != role:
+        raise Http404
+    if not user.is_active or user.org_id is None:
+        raise Http404
+    message = (
+        Message.objects.select_related("author", "org", "in_reply_to")
+        .filter(uid=uid, org_id=user.org_id)
+        .first()
+    )
+    if message is None:
+        raise Http404
+    if message.author_id == user.pk:
+        return Access(message=message, delivery=None)
+    delivery = Delivery.objects.filter(message=message, recipient=user).first()
+    if delivery is None:
+        raise Http404
+    if delivery.deleted_at is not None and not include_deleted:
+        raise Http404
+    return Access(message=message, delivery=delivery)
+
+
+def access_message_for_sender(user: User, uid: str) -> Access:
+    """A message the sender wrote, or a reply addressed to them."""
+    return _load(user, uid, role=User.Role.SENDER, include_deleted=True)
+
+
+def access_message_for_recipient(user: User, uid: str) -> Access:
+    """A message addressed to the recipient and not deleted, or a reply they wrote."""
+    return _load(user, uid, role=User.Role.RECIPIENT, include_deleted=False)

@@ -1,0 +1,203 @@
+"""Every state change of a message: send, open, reply, delete.
+
+Views parse HTTP and call one of these; each runs in one transaction, with
+the notifications it causes queued in that same transaction, so a message is
+never stored without its notifications or the other way round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+
+from hushpost.accounts.models import User
+from hushpost.lib import clock
+from hushpost.messaging.content import seal_content
+from hushpost.messaging.models import Delivery, Message, Restriction
+from hushpost.notifications.actions import queue_notification
+from hushpost.notifications.models import Notification
+
+EXPIRY_CHOICES = (0, 1, 7, 30)  # days; 0 = never
+
+
+class RefusedError(Exception):
+    """The action is not allowed for this message; the text says why, for the user."""
+
+
+@dataclass
+class SendOptions:
+    read_receipt: bool = False
+    restriction: str = Restriction.NONE
+    expire_days: int = 0
+
+
+@dataclass
+class Addressees:
+    to: list[str]
+    cc: list[str] = field(default_factory=list)
+
+
+def _recipient_account(org_id: int, email: str) -> tuple[User, bool]:
+    """The organisation's recipient account for ``email``, created if new."""
+    existing = User.objects.filter(org_id=org_id, role=User.Role.RECIPIENT, email=email).first()
+    if existing:
+        return existing, False
+    try:
+        with transaction.atomic():
+            user = User(org_id=org_id, email=email, role=User.Role.RECIPIENT)
+            user.set_unusable_password()
+            user.must_change_password = True
+            user.save()
+            return user, True
+    except IntegrityError:  # created by a concurrent send
+        return User.objects.get(org_id=org_id, role=User.Role.RECIPIENT, email=email), False
+
+
+def _deliver(message: Message, addressees: Addressees) -> None:
+    seen: set[str] = set()
+    for field_name, addresses in ((Delivery.Field.TO, addressees.to), (Delivery.Field.CC, addressees.cc)):
+        for email in addresses:
+            if email in seen:
+                continue
+            seen.add(email)
+            account, created = _recipient_account(message.org_id, email)
+            if created:
+                # Once per account, ever: the first-time temporary password.
+                queue_notification(Notification.Kind.PASSWORD, account)
+            delivery = Delivery.objects.create(message=message, recipient=account, field=field_name)
+            queue_notification(Notification.Kind.MESSAGE, account, delivery=delivery)
+
+
+def send_message(
+    *,
+    author: User,
+    addressees: Addressees,
+    subject: str,
+    body_html: str,
+    options: SendOptions,
+    send_token: str,
+    in_reply_to: Message | None = None,
+) -> Message:
+    """Store and encrypt a sender's message and queue its notifications.
+
+    Idempotent per ``send_token``: a repeated submit returns the first message.
+    """
+    if not author.is_sender:
+        raise ValueError("only an organisation's senders send messages")
+    existing = Message.objects.filter(author=author, send_token=send_token).first()
+    if existing:
+        return existing
+    now = clock.now()
+    try:
+        with transaction.atomic():
+            message = Message(
+                org_id=author.org_id,
+                author=author,
+                kind=Message.Kind.MESSAGE,
+                in_reply_to=in_reply_to,
+                send_token=send_token,
+                created_at=now,
+                read_receipt=options.read_receipt,
+                restriction=options.restriction,
+                expires_at=now + timedelta(days=options.expire_days) if options.expire_days else None,
+            )
+            message.org = author.org
+            seal_content(message, subject, body_html)
+            message.save()
+            _deliver(message, addressees)
+    except IntegrityError:
+        existing = Message.objects.filter(author=author, send_token=send_token).first()
+        if existing is None:
+            raise
+        return existing
+    return message
+
+
+def open_message(delivery: Delivery) -> bool:
+    """Record the first opening; queue the read receipt if one was asked for.
+
+    Returns True the first time only, however many tabs open it at once.
+    """
+    if delivery.first_opened_at is not None:
+        return False
+    now = clock.now()
+    with transaction.atomic():
+        first = Delivery.objects.filter(pk=delivery.pk, first_opened_at__isnull=True).update(
+            first_opened_at=now
+        )
+        if not first:
+            return False
+        delivery.first_opened_at = now
+        message = delivery.message
+        if message.read_receipt and message.kind == Message.Kind.MESSAGE:
+            queue_notification(Notification.Kind.READ_RECEIPT, message.author, delivery=delivery)
+    return True
+
+
+def check_can_reply(message: Message) -> None:
+    if message.no_reply:
+        raise RefusedError("The sender restricted this message: replies are not allowed.")
+    if message.is_expired:
+        raise RefusedError("This message has expired, so it can no longer be answered.")
+
+
+def check_can_print(message: Message) -> None:
+    if message.no_print:
+        raise RefusedError("The sender restricted this message: it cannot be printed.")
+
+
+def reply_as_recipient(
+    *, recipient: User, delivery: Delivery, body_html: str, reply_all: bool, send_token: str
+) -> Message:
+    """A recipient's reply: to the sender's Hushpost inbox (and, for Reply All,
+    to the other addressees of the original)."""
+    original = delivery.message
+    check_can_reply(original)
+    existing = Message.objects.filter(author=recipient, send_token=send_token).first()
+    if existing:
+        return existing
+    from hushpost.messaging.content import open_subject
+
+    subject = open_subject(original)
+    if not subject.lower().startswith("re:"):
+        subject = "Re: " + subject
+    now = clock.now()
+    try:
+        with transaction.atomic():
+            reply = Message(
+                org_id=original.org_id,
+                author=recipient,
+                kind=Message.Kind.REPLY,
+                in_reply_to=original,
+                send_token=send_token,
+                created_at=now,
+            )
+            reply.org = original.org
+            seal_content(reply, subject, body_html)
+            reply.save()
+            # Replies always reach the organisation's sender of the thread; a
+            # reply to a Reply All goes there too, never only between outsiders.
+            sender = original.author if original.author.is_sender else original.in_reply_to.author
+            to_sender = Delivery.objects.create(message=reply, recipient=sender)
+            queue_notification(Notification.Kind.REPLY, sender, delivery=to_sender)
+            if reply_all:
+                others = {d.recipient for d in original.deliveries.select_related("recipient")}
+                others.add(original.author)
+                for other in sorted(others, key=lambda u: u.email):
+                    if other.pk in (recipient.pk, sender.pk) or not other.is_recipient:
+                        continue
+                    d = Delivery.objects.create(message=reply, recipient=other, field=Delivery.Field.CC)
+                    queue_notification(Notification.Kind.MESSAGE, other, delivery=d)
+            Delivery.objects.filter(pk=delivery.pk, replied_at__isnull=True).update(replied_at=now)
+    except IntegrityError:
+        existing = Message.objects.filter(author=recipient, send_token=send_token).first()
+        if existing is None:
+            raise
+        return existing
+    return reply
+
+
+def delete_for_recipient(delivery: Delivery) -> None:
+    Delivery.objects.filter(pk=delivery.pk, deleted_at__isnull=True).update(deleted_at=clock.now())

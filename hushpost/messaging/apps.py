@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MessagingConfig(AppConfig):
+    name = "hushpost.messaging"
+    verbose_name = "Messages"

@@ -1,0 +1,62 @@
+"""Inbox and Sent lists: one page of rows, subjects decrypted for that page only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.paginator import Page, Paginator
+
+from hushpost.accounts.models import User
+from hushpost.messaging.content import open_subject
+from hushpost.messaging.models import Delivery, Message
+
+PAGE_SIZE = 50
+
+
+@dataclass
+class Row:
+    message: Message
+    subject: str
+    when: datetime
+    unread: bool = False
+    people: str = ""
+
+
+def inbox(user: User, page_number) -> tuple[Page, list[Row]]:
+    deliveries = (
+        Delivery.objects.filter(recipient=user, deleted_at__isnull=True)
+        .select_related("message", "message__author")
+        .order_by("-created_at", "-id")
+    )
+    page = Paginator(deliveries, PAGE_SIZE).get_page(page_number)
+    rows = [
+        Row(
+            message=d.message,
+            subject=open_subject(d.message),
+            when=d.created_at,
+            unread=d.first_opened_at is None,
+            people=d.message.author.display_name,
+        )
+        for d in page.object_list
+    ]
+    return page, rows
+
+
+def sent(user: User, page_number) -> tuple[Page, list[Row]]:
+    messages = (
+        Message.objects.filter(author=user)
+        .prefetch_related("deliveries__recipient")
+        .order_by("-created_at", "-id")
+    )
+    page = Paginator(messages, PAGE_SIZE).get_page(page_number)
+    rows = [
+        Row(
+            message=m,
+            subject=open_subject(m),
+            when=m.created_at,
+            people=", ".join(d.recipient.display_name for d in m.deliveries.all()),
+        )
+        for m in page.object_list
+    ]
+    return page, rows

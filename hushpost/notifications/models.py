@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from django.db import models
+
+from hushpost.lib import clock
+
+
+class Notification(models.Model):
+    """An e-mail Hushpost owes someone. Never holds message content.
+
+    Created in the same transaction as the event that causes it and delivered
+    by the background worker, retried until the SMTP server accepts it.
+    """
+
+    class Kind(models.TextChoices):
+        PASSWORD = "password", "Secure Messaging Password Notification"
+        MESSAGE = "message", "Secure Messaging Notification"
+        READ_RECEIPT = "read_receipt", "Read receipt"
+        REPLY = "reply", "Reply notification"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    org = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
+    delivery = models.ForeignKey(
+        "messaging.Delivery", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    next_attempt_at = models.DateTimeField(default=clock.now)
+    # Set while a worker is sending, so two workers never send the same e-mail.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    smtp_message_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="notification_due")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+
+class DevMail(models.Model):
+    """An e-mail kept by the development mailbox instead of being sent."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    to = models.TextField()
+    from_email = models.CharField(max_length=320)
+    subject = models.CharField(max_length=998)
+    text = models.TextField()
+    html = models.TextField(blank=True)
+    raw = models.TextField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.subject

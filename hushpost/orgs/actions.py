@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils.text import slugify
+
+from hushpost.orgs.keys import create_org_key
+from hushpost.orgs.models import Domain, Organization
+
+
+class OrgError(ValueError):
+    pass
+
+
+def normalize_domain(domain: str) -> str:
+    domain = domain.strip().lower().rstrip(".")
+    if not domain or "." not in domain or any(c.isspace() or c in "@/\\" for c in domain):
+        raise OrgError(f"{domain!r} is not a mail domain")
+    return domain
+
+
+def create_organization(*, name: str, domains: list[str], sender_name: str = "") -> Organization:
+    name = " ".join(name.split())
+    if not name:
+        raise OrgError("an organisation needs a name")
+    clean = [normalize_domain(d) for d in domains]
+    if not clean:
+        raise OrgError("an organisation needs at least one domain")
+    taken = Domain.objects.filter(name__in=clean).values_list("name", flat=True)
+    if taken:
+        raise OrgError(f"domain already belongs to an organisation: {', '.join(taken)}")
+    base = slugify(name)[:50] or "org"
+    slug, n = base, 1
+    while Organization.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    with transaction.atomic():
+        org = Organization.objects.create(name=name, slug=slug, sender_name=sender_name or name)
+        for d in clean:
+            Domain.objects.create(org=org, name=d)
+        create_org_key(org)
+    return org
+
+
+def org_for_address(email: str) -> Organization | None:
+    domain = email.rsplit("@", 1)[-1].lower()
+    found = Domain.objects.select_related("org").filter(name=domain).first()
+    return found.org if found else None

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Organization(models.Model):
+    """A customer of this deployment: its staff send, its recipients read."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    # Shown as the display name of every notification the organisation sends.
+    sender_name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Domain(models.Model):
+    """A mail domain whose addresses belong to the organisation's staff."""
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="domains")
+    name = models.CharField(max_length=253, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OrgKey(models.Model):
+    """A version of the organisation's key, wrapped by the master key.
+
+    New messages use the highest version; older versions stay to open older
+    messages, so a key can be rotated without re-encrypting anything.
+    """
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="keys")
+    version = models.PositiveIntegerField()
+    wrapped_key = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["org", "version"], name="orgkey_unique_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.org} key v{self.version}"

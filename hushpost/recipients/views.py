@@ -1,0 +1,256 @@
+"""The recipient portal: sign in, set a password, read, reply, print, delete."""
+
+from __future__ import annotations
+
+import secrets
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.contrib import messages as flash
+from django.contrib.auth import logout
+from django.core import signing
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from hushpost.accounts.flows import (
+    set_new_password,
+    sign_in_recipient,
+    start_session,
+)
+from hushpost.accounts.models import User
+from hushpost.lib.sanitize import html_to_text
+from hushpost.lib.urls import safe_next
+from hushpost.lib.views import refused
+from hushpost.messaging import listing
+from hushpost.messaging.access import access_message_for_recipient
+from hushpost.messaging.actions import (
+    RefusedError,
+    check_can_print,
+    check_can_reply,
+    delete_for_recipient,
+    open_message,
+    reply_as_recipient,
+)
+from hushpost.messaging.content import open_content
+from hushpost.messaging.forms import ReplyForm
+from hushpost.notifications.actions import queue_notification
+from hushpost.notifications.models import Notification
+from hushpost.orgs.models import Organization
+
+SIGN_IN_FAILED = "That e-mail address and password don't match an account."
+RESEND_SALT = "hushpost.recipients.resend-temporary"
+
+
+def _org(slug: str) -> Organization:
+    return get_object_or_404(Organization, slug=slug, is_active=True)
+
+
+def recipient_required(view):
+    @wraps(view)
+    def wrapper(request, org, *args, **kwargs):
+        organisation = _org(org)
+        user = request.user
+        if not (user.is_authenticated and user.is_recipient and user.org_id == organisation.pk):
+            query = urlencode({"next": request.path})
+            return redirect(f"/r/{organisation.slug}/login?{query}")
+        request.org = organisation
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def login_view(request, org):
+    organisation = _org(org)
+    prefix = f"/r/{organisation.slug}/"
+    next_url = safe_next(request, request.GET.get("next"), prefix=prefix, default=prefix)
+    user = request.user
+    if user.is_authenticated and user.is_recipient and user.org_id == organisation.pk:
+        return redirect(next_url)  # a GET never changes anything, it only forwards
+    context = {
+        "org": organisation,
+        "email": request.GET.get("email", "")[:254],
+        "error": "",
+        "next": next_url,
+    }
+    status = 200
+    if request.method == "POST":
+        context["email"] = email = request.POST.get("email", "")[:254]
+        result = sign_in_recipient(organisation, email, request.POST.get("password", ""))
+        if result.user is not None and result.temporary_expired:
+            context["expired_at"] = result.user.temp_password_expires_at
+            context["resend_token"] = signing.dumps(result.user.pk, salt=RESEND_SALT)
+            status = 400
+        elif result.user is not None:
+            start_session(request, result.user)
+            return redirect(next_url)
+        else:
+            context["error"] = SIGN_IN_FAILED
+            status = 400
+    return render(request, "recipients/login.html", context, status=status)
+
+
+@require_POST
+def resend_temporary(request, org):
+    """Send a new temporary password to someone who just proved they held the expired one."""
+    organisation = _org(org)
+    try:
+        user_id = signing.loads(request.POST.get("token", ""), salt=RESEND_SALT, max_age=900)
+    except signing.BadSignature:
+        flash.error(request, "That link has expired. Sign in again to ask for a new password.")
+        return redirect("recipients:login", org=organisation.slug)
+    user = get_object_or_404(User, pk=user_id, org=organisation, role=User.Role.RECIPIENT)
+    with transaction.atomic():
+        queue_notification(Notification.Kind.PASSWORD, user)
+    flash.success(request, f"We have sent a new temporary password to {user.email}.")
+    return redirect(f"/r/{organisation.slug}/login?{urlencode({'email': user.email})}")
+
+
+@recipient_required
+def set_password(request):
+    errors: list[str] = []
+    next_url = safe_next(
+        request, request.GET.get("next"), prefix=f"/r/{request.org.slug}/", default=f"/r/{request.org.slug}/"
+    )
+    if request.method == "POST":
+        errors = set_new_password(
+            request, request.user, request.POST.get("password", ""), request.POST.get("confirm", "")
+        )
+        if not errors:
+            flash.success(request, "Your password is set. Use it next time you sign in.")
+            return redirect(next_url)
+    return render(
+        request,
+        "recipients/set_password.html",
+        {"org": request.org, "errors": errors, "first_time": request.user.must_change_password},
+        status=400 if errors else 200,
+    )
+
+
+@require_POST
+def logout_view(request, org):
+    organisation = _org(org)
+    logout(request)
+    flash.success(request, "You have signed out.")
+    return redirect("recipients:login", org=organisation.slug)
+
+
+@recipient_required
+def inbox(request):
+    page, rows = listing.inbox(request.user, request.GET.get("page"))
+    return render(
+        request, "recipients/inbox.html", {"org": request.org, "page": page, "rows": rows, "tab": "inbox"}
+    )
+
+
+@recipient_required
+def sent(request):
+    page, rows = listing.sent(request.user, request.GET.get("page"))
+    return render(
+        request, "recipients/sent.html", {"org": request.org, "page": page, "rows": rows, "tab": "sent"}
+    )
+
+
+def _others(message, user) -> list[User]:
+    """Who else a Reply All reaches besides the sender."""
+    people = {d.recipient for d in message.deliveries.select_related("recipient")}
+    people.add(message.author)
+    return sorted(
+        (p for p in people if p.pk != user.pk and p.is_recipient), key=lambda p: p.email
+    )
+
+
+@recipient_required
+def message_view(request, uid):
+    access = access_message_for_recipient(request.user, uid)
+    message = access.message
+    if access.delivery is not None:
+        open_message(access.delivery)
+    content = open_content(message)
+    can_reply = access.delivery is not None and not message.no_reply and not message.is_expired
+    return render(
+        request,
+        "recipients/message.html",
+        {
+            "org": request.org,
+            "message": message,
+            "content": content,
+            "access": access,
+            "can_reply": can_reply,
+            "others": _others(message, request.user) if access.delivery else [],
+            "tab": "inbox" if access.delivery else "sent",
+        },
+    )
+
+
+@recipient_required
+def reply(request, uid):
+    access = access_message_for_recipient(request.user, uid)
+    message = access.message
+    if access.delivery is None:
+        return refused(request, "You wrote this message; open the original to reply to it.")
+    try:
+        check_can_reply(message)
+    except RefusedError as e:
+        return refused(request, str(e))
+    reply_all = request.POST.get("reply_all") == "True" or request.GET.get("all") == "1"
+    if request.method == "POST":
+        form = ReplyForm(request.POST)
+        if form.is_valid():
+            try:
+                reply_as_recipient(
+                    recipient=request.user,
+                    delivery=access.delivery,
+                    body_html=form.cleaned_data["body"],
+                    reply_all=form.cleaned_data["reply_all"],
+                    send_token=form.cleaned_data["send_token"],
+                )
+            except RefusedError as e:  # expired between page load and submit
+                return refused(request, str(e))
+            flash.success(request, "Your reply was sent securely.")
+            return redirect("recipients:message", org=request.org.slug, uid=message.uid)
+    else:
+        form = ReplyForm(initial={"send_token": secrets.token_urlsafe(24), "reply_all": reply_all})
+    content = open_content(message)
+    return render(
+        request,
+        "recipients/reply.html",
+        {
+            "org": request.org,
+            "message": message,
+            "content": content,
+            "form": form,
+            "reply_all": reply_all,
+            "others": _others(message, request.user) if reply_all else [],
+            "quoted": html_to_text(content.body_html)[:2000],
+            "tab": "inbox",
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@recipient_required
+def print_view(request, uid):
+    access = access_message_for_recipient(request.user, uid)
+    try:
+        check_can_print(access.message)
+    except RefusedError as e:
+        return refused(request, str(e))
+    return render(
+        request,
+        "recipients/print.html",
+        {"org": request.org, "message": access.message, "content": open_content(access.message)},
+    )
+
+
+@require_POST
+@recipient_required
+def delete(request, uid):
+    access = access_message_for_recipient(request.user, uid)
+    if access.delivery is None:
+        return refused(request, "Only messages you received can be deleted here.")
+    delete_for_recipient(access.delivery)
+    flash.success(request, "The message was deleted.")
+    return redirect("recipients:inbox", org=request.org.slug)
+
+

@@ -1,0 +1,174 @@
+"""The sender portal: sign in, Inbox (replies), Sent, Compose and message pages."""
+
+from __future__ import annotations
+
+import secrets
+from functools import wraps
+
+from django.contrib import messages as flash
+from django.contrib.auth import logout
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from hushpost.accounts.flows import sign_in_sender, start_session
+from hushpost.lib.sanitize import html_to_text
+from hushpost.lib.urls import safe_next
+from hushpost.messaging import listing
+from hushpost.messaging.access import access_message_for_sender
+from hushpost.messaging.actions import open_message, send_message
+from hushpost.messaging.content import open_content, open_subject
+from hushpost.messaging.forms import ComposeForm
+from hushpost.messaging.models import Message
+from hushpost.notifications.actions import retry_now
+from hushpost.notifications.models import Notification
+
+SIGN_IN_FAILED = "That e-mail address and password don't match an account."
+
+
+def sender_required(view):
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        user = request.user
+        if not (user.is_authenticated and user.is_sender):
+            return redirect(f"/login?next={request.path}")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def login_view(request):
+    if request.user.is_authenticated and request.user.is_sender:
+        return redirect("senders:inbox")
+    error = ""
+    email = request.GET.get("email", "")[:254]
+    if request.method == "POST":
+        email = request.POST.get("email", "")[:254]
+        result = sign_in_sender(email, request.POST.get("password", ""))
+        if result.user is not None:
+            start_session(request, result.user)
+            return redirect(safe_next(request, request.GET.get("next"), prefix="/app/", default="/app/"))
+        error = SIGN_IN_FAILED
+    return render(request, "senders/login.html", {"email": email, "error": error},
+                  status=400 if error else 200)
+
+
+@require_POST
+def logout_view(request):
+    logout(request)
+    flash.success(request, "You have signed out.")
+    return redirect("senders:login")
+
+
+@sender_required
+def inbox(request):
+    page, rows = listing.inbox(request.user, request.GET.get("page"))
+    return render(request, "senders/inbox.html", {"page": page, "rows": rows, "tab": "inbox"})
+
+
+@sender_required
+def sent(request):
+    page, rows = listing.sent(request.user, request.GET.get("page"))
+    return render(request, "senders/sent.html", {"page": page, "rows": rows, "tab": "sent"})
+
+
+@sender_required
+def compose(request):
+    replying_to = None
+    if request.method == "POST":
+        form = ComposeForm(request.POST)
+        if form.is_valid() and form.cleaned_data["in_reply_to"]:
+            replying_to = access_message_for_sender(request.user, form.cleaned_data["in_reply_to"]).message
+        if form.is_valid() and request.POST.get("confirm") == "1":
+            message = send_message(
+                author=request.user,
+                addressees=form.addressees(),
+                subject=form.cleaned_data["subject"],
+                body_html=form.cleaned_data["body"],
+                options=form.options(),
+                send_token=form.cleaned_data["send_token"],
+                in_reply_to=replying_to,
+            )
+            count = message.deliveries.count()
+            flash.success(
+                request,
+                f"Your secure message was sent to {count} recipient{'s' if count != 1 else ''}.",
+            )
+            return redirect("senders:message", uid=message.uid)
+        # Valid but not yet confirmed (no script): show the send options.
+        show_options = form.is_valid()
+    else:
+        initial = {"send_token": secrets.token_urlsafe(24)}
+        reply_uid = request.GET.get("reply_to")
+        if reply_uid:
+            access = access_message_for_sender(request.user, reply_uid)
+            replying_to = access.message
+            content = open_content(replying_to)
+            subject = content.subject
+            initial.update(
+                to=replying_to.author.email if not access.is_author else "",
+                subject=subject if subject.lower().startswith("re:") else "Re: " + subject,
+                in_reply_to=replying_to.uid,
+            )
+        form = ComposeForm(initial=initial)
+        show_options = False
+    return render(
+        request,
+        "senders/compose.html",
+        {"form": form, "show_options": show_options, "tab": "compose", "replying_to": replying_to},
+        status=400 if request.method == "POST" and not form.is_valid() else 200,
+    )
+
+
+@sender_required
+def message_view(request, uid):
+    access = access_message_for_sender(request.user, uid)
+    message = access.message
+    if access.delivery is not None:
+        open_message(access.delivery)
+    content = open_content(message)
+    recipients = []
+    if access.is_author:
+        deliveries = message.deliveries.select_related("recipient").order_by("id")
+        notes = {
+            n.delivery_id: n
+            for n in Notification.objects.filter(
+                delivery__message=message, kind=Notification.Kind.MESSAGE
+            )
+        }
+        recipients = [(d, notes.get(d.pk)) for d in deliveries]
+    replies = [
+        (r, open_subject(r))
+        for r in Message.objects.filter(in_reply_to=message, kind=Message.Kind.REPLY)
+        .select_related("author").order_by("created_at")
+        if r.author_id == request.user.pk or r.deliveries.filter(recipient=request.user).exists()
+    ]
+    return render(
+        request,
+        "senders/message.html",
+        {
+            "message": message,
+            "content": content,
+            "access": access,
+            "recipients": recipients,
+            "replies": replies,
+            "quoted": html_to_text(content.body_html)[:2000],
+            "tab": "sent" if access.is_author else "inbox",
+        },
+    )
+
+
+@require_POST
+@sender_required
+def retry_notification(request, uid, notification_id):
+    access = access_message_for_sender(request.user, uid)
+    if not access.is_author:
+        raise Http404
+    notification = Notification.objects.filter(
+        pk=notification_id, delivery__message=access.message
+    ).first()
+    if notification is None:
+        raise Http404
+    retry_now(notification)
+    flash.success(request, f"Trying again to notify {notification.user.email}.")
+    return redirect("senders:message", uid=uid)

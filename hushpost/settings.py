@@ -1,0 +1,239 @@
+"""Hushpost settings, read from ``HUSHPOST_*`` environment variables.
+
+Defaults are the embedded ones (SQLite under the data directory, the dev
+mailbox) but only in development mode; production mode (the default) refuses
+to start on anything unsafe and says why, see :func:`check_production`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from csp.constants import NONE, SELF
+
+from hushpost.lib.email_url import parse_email_url
+from hushpost.lib.env import ConfigError, env, envbool, envint, envsecret
+
+BASE_DIR = Path(__file__).resolve().parent
+
+MODE = (env("MODE", "production") or "production").lower()
+if MODE not in {"production", "development"}:
+    raise ConfigError("HUSHPOST_MODE must be 'production' or 'development'")
+PRODUCTION = MODE == "production"
+
+DATA_DIR = Path(env("DATA_DIR", str(Path.cwd() / "var")) or "var").resolve()
+
+
+def _dev_secret(filename: str) -> str:
+    """In development a missing secret is generated once and kept in the data dir."""
+    path = DATA_DIR / filename
+    if path.exists():
+        return path.read_text().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(value + "\n")
+    return value
+
+
+DEBUG = envbool("DEBUG", False)
+
+SECRET_KEY = envsecret("SECRET_KEY") or ("" if PRODUCTION else _dev_secret("secret.key"))
+# The master key wraps every organisation key; see hushpost/lib/crypto.py.
+MASTER_KEY = envsecret("MASTER_KEY") or ("" if PRODUCTION else _dev_secret("master.key"))
+
+BASE_URL = (env("BASE_URL") or "http://" + (env("BIND", "127.0.0.1:8000") or "")).rstrip("/")
+BIND = env("BIND", "127.0.0.1:8000")
+
+EMAIL_URL = env("EMAIL_URL", "mailbox:") or "mailbox:"
+_email = parse_email_url(EMAIL_URL)
+EMAIL_BACKEND = _email.backend
+EMAIL_HOST = _email.host
+EMAIL_PORT = _email.port
+EMAIL_HOST_USER = _email.username
+EMAIL_HOST_PASSWORD = _email.password
+EMAIL_USE_TLS = _email.use_tls
+EMAIL_USE_SSL = _email.use_ssl
+EMAIL_TIMEOUT = _email.timeout
+DEV_MAILBOX_ENABLED = _email.is_mailbox and not PRODUCTION
+DEFAULT_FROM_EMAIL = env("FROM_EMAIL", "no-reply@hushpost.localhost")
+
+_host = BASE_URL.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+ALLOWED_HOSTS = [h.strip() for h in (env("ALLOWED_HOSTS") or "").split(",") if h.strip()] or [
+    _host,
+    "127.0.0.1",
+    "localhost",
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    "csp",
+    "hushpost.orgs",
+    "hushpost.accounts",
+    "hushpost.messaging",
+    "hushpost.notifications",
+    "hushpost.senders",
+    "hushpost.recipients",
+    "hushpost.server",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "hushpost.lib.middleware.PrivacyHeadersMiddleware",
+    "hushpost.accounts.middleware.PasswordChangeRequiredMiddleware",
+]
+
+ROOT_URLCONF = "hushpost.urls"
+WSGI_APPLICATION = "hushpost.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "hushpost.lib.context.hushpost",
+            ],
+        },
+    },
+]
+
+_default_db = "sqlite:///" + str(DATA_DIR / "hushpost.sqlite3")
+DATABASE_URL = env("DATABASE_URL", _default_db) or _default_db
+_db = dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server read while the worker writes; IMMEDIATE takes the
+    # write lock at BEGIN so two writers queue instead of failing mid-transaction.
+    _db["CONN_MAX_AGE"] = 0
+    _db["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["hushpost.accounts.backends.HushpostBackend"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+LOGIN_URL = "/login"
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = not PRODUCTION
+
+# Sessions and cookies: HttpOnly everywhere, SameSite=Lax, Secure in production.
+SESSION_COOKIE_NAME = "hushpost_session"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = envint("SESSION_HOURS", 8) * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", PRODUCTION)
+CSRF_TRUSTED_ORIGINS = [BASE_URL] if BASE_URL.startswith("https://") else []
+CSRF_FAILURE_VIEW = "hushpost.lib.views.csrf_failure"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "no-referrer"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if envbool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = envint("HSTS_SECONDS", 31536000 if BASE_URL.startswith("https://") else 0)
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "frame-src": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
+
+# Message limits and policy.
+MAX_BODY_BYTES = envint("MAX_BODY_BYTES", 1_000_000)
+MAX_RECIPIENTS = envint("MAX_RECIPIENTS", 50)
+TEMP_PASSWORD_DAYS = envint("TEMP_PASSWORD_DAYS", 7)
+MIN_PASSWORD_LENGTH = 12
+# Seconds between delivery attempts of a notification; its length is the
+# number of retries before a notification is marked failed.
+NOTIFY_RETRY_SCHEDULE = [
+    int(s) for s in (env("NOTIFY_RETRY_SCHEDULE", "30,60,300,900,1800,3600,7200,14400") or "").split(",")
+]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.tasks": {"level": "WARNING"},
+        "django_tasks": {"level": "WARNING"},
+        "django_tasks_db": {"level": "WARNING"},
+    },
+}
+
+
+def _production_problems() -> list[str]:
+    """Why this configuration must not serve real users (empty when it may)."""
+    problems = []
+    if not SECRET_KEY:
+        problems.append("HUSHPOST_SECRET_KEY (or HUSHPOST_SECRET_KEY_FILE) is not set")
+    if not MASTER_KEY:
+        problems.append("HUSHPOST_MASTER_KEY (or HUSHPOST_MASTER_KEY_FILE) is not set")
+    if _email.is_mailbox:
+        problems.append(
+            "HUSHPOST_EMAIL_URL is the dev mailbox; set smtp://host:port so recipients get their e-mail"
+        )
+    if DEBUG:
+        problems.append("HUSHPOST_DEBUG is on; it shows internals to anyone who hits an error")
+    return problems
+
+
+# Checked by every `hushpost` command and by the WSGI entry point before serving.
+PRODUCTION_PROBLEMS = _production_problems() if PRODUCTION else []
+if not SECRET_KEY:
+    # Django refuses an empty SECRET_KEY with a vague error; the start-up check
+    # (hushpost/server/startup.py) reports the full list of reasons instead.
+    SECRET_KEY = "unset-" + secrets.token_hex(16)

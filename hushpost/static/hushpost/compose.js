@@ -1,0 +1,36 @@
+// Compose: the Send button opens the send-options dialog; the dialog's
+// "Send securely" submits once (a second click does nothing; the server also
+// refuses a duplicate through the form's one-time token).
+(function () {
+  "use strict";
+  document.querySelectorAll("[data-opens]").forEach(function (button) {
+    var dialog = document.getElementById(button.getAttribute("data-opens"));
+    if (!dialog || typeof dialog.showModal !== "function") { return; }
+    dialog.removeAttribute("open");
+    button.type = "button";
+    button.addEventListener("click", function () {
+      var form = button.closest("form");
+      var to = form.querySelector("[name=to]");
+      var subject = form.querySelector("[name=subject]");
+      if (to && !to.value.trim()) { to.setAttribute("aria-invalid", "true"); to.focus(); return; }
+      if (subject && !subject.value.trim()) { subject.setAttribute("aria-invalid", "true"); subject.focus(); return; }
+      dialog.showModal();
+    });
+  });
+  document.querySelectorAll("[data-closes]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      document.getElementById(button.getAttribute("data-closes")).close();
+    });
+  });
+  document.querySelectorAll("form").forEach(function (form) {
+    form.addEventListener("submit", function (e) {
+      if (form.dataset.submitted) { e.preventDefault(); return; }
+      form.dataset.submitted = "1";
+      var submitter = e.submitter;
+      if (submitter && (submitter.name === "confirm" || submitter.hasAttribute("data-once"))) {
+        // Let this submit carry the button's value, then lock it.
+        setTimeout(function () { submitter.disabled = true; submitter.textContent = "Sending…"; }, 0);
+      }
+    });
+  });
+})();

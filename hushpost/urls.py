@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from hushpost.lib.views import home
+from hushpost.notifications import views as mailbox
+
+admin.site.site_header = "Hushpost operations"
+admin.site.site_title = "Hushpost operations"
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("", include("hushpost.senders.urls")),
+    path("r/<slug:org>/", include("hushpost.recipients.urls")),
+    path("dev/mailbox", mailbox.mailbox, name="dev-mailbox"),
+    path("dev/mailbox/<int:pk>", mailbox.mail_detail, name="dev-mail"),
+    path("dev/mailbox/<int:pk>/html", mailbox.mail_html, name="dev-mail-html"),
+    path("ops/", admin.site.urls),
+]

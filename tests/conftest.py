@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from hushpost.accounts.actions import create_sender
+from hushpost.lib import clock
+from hushpost.notifications.actions import connection
+from hushpost.orgs.actions import create_organization
+from tests.settings import SMTP_PORT
+from tests.smtp import SmtpSink
+
+PASSWORD = "Correct-horse-battery-9"
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    sink = SmtpSink(SMTP_PORT)
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server):
+    smtp_server.clear()
+    if smtp_server.controller is None:
+        smtp_server.start()
+    yield smtp_server
+    connection.close()
+    if smtp_server.controller is None:
+        smtp_server.start()
+
+
+@pytest.fixture(autouse=True)
+def _real_smtp(settings):
+    # Django's test set-up swaps in an in-memory mail outbox; Hushpost's tests
+    # send through a real SMTP server instead, as production does.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+
+@pytest.fixture(autouse=True)
+def _reset_clock():
+    clock.reset()
+    yield
+    clock.reset()
+
+
+def run_worker() -> None:
+    """Deliver every notification that is due, as `hushpost worker` would.
+
+    It is the real db_worker loop in batch mode; only its connection recycling
+    is switched off, because inside a test's transaction it would close the
+    connection the test is using.
+    """
+    from unittest import mock
+
+    from django_tasks_db.management.commands import db_worker
+
+    with mock.patch.object(db_worker, "close_old_connections", lambda: None):
+        call_command(
+            "db_worker", batch=True, queue_name="*", reload=False, startup_delay=False, verbosity=0
+        )
+
+
+@pytest.fixture
+def deliver():
+    return run_worker
+
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def make_org(db):
+    def make(name="Northwind Health", domain=None):
+        n = next(_counter)
+        return create_organization(name=name, domains=[domain or f"org{n}.example"])
+
+    return make
+
+
+@pytest.fixture
+def org(make_org):
+    return make_org("Northwind Health", "northwind.example")
+
+
+@pytest.fixture
+def make_sender(db):
+    def make(org, local="alice", name="Alice Moreno", admin=False):
+        domain = org.domains.first().name
+        return create_sender(email=f"{local}@{domain}", name=name, password=PASSWORD, admin=admin)
+
+    return make
+
+
+@pytest.fixture
+def alice(org, make_sender):
+    return make_sender(org, "alice", "Alice Moreno")
+
+
+@pytest.fixture
+def sender_client(client, alice):
+    response = client.post("/login", {"email": alice.email, "password": PASSWORD})
+    assert response.status_code == 302, response.content[:500]
+    return client
+
+
+@pytest.fixture
+def base_url_testserver(settings):
+    settings.BASE_URL = "http://testserver"
+    return settings.BASE_URL
+
+
+__all__ = ["settings"]
+
+
+@pytest.fixture
+def client_factory(db):
+    from django.test import Client
+
+    return Client

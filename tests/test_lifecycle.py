@@ -1,0 +1,164 @@
+"""The secure-message procedure end to end, through HTTP and a real SMTP server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hushpost.lib import clock
+from hushpost.messaging.models import Delivery, Message
+from tests.helpers import (
+    MESSAGE_SUBJECT,
+    NEW_PASSWORD,
+    PASSWORD_SUBJECT,
+    first_login,
+    path_of,
+    send,
+)
+
+
+def test_new_recipient_gets_password_then_message_notification(sender_client, smtp, deliver, org):
+    r = send(sender_client, to="bob@client.example", subject="Scan results")
+    assert r.status_code == 302
+    deliver()
+    [password_mail] = smtp.to("bob@client.example", PASSWORD_SUBJECT)
+    [notice] = smtp.to("bob@client.example", MESSAGE_SUBJECT)
+    for mail in (password_mail, notice):
+        assert mail.message["Auto-Submitted"] == "auto-generated"
+        assert mail.message["Message-ID"] and mail.message["Date"]
+        assert "Northwind Health" in str(mail.message["From"])
+        assert mail.text and mail.html
+        assert "Scan results" not in mail.text + mail.html
+        assert "normal" not in mail.text + mail.html
+    assert len(password_mail.temporary_password()) == 23
+    assert f"/r/{org.slug}/login?email=bob%40client.example" in password_mail.link()
+    assert "next=" in notice.link()
+
+
+def test_second_message_sends_only_the_message_notification(sender_client, smtp, deliver):
+    send(sender_client, to="bob@client.example", subject="One")
+    send(sender_client, to="bob@client.example", subject="Two")
+    deliver()
+    assert len(smtp.to("bob@client.example", PASSWORD_SUBJECT)) == 1
+    assert len(smtp.to("bob@client.example", MESSAGE_SUBJECT)) == 2
+
+
+def test_recipient_must_set_password_before_anything_else(sender_client, client_factory, smtp, deliver, org):
+    send(sender_client, to="bob@client.example")
+    deliver()
+    bob = client_factory()
+    temp = smtp.wait_for("bob@client.example", PASSWORD_SUBJECT)[0].temporary_password()
+    r = bob.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": temp.upper().replace("-", " ")})
+    assert r.status_code == 302
+    r = bob.get(f"/r/{org.slug}/")
+    assert r.status_code == 302 and r["Location"] == f"/r/{org.slug}/password"
+    r = bob.post(f"/r/{org.slug}/password", {"password": temp, "confirm": temp})
+    assert r.status_code == 400
+    r = bob.post(f"/r/{org.slug}/password", {"password": "short", "confirm": "short"})
+    assert b"at least 12 characters" in r.content
+    r = bob.post(f"/r/{org.slug}/password", {"password": "aaaaaaaaaaaa", "confirm": "aaaaaaaaaaaa"})
+    assert b"stronger password" in r.content
+    r = bob.post(f"/r/{org.slug}/password", {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert r.status_code == 302
+    assert bob.get(f"/r/{org.slug}/").status_code == 200
+    # The temporary password is spent.
+    other = client_factory()
+    r = other.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": temp})
+    assert r.status_code == 400 and b"don&#x27;t match" in r.content
+
+
+def test_read_receipt_reply_and_answer(sender_client, client_factory, smtp, deliver, org, alice):
+    send(sender_client, to="bob@client.example", subject="Your test results", read_receipt=True,
+         restriction="no_print", expire_days=7)
+    deliver()
+    bob = client_factory()
+    first_login(bob, smtp, org, "bob@client.example")
+    notice = smtp.wait_for("bob@client.example", MESSAGE_SUBJECT)[0]
+    # The link is a GET that changes nothing: it forwards to the message once signed in.
+    r = bob.get(path_of(notice.link()))
+    assert r.status_code == 302
+    r = bob.get(r["Location"])
+    assert r.status_code == 200
+    page = r.content.decode()
+    assert "Your test results" in page and "<b>normal</b>" in page
+    assert "Expires" in page and "/print" not in page
+    assert r["Cache-Control"].startswith("no-store")
+    bob.get(r.request["PATH_INFO"])  # a second open sends no second receipt
+    deliver()
+    [receipt] = smtp.to(alice.email, "Secure Messaging Read Receipt")
+    assert "bob@client.example" in receipt.text
+    message = Message.objects.get(kind="message")
+    r = bob.post(f"/r/{org.slug}/m/{message.uid}/reply",
+                 {"body": "Thank you, see you Tuesday.", "send_token": "t" * 24})
+    assert r.status_code == 302
+    deliver()
+    [reply_mail] = smtp.to(alice.email, "Secure Messaging Reply Notification")
+    assert "Tuesday" not in reply_mail.text
+    inbox = sender_client.get("/app/").content.decode()
+    assert "Re: Your test results" in inbox
+    reply = Message.objects.get(kind="reply")
+    page = sender_client.get(f"/app/m/{reply.uid}").content.decode()
+    assert "see you Tuesday" in page
+    status = sender_client.get(f"/app/m/{message.uid}").content.decode()
+    assert "Notified" in status and "Not yet" not in status
+    # The sender answers the reply; Bob gets only a message notification.
+    r = send(sender_client, to="bob@client.example", subject="Re: Your test results",
+             in_reply_to=reply.uid)
+    assert r.status_code == 302
+    deliver()
+    assert len(smtp.to("bob@client.example", MESSAGE_SUBJECT)) == 2
+    assert len(smtp.to("bob@client.example", PASSWORD_SUBJECT)) == 1
+
+
+def test_restricted_no_reply_refuses_forged_reply_and_print(sender_client, client_factory, smtp, deliver, org):
+    send(sender_client, to="bob@client.example", restriction="no_print_no_reply")
+    deliver()
+    bob = client_factory()
+    first_login(bob, smtp, org, "bob@client.example")
+    message = Message.objects.get()
+    page = bob.get(f"/r/{org.slug}/m/{message.uid}").content.decode()
+    assert "/reply" not in page and "/print" not in page
+    r = bob.post(f"/r/{org.slug}/m/{message.uid}/reply", {"body": "forged", "send_token": "f" * 24})
+    assert r.status_code == 403 and "replies are not allowed" in r.content.decode()
+    r = bob.get(f"/r/{org.slug}/m/{message.uid}/print")
+    assert r.status_code == 403 and "cannot be printed" in r.content.decode()
+    assert Message.objects.filter(kind="reply").count() == 0
+
+
+def test_expired_message_refuses_reply_but_prints_and_deletes(sender_client, client_factory, smtp, deliver, org):
+    send(sender_client, to="bob@client.example", expire_days=1)
+    deliver()
+    bob = client_factory()
+    first_login(bob, smtp, org, "bob@client.example")
+    message = Message.objects.get()
+    assert "/reply" in bob.get(f"/r/{org.slug}/m/{message.uid}").content.decode()
+    clock.travel(timedelta(days=1, minutes=1))
+    page = bob.get(f"/r/{org.slug}/m/{message.uid}").content.decode()
+    assert "expired on" in page and "/reply" not in page and "/print" in page
+    r = bob.post(f"/r/{org.slug}/m/{message.uid}/reply", {"body": "late", "send_token": "l" * 24})
+    assert r.status_code == 403 and "expired" in r.content.decode()
+    assert bob.get(f"/r/{org.slug}/m/{message.uid}/print").status_code == 200
+    r = bob.post(f"/r/{org.slug}/m/{message.uid}/delete")
+    assert r.status_code == 302
+    assert Delivery.objects.get().deleted_at is not None
+    assert bob.get(f"/r/{org.slug}/m/{message.uid}").status_code == 404
+
+
+def test_expired_temporary_password_offers_a_new_one(sender_client, client_factory, smtp, deliver, org):
+    send(sender_client, to="bob@client.example")
+    deliver()
+    temp = smtp.wait_for("bob@client.example", PASSWORD_SUBJECT)[0].temporary_password()
+    clock.travel(timedelta(days=8))
+    bob = client_factory()
+    r = bob.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": temp})
+    page = r.content.decode()
+    assert r.status_code == 400 and "temporary password expired" in page
+    import re
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    r = bob.post(f"/r/{org.slug}/login/resend", {"token": token})
+    assert r.status_code == 302
+    deliver()
+    mails = smtp.wait_for("bob@client.example", PASSWORD_SUBJECT, count=2)
+    fresh = mails[-1].temporary_password()
+    assert fresh != temp
+    r = bob.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": fresh})
+    assert r.status_code == 302
