@@ -63,10 +63,11 @@ def _deliver(message: Message, addressees: Addressees) -> None:
                 continue
             seen.add(email)
             account, created = _recipient_account(message.org_id, email)
+            delivery = Delivery.objects.create(message=message, recipient=account, field=field_name)
             if created:
                 # Once per account, ever: the first-time temporary password.
-                queue_notification(Notification.Kind.PASSWORD, account)
-            delivery = Delivery.objects.create(message=message, recipient=account, field=field_name)
+                # Tied to this delivery so its sender sees whether it went out.
+                queue_notification(Notification.Kind.PASSWORD, account, delivery=delivery)
             queue_notification(Notification.Kind.MESSAGE, account, delivery=delivery)
 
 

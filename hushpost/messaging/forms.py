@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from email.utils import parseaddr
 
 from django import forms
 from django.conf import settings
@@ -14,27 +15,31 @@ from hushpost.messaging.actions import EXPIRY_CHOICES, Addressees, SendOptions
 from hushpost.messaging.models import Restriction
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-_SPLIT = re.compile(r"[,;\s]+")
 
 
 def parse_addresses(value: str, *, label: str) -> list[str]:
-    if "\r" in value or "\n" in value:
-        value = value.replace("\r", " ").replace("\n", " ")
+    """Addresses separated by commas, semicolons or spaces; ``Name <addr>`` as
+    pasted from a mail client keeps just the address."""
+    value = value.replace("\r", " ").replace("\n", " ")
     found: list[str] = []
     bad: list[str] = []
-    for part in _SPLIT.split(value.strip()):
-        if not part:
+    for chunk in re.split(r"[,;]", value):
+        chunk = chunk.strip()
+        if not chunk:
             continue
-        # Accept "Name <addr>" pasted from a mail client: keep the address.
-        m = re.search(r"<([^<>]+)>$", part)
-        address = (m.group(1) if m else part).strip().lower()
-        try:
-            validate_email(address)
-        except ValidationError:
-            bad.append(part)
-            continue
-        if address not in found:
-            found.append(address)
+        if "<" in chunk or ">" in chunk:
+            candidates = [parseaddr(chunk)[1] or chunk]
+        else:
+            candidates = chunk.split()
+        for candidate in candidates:
+            address = candidate.strip().lower()
+            try:
+                validate_email(address)
+            except ValidationError:
+                bad.append(candidate)
+                continue
+            if address not in found:
+                found.append(address)
     if bad:
         raise ValidationError(
             f"{label}: not a valid e-mail address: {', '.join(bad[:5])}", code="invalid"

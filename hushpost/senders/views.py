@@ -23,6 +23,29 @@ from hushpost.messaging.models import Message
 from hushpost.notifications.actions import retry_now
 from hushpost.notifications.models import Notification
 
+
+class NotifiedState:
+    """What the sender needs to know about a recipient's e-mails, in one state.
+
+    A new recipient gets two (password, then message); the worst one counts.
+    """
+
+    def __init__(self, status: str, sent_at=None, problem: Notification | None = None):
+        self.status, self.sent_at, self.problem = status, sent_at, problem
+
+    @classmethod
+    def of(cls, notifications: list[Notification]) -> NotifiedState:
+        for n in notifications:
+            if n.status == Notification.Status.FAILED:
+                return cls("failed", problem=n)
+        for n in notifications:
+            if n.status == Notification.Status.PENDING:
+                return cls("pending", problem=n)
+        if not notifications:
+            return cls("pending")
+        return cls("sent", sent_at=max(n.sent_at for n in notifications))
+
+
 SIGN_IN_FAILED = "That e-mail address and password don't match an account."
 
 
@@ -130,13 +153,10 @@ def message_view(request, uid):
     recipients = []
     if access.is_author:
         deliveries = message.deliveries.select_related("recipient").order_by("id")
-        notes = {
-            n.delivery_id: n
-            for n in Notification.objects.filter(
-                delivery__message=message, kind=Notification.Kind.MESSAGE
-            )
-        }
-        recipients = [(d, notes.get(d.pk)) for d in deliveries]
+        notes: dict[int, list[Notification]] = {}
+        for n in Notification.objects.filter(delivery__message=message).order_by("id"):
+            notes.setdefault(n.delivery_id, []).append(n)
+        recipients = [(d, NotifiedState.of(notes.get(d.pk, []))) for d in deliveries]
     replies = [
         (r, open_subject(r))
         for r in Message.objects.filter(in_reply_to=message, kind=Message.Kind.REPLY)

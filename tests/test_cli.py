@@ -1,0 +1,59 @@
+"""The `hushpost` command as an operator uses it: a real process, real arguments."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HUSHPOST = [sys.executable, "-m", "hushpost.cli"]
+
+
+@pytest.fixture
+def env(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HUSHPOST_")}
+    clean.pop("DJANGO_SETTINGS_MODULE", None)
+    clean.update(HUSHPOST_MODE="development", HUSHPOST_DATA_DIR=str(tmp_path))
+    return clean
+
+
+def run(env, *args, stdin=""):
+    return subprocess.run(
+        [*HUSHPOST, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
+
+
+def test_operator_sets_up_an_organisation_and_a_sender(env, tmp_path):
+    assert run(env, "migrate", "-v0").returncode == 0
+    r = run(env, "org", "add", "--name", "Harbour Legal", "--domain", "harbour.example")
+    assert r.returncode == 0, r.stderr
+    assert "Created organisation Harbour Legal (harbour-legal)" in r.stdout
+    r = run(env, "org", "add", "--name", "Copycat", "--domain", "harbour.example")
+    assert r.returncode != 0 and "already belongs" in r.stderr
+    r = run(env, "user", "add", "--email", "Ann@Harbour.example", "--name", "Ann Lee", "--admin",
+            stdin="Solid-granite-meadow-88\n")
+    assert r.returncode == 0, r.stderr
+    assert "Created organisation admin ann@harbour.example in Harbour Legal" in r.stdout
+    r = run(env, "user", "add", "--email", "bo@elsewhere.example", "--name", "Bo",
+            stdin="Solid-granite-meadow-88\n")
+    assert r.returncode != 0 and "no organisation owns the domain" in r.stderr
+    r = run(env, "user", "add", "--email", "cy@harbour.example", "--name", "Cy", stdin="password\n")
+    assert r.returncode != 0 and "at least 12 characters" in r.stderr
+    r = run(env, "user", "add", "--email", "dee@harbour.example", "--name", "Dee\r\nBcc: x@y.example",
+            stdin="Solid-granite-meadow-88\n")
+    assert r.returncode != 0 and "line breaks" in r.stderr
+    r = run(env, "org", "list")
+    assert "harbour-legal\tHarbour Legal\tharbour.example" in r.stdout
+    assert (tmp_path / "hushpost.sqlite3").exists()
+
+
+def test_demo_setup_creates_the_demo_login(env):
+    r = run(env, "demo", "--setup-only")
+    assert r.returncode == 0, r.stderr
+    r = run(env, "demo", "--setup-only")  # running it again changes nothing
+    assert r.returncode == 0, r.stderr
+    assert "northwind-health" in run(env, "org", "list").stdout

@@ -1,0 +1,111 @@
+"""Notifications survive a refusing or absent SMTP server, and the sender sees why."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from hushpost.lib import clock
+from hushpost.messaging.models import Message
+from hushpost.notifications.actions import requeue_overdue
+from hushpost.notifications.models import Notification
+from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, send
+
+
+@pytest.fixture
+def fast_retries(settings):
+    settings.NOTIFY_RETRY_SCHEDULE = [0, 0, 0]
+
+
+def _status_page(client) -> str:
+    return client.get(f"/app/m/{Message.objects.get().uid}").content.decode()
+
+
+def test_temporary_refusal_is_retried_until_accepted(sender_client, smtp, deliver, settings):
+    settings.NOTIFY_RETRY_SCHEDULE = [3600]
+    smtp.refuse_next("451 4.3.0 Mailbox temporarily unavailable")
+    send(sender_client, to="bob@client.example")
+    deliver()
+    failed = Notification.objects.get(status="pending", attempts=1)
+    assert "451 4.3.0 Mailbox temporarily unavailable" in failed.last_error
+    page = _status_page(sender_client)
+    assert "Pending" in page and "retrying after: 451" in page
+    # The retry is scheduled, not lost: once due, the worker sends it.
+    deliver()
+    assert Notification.objects.filter(status="pending").count() == 1
+    from django_tasks_db.models import DBTaskResult
+
+    DBTaskResult.objects.filter(status="READY").update(run_after=clock.now() - timedelta(seconds=1))
+    deliver()
+    assert Notification.objects.filter(status="sent").count() == 2
+    assert len(smtp.to("bob@client.example")) == 2
+    assert "Notified" in _status_page(sender_client)
+
+
+def test_server_down_keeps_notifications_pending_then_delivers(
+    sender_client, smtp, deliver, fast_retries
+):
+    smtp.stop()
+    send(sender_client, to="bob@client.example")
+    deliver()  # both notifications fail every attempt but one
+    pending = Notification.objects.filter(status="pending")
+    assert pending.count() + Notification.objects.filter(status="failed").count() == 2
+    assert all("refused the connection" in n.last_error for n in Notification.objects.all())
+    smtp.start()
+    for n in Notification.objects.filter(status="failed"):
+        # The sender's Retry button puts a failed notification back in the queue.
+        r = sender_client.post(f"/app/m/{Message.objects.get().uid}/retry/{n.pk}")
+        assert r.status_code == 302
+    deliver()
+    assert smtp.to("bob@client.example", PASSWORD_SUBJECT)
+    assert smtp.to("bob@client.example", MESSAGE_SUBJECT)
+
+
+def requeue_overdue_now():
+    clock.travel(timedelta(minutes=10))
+    try:
+        return requeue_overdue()
+    finally:
+        clock.travel(-timedelta(minutes=10))
+
+
+def test_permanent_refusal_is_shown_with_the_smtp_reply_and_can_be_retried(
+    sender_client, smtp, deliver
+):
+    send(sender_client, to="bob@client.example")
+    smtp.refuse_next("550 5.1.1 No such user here")
+    deliver()
+    note = Notification.objects.get(kind="password")  # the first e-mail out
+    assert note.status == "failed" and note.attempts == 1
+    page = _status_page(sender_client)
+    assert "Failed" in page and "550 5.1.1 No such user here" in page
+    r = sender_client.post(f"/app/m/{Message.objects.get().uid}/retry/{note.pk}")
+    assert r.status_code == 302
+    deliver()
+    note.refresh_from_db()
+    assert note.status == "sent"
+    assert smtp.to("bob@client.example", PASSWORD_SUBJECT)
+    assert smtp.to("bob@client.example", MESSAGE_SUBJECT)
+    assert "Notified" in _status_page(sender_client)
+
+
+def test_retries_give_up_after_the_schedule(sender_client, smtp, deliver, fast_retries):
+    smtp.refuse_next(*["421 4.7.0 Try again later"] * 10)
+    send(sender_client, to="bob@client.example")
+    deliver()
+    notes = Notification.objects.all()
+    assert {n.status for n in notes} == {"failed"}
+    assert {n.attempts for n in notes} == {4}  # the first try and three retries
+
+
+def test_lost_task_is_requeued_and_sent_once(sender_client, smtp, deliver):
+    from django_tasks_db.models import DBTaskResult
+
+    send(sender_client, to="bob@client.example")
+    DBTaskResult.objects.all().delete()  # a worker died and took its tasks with it
+    assert requeue_overdue() == 0  # not overdue yet
+    assert requeue_overdue_now() == 2
+    requeue_overdue_now()  # asked twice: still one e-mail each
+    deliver()
+    assert len(smtp.to("bob@client.example")) == 2
