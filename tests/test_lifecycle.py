@@ -162,3 +162,15 @@ def test_expired_temporary_password_offers_a_new_one(sender_client, client_facto
     assert fresh != temp
     r = bob.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": fresh})
     assert r.status_code == 302
+
+
+def test_sent_list_summarises_each_message(sender_client, client_factory, smtp, deliver, org):
+    send(sender_client, to="bob@client.example, carol@client.example", subject="Board pack",
+         read_receipt=True)
+    deliver()
+    bob = client_factory()
+    first_login(bob, smtp, org, "bob@client.example")
+    bob.get(f"/r/{org.slug}/m/{Message.objects.get().uid}")
+    page = sender_client.get("/app/sent").content.decode()
+    assert "Board pack" in page and "Opened 1/2" in page and "Receipt" in page
+    assert "Not delivered" not in page

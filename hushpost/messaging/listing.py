@@ -21,6 +21,11 @@ class Row:
     when: datetime
     unread: bool = False
     people: str = ""
+    # Sent rows: how the message is doing across its recipients.
+    recipients: int = 0
+    opened: int = 0
+    replied: int = 0
+    problem: bool = False
 
 
 def inbox(user: User, page_number) -> tuple[Page, list[Row]]:
@@ -46,17 +51,25 @@ def inbox(user: User, page_number) -> tuple[Page, list[Row]]:
 def sent(user: User, page_number) -> tuple[Page, list[Row]]:
     messages = (
         Message.objects.filter(author=user)
-        .prefetch_related("deliveries__recipient")
+        .prefetch_related("deliveries__recipient", "deliveries__notifications")
         .order_by("-created_at", "-id")
     )
     page = Paginator(messages, PAGE_SIZE).get_page(page_number)
-    rows = [
-        Row(
-            message=m,
-            subject=open_subject(m),
-            when=m.created_at,
-            people=", ".join(d.recipient.display_name for d in m.deliveries.all()),
+    rows = []
+    for m in page.object_list:
+        deliveries = list(m.deliveries.all())
+        rows.append(
+            Row(
+                message=m,
+                subject=open_subject(m),
+                when=m.created_at,
+                people=", ".join(d.recipient.display_name for d in deliveries),
+                recipients=len(deliveries),
+                opened=sum(1 for d in deliveries if d.first_opened_at),
+                replied=sum(1 for d in deliveries if d.replied_at),
+                problem=any(
+                    n.status == "failed" for d in deliveries for n in d.notifications.all()
+                ),
+            )
         )
-        for m in page.object_list
-    ]
     return page, rows
