@@ -34,6 +34,7 @@ def create_organization(*, name: str, domains: list[str], sender_name: str = "")
         n += 1
         slug = f"{base}-{n}"
     with transaction.atomic():
+        sender_name = " ".join(sender_name.split())  # it becomes an e-mail header
         org = Organization.objects.create(name=name, slug=slug, sender_name=sender_name or name)
         for d in clean:
             Domain.objects.create(org=org, name=d)

@@ -38,7 +38,10 @@ def current_key(org: Organization) -> tuple[int, bytes]:
     return key.version, _unwrap(org.pk, key.version, bytes(key.wrapped_key))
 
 
+@lru_cache(maxsize=1024)
 def key_version(org_id: int, version: int) -> bytes:
+    # A key version never changes once written (rotation adds a version), so a
+    # process may keep it: an inbox page opens fifty subjects with one query.
     wrapped = OrgKey.objects.values_list("wrapped_key", flat=True).get(org_id=org_id, version=version)
     return _unwrap(org_id, version, bytes(wrapped))
 
