@@ -57,3 +57,22 @@ def test_demo_setup_creates_the_demo_login(env):
     r = run(env, "demo", "--setup-only")  # running it again changes nothing
     assert r.returncode == 0, r.stderr
     assert "northwind-health" in run(env, "org", "list").stdout
+
+
+def test_operator_account_reaches_the_admin_but_no_portal(env, tmp_path):
+    env = env | {"DJANGO_SUPERUSER_PASSWORD": "Operator-granite-meadow-88"}
+    assert run(env, "migrate", "-v0").returncode == 0
+    r = run(env, "createsuperuser", "--noinput", "--username", "Ops@Example.org")
+    assert r.returncode == 0, r.stderr
+
+
+def test_operator_signs_in_to_the_admin(client, db):
+    from hushpost.accounts.models import User
+
+    User.objects.create_superuser("ops@example.org", "Operator-granite-meadow-88")
+    r = client.post("/ops/login/", {"username": "ops@example.org", "password": "Operator-granite-meadow-88"})
+    assert r.status_code == 302
+    assert client.get("/ops/").status_code == 200
+    assert client.get("/ops/notifications/notification/").status_code == 200
+    # Operators have no portal: the sender app does not take them.
+    assert client.get("/app/").status_code == 302
