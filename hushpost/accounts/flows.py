@@ -33,15 +33,15 @@ class SignIn:
 
 
 def _verify(user: User | None, password: str) -> bool:
-    if user is None:
-        _DUMMY.set_password(password)  # equal cost for unknown accounts
+    """One Argon2 computation whatever the case, so timing tells nothing either."""
+    if user is None or not user.has_usable_password():
+        _DUMMY.set_password(password)
         return False
-    if user.check_password(password):
-        return True
     if user.must_change_password:
-        canonical = canonical_temporary(password)
-        return canonical != password and user.check_password(canonical)
-    return False
+        # Temporary passwords are issued in canonical form; forgive how they
+        # were typed (case, spaces, missing hyphens).
+        password = canonical_temporary(password)
+    return user.check_password(password)
 
 
 def sign_in_sender(email: str, password: str) -> SignIn:
