@@ -174,3 +174,20 @@ def test_sent_list_summarises_each_message(sender_client, client_factory, smtp, 
     page = sender_client.get("/app/sent").content.decode()
     assert "Board pack" in page and "Opened 1/2" in page and "Receipt" in page
     assert "Not delivered" not in page
+
+
+def test_recipient_sees_their_replies_under_the_message(sender_client, client_factory, smtp, deliver, org):
+    send(sender_client, to="bob@client.example", subject="Appointment")
+    deliver()
+    bob = client_factory()
+    first_login(bob, smtp, org, "bob@client.example")
+    message = Message.objects.get()
+    bob.post(f"/r/{org.slug}/m/{message.uid}/reply", {"body": "Works for me", "send_token": "r" * 24})
+    page = bob.get(f"/r/{org.slug}/m/{message.uid}").content.decode()
+    assert "Your replies" in page
+    reply = Message.objects.get(kind="reply")
+    assert f"/r/{org.slug}/m/{reply.uid}" in page
+    sent = bob.get(f"/r/{org.slug}/sent").content.decode()
+    assert "Re: Appointment" in sent
+    mine = bob.get(f"/r/{org.slug}/m/{reply.uid}").content.decode()
+    assert "Works for me" in mine and "/delete" not in mine

@@ -34,6 +34,7 @@ from hushpost.messaging.actions import (
 )
 from hushpost.messaging.content import open_content
 from hushpost.messaging.forms import ReplyForm
+from hushpost.messaging.models import Message
 from hushpost.notifications.actions import queue_notification
 from hushpost.notifications.models import Notification
 from hushpost.orgs.models import Organization
@@ -168,6 +169,10 @@ def message_view(request, uid):
         open_message(access.delivery)
     content = open_content(message)
     can_reply = access.delivery is not None and not message.no_reply and not message.is_expired
+    my_replies = [
+        (r, r.created_at)
+        for r in Message.objects.filter(in_reply_to=message, author=request.user).order_by("created_at")
+    ]
     return render(
         request,
         "recipients/message.html",
@@ -178,6 +183,7 @@ def message_view(request, uid):
             "access": access,
             "can_reply": can_reply,
             "others": _others(message, request.user) if access.delivery else [],
+            "my_replies": my_replies,
             "tab": "inbox" if access.delivery else "sent",
         },
     )
