@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.shortcuts import redirect
 
 
@@ -20,5 +22,9 @@ class PasswordChangeRequiredMiddleware:
         ):
             allowed = (f"/r/{user.org.slug}/password", f"/r/{user.org.slug}/logout")
             if request.path not in allowed:
-                return redirect(allowed[0])
+                target = allowed[0]
+                if request.method == "GET" and request.path.startswith(f"/r/{user.org.slug}/"):
+                    # Come back to the message the e-mail linked to once the password is set.
+                    target += "?" + urlencode({"next": request.get_full_path()})
+                return redirect(target)
         return self.get_response(request)

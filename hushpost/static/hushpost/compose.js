@@ -16,6 +16,12 @@
       if (subject && !subject.value.trim()) { subject.setAttribute("aria-invalid", "true"); subject.focus(); return; }
       dialog.showModal();
     });
+    // Enter in a field submits the form through its default button, which is
+    // "Send securely" once Send is a plain button: show the options instead,
+    // never send with options the sender did not see.
+    button.closest("form").addEventListener("submit", function (e) {
+      if (!dialog.open) { e.preventDefault(); button.click(); }
+    });
   });
   document.querySelectorAll("[data-closes]").forEach(function (button) {
     button.addEventListener("click", function () {
@@ -24,6 +30,7 @@
   });
   document.querySelectorAll("form").forEach(function (form) {
     form.addEventListener("submit", function (e) {
+      if (e.defaultPrevented) { return; }
       if (form.dataset.submitted) { e.preventDefault(); return; }
       form.dataset.submitted = "1";
       var submitter = e.submitter;

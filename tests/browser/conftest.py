@@ -1,0 +1,56 @@
+"""Browser tests: a real Chromium (Debian's) drives the live Django server.
+
+Each test runs against pytest-django's ``live_server`` with the real SMTP sink on
+loopback (the ``smtp`` fixture), so the links in the e-mails are opened in the
+browser exactly as a recipient would open them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.steps import VIEWPORT
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": VIEWPORT, "locale": "en-GB", "timezone_id": "UTC"}
+
+
+@pytest.fixture
+def site(live_server, settings, transactional_db):
+    """The live server's URL; e-mailed links point at it."""
+    settings.BASE_URL = live_server.url
+    return live_server.url
+
+
+@pytest.fixture
+def bob_context(new_context):
+    """A second, separate browser (its own cookies) for the recipient."""
+    context = new_context()
+    context.set_default_timeout(10_000)
+    return context
+
+
+@pytest.fixture(autouse=True)
+def _short_timeouts(context):
+    # A hung page should fail in seconds, not after Playwright's default 30 s.
+    context.set_default_timeout(10_000)

@@ -1,0 +1,57 @@
+"""CSRF under Referrer-Policy: no-referrer, where browsers send `Origin: null`."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from tests.conftest import PASSWORD
+
+
+@pytest.fixture
+def csrf_client(db):
+    c = Client(enforce_csrf_checks=True)
+    c.get("/login")
+    return c
+
+
+def _post(c, **headers):
+    token = c.cookies["csrftoken"].value
+    return c.post("/login", {"email": "alice@northwind.example", "password": PASSWORD,
+                             "csrfmiddlewaretoken": token}, **headers)
+
+
+def test_same_origin_form_with_null_origin_is_accepted(csrf_client, alice):
+    r = _post(csrf_client, HTTP_ORIGIN="null", HTTP_SEC_FETCH_SITE="same-origin")
+    assert r.status_code == 302
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site", "none", None])
+def test_null_origin_from_anywhere_else_is_refused(csrf_client, alice, site):
+    headers = {"HTTP_ORIGIN": "null"}
+    if site:
+        headers["HTTP_SEC_FETCH_SITE"] = site
+    r = _post(csrf_client, **headers)
+    assert r.status_code == 403 and b"This page has expired" in r.content
+
+
+def test_foreign_origin_is_refused_even_with_a_token(csrf_client, alice):
+    r = _post(csrf_client, HTTP_ORIGIN="https://evil.example", HTTP_SEC_FETCH_SITE="same-origin")
+    assert r.status_code == 403
+
+
+def test_null_origin_still_needs_the_token(db, alice):
+    c = Client(enforce_csrf_checks=True)
+    c.get("/login")
+    r = c.post("/login", {"email": alice.email, "password": PASSWORD},
+               HTTP_ORIGIN="null", HTTP_SEC_FETCH_SITE="same-origin")
+    assert r.status_code == 403
+
+
+def test_referrer_policy_stays_no_referrer(client, db):
+    assert client.get("/login")["Referrer-Policy"] == "no-referrer"
+
+
+def test_static_assets_are_served(client, db):
+    r = client.get("/static/hushpost/hushpost.css")
+    assert r.status_code == 200
