@@ -96,7 +96,13 @@ class Delivery(models.Model):
             models.UniqueConstraint(fields=["message", "recipient"], name="delivery_once")
         ]
         indexes = [
-            models.Index(fields=["recipient", "deleted_at", "-created_at"], name="delivery_inbox")
+            # The inbox query, newest first, served straight from the index
+            # however many messages a mailbox holds.
+            models.Index(
+                fields=["recipient", "-created_at", "-id"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="delivery_inbox_live",
+            )
         ]
 
     def __str__(self) -> str:

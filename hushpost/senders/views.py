@@ -103,16 +103,17 @@ def compose(request):
         if form.is_valid() and form.cleaned_data["in_reply_to"]:
             replying_to = access_message_for_sender(request.user, form.cleaned_data["in_reply_to"]).message
         if form.is_valid() and request.POST.get("confirm") == "1":
+            addressees = form.addressees()
             message = send_message(
                 author=request.user,
-                addressees=form.addressees(),
+                addressees=addressees,
                 subject=form.cleaned_data["subject"],
                 body_html=form.cleaned_data["body"],
                 options=form.options(),
                 send_token=form.cleaned_data["send_token"],
                 in_reply_to=replying_to,
             )
-            count = message.deliveries.count()
+            count = len(addressees.to) + len(addressees.cc)
             flash.success(
                 request,
                 f"Your secure message was sent to {count} recipient{'s' if count != 1 else ''}.",
