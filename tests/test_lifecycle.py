@@ -50,7 +50,13 @@ def test_recipient_must_set_password_before_anything_else(sender_client, client_
     r = bob.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": temp.upper().replace("-", " ")})
     assert r.status_code == 302
     r = bob.get(f"/r/{org.slug}/")
-    assert r.status_code == 302 and r["Location"] == f"/r/{org.slug}/password"
+    assert r.status_code == 302 and r["Location"] == f"/r/{org.slug}/password?next=%2Fr%2F{org.slug}%2F"
+    r = bob.get(f"/r/{org.slug}/sent")
+    assert r["Location"].startswith(f"/r/{org.slug}/password")
+    r = bob.post(f"/r/{org.slug}/logout")
+    assert r.status_code == 302
+    r = bob.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": temp})
+    assert r.status_code == 302
     r = bob.post(f"/r/{org.slug}/password", {"password": temp, "confirm": temp})
     assert r.status_code == 400
     r = bob.post(f"/r/{org.slug}/password", {"password": "short", "confirm": "short"})
