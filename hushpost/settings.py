@@ -7,12 +7,14 @@ to start on anything unsafe and says why, see :func:`check_production`.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF
 
+from hushpost.lib.crypto import is_raw_key
 from hushpost.lib.email_url import parse_email_url
 from hushpost.lib.env import ConfigError, env, envbool, envint, envsecret
 
@@ -32,7 +34,7 @@ def _dev_secret(filename: str) -> str:
     if path.exists():
         return path.read_text().strip()
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
+    value = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     path.touch(mode=0o600)
     path.write_text(value + "\n")
     return value
@@ -221,8 +223,20 @@ def _production_problems() -> list[str]:
     problems = []
     if not SECRET_KEY:
         problems.append("HUSHPOST_SECRET_KEY (or HUSHPOST_SECRET_KEY_FILE) is not set")
+    elif len(SECRET_KEY) < 32:
+        problems.append("HUSHPOST_SECRET_KEY is shorter than 32 characters")
     if not MASTER_KEY:
         problems.append("HUSHPOST_MASTER_KEY (or HUSHPOST_MASTER_KEY_FILE) is not set")
+    elif not is_raw_key(MASTER_KEY):
+        problems.append(
+            "HUSHPOST_MASTER_KEY must be 32 random bytes in base64 (openssl rand -base64 32)"
+        )
+    if not env("BASE_URL"):
+        problems.append("HUSHPOST_BASE_URL is not set; e-mailed links need the portal's public URL")
+    elif not BASE_URL.startswith("https://") and _host not in {"127.0.0.1", "localhost", "[::1]"}:
+        problems.append(
+            "HUSHPOST_BASE_URL must start with https:// so e-mailed links and cookies are protected"
+        )
     if _email.is_mailbox:
         problems.append(
             "HUSHPOST_EMAIL_URL is the dev mailbox; set smtp://host:port so recipients get their e-mail"

@@ -41,6 +41,7 @@ def _real_smtp(settings):
     # Django's test set-up swaps in an in-memory mail outbox; Hushpost's tests
     # send through a real SMTP server instead, as production does.
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    connection.close()  # never reuse a connection opened under another backend
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from hushpost.lib import clock
@@ -55,6 +56,14 @@ def test_recipient_must_set_password_before_anything_else(sender_client, client_
     assert r["Location"].startswith(f"/r/{org.slug}/password")
     r = bob.post(f"/r/{org.slug}/logout")
     assert r.status_code == 302
+    # The temporary password opened its one session; it offers a new one instead.
+    r = bob.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": temp})
+    assert r.status_code == 400 and "already been used" in r.content.decode()
+    deliver()
+    r = bob.post(f"/r/{org.slug}/login/resend", {"token": _resend_token(r)})
+    assert r.status_code == 302
+    deliver()
+    temp = smtp.wait_for("bob@client.example", PASSWORD_SUBJECT, count=2)[-1].temporary_password()
     r = bob.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": temp})
     assert r.status_code == 302
     r = bob.post(f"/r/{org.slug}/password", {"password": temp, "confirm": temp})
@@ -158,12 +167,16 @@ def test_expired_temporary_password_offers_a_new_one(sender_client, client_facto
     r = bob.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": temp})
     page = r.content.decode()
     assert r.status_code == 400 and "temporary password expired" in page
-    import re
-    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    token = _resend_token(r)
     r = bob.post(f"/r/{org.slug}/login/resend", {"token": token})
     assert r.status_code == 302
     deliver()
+    # The request cannot be replayed once it has done its job.
+    r = bob.post(f"/r/{org.slug}/login/resend", {"token": token}, follow=True)
+    assert "That request has expired" in r.content.decode()
+    deliver()
     mails = smtp.wait_for("bob@client.example", PASSWORD_SUBJECT, count=2)
+    assert len(mails) == 2
     fresh = mails[-1].temporary_password()
     assert fresh != temp
     r = bob.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": fresh})
@@ -197,3 +210,7 @@ def test_recipient_sees_their_replies_under_the_message(sender_client, client_fa
     assert "Re: Appointment" in sent
     mine = bob.get(f"/r/{org.slug}/m/{reply.uid}").content.decode()
     assert "Works for me" in mine and "/delete" not in mine
+
+
+def _resend_token(response) -> str:
+    return re.search(r'name="token" value="([^"]+)"', response.content.decode()).group(1)

@@ -30,6 +30,11 @@ _DUMMY = User()
 class SignIn:
     user: User | None = None
     temporary_expired: bool = False
+    temporary_used: bool = False
+
+    @property
+    def needs_new_temporary(self) -> bool:
+        return self.temporary_expired or self.temporary_used
 
 
 def _verify(user: User | None, password: str) -> bool:
@@ -66,6 +71,14 @@ def sign_in_recipient(org: Organization, email: str, password: str) -> SignIn:
         # They proved they hold the e-mailed password, so saying it expired
         # reveals nothing to a stranger.
         return SignIn(user=user, temporary_expired=True)
+    if user.must_change_password:
+        # A temporary password opens one session: someone else reading the
+        # same mailbox later cannot use it to take the account over.
+        claimed = User.objects.filter(pk=user.pk, temp_password_used_at__isnull=True).update(
+            temp_password_used_at=clock.now()
+        )
+        if not claimed:
+            return SignIn(user=user, temporary_used=True)
     return SignIn(user=user)
 
 
@@ -79,11 +92,20 @@ def issue_temporary_password(user: User) -> str:
     user.set_password(password)
     user.must_change_password = True
     user.temp_password_expires_at = clock.now() + timedelta(days=settings.TEMP_PASSWORD_DAYS)
-    user.save(update_fields=["password", "must_change_password", "temp_password_expires_at"])
+    user.temp_password_used_at = None
+    user.save(
+        update_fields=[
+            "password", "must_change_password", "temp_password_expires_at", "temp_password_used_at"
+        ]
+    )
     return password
 
 
-def set_new_password(request, user: User, new: str, confirm: str) -> list[str]:
+def set_new_password(request, user: User, new: str, confirm: str, current: str | None = None) -> list[str]:
+    """Replace the password. Outside the first-time step the current one is
+    required, so a session left open cannot be turned into a takeover."""
+    if not user.must_change_password and not user.check_password(current or ""):
+        return ["Your current password is not right."]
     problems = password_problems(new, email=user.email, name=user.name)
     if new != confirm:
         problems.append("The two passwords do not match.")
@@ -95,11 +117,12 @@ def set_new_password(request, user: User, new: str, confirm: str) -> list[str]:
         user.set_password(new)
         user.must_change_password = False
         user.temp_password_expires_at = None
+        user.temp_password_used_at = None
         user.password_changed_at = clock.now()
         user.save(
             update_fields=[
                 "password", "must_change_password", "temp_password_expires_at",
-                "password_changed_at",
+                "temp_password_used_at", "password_changed_at",
             ]
         )
     update_session_auth_hash(request, user)

@@ -4,6 +4,8 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 
+from hushpost.orgs.models import no_line_breaks
+
 
 class UserManager(BaseUserManager):
     def create_superuser(self, username, password=None, **extra):
@@ -35,7 +37,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         "orgs.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="users"
     )
     email = models.EmailField(max_length=254)
-    name = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=200, blank=True, validators=[no_line_breaks])
     role = models.CharField(max_length=10, choices=Role.choices)
     is_org_admin = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
@@ -46,6 +48,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     # sees in plaintext (it is generated as the e-mail is written).
     must_change_password = models.BooleanField(default=False)
     temp_password_expires_at = models.DateTimeField(null=True, blank=True)
+    # Set at the first sign-in with the temporary password: it opens one session only.
+    temp_password_used_at = models.DateTimeField(null=True, blank=True)
     password_changed_at = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()

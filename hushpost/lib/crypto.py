@@ -51,20 +51,34 @@ def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
         raise DecryptionError("authentication failed") from None
 
 
+def _decode_key(value: str) -> bytes | None:
+    for decode in (base64.urlsafe_b64decode, base64.b64decode):
+        try:
+            raw = decode(value + "=" * (-len(value) % 4))
+        except ValueError:
+            continue
+        if len(raw) == KEY_BYTES:
+            return raw
+    return None
+
+
+def is_raw_key(value: str) -> bool:
+    """Whether ``value`` is 32 bytes of base64, as production requires."""
+    return _decode_key(value) is not None
+
+
 def master_key_from_setting(value: str) -> bytes:
     """The configured master key as 32 bytes.
 
-    A value that decodes as 32 bytes of URL-safe base64 is used as is; any other
-    string (a passphrase kept in a secrets manager, a dev key file) is stretched
-    with SHA-256, which is sound for high-entropy input only, so the README asks
-    for ``openssl rand -base64 32``.
+    A value that decodes as 32 bytes of base64 (standard or URL-safe) is used as
+    is.  Any other string, such as the development key file, is hashed with
+    SHA-256, which is sound for high-entropy input only; production mode
+    refuses such keys (``openssl rand -base64 32`` makes a good one).
     """
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        if len(raw) == KEY_BYTES:
-            return raw
-    except ValueError:
-        pass
+    raw = _decode_key(value)
+    if raw is not None:
+        return raw
+    # Development only: production refuses a master key that is not raw.
     return hashlib.sha256(value.encode()).digest()
 
 

@@ -138,10 +138,24 @@ def open_message(delivery: Delivery) -> bool:
 
 
 def check_can_reply(message: Message) -> None:
-    if message.no_reply:
-        raise RefusedError("The sender restricted this message: replies are not allowed.")
-    if message.is_expired:
-        raise RefusedError("This message has expired, so it can no longer be answered.")
+    # Answering a Reply All answers the sender's message too: its restriction
+    # and expiry hold for the whole conversation.
+    thread = [message]
+    if message.kind == Message.Kind.REPLY and message.in_reply_to is not None:
+        thread.append(message.in_reply_to)
+    for m in thread:
+        if m.no_reply:
+            raise RefusedError("The sender restricted this message: replies are not allowed.")
+        if m.is_expired:
+            raise RefusedError("This message has expired, so it can no longer be answered.")
+
+
+def can_reply(message: Message) -> bool:
+    try:
+        check_can_reply(message)
+    except RefusedError:
+        return False
+    return True
 
 
 def check_can_print(message: Message) -> None:

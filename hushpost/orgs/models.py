@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from django.db import models
+
+# Names end up in e-mail headers: a line break there is refused, never sent.
+no_line_breaks = RegexValidator(r"[\r\n]", inverse_match=True, message="Line breaks are not allowed.")
 
 
 class Organization(models.Model):
     """A customer of this deployment: its staff send, its recipients read."""
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[no_line_breaks])
     slug = models.SlugField(max_length=60, unique=True)
     # Shown as the display name of every notification the organisation sends.
-    sender_name = models.CharField(max_length=200)
+    sender_name = models.CharField(max_length=200, validators=[no_line_breaks])
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -11,6 +11,7 @@ from django.contrib.auth import logout
 from django.core import signing
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.views.decorators.http import require_POST
 
 from hushpost.accounts.flows import (
@@ -26,6 +27,7 @@ from hushpost.messaging import listing
 from hushpost.messaging.access import access_message_for_recipient
 from hushpost.messaging.actions import (
     RefusedError,
+    can_reply,
     check_can_print,
     check_can_reply,
     delete_for_recipient,
@@ -78,9 +80,10 @@ def login_view(request, org):
     if request.method == "POST":
         context["email"] = email = request.POST.get("email", "")[:254]
         result = sign_in_recipient(organisation, email, request.POST.get("password", ""))
-        if result.user is not None and result.temporary_expired:
-            context["expired_at"] = result.user.temp_password_expires_at
-            context["resend_token"] = signing.dumps(result.user.pk, salt=RESEND_SALT)
+        if result.user is not None and result.needs_new_temporary:
+            context["expired_at"] = result.user.temp_password_expires_at if result.temporary_expired else None
+            context["already_used"] = result.temporary_used
+            context["resend_token"] = _resend_token(result.user)
             status = 400
         elif result.user is not None:
             start_session(request, result.user)
@@ -91,16 +94,28 @@ def login_view(request, org):
     return render(request, "recipients/login.html", context, status=status)
 
 
+def _resend_token(user: User) -> str:
+    # Bound to the current (temporary) password hash: once a new password is
+    # chosen or a new temporary one issued, the token is worthless.
+    return signing.dumps([user.pk, salted_hmac(RESEND_SALT, user.password).hexdigest()], salt=RESEND_SALT)
+
+
 @require_POST
 def resend_temporary(request, org):
     """Send a new temporary password to someone who just proved they held the expired one."""
     organisation = _org(org)
     try:
-        user_id = signing.loads(request.POST.get("token", ""), salt=RESEND_SALT, max_age=900)
-    except signing.BadSignature:
-        flash.error(request, "That link has expired. Sign in again to ask for a new password.")
+        user_id, fingerprint = signing.loads(request.POST.get("token", ""), salt=RESEND_SALT, max_age=900)
+    except (signing.BadSignature, ValueError, TypeError):
+        user_id, fingerprint = None, ""
+    user = User.objects.filter(
+        pk=user_id, org=organisation, role=User.Role.RECIPIENT, must_change_password=True
+    ).first()
+    if user is None or not constant_time_compare(
+        fingerprint, salted_hmac(RESEND_SALT, user.password).hexdigest()
+    ):
+        flash.error(request, "That request has expired. Sign in again to ask for a new password.")
         return redirect("recipients:login", org=organisation.slug)
-    user = get_object_or_404(User, pk=user_id, org=organisation, role=User.Role.RECIPIENT)
     with transaction.atomic():
         queue_notification(Notification.Kind.PASSWORD, user)
     flash.success(request, f"We have sent a new temporary password to {user.email}.")
@@ -115,7 +130,11 @@ def set_password(request):
     )
     if request.method == "POST":
         errors = set_new_password(
-            request, request.user, request.POST.get("password", ""), request.POST.get("confirm", "")
+            request,
+            request.user,
+            request.POST.get("password", ""),
+            request.POST.get("confirm", ""),
+            current=request.POST.get("current"),
         )
         if not errors:
             flash.success(request, "Your password is set. Use it next time you sign in.")
@@ -168,7 +187,7 @@ def message_view(request, uid):
     if access.delivery is not None:
         open_message(access.delivery)
     content = open_content(message)
-    can_reply = access.delivery is not None and not message.no_reply and not message.is_expired
+    replyable = access.delivery is not None and can_reply(message)
     my_replies = [
         (r, r.created_at)
         for r in Message.objects.filter(in_reply_to=message, author=request.user).order_by("created_at")
@@ -181,7 +200,7 @@ def message_view(request, uid):
             "message": message,
             "content": content,
             "access": access,
-            "can_reply": can_reply,
+            "can_reply": replyable,
             "others": _others(message, request.user) if access.delivery else [],
             "my_replies": my_replies,
             "tab": "inbox" if access.delivery else "sent",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.contrib import messages as flash
 from django.contrib.auth import logout
@@ -54,7 +55,7 @@ def sender_required(view):
     def wrapper(request, *args, **kwargs):
         user = request.user
         if not (user.is_authenticated and user.is_sender):
-            return redirect(f"/login?next={request.path}")
+            return redirect("/login?" + urlencode({"next": request.path}))
         return view(request, *args, **kwargs)
 
     return wrapper
