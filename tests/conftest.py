@@ -54,9 +54,9 @@ def _reset_clock():
 @pytest.fixture(autouse=True)
 def _forget_org_keys():
     # Rolled-back tests reuse row ids on SQLite; a process in production never does.
-    keys.key_version.cache_clear()
+    keys.forget_cached_keys()
     yield
-    keys.key_version.cache_clear()
+    keys.forget_cached_keys()
 
 
 def run_worker() -> None:

@@ -87,9 +87,8 @@ def send_message(
     """
     if not author.is_sender:
         raise ValueError("only an organisation's senders send messages")
-    existing = Message.objects.filter(author=author, send_token=send_token).first()
-    if existing:
-        return existing
+    # No look-up first: the unique (author, send_token) constraint turns a
+    # repeated submit into an IntegrityError, answered with the first message.
     now = clock.now()
     try:
         with transaction.atomic():

@@ -115,9 +115,19 @@ def deliver(notification_id: int) -> str:
     )
     if not claimed:
         return "skipped"
-    notification = Notification.objects.select_related(
-        "org", "user", "delivery__message__author", "delivery__recipient"
-    ).get(pk=notification_id)
+    notification = (
+        Notification.objects.select_related(
+            "org", "user", "delivery__message__author", "delivery__recipient"
+        )
+        # An e-mail needs names and addresses, never the ciphertext (up to a
+        # megabyte per message) or anyone's password hash.
+        .defer(
+            "delivery__message__subject_ct", "delivery__message__body_ct",
+            "delivery__message__wrapped_key", "delivery__message__author__password",
+            "delivery__recipient__password",
+        )
+        .get(pk=notification_id)
+    )
 
     temporary_password = ""
     if notification.kind == Notification.Kind.PASSWORD:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 
 from django.conf import settings
@@ -28,14 +29,32 @@ def create_org_key(org: Organization) -> OrgKey:
         )
         version = (last or 0) + 1
         wrapped = crypto.seal(master_key(), crypto.new_key(), crypto.org_key_aad(org.pk, version))
-        return OrgKey.objects.create(org=org, version=version, wrapped_key=wrapped)
+        key = OrgKey.objects.create(org=org, version=version, wrapped_key=wrapped)
+    _current.pop(org.pk, None)  # this process uses the new version at once
+    return key
+
+
+# org id -> (current version, when it was read). A rotation reaches every
+# process within CURRENT_TTL seconds; until then they keep encrypting under the
+# previous version, which stays valid, so nothing is lost or unreadable.
+CURRENT_TTL = 60.0
+_current: dict[int, tuple[int, float]] = {}
 
 
 def current_key(org: Organization) -> tuple[int, bytes]:
+    cached = _current.get(org.pk)
+    if cached is not None and time.monotonic() - cached[1] < CURRENT_TTL:
+        return cached[0], key_version(org.pk, cached[0])
     key = OrgKey.objects.filter(org=org).order_by("-version").first()
     if key is None:
         key = create_org_key(org)
+    _current[org.pk] = (key.version, time.monotonic())
     return key.version, _unwrap(org.pk, key.version, bytes(key.wrapped_key))
+
+
+def forget_cached_keys() -> None:
+    _current.clear()
+    key_version.cache_clear()
 
 
 @lru_cache(maxsize=1024)

@@ -1,0 +1,37 @@
+"""The baseline web app for ``make bench``: one trivial Django view, nothing else.
+
+Served by gunicorn with exactly the arguments ``hushpost serve`` uses (see
+``bench/run.py``), so the ratio sending / trivial measures what Hushpost's
+send path costs on top of Django + gunicorn on this machine. It has its own
+minimal settings (no database, no middleware) and adds no route to the product.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+from django.core.wsgi import get_wsgi_application
+from django.http import HttpResponse
+from django.urls import path
+
+
+def ok(request):
+    return HttpResponse(b"ok", content_type="text/plain")
+
+
+urlpatterns = [path("", ok)]
+
+if not settings.configured:
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY=os.environ.get("HUSHPOST_SECRET_KEY") or "bench-trivial-not-secret",
+        ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+        ROOT_URLCONF=__name__,
+        INSTALLED_APPS=[],
+        MIDDLEWARE=[],
+        DATABASES={},
+        USE_TZ=True,
+    )
+
+application = get_wsgi_application()
