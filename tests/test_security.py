@@ -24,7 +24,6 @@ from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
 from django.test import Client
-from django.test.utils import override_settings
 
 from hushpost.accounts.actions import create_sender
 from hushpost.accounts.models import User
@@ -40,26 +39,11 @@ from tests.test_access import (
     BOB,
     CONTENT,
     SECRETS,
-    SMTP_BACKEND,
     World,
-    build_world,
-    destroy_world,
+    world,  # noqa: F401 - the persona world, built once for this module too
 )
 
 SESSION_COOKIE = "hushpost_session"
-
-
-@pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker, smtp_server):
-    with django_db_blocker.unblock(), override_settings(EMAIL_BACKEND=SMTP_BACKEND):
-        try:
-            built = build_world(smtp_server)
-        except BaseException:
-            destroy_world()
-            raise
-    yield built
-    with django_db_blocker.unblock():
-        destroy_world()
 
 
 @pytest.fixture(autouse=True)
