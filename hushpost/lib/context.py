@@ -4,5 +4,4 @@ from django.conf import settings
 def hushpost(request):
     return {
         "DEV_MAILBOX_ENABLED": settings.DEV_MAILBOX_ENABLED,
-        "BASE_URL": settings.BASE_URL,
     }
