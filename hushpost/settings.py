@@ -197,6 +197,8 @@ CONTENT_SECURITY_POLICY = {
 MAX_BODY_BYTES = envint("MAX_BODY_BYTES", 1_000_000)
 MAX_RECIPIENTS = envint("MAX_RECIPIENTS", 50)
 TEMP_PASSWORD_DAYS = envint("TEMP_PASSWORD_DAYS", 7)
+# How long the one session a temporary password opens may take to choose a password.
+TEMP_SESSION_MINUTES = envint("TEMP_SESSION_MINUTES", 30)
 MIN_PASSWORD_LENGTH = 12
 # Seconds between delivery attempts of a notification; its length is the
 # number of retries before a notification is marked failed.

@@ -56,7 +56,13 @@ def test_recipient_must_set_password_before_anything_else(sender_client, client_
     assert r["Location"].startswith(f"/r/{org.slug}/password")
     r = bob.post(f"/r/{org.slug}/logout")
     assert r.status_code == 302
-    # The temporary password opened its one session; it offers a new one instead.
+    # The temporary password opened its one session; while that may still be
+    # open, signing in with it again is refused and offers nothing.
+    r = bob.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": temp})
+    assert r.status_code == 400 and "already been used to sign in" in r.content.decode()
+    assert 'name="token"' not in r.content.decode()
+    # Once that session has run out, it offers a new temporary password.
+    clock.travel(timedelta(minutes=31))
     r = bob.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": temp})
     assert r.status_code == 400 and "already been used" in r.content.decode()
     deliver()
@@ -214,3 +220,27 @@ def test_recipient_sees_their_replies_under_the_message(sender_client, client_fa
 
 def _resend_token(response) -> str:
     return re.search(r'name="token" value="([^"]+)"', response.content.decode()).group(1)
+
+
+def test_replies_to_replies_keep_the_expiry_and_reach_the_sender(
+    sender_client, client_factory, smtp, deliver, org, alice
+):
+    send(sender_client, to="ann@client.example", cc="ben@client.example", expire_days=1)
+    deliver()
+    ann, ben = client_factory(), client_factory()
+    first_login(ann, smtp, org, "ann@client.example")
+    first_login(ben, smtp, org, "ben@client.example", new_password="Pebble-lighthouse-quill-27")
+    original = Message.objects.get(kind="message")
+    ann.post(f"/r/{org.slug}/m/{original.uid}/reply",
+             {"body": "R1", "send_token": "a" * 24, "reply_all": "True"})
+    r1 = Message.objects.get(kind="reply", author__email="ann@client.example")
+    r = ben.post(f"/r/{org.slug}/m/{r1.uid}/reply",
+                 {"body": "R2", "send_token": "b" * 24, "reply_all": "True"})
+    assert r.status_code == 302
+    r2 = Message.objects.get(kind="reply", author__email="ben@client.example")
+    assert set(r2.deliveries.values_list("recipient__email", flat=True)) == {
+        alice.email, "ann@client.example"}
+    clock.travel(timedelta(days=2))
+    r = ann.post(f"/r/{org.slug}/m/{r2.uid}/reply", {"body": "R3", "send_token": "c" * 24})
+    assert r.status_code == 403 and "expired" in r.content.decode()
+    assert "/reply" not in ann.get(f"/r/{org.slug}/m/{r2.uid}").content.decode()

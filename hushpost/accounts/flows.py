@@ -7,10 +7,11 @@ same Argon2 work and gets the same answer as a wrong password.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import login, update_session_auth_hash
+from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
 from hushpost.accounts.models import User
@@ -31,6 +32,8 @@ class SignIn:
     user: User | None = None
     temporary_expired: bool = False
     temporary_used: bool = False
+    # The temporary password's one session may still be open somewhere.
+    temporary_in_use_until: datetime | None = None
 
     @property
     def needs_new_temporary(self) -> bool:
@@ -72,33 +75,68 @@ def sign_in_recipient(org: Organization, email: str, password: str) -> SignIn:
         # reveals nothing to a stranger.
         return SignIn(user=user, temporary_expired=True)
     if user.must_change_password:
-        # A temporary password opens one session: someone else reading the
-        # same mailbox later cannot use it to take the account over.
+        # A temporary password opens one session, for choosing a password.
+        # While that session may be open, nobody else (someone reading the same
+        # mailbox) can sign in with it or have a new one sent to end it.
         claimed = User.objects.filter(pk=user.pk, temp_password_used_at__isnull=True).update(
             temp_password_used_at=clock.now()
         )
         if not claimed:
+            user.refresh_from_db(fields=["temp_password_used_at"])
+            open_until = temporary_session_ends(user)
+            if open_until is not None and open_until > clock.now():
+                return SignIn(user=user, temporary_in_use_until=open_until)
             return SignIn(user=user, temporary_used=True)
     return SignIn(user=user)
+
+
+def temporary_session_ends(user: User) -> datetime | None:
+    if user.temp_password_used_at is None:
+        return None
+    return user.temp_password_used_at + timedelta(minutes=settings.TEMP_SESSION_MINUTES)
+
+
+def password_notification_wanted(user: User, *, since: datetime) -> bool:
+    """Whether a password e-mail queued at ``since`` may still set a temporary
+    password: never over a password the recipient has chosen since."""
+    return (
+        user.is_active
+        and user.must_change_password
+        and (user.password_changed_at is None or user.password_changed_at < since)
+    )
 
 
 def start_session(request, user: User) -> None:
     login(request, user, backend=BACKEND)  # rotates the session key: no fixation
 
 
-def issue_temporary_password(user: User) -> str:
-    """A fresh temporary password; its plaintext exists only in the e-mail."""
+def new_temporary_password() -> tuple[str, str]:
+    """A fresh temporary password and its Argon2id hash.
+
+    The plaintext goes into the e-mail and nowhere else; the hash replaces the
+    account's password only once the mail server has accepted the e-mail
+    (:func:`activate_temporary_password`), so a failed send locks nobody out.
+    """
     password = generate_temporary_password()
-    user.set_password(password)
-    user.must_change_password = True
-    user.temp_password_expires_at = clock.now() + timedelta(days=settings.TEMP_PASSWORD_DAYS)
-    user.temp_password_used_at = None
-    user.save(
-        update_fields=[
-            "password", "must_change_password", "temp_password_expires_at", "temp_password_used_at"
-        ]
-    )
-    return password
+    return password, make_password(password)
+
+
+def activate_temporary_password(user_id: int, password_hash: str, *, since: datetime) -> bool:
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user_id)
+        if not password_notification_wanted(user, since=since):
+            return False
+        user.password = password_hash
+        user.must_change_password = True
+        user.temp_password_expires_at = clock.now() + timedelta(days=settings.TEMP_PASSWORD_DAYS)
+        user.temp_password_used_at = None
+        user.save(
+            update_fields=[
+                "password", "must_change_password", "temp_password_expires_at",
+                "temp_password_used_at",
+            ]
+        )
+    return True
 
 
 def set_new_password(request, user: User, new: str, confirm: str, current: str | None = None) -> list[str]:

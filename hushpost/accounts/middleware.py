@@ -2,7 +2,12 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.contrib import messages
+from django.contrib.auth import logout
 from django.shortcuts import redirect
+
+from hushpost.accounts.flows import temporary_session_ends
+from hushpost.lib import clock
 
 
 class PasswordChangeRequiredMiddleware:
@@ -16,10 +21,18 @@ class PasswordChangeRequiredMiddleware:
         if (
             user is not None
             and user.is_authenticated
+            and user.is_recipient
             and user.must_change_password
-            and user.org_id
             and not request.path.startswith("/static/")
         ):
+            ends = temporary_session_ends(user)
+            if ends is None or ends <= clock.now():
+                # The temporary password's one session is over; signing in
+                # again offers a new temporary password.
+                slug = user.org.slug
+                logout(request)
+                messages.error(request, "That session has timed out. Sign in again to get a new temporary password.")
+                return redirect(f"/r/{slug}/login")
             allowed = (f"/r/{user.org.slug}/password", f"/r/{user.org.slug}/logout")
             if request.path not in allowed:
                 target = allowed[0]

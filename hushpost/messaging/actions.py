@@ -136,13 +136,21 @@ def open_message(delivery: Delivery) -> bool:
     return True
 
 
+def thread_root(message: Message) -> Message:
+    """The organisation sender's message a chain of replies answers."""
+    root = message
+    for _ in range(100):  # a reply chain is short; a cycle is impossible but cheap to bound
+        if root.kind == Message.Kind.MESSAGE or root.in_reply_to_id is None:
+            return root
+        root = Message.objects.select_related("author").get(pk=root.in_reply_to_id)
+    raise RefusedError("This conversation is too long to answer here.")
+
+
 def check_can_reply(message: Message) -> None:
-    # Answering a Reply All answers the sender's message too: its restriction
-    # and expiry hold for the whole conversation.
-    thread = [message]
-    if message.kind == Message.Kind.REPLY and message.in_reply_to is not None:
-        thread.append(message.in_reply_to)
-    for m in thread:
+    # Answering a reply answers the sender's message too: its restriction and
+    # expiry hold for the whole conversation.
+    root = thread_root(message)
+    for m in [message] if root.pk == message.pk else [message, root]:
         if m.no_reply:
             raise RefusedError("The sender restricted this message: replies are not allowed.")
         if m.is_expired:
@@ -193,7 +201,7 @@ def reply_as_recipient(
             reply.save()
             # Replies always reach the organisation's sender of the thread; a
             # reply to a Reply All goes there too, never only between outsiders.
-            sender = original.author if original.author.is_sender else original.in_reply_to.author
+            sender = thread_root(original).author
             to_sender = Delivery.objects.create(message=reply, recipient=sender)
             queue_notification(Notification.Kind.REPLY, sender, delivery=to_sender)
             if reply_all:

@@ -11,7 +11,11 @@ from django.core.mail import get_connection
 from django.db import transaction
 from django.utils import timezone
 
-from hushpost.accounts.flows import issue_temporary_password
+from hushpost.accounts.flows import (
+    activate_temporary_password,
+    new_temporary_password,
+    password_notification_wanted,
+)
 from hushpost.lib import clock
 from hushpost.notifications.emails import build_email
 from hushpost.notifications.models import Notification
@@ -129,11 +133,16 @@ def deliver(notification_id: int) -> str:
         .get(pk=notification_id)
     )
 
-    temporary_password = ""
+    temporary_password = password_hash = ""
     if notification.kind == Notification.Kind.PASSWORD:
+        if not _password_mail_wanted(notification):
+            Notification.objects.filter(pk=notification_id).update(
+                status=Notification.Status.CANCELLED, lease_until=None
+            )
+            return Notification.Status.CANCELLED
         # Generated as the e-mail is written: the plaintext never reaches the
         # database or the task queue, only the recipient's mailbox.
-        temporary_password = issue_temporary_password(notification.user)
+        temporary_password, password_hash = new_temporary_password()
     email = build_email(notification, temporary_password=temporary_password)
 
     try:
@@ -154,6 +163,10 @@ def deliver(notification_id: int) -> str:
             Notification.objects.filter(pk=notification_id).update(**fields)
         return fields.get("status", Notification.Status.PENDING)
 
+    if password_hash:
+        activate_temporary_password(
+            notification.user_id, password_hash, since=notification.created_at
+        )
     Notification.objects.filter(pk=notification_id).update(
         status=Notification.Status.SENT,
         attempts=notification.attempts + 1,
@@ -163,6 +176,15 @@ def deliver(notification_id: int) -> str:
         smtp_message_id=email.extra_headers.get("Message-ID", "")[:255],
     )
     return Notification.Status.SENT
+
+
+def _password_mail_wanted(notification: Notification) -> bool:
+    user = notification.user
+    user.refresh_from_db()
+    newer = Notification.objects.filter(
+        user=user, kind=Notification.Kind.PASSWORD, pk__gt=notification.pk
+    ).exclude(status=Notification.Status.CANCELLED)
+    return password_notification_wanted(user, since=notification.created_at) and not newer.exists()
 
 
 def requeue_overdue() -> int:

@@ -22,6 +22,9 @@ class Notification(models.Model):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+        # A password e-mail no longer needed: the recipient chose a password,
+        # or a newer temporary password is on its way.
+        CANCELLED = "cancelled", "Not needed"
 
     org = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=20, choices=Kind.choices)

@@ -80,7 +80,10 @@ def login_view(request, org):
     if request.method == "POST":
         context["email"] = email = request.POST.get("email", "")[:254]
         result = sign_in_recipient(organisation, email, request.POST.get("password", ""))
-        if result.user is not None and result.needs_new_temporary:
+        if result.user is not None and result.temporary_in_use_until is not None:
+            context["in_use_until"] = result.temporary_in_use_until
+            status = 400
+        elif result.user is not None and result.needs_new_temporary:
             context["expired_at"] = result.user.temp_password_expires_at if result.temporary_expired else None
             context["already_used"] = result.temporary_used
             context["resend_token"] = _resend_token(result.user)
@@ -117,8 +120,14 @@ def resend_temporary(request, org):
         flash.error(request, "That request has expired. Sign in again to ask for a new password.")
         return redirect("recipients:login", org=organisation.slug)
     with transaction.atomic():
-        queue_notification(Notification.Kind.PASSWORD, user)
-    flash.success(request, f"We have sent a new temporary password to {user.email}.")
+        # One at a time: replaying the request while the e-mail is queued adds nothing.
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        pending = Notification.objects.filter(
+            user=user, kind=Notification.Kind.PASSWORD, status=Notification.Status.PENDING
+        ).exists()
+        if not pending:
+            queue_notification(Notification.Kind.PASSWORD, user)
+    flash.success(request, f"A new temporary password is on its way to {user.email}.")
     return redirect(f"/r/{organisation.slug}/login?{urlencode({'email': user.email})}")
 
 

@@ -36,6 +36,7 @@ class NotifiedState:
 
     @classmethod
     def of(cls, notifications: list[Notification]) -> NotifiedState:
+        notifications = [n for n in notifications if n.status != Notification.Status.CANCELLED]
         for n in notifications:
             if n.status == Notification.Status.FAILED:
                 return cls("failed", problem=n)

@@ -28,16 +28,4 @@
       document.getElementById(button.getAttribute("data-closes")).close();
     });
   });
-  document.querySelectorAll("form").forEach(function (form) {
-    form.addEventListener("submit", function (e) {
-      if (e.defaultPrevented) { return; }
-      if (form.dataset.submitted) { e.preventDefault(); return; }
-      form.dataset.submitted = "1";
-      var submitter = e.submitter;
-      if (submitter && (submitter.name === "confirm" || submitter.hasAttribute("data-once"))) {
-        // Let this submit carry the button's value, then lock it.
-        setTimeout(function () { submitter.disabled = true; submitter.textContent = "Sending…"; }, 0);
-      }
-    });
-  });
 })();

@@ -1,0 +1,105 @@
+"""Temporary passwords against the people who share a recipient's mailbox, and a flaky relay."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from hushpost.accounts.models import User
+from hushpost.lib import clock
+from hushpost.notifications.models import Notification
+from tests.helpers import NEW_PASSWORD, PASSWORD_SUBJECT, send
+
+BOB = "bob@client.example"
+
+
+def _token(response) -> str:
+    return re.search(r'name="token" value="([^"]+)"', response.content.decode()).group(1)
+
+
+def _sign_in(client, org, password):
+    return client.post(f"/r/{org.slug}/login", {"email": BOB, "password": password})
+
+
+def test_a_password_mail_never_replaces_a_password_chosen_since(
+    sender_client, client_factory, smtp, deliver, org
+):
+    send(sender_client, to=BOB)
+    deliver()
+    p1 = smtp.wait_for(BOB, PASSWORD_SUBJECT)[0].temporary_password()
+    owner, reader = client_factory(), client_factory()
+    assert _sign_in(owner, org, p1).status_code == 302
+    # Someone else reading the mailbox waits until the owner's session could have lapsed...
+    clock.travel(timedelta(minutes=31))
+    r = _sign_in(reader, org, p1)
+    assert "already been used" in r.content.decode()
+    assert reader.post(f"/r/{org.slug}/login/resend", {"token": _token(r)}).status_code == 302
+    # ...but the owner signs in again in the meantime and chooses a password first.
+    clock.reset()
+    assert owner.post(f"/r/{org.slug}/password",
+                      {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD}).status_code == 302
+    deliver()
+    assert Notification.objects.filter(kind="password", status="cancelled").count() == 1
+    assert len(smtp.to(BOB, PASSWORD_SUBJECT)) == 1
+    assert _sign_in(client_factory(), org, NEW_PASSWORD).status_code == 302
+    assert owner.get(f"/r/{org.slug}/").status_code == 200
+
+
+def test_the_temporary_session_times_out(sender_client, client_factory, smtp, deliver, org):
+    send(sender_client, to=BOB)
+    deliver()
+    p1 = smtp.wait_for(BOB, PASSWORD_SUBJECT)[0].temporary_password()
+    owner = client_factory()
+    assert _sign_in(owner, org, p1).status_code == 302
+    clock.travel(timedelta(minutes=31))
+    r = owner.get(f"/r/{org.slug}/password", follow=True)
+    assert "That session has timed out" in r.content.decode()
+    assert owner.post(f"/r/{org.slug}/password",
+                      {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD}).status_code == 302
+    assert User.objects.get(email=BOB).must_change_password
+
+
+def test_a_failed_resend_locks_nobody_out(sender_client, client_factory, smtp, deliver, org, settings):
+    send(sender_client, to=BOB)
+    deliver()
+    p1 = smtp.wait_for(BOB, PASSWORD_SUBJECT)[0].temporary_password()
+    clock.travel(timedelta(days=8))
+    bob = client_factory()
+    r = _sign_in(bob, org, p1)
+    assert "temporary password expired" in r.content.decode()
+    settings.NOTIFY_RETRY_SCHEDULE = []
+    smtp.refuse_next("550 5.2.2 Mailbox full")
+    bob.post(f"/r/{org.slug}/login/resend", {"token": _token(r)})
+    deliver()
+    assert Notification.objects.get(kind="password", status="failed").last_error.startswith("550")
+    # The e-mailed password still proves who Bob is, so he can simply ask again.
+    r = _sign_in(bob, org, p1)
+    assert "temporary password expired" in r.content.decode()
+    bob.post(f"/r/{org.slug}/login/resend", {"token": _token(r)})
+    deliver()
+    p2 = smtp.wait_for(BOB, PASSWORD_SUBJECT, count=2)[-1].temporary_password()
+    assert _sign_in(bob, org, p2).status_code == 302
+
+
+def test_a_resend_request_replayed_while_queued_sends_one_mail(
+    sender_client, client_factory, smtp, deliver, org
+):
+    send(sender_client, to=BOB)
+    deliver()
+    p1 = smtp.wait_for(BOB, PASSWORD_SUBJECT)[0].temporary_password()
+    clock.travel(timedelta(days=8))
+    r = _sign_in(client_factory(), org, p1)
+    token = _token(r)
+    for _ in range(5):
+        client_factory().post(f"/r/{org.slug}/login/resend", {"token": token})
+    deliver()
+    assert len(smtp.to(BOB, PASSWORD_SUBJECT)) == 2
+    assert client_factory().post(f"/r/{org.slug}/login/resend", {"token": token}).status_code == 302
+    deliver()
+    assert len(smtp.to(BOB, PASSWORD_SUBJECT)) == 2  # the request died with the password it answered
+
+
+def test_a_sender_flagged_to_change_password_is_not_trapped(sender_client, alice):
+    User.objects.filter(pk=alice.pk).update(must_change_password=True)
+    assert sender_client.get("/app/").status_code == 200
+    assert sender_client.post("/logout").status_code == 302
