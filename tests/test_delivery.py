@@ -109,3 +109,45 @@ def test_lost_task_is_requeued_and_sent_once(sender_client, smtp, deliver):
     requeue_overdue_now()  # asked twice: still one e-mail each
     deliver()
     assert len(smtp.to("bob@client.example")) == 2
+
+
+def _one_task():
+    """The worker runs a single task, then stops."""
+    from unittest import mock
+
+    from django.core.management import call_command
+    from django_tasks_db.management.commands import db_worker
+
+    with mock.patch.object(db_worker, "close_old_connections", lambda: None):
+        call_command("db_worker", batch=True, max_tasks=1, queue_name="*", reload=False,
+                     startup_delay=False, verbosity=0)
+
+
+def test_one_task_delivers_a_whole_batch(sender_client, smtp):
+    from django_tasks_db.models import DBTaskResult
+
+    for n in range(12):
+        send(sender_client, to=f"r{n}@client.example")
+    assert DBTaskResult.objects.filter(status="READY").count() == 24
+    _one_task()
+    assert Notification.objects.filter(status="sent").count() == 24
+    assert len(smtp.messages) == 24
+    # Their own tasks were dropped with the batch: nothing left to run.
+    assert DBTaskResult.objects.filter(status="READY").count() == 0
+
+
+def test_a_batch_lost_with_its_worker_is_sent_by_a_later_one(sender_client, smtp, deliver):
+    from django_tasks_db.models import DBTaskResult
+
+    send(sender_client, to="bob@client.example")
+    # A worker claimed both e-mails, dropped their tasks, and died before sending.
+    Notification.objects.update(lease_until=clock.now() + timedelta(minutes=5))
+    DBTaskResult.objects.all().delete()
+    send(sender_client, to="carol@client.example")
+    deliver()
+    assert smtp.to("carol@client.example") and not smtp.to("bob@client.example")
+    clock.travel(timedelta(minutes=6))  # the dead worker's lease runs out
+    send(sender_client, to="dan@client.example")
+    deliver()
+    assert len(smtp.to("bob@client.example")) == 2  # once each, not twice
+    assert Notification.objects.exclude(status="sent").count() == 0

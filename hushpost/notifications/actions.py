@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from hushpost.accounts.flows import (
@@ -28,23 +30,34 @@ def queue_notification(kind: str, user, *, delivery=None) -> Notification:
     """Record an e-mail owed and enqueue its delivery; call inside the causing transaction."""
     from hushpost.notifications.tasks import deliver_notification
 
-    notification = Notification.objects.create(
-        org_id=user.org_id, kind=kind, user=user, delivery=delivery
+    # The task is created first, under the notification's own key, so the row
+    # can record its task without a second write.
+    key = uuid.uuid4()
+    task = deliver_notification.enqueue(str(key))
+    return Notification.objects.create(
+        key=key, task_id=str(task.id), org_id=user.org_id, kind=kind, user=user, delivery=delivery
     )
-    deliver_notification.enqueue(notification.pk)
-    return notification
+
+
+def _enqueue(notification_pk: int, key, *, delay: timedelta | None = None, **fields) -> None:
+    """A new task for an existing notification, recorded on its row (inside a transaction)."""
+    from hushpost.notifications.tasks import deliver_notification
+
+    task = deliver_notification
+    if delay is not None:
+        task = task.using(run_after=timezone.now() + delay)
+    result = task.enqueue(str(key))
+    Notification.objects.filter(pk=notification_pk).update(task_id=str(result.id), **fields)
 
 
 def retry_now(notification: Notification) -> None:
     """Put a failed notification back in the queue (the sender's Retry button)."""
-    from hushpost.notifications.tasks import deliver_notification
-
     with transaction.atomic():
         updated = Notification.objects.filter(
             pk=notification.pk, status=Notification.Status.FAILED
         ).update(status=Notification.Status.PENDING, attempts=0, next_attempt_at=clock.now())
         if updated:
-            deliver_notification.enqueue(notification.pk)
+            _enqueue(notification.pk, notification.key)
 
 
 class TemporaryFailure(Exception):
@@ -107,22 +120,13 @@ class _Connection:
 connection = _Connection()
 
 
-def deliver(notification_id: int) -> str:
-    """Send one notification; returns its status afterwards."""
-    from hushpost.notifications.tasks import deliver_notification
+BATCH = 50
 
-    now = clock.now()
-    claimed = (
-        Notification.objects.filter(pk=notification_id, status=Notification.Status.PENDING)
-        .exclude(lease_until__gt=now)
-        .update(lease_until=now + LEASE)
-    )
-    if not claimed:
-        return "skipped"
-    notification = (
-        Notification.objects.select_related(
-            "org", "user", "delivery__message__author", "delivery__recipient"
-        )
+
+def _load(filter_) -> list[Notification]:
+    return list(
+        Notification.objects.filter(filter_)
+        .select_related("org", "user", "delivery__message__author", "delivery__recipient")
         # An e-mail needs names and addresses, never the ciphertext (up to a
         # megabyte per message) or anyone's password hash.
         .defer(
@@ -130,13 +134,63 @@ def deliver(notification_id: int) -> str:
             "delivery__message__wrapped_key", "delivery__message__author__password",
             "delivery__recipient__password",
         )
-        .get(pk=notification_id)
+        .order_by("id")
     )
 
+
+def deliver(key: str) -> str:
+    """Send the notification ``key`` and, over the same connection, other due
+    ones: up to :data:`BATCH` per task. Returns the status of ``key``'s."""
+    now = clock.now()
+    claimed = (
+        Notification.objects.filter(key=key, status=Notification.Status.PENDING)
+        .exclude(lease_until__gt=now)
+        .update(lease_until=now + LEASE)
+    )
+    status = "skipped"
+    if claimed:
+        [own] = _load(Q(key=key))
+        status = _send(own)
+    for other in _claim_due(BATCH - 1):
+        _send(other)
+    return status
+
+
+def _claim_due(limit: int) -> list[Notification]:
+    """Claim due notifications and drop their own queued tasks: this task sends them.
+
+    Rows another worker holds are skipped, not waited for. A notification
+    claimed here and then lost with its worker is picked up again by any later
+    batch once its lease runs out.
+    """
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    now = clock.now()
+    with transaction.atomic():
+        due = list(
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(status=Notification.Status.PENDING, next_attempt_at__lte=now)
+            .exclude(lease_until__gt=now)
+            .order_by("next_attempt_at", "id")
+            .values_list("pk", "task_id")[:limit]
+        )
+        if not due:
+            return []
+        ids = [pk for pk, _ in due]
+        Notification.objects.filter(pk__in=ids).update(lease_until=now + LEASE)
+        DBTaskResult.objects.filter(
+            id__in=[task for _, task in due if task], status=TaskResultStatus.READY
+        ).delete()
+    return _load(Q(pk__in=ids))
+
+
+def _send(notification: Notification) -> str:
+    """Send one claimed notification and record the outcome."""
     temporary_password = password_hash = ""
     if notification.kind == Notification.Kind.PASSWORD:
         if not _password_mail_wanted(notification):
-            Notification.objects.filter(pk=notification_id).update(
+            Notification.objects.filter(pk=notification.pk).update(
                 status=Notification.Status.CANCELLED, lease_until=None
             )
             return Notification.Status.CANCELLED
@@ -149,25 +203,25 @@ def deliver(notification_id: int) -> str:
         connection.send(email)
     except Exception as exc:
         permanent, reason = _describe(exc)
-        log.warning("notification %s attempt failed: %s", notification_id, reason)
+        log.warning("notification %s attempt failed: %s", notification.pk, reason)
         schedule = settings.NOTIFY_RETRY_SCHEDULE
+        attempts = notification.attempts + 1
+        fields = {"attempts": attempts, "last_error": reason[:500], "lease_until": None}
+        if permanent or attempts > len(schedule):
+            fields["status"] = Notification.Status.FAILED
+            Notification.objects.filter(pk=notification.pk).update(**fields)
+            return Notification.Status.FAILED
+        delay = timedelta(seconds=schedule[attempts - 1])
         with transaction.atomic():
-            attempts = notification.attempts + 1
-            fields = {"attempts": attempts, "last_error": reason[:500], "lease_until": None}
-            if permanent or attempts > len(schedule):
-                fields["status"] = Notification.Status.FAILED
-            else:
-                delay = timedelta(seconds=schedule[attempts - 1])
-                fields["next_attempt_at"] = clock.now() + delay
-                deliver_notification.using(run_after=timezone.now() + delay).enqueue(notification_id)
-            Notification.objects.filter(pk=notification_id).update(**fields)
-        return fields.get("status", Notification.Status.PENDING)
+            _enqueue(notification.pk, notification.key, delay=delay,
+                     next_attempt_at=clock.now() + delay, **fields)
+        return Notification.Status.PENDING
 
     if password_hash:
         activate_temporary_password(
             notification.user_id, password_hash, since=notification.created_at
         )
-    Notification.objects.filter(pk=notification_id).update(
+    Notification.objects.filter(pk=notification.pk).update(
         status=Notification.Status.SENT,
         attempts=notification.attempts + 1,
         sent_at=clock.now(),
@@ -193,14 +247,12 @@ def requeue_overdue() -> int:
     Safe to call at any time: delivery claims a notification before sending,
     so an extra task for it does nothing.
     """
-    from hushpost.notifications.tasks import deliver_notification
-
     overdue = Notification.objects.filter(
         status=Notification.Status.PENDING, next_attempt_at__lt=clock.now() - LEASE
     ).exclude(lease_until__gt=clock.now())
     count = 0
     with transaction.atomic():
-        for pk in overdue.values_list("pk", flat=True)[:10_000]:
-            deliver_notification.enqueue(pk)
+        for pk, key in overdue.values_list("pk", "key")[:10_000]:
+            _enqueue(pk, key)
             count += 1
     return count

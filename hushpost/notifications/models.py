@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 
 from hushpost.lib import clock
@@ -26,6 +28,9 @@ class Notification(models.Model):
         # or a newer temporary password is on its way.
         CANCELLED = "cancelled", "Not needed"
 
+    # The task queue knows a notification by this key; task_id is its latest task.
+    key = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    task_id = models.CharField(max_length=64, blank=True, editable=False)
     org = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")

@@ -6,5 +6,6 @@ from hushpost.notifications.actions import deliver
 
 
 @task()
-def deliver_notification(notification_id: int) -> str:
-    return deliver(notification_id)
+def deliver_notification(key: str) -> str:
+    """Deliver the notification ``key`` (and other due ones, in one batch)."""
+    return deliver(key)
