@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 
 from hushpost.accounts.models import User
 from hushpost.lib import clock
-from hushpost.messaging.content import seal_content
+from hushpost.messaging.content import open_subject, seal_content
 from hushpost.messaging.models import Delivery, Message, Restriction
 from hushpost.notifications.actions import queue_notification
 from hushpost.notifications.models import Notification
@@ -180,8 +180,6 @@ def reply_as_recipient(
     existing = Message.objects.filter(author=recipient, send_token=send_token).first()
     if existing:
         return existing
-    from hushpost.messaging.content import open_subject
-
     subject = open_subject(original)
     if not subject.lower().startswith("re:"):
         subject = "Re: " + subject

@@ -60,14 +60,6 @@ def retry_now(notification: Notification) -> None:
             _enqueue(notification.pk, notification.key)
 
 
-class TemporaryFailure(Exception):
-    pass
-
-
-class PermanentFailure(Exception):
-    pass
-
-
 def _describe(exc: BaseException) -> tuple[bool, str]:
     """(permanent?, what the SMTP server said) for a failed send."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
