@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/hushpost
 export HUSHPOST_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run install install-test browser services test test-sqlite test-postgres lint bench clean
+.PHONY: run install install-test browser services test test-sqlite test-postgres lint screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ test-postgres: install-test browser services
 
 ## make test: lint, then the whole suite on SQLite and again on PostgreSQL.
 test: lint test-sqlite test-postgres
+
+## The README's screenshots, taken by the browser tests.
+screenshots: install-test browser
+	HUSHPOST_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/browser
 
 bench: install-test services
 	$(BIN)/python bench/run.py
