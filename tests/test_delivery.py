@@ -151,3 +151,11 @@ def test_a_batch_lost_with_its_worker_is_sent_by_a_later_one(sender_client, smtp
     deliver()
     assert len(smtp.to("bob@client.example")) == 2  # once each, not twice
     assert Notification.objects.exclude(status="sent").count() == 0
+
+
+def test_a_stopped_worker_finds_its_queue_intact(sender_client, smtp, deliver):
+    send(sender_client, to="bob@client.example")
+    # The worker was stopped for a while: the tasks are late, not lost.
+    assert requeue_overdue_now() == 0
+    deliver()
+    assert len(smtp.to("bob@client.example")) == 2

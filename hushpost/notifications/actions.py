@@ -239,12 +239,28 @@ def requeue_overdue() -> int:
     Safe to call at any time: delivery claims a notification before sending,
     so an extra task for it does nothing.
     """
-    overdue = Notification.objects.filter(
-        status=Notification.Status.PENDING, next_attempt_at__lt=clock.now() - LEASE
-    ).exclude(lease_until__gt=clock.now())
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    overdue = list(
+        Notification.objects.filter(
+            status=Notification.Status.PENDING, next_attempt_at__lt=clock.now() - LEASE
+        )
+        .exclude(lease_until__gt=clock.now())
+        .values_list("pk", "key", "task_id")[:10_000]
+    )
+    # A notification whose task is still waiting or running is not lost, only late.
+    live = {
+        str(task)
+        for task in DBTaskResult.objects.filter(
+            id__in=[task for _, _, task in overdue if task],
+            status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
+        ).values_list("id", flat=True)
+    }
     count = 0
     with transaction.atomic():
-        for pk, key in overdue.values_list("pk", "key")[:10_000]:
-            _enqueue(pk, key)
-            count += 1
+        for pk, key, task in overdue:
+            if task not in live:
+                _enqueue(pk, key)
+                count += 1
     return count
