@@ -1,0 +1,80 @@
+"""Every page a sender or recipient sees passes axe-core's accessibility rules.
+
+axe-core (through axe-playwright-python) checks labels, names, roles,
+contrast, landmarks and ARIA use in the real rendered page; a moderate,
+serious or critical finding fails the test with the rule and the elements it
+names (only "minor" ones would pass).
+"""
+
+from __future__ import annotations
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+
+from hushpost.messaging.models import Message
+from tests.browser.steps import (
+    MOBILE,
+    choose_options,
+    recipient_first_sign_in,
+    send_message,
+    sign_in_sender,
+    write_message,
+)
+
+pytestmark = pytest.mark.browser
+AXE = Axe()
+SERIOUS = {"moderate", "serious", "critical"}
+
+
+def check(page: Page, where: str, found: dict[str, list[str]]) -> None:
+    results = AXE.run(page).response
+    for violation in results["violations"]:
+        if violation["impact"] in SERIOUS:
+            targets = [", ".join(node["target"]) for node in violation["nodes"]][:3]
+            found.setdefault(where, []).append(f"{violation['id']}: {violation['help']} at {targets}")
+
+
+def test_pages_have_no_serious_accessibility_problems(site, page, bob_context, smtp, deliver, org, alice):
+    found: dict[str, list[str]] = {}
+    page.goto(f"{site}/login")
+    check(page, "sender sign-in", found)
+    sign_in_sender(page, site, alice)
+    check(page, "sender inbox (empty)", found)
+    write_message(page, to="bob@client.example", subject="Results", text="All normal.")
+    check(page, "compose", found)
+    choose_options(page, read_receipt=True, restriction="no_print", expire="7 Days")
+    check(page, "send options dialog", found)
+    page.get_by_role("button", name="Send securely").click()
+    expect(page.get_by_text("Your secure message was sent")).to_be_visible()
+    check(page, "sent message with delivery status", found)
+    page.goto(f"{site}/app/sent")
+    check(page, "sent list", found)
+    deliver()
+
+    bob = bob_context.new_page()
+    recipient_first_sign_in(bob, smtp)
+    check(bob, "recipient message", found)
+    uid = Message.objects.get().uid
+    bob.goto(f"{site}/r/{org.slug}/")
+    check(bob, "recipient inbox", found)
+    bob.goto(f"{site}/r/{org.slug}/m/{uid}/reply")
+    check(bob, "recipient reply", found)
+    bob.set_viewport_size(MOBILE)
+    bob.goto(f"{site}/r/{org.slug}/m/{uid}")
+    check(bob, "recipient message on a phone", found)
+    bob.goto(f"{site}/r/{org.slug}/password")
+    check(bob, "change password", found)
+
+    anonymous = bob_context.browser.new_page()
+    anonymous.goto(f"{site}/r/{org.slug}/login?email=bob%40client.example")
+    check(anonymous, "recipient sign-in", found)
+    anonymous.get_by_label("Password").fill("not-the-password")
+    anonymous.get_by_role("button", name="Sign in").click()
+    check(anonymous, "recipient sign-in error", found)
+    anonymous.goto(f"{site}/r/{org.slug}/m/{uid}/print")
+    check(anonymous, "redirect to sign-in", found)
+    anonymous.close()
+
+    send_message(page, subject="Second", text="Another one.")
+    assert found == {}, "\n".join(f"{where}: {problem}" for where, items in found.items() for problem in items)
