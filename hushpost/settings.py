@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "hushpost.notifications",
     "hushpost.senders",
     "hushpost.recipients",
+    "hushpost.orgadmin",
     "hushpost.server",
 ]
 

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import transaction
 
 from hushpost.accounts.models import User
 from hushpost.accounts.passwords import password_problems
+from hushpost.lib import clock
 from hushpost.orgs.actions import org_for_address
 
 
@@ -12,7 +15,10 @@ class AccountError(ValueError):
     pass
 
 
-def create_sender(*, email: str, name: str, password: str, admin: bool = False) -> User:
+def create_sender(
+    *, email: str, name: str, password: str, admin: bool = False, org=None
+) -> User:
+    """A new sender; with ``org``, the address must be at one of its domains."""
     email = email.strip().lower()
     try:
         validate_email(email)
@@ -20,7 +26,11 @@ def create_sender(*, email: str, name: str, password: str, admin: bool = False) 
         raise AccountError(f"{email!r} is not an e-mail address") from None
     if "\r" in name or "\n" in name:
         raise AccountError("a name cannot contain line breaks")
-    org = org_for_address(email)
+    owner = org_for_address(email)
+    if org is not None and (owner is None or owner.pk != org.pk):
+        domains = ", ".join(d.name for d in org.domains.all())
+        raise AccountError(f"Senders need an address at your organisation's domains ({domains}).")
+    org = owner
     if org is None:
         raise AccountError(
             f"no organisation owns the domain of {email}; add it with 'hushpost org add'"
@@ -34,3 +44,34 @@ def create_sender(*, email: str, name: str, password: str, admin: bool = False) 
     user.set_password(password)
     user.save()
     return user
+
+
+def set_active(user: User, active: bool) -> None:
+    """Disable or re-enable an account; a disabled one is signed out everywhere at once."""
+    User.objects.filter(pk=user.pk).update(is_active=active)
+
+
+def reset_sender_password(user: User, password: str) -> list[str]:
+    problems = password_problems(password, email=user.email, name=user.name)
+    if problems:
+        return problems
+    user.set_password(password)
+    user.password_changed_at = clock.now()
+    user.save(update_fields=["password", "password_changed_at"])  # ends the sender's sessions
+    return []
+
+
+def reset_recipient_password(user: User) -> None:
+    """Send a new Password Notification; the recipient's password stops working now."""
+    from hushpost.notifications.actions import queue_notification
+    from hushpost.notifications.models import Notification
+
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(
+            must_change_password=True,
+            temp_password_used_at=None,
+            temp_password_expires_at=None,
+            password=make_password(None),  # unusable until the e-mail is accepted
+        )
+        user.refresh_from_db()
+        queue_notification(Notification.Kind.PASSWORD, user)

@@ -90,6 +90,12 @@ def sign_in_recipient(org: Organization, email: str, password: str) -> SignIn:
     return SignIn(user=user)
 
 
+def temporary_password_days(user: User) -> int:
+    """The organisation's lifetime for temporary passwords (the deployment's by default)."""
+    days = user.org.temp_password_days if user.org_id else 0
+    return days or settings.TEMP_PASSWORD_DAYS
+
+
 def temporary_session_ends(user: User) -> datetime | None:
     if user.temp_password_used_at is None:
         return None
@@ -123,12 +129,12 @@ def new_temporary_password() -> tuple[str, str]:
 
 def activate_temporary_password(user_id: int, password_hash: str, *, since: datetime) -> bool:
     with transaction.atomic():
-        user = User.objects.select_for_update().get(pk=user_id)
+        user = User.objects.select_for_update(of=("self",)).select_related("org").get(pk=user_id)
         if not password_notification_wanted(user, since=since):
             return False
         user.password = password_hash
         user.must_change_password = True
-        user.temp_password_expires_at = clock.now() + timedelta(days=settings.TEMP_PASSWORD_DAYS)
+        user.temp_password_expires_at = clock.now() + timedelta(days=temporary_password_days(user))
         user.temp_password_used_at = None
         user.save(
             update_fields=[

@@ -87,9 +87,26 @@ class ComposeForm(forms.Form):
         initial="0",
         required=False,
         empty_value=0,
+        error_messages={"invalid_choice": "Your organisation does not allow that expiry."},
     )
     send_token = forms.CharField(widget=forms.HiddenInput)
     in_reply_to = forms.CharField(widget=forms.HiddenInput, required=False, max_length=32)
+
+    def __init__(self, *args, org=None, **kwargs):
+        """``org``'s policy decides the expiry choices and the options preselected."""
+        super().__init__(*args, **kwargs)
+        if org is None:
+            return
+        allowed = [d for d in org.expiry_choices if d in EXPIRY_CHOICES] or [0]
+        self.fields["expire_days"].choices = [
+            (str(d), label) for d, label in ((int(v), lab) for v, lab in self.fields["expire_days"].choices)
+            if d in allowed
+        ]
+        default = org.default_expire_days if org.default_expire_days in allowed else allowed[0]
+        self.fields["expire_days"].initial = str(default)
+        self.fields["read_receipt"].initial = org.default_read_receipt
+        if org.default_restriction in Restriction.values:
+            self.fields["restriction"].initial = org.default_restriction
 
     def clean_to(self):
         addresses = parse_addresses(self.cleaned_data["to"], label="To")

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
+from hushpost.accounts.flows import temporary_password_days
+from hushpost.messaging.content import open_subject
 from hushpost.notifications.models import Notification
 
 SUBJECTS = {
@@ -39,7 +41,7 @@ def build_email(notification: Notification, *, temporary_password: str = "") -> 
         "user": user,
         "delivery": delivery,
         "temporary_password": temporary_password,
-        "temp_days": settings.TEMP_PASSWORD_DAYS,
+        "temp_days": temporary_password_days(user),
     }
     kind = notification.kind
     if kind != Notification.Kind.PASSWORD and delivery is None:
@@ -55,6 +57,9 @@ def build_email(notification: Notification, *, temporary_password: str = "") -> 
         context["link"] = absolute(f"/app/m/{delivery.message.uid}")
         context["reader"] = delivery.recipient
         context["opened_at"] = delivery.first_opened_at
+        if org.receipt_includes_subject:
+            # The organisation chose this: the one case where an e-mail names content.
+            context["message_subject"] = open_subject(delivery.message)
     elif kind == Notification.Kind.REPLY:
         context["link"] = absolute(f"/app/m/{delivery.message.uid}")
         context["author"] = delivery.message.author
@@ -65,7 +70,7 @@ def build_email(notification: Notification, *, temporary_password: str = "") -> 
     email = EmailMultiAlternatives(
         subject=SUBJECTS[kind],
         body=text,
-        from_email=formataddr((org.sender_name, settings.DEFAULT_FROM_EMAIL)),
+        from_email=formataddr((org.sender_name, org.notify_from_email or settings.DEFAULT_FROM_EMAIL)),
         to=[user.email],
         headers={
             "Message-ID": make_msgid(domain=host),

@@ -17,8 +17,25 @@ class Organization(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Policy, set by the organisation's admins (/app/admin/policy).
+    notify_from_email = models.EmailField(
+        blank=True, help_text="Address notifications come from; empty uses the deployment's."
+    )
+    default_read_receipt = models.BooleanField(default=False)
+    default_restriction = models.CharField(max_length=20, default="none")
+    default_expire_days = models.PositiveSmallIntegerField(default=0)
+    allowed_expiry_days = models.CharField(
+        max_length=20, default="0,1,7,30", help_text="Expiry choices senders may pick; 0 is never."
+    )
+    temp_password_days = models.PositiveSmallIntegerField(default=7)
+    receipt_includes_subject = models.BooleanField(default=False)
+
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def expiry_choices(self) -> list[int]:
+        return sorted({int(d) for d in self.allowed_expiry_days.split(",") if d.strip().isdigit()})
 
 
 class Domain(models.Model):

@@ -101,7 +101,7 @@ def sent(request):
 def compose(request):
     replying_to = None
     if request.method == "POST":
-        form = ComposeForm(request.POST)
+        form = ComposeForm(request.POST, org=request.user.org)
         if form.is_valid() and form.cleaned_data["in_reply_to"]:
             replying_to = access_message_for_sender(request.user, form.cleaned_data["in_reply_to"]).message
         if form.is_valid() and request.POST.get("confirm") == "1":
@@ -136,7 +136,7 @@ def compose(request):
                 subject=subject if subject.lower().startswith("re:") else "Re: " + subject,
                 in_reply_to=replying_to.uid,
             )
-        form = ComposeForm(initial=initial)
+        form = ComposeForm(initial=initial, org=request.user.org)
         show_options = False
     return render(
         request,

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OrgAdminConfig(AppConfig):
+    name = "hushpost.orgadmin"
+    verbose_name = "Organisation administration"

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from hushpost.messaging.actions import EXPIRY_CHOICES
+from hushpost.messaging.models import Restriction
+from hushpost.orgs.models import Organization
+
+EXPIRY_LABELS = {0: "Never", 1: "1 Day", 7: "7 Days", 30: "30 Days"}
+
+
+class AddSenderForm(forms.Form):
+    email = forms.EmailField(label="E-mail address")
+    name = forms.CharField(label="Name", max_length=200)
+    password = forms.CharField(label="First password", widget=forms.PasswordInput, strip=False)
+    admin = forms.BooleanField(label="Organisation admin", required=False)
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        if "\r" in name or "\n" in name:
+            raise ValidationError("A name cannot contain line breaks.")
+        return name.strip()
+
+
+class PolicyForm(forms.ModelForm):
+    allowed_expiry = forms.TypedMultipleChoiceField(
+        label="Expiry choices senders may pick",
+        choices=[(str(d), EXPIRY_LABELS[d]) for d in EXPIRY_CHOICES],
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    default_restriction = forms.ChoiceField(label="Default restriction", choices=Restriction.choices)
+    default_expire_days = forms.TypedChoiceField(
+        label="Default expiry",
+        choices=[(str(d), EXPIRY_LABELS[d]) for d in EXPIRY_CHOICES],
+        coerce=int,
+    )
+    temp_password_days = forms.IntegerField(label="Temporary passwords work for (days)", min_value=1, max_value=30)
+
+    class Meta:
+        model = Organization
+        fields = [
+            "sender_name", "notify_from_email", "default_read_receipt", "default_restriction",
+            "default_expire_days", "temp_password_days", "receipt_includes_subject",
+        ]
+        labels = {
+            "sender_name": "Display name on notifications",
+            "notify_from_email": "Notifications come from",
+            "default_read_receipt": "Request Read Receipt by default",
+            "receipt_includes_subject": "Read receipts may include the message subject",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["allowed_expiry"].initial = [str(d) for d in self.instance.expiry_choices]
+
+    def clean(self):
+        data = super().clean()
+        allowed = data.get("allowed_expiry") or []
+        if "default_expire_days" in data and data["default_expire_days"] not in allowed:
+            self.add_error("default_expire_days", "The default must be one of the allowed choices.")
+        return data
+
+    def save(self, commit=True):
+        self.instance.allowed_expiry_days = ",".join(str(d) for d in sorted(self.cleaned_data["allowed_expiry"]))
+        return super().save(commit=commit)

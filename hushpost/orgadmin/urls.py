@@ -1,0 +1,13 @@
+from django.urls import path
+
+from hushpost.orgadmin import views
+
+app_name = "orgadmin"
+urlpatterns = [
+    path("", views.senders, name="senders"),
+    path("senders/<int:user_id>/active", views.sender_active, name="sender-active"),
+    path("senders/<int:user_id>/password", views.sender_password, name="sender-password"),
+    path("recipients", views.recipients, name="recipients"),
+    path("recipients/<int:user_id>/reset", views.recipient_reset, name="recipient-reset"),
+    path("policy", views.policy, name="policy"),
+]

@@ -1,0 +1,157 @@
+"""Organisation admins manage their own senders, recipients and policy, and nobody else's."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from hushpost.accounts.models import User
+from hushpost.messaging.models import Message
+from hushpost.notifications.models import Notification
+from tests.conftest import PASSWORD
+from tests.helpers import NEW_PASSWORD, PASSWORD_SUBJECT, first_login, send
+
+BACKEND = "hushpost.accounts.backends.HushpostBackend"
+
+
+def signed_in(user) -> Client:
+    c = Client()
+    c.force_login(user, backend=BACKEND)
+    return c
+
+
+@pytest.fixture
+def admin(org, make_sender):
+    return make_sender(org, "ada", "Ada Admin", admin=True)
+
+
+@pytest.fixture
+def other_org(make_org, make_sender):
+    org = make_org("Harbour Legal", "harbour.example")
+    make_sender(org, "hal", "Hal Admin", admin=True)
+    return org
+
+
+def test_admin_adds_disables_and_enables_a_sender(admin, client_factory):
+    c = signed_in(admin)
+    r = c.post("/app/admin/", {"email": "new@northwind.example", "name": "New Person",
+                               "password": "Granite-violin-harbour-61"})
+    assert r.status_code == 302
+    new = User.objects.get(email="new@northwind.example", role="sender")
+    assert new.org_id == admin.org_id and not new.is_org_admin
+    newcomer = client_factory()
+    assert newcomer.post("/login", {"email": new.email, "password": "Granite-violin-harbour-61"}).status_code == 302
+    assert c.post(f"/app/admin/senders/{new.pk}/active", {"active": "0"}).status_code == 302
+    assert newcomer.get("/app/").status_code == 302  # signed out at once
+    assert client_factory().post("/login", {"email": new.email, "password": "Granite-violin-harbour-61"}).status_code == 400
+    c.post(f"/app/admin/senders/{new.pk}/active", {"active": "1"})
+    assert client_factory().post("/login", {"email": new.email, "password": "Granite-violin-harbour-61"}).status_code == 302
+
+
+def test_admin_cannot_add_a_sender_outside_the_organisation(admin, other_org):
+    r = signed_in(admin).post("/app/admin/", {"email": "x@harbour.example", "name": "X",
+                                              "password": "Granite-violin-harbour-61"})
+    assert r.status_code == 400 and "your organisation&#x27;s domains" in r.content.decode()
+    assert not User.objects.filter(email="x@harbour.example").exists()
+
+
+def test_admin_cannot_disable_themselves(admin):
+    signed_in(admin).post(f"/app/admin/senders/{admin.pk}/active", {"active": "0"})
+    admin.refresh_from_db()
+    assert admin.is_active
+
+
+def test_admin_resets_a_senders_password(admin, alice, sender_client):
+    c = signed_in(admin)
+    r = c.post(f"/app/admin/senders/{alice.pk}/password", {"password": "short"})
+    assert r.status_code == 400 and "at least 12 characters" in r.content.decode()
+    r = c.post(f"/app/admin/senders/{alice.pk}/password", {"password": "Granite-violin-harbour-61"})
+    assert r.status_code == 302
+    assert sender_client.get("/app/").status_code == 302  # her old session ended
+    assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 400
+
+
+def test_admin_sends_a_recipient_a_new_temporary_password(admin, alice, sender_client, smtp, deliver, org, client_factory):
+    send(sender_client, to="bob@client.example")
+    deliver()
+    bob = client_factory()
+    first_login(bob, smtp, org, "bob@client.example")
+    recipient = User.objects.get(email="bob@client.example")
+    c = signed_in(admin)
+    page = c.get("/app/admin/recipients?q=bob").content.decode()
+    assert "bob@client.example" in page and "Active" in page
+    assert c.post(f"/app/admin/recipients/{recipient.pk}/reset").status_code == 302
+    assert bob.get(f"/r/{org.slug}/").status_code == 302  # the old password's session is over
+    deliver()
+    temp = smtp.wait_for("bob@client.example", PASSWORD_SUBJECT, count=2)[-1].temporary_password()
+    assert Client().post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": NEW_PASSWORD}).status_code == 400
+    fresh = Client()
+    assert fresh.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": temp}).status_code == 302
+    assert fresh.get(f"/r/{org.slug}/")["Location"].startswith(f"/r/{org.slug}/password")
+
+
+def test_policy_shapes_compose_and_notifications(admin, sender_client, smtp, deliver, org, alice, client_factory):
+    c = signed_in(admin)
+    r = c.post("/app/admin/policy", {
+        "sender_name": "Northwind Secure", "notify_from_email": "secure@northwind.example",
+        "default_read_receipt": "on", "default_restriction": "no_print", "default_expire_days": "7",
+        "allowed_expiry": ["7", "30"], "temp_password_days": "3", "receipt_includes_subject": "on",
+    })
+    assert r.status_code == 302
+    page = sender_client.get("/app/compose").content.decode()
+    assert 'id="id_read_receipt" name="read_receipt" checked' in page
+    assert 'value="no_print" checked' in page
+    assert '<option value="7" selected>7 Days</option>' in page and 'value="1"' not in page.split('id_expire_days')[1][:400]
+    r = send(sender_client, to="bob@client.example", expire_days=1)
+    assert r.status_code == 400 and "does not allow that expiry" in r.content.decode()
+    send(sender_client, to="bob@client.example", subject="Tuesday appointment", expire_days=7, read_receipt=True)
+    deliver()
+    mail = smtp.wait_for("bob@client.example", PASSWORD_SUBJECT)[0]
+    assert "secure@northwind.example" in str(mail.message["From"]) and "Northwind Secure" in str(mail.message["From"])
+    assert "for 3 days" in mail.text
+    bob = client_factory()
+    first_login(bob, smtp, org, "bob@client.example")
+    bob.get(f"/r/{org.slug}/m/{Message.objects.get().uid}")
+    deliver()
+    [receipt] = smtp.to(alice.email, "Secure Messaging Read Receipt")
+    assert "Tuesday appointment" in receipt.text
+
+
+def test_policy_refuses_a_default_outside_the_allowed_choices(admin):
+    r = signed_in(admin).post("/app/admin/policy", {
+        "sender_name": "N", "default_restriction": "none", "default_expire_days": "0",
+        "allowed_expiry": ["7"], "temp_password_days": "7"})
+    assert r.status_code == 400 and "one of the allowed choices" in r.content.decode()
+
+
+def test_policy_refuses_line_breaks_in_the_display_name(admin):
+    r = signed_in(admin).post("/app/admin/policy", {
+        "sender_name": "N\r\nBcc: x@evil.example", "default_restriction": "none",
+        "default_expire_days": "0", "allowed_expiry": ["0"], "temp_password_days": "7"})
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize("path", [
+    "/app/admin/", "/app/admin/recipients", "/app/admin/policy",
+])
+def test_senders_who_are_not_admins_get_nothing(sender_client, path):
+    assert sender_client.get(path).status_code == 404
+
+
+def test_an_admin_cannot_reach_another_organisations_people(admin, other_org, make_sender, smtp, deliver):
+    theirs = User.objects.get(email="hal@harbour.example")
+    outsider_sender = make_sender(other_org, "sue", "Sue")
+    c = signed_in(outsider_sender)
+    send(c, to="zed@client.example")
+    deliver()
+    their_recipient = User.objects.get(email="zed@client.example", org=other_org)
+    mine = signed_in(admin)
+    before = Notification.objects.count()
+    assert mine.post(f"/app/admin/senders/{theirs.pk}/active", {"active": "0"}).status_code == 404
+    assert mine.get(f"/app/admin/senders/{theirs.pk}/password").status_code == 404
+    assert mine.post(f"/app/admin/senders/{theirs.pk}/password", {"password": "Granite-violin-harbour-61"}).status_code == 404
+    assert mine.post(f"/app/admin/recipients/{their_recipient.pk}/reset").status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.is_active and Notification.objects.count() == before
+    listing = mine.get("/app/admin/").content.decode() + mine.get("/app/admin/recipients?q=zed").content.decode()
+    assert "harbour.example" not in listing and "zed@client.example" not in listing
