@@ -155,3 +155,43 @@ def test_an_admin_cannot_reach_another_organisations_people(admin, other_org, ma
     assert theirs.is_active and Notification.objects.count() == before
     listing = mine.get("/app/admin/").content.decode() + mine.get("/app/admin/recipients?q=zed").content.decode()
     assert "harbour.example" not in listing and "zed@client.example" not in listing
+
+
+def _policy(**changes):
+    data = {"sender_name": "Northwind", "default_restriction": "none", "default_expire_days": "7",
+            "allowed_expiry": ["7", "30"], "temp_password_days": ""}
+    data.update(changes)
+    return data
+
+
+def test_a_sender_cannot_skip_a_required_expiry(admin, sender_client):
+    assert signed_in(admin).post("/app/admin/policy", _policy()).status_code == 302
+    for value in ("", None, "0"):
+        extra = {} if value is None else {"expire_days": value}
+        r = sender_client.post("/app/compose", {
+            "to": "bob@client.example", "subject": "S", "body": "B", "send_token": "x" * 24,
+            "confirm": "1", **extra})
+        assert r.status_code == 400 and "does not allow that expiry" in r.content.decode()
+    assert Message.objects.count() == 0
+
+
+def test_notifications_may_only_come_from_the_organisations_domains(admin):
+    c = signed_in(admin)
+    for address in ("ceo@bank.example", "a@bücher.example"):
+        r = c.post("/app/admin/policy", _policy(notify_from_email=address))
+        assert r.status_code == 400 and "at your organisation" in r.content.decode()
+
+
+def test_an_empty_lifetime_uses_the_deployments(admin, sender_client, smtp, deliver, settings):
+    settings.TEMP_PASSWORD_DAYS = 2
+    assert signed_in(admin).post("/app/admin/policy", _policy()).status_code == 302
+    send(sender_client, to="bob@client.example", expire_days=7)
+    deliver()
+    assert "for 2 days" in smtp.wait_for("bob@client.example", PASSWORD_SUBJECT)[0].text
+
+
+def test_an_admin_resetting_their_own_password_stays_signed_in(admin):
+    c = signed_in(admin)
+    r = c.post(f"/app/admin/senders/{admin.pk}/password", {"password": "Granite-violin-harbour-61"})
+    assert r.status_code == 302
+    assert c.get("/app/admin/").status_code == 200

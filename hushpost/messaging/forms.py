@@ -95,9 +95,11 @@ class ComposeForm(forms.Form):
     def __init__(self, *args, org=None, **kwargs):
         """``org``'s policy decides the expiry choices and the options preselected."""
         super().__init__(*args, **kwargs)
+        self.allowed_expiry = list(EXPIRY_CHOICES)
         if org is None:
             return
         allowed = [d for d in org.expiry_choices if d in EXPIRY_CHOICES] or [0]
+        self.allowed_expiry = allowed
         self.fields["expire_days"].choices = [
             (str(d), label) for d, label in ((int(v), lab) for v, lab in self.fields["expire_days"].choices)
             if d in allowed
@@ -128,6 +130,13 @@ class ComposeForm(forms.Form):
 
     def clean_send_token(self):
         return _clean_token(self.cleaned_data["send_token"])
+
+    def clean_expire_days(self):
+        # An empty or missing value is "never", which the policy may not allow either.
+        days = self.cleaned_data.get("expire_days") or 0
+        if days not in self.allowed_expiry:
+            raise ValidationError("Your organisation does not allow that expiry.")
+        return days
 
     def clean(self):
         data = super().clean()

@@ -189,9 +189,9 @@ def _send(notification: Notification) -> str:
         # Generated as the e-mail is written: the plaintext never reaches the
         # database or the task queue, only the recipient's mailbox.
         temporary_password, password_hash = new_temporary_password()
-    email = build_email(notification, temporary_password=temporary_password)
 
     try:
+        email = build_email(notification, temporary_password=temporary_password)
         connection.send(email)
     except Exception as exc:
         permanent, reason = _describe(exc)

@@ -1,4 +1,8 @@
-"""Writing the e-mails Hushpost sends. None of them carries message content."""
+"""Writing the e-mails Hushpost sends.
+
+None carries message content; the one exception an organisation may choose is
+the subject in read receipts (its policy's ``receipt_includes_subject``).
+"""
 
 from __future__ import annotations
 

@@ -36,7 +36,10 @@ class PolicyForm(forms.ModelForm):
         choices=[(str(d), EXPIRY_LABELS[d]) for d in EXPIRY_CHOICES],
         coerce=int,
     )
-    temp_password_days = forms.IntegerField(label="Temporary passwords work for (days)", min_value=1, max_value=30)
+    temp_password_days = forms.IntegerField(
+        label="Temporary passwords work for (days)", min_value=1, max_value=30, required=False,
+        help_text="Empty uses the deployment's setting.",
+    )
 
     class Meta:
         model = Organization
@@ -54,6 +57,17 @@ class PolicyForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["allowed_expiry"].initial = [str(d) for d in self.instance.expiry_choices]
+
+    def clean_notify_from_email(self):
+        address = self.cleaned_data.get("notify_from_email", "").strip().lower()
+        if address:
+            domains = [d.name for d in self.instance.domains.all()]
+            if address.rsplit("@", 1)[-1] not in domains:
+                # Anything else would let the platform's mail server speak for others.
+                raise ValidationError(
+                    f"Use an address at your organisation's domains ({', '.join(domains)})."
+                )
+        return address
 
     def clean(self):
         data = super().clean()

@@ -6,6 +6,7 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib import messages as flash
+from django.contrib.auth import update_session_auth_hash
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404
@@ -80,6 +81,8 @@ def sender_password(request, user_id):
     errors: list[str] = []
     if request.method == "POST":
         errors = reset_sender_password(member, request.POST.get("password", ""))
+        if not errors and member.pk == request.user.pk:
+            update_session_auth_hash(request, member)  # other sessions end, this one stays
         if not errors:
             flash.success(request, f"{member.email} has a new password; their sessions have ended.")
             return redirect("orgadmin:senders")

@@ -27,7 +27,8 @@ class Organization(models.Model):
     allowed_expiry_days = models.CharField(
         max_length=20, default="0,1,7,30", help_text="Expiry choices senders may pick; 0 is never."
     )
-    temp_password_days = models.PositiveSmallIntegerField(default=7)
+    # Empty: the deployment's HUSHPOST_TEMP_PASSWORD_DAYS.
+    temp_password_days = models.PositiveSmallIntegerField(null=True, blank=True)
     receipt_includes_subject = models.BooleanField(default=False)
 
     def __str__(self) -> str:
