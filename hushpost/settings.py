@@ -17,6 +17,7 @@ from csp.constants import NONE, SELF
 from hushpost.lib.crypto import is_raw_key
 from hushpost.lib.email_url import parse_email_url
 from hushpost.lib.env import ConfigError, env, envbool, envint, envsecret
+from hushpost.regions.config import load_regions
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -48,6 +49,10 @@ MASTER_KEY = envsecret("MASTER_KEY") or ("" if PRODUCTION else _dev_secret("mast
 
 BASE_URL = (env("BASE_URL") or "http://" + (env("BIND", "127.0.0.1:8000") or "")).rstrip("/")
 BIND = env("BIND", "127.0.0.1:8000")
+
+# The region this deployment serves, and every region's public URL.
+REGION = (env("REGION", "local") or "local").lower()
+REGIONS = load_regions(env("REGIONS_FILE"), REGION, BASE_URL)
 
 EMAIL_URL = env("EMAIL_URL", "mailbox:") or "mailbox:"
 _email = parse_email_url(EMAIL_URL)
@@ -86,6 +91,7 @@ INSTALLED_APPS = [
     "hushpost.senders",
     "hushpost.recipients",
     "hushpost.orgadmin",
+    "hushpost.regions",
     "hushpost.server",
 ]
 

@@ -10,6 +10,7 @@ admin.site.site_title = "Hushpost operations"
 urlpatterns = [
     path("", home, name="home"),
     path("app/admin/", include("hushpost.orgadmin.urls")),
+    path("regions/", include("hushpost.regions.urls")),
     path("", include("hushpost.senders.urls")),
     path("r/<slug:org>/", include("hushpost.recipients.urls")),
     path("dev/mailbox", mailbox.mailbox, name="dev-mailbox"),

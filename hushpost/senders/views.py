@@ -23,6 +23,8 @@ from hushpost.messaging.forms import ComposeForm
 from hushpost.messaging.models import Message
 from hushpost.notifications.actions import retry_now
 from hushpost.notifications.models import Notification
+from hushpost.orgs.models import Domain
+from hushpost.regions.discovery import region_for_domain
 
 
 class NotifiedState:
@@ -68,14 +70,35 @@ def login_view(request):
     error = ""
     email = request.GET.get("email", "")[:254]
     if request.method == "POST":
-        email = request.POST.get("email", "")[:254]
-        result = sign_in_sender(email, request.POST.get("password", ""))
+        email = request.POST.get("email", "")[:254].strip()
+        password = request.POST.get("password", "")
+        elsewhere = _region_elsewhere(email)
+        if elsewhere is not None:
+            # The organisation lives in another region: its own login page takes
+            # over, with the address filled in (the password never leaves here).
+            return redirect(elsewhere.base_url + "/login?" + urlencode({"email": email}))
+        if not password:
+            # "Next" with the address alone: ask for the password, here.
+            return render(request, "senders/login.html", {"email": email, "error": ""})
+        result = sign_in_sender(email, password)
         if result.user is not None:
             start_session(request, result.user)
             return redirect(safe_next(request, request.GET.get("next"), prefix="/app/", default="/app/"))
         error = SIGN_IN_FAILED
     return render(request, "senders/login.html", {"email": email, "error": error},
                   status=400 if error else 200)
+
+
+def _region_elsewhere(email: str):
+    """The other region hosting this address's domain; None for here or nowhere.
+
+    Only regions listed in the regions file can come back, so this never
+    redirects anywhere else; an unknown domain stays here like any other.
+    """
+    domain = email.rsplit("@", 1)[-1].lower() if "@" in email else ""
+    if not domain or Domain.objects.filter(name=domain).exists():
+        return None
+    return region_for_domain(domain)
 
 
 @require_POST

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from hushpost.orgs.actions import OrgError, create_organization
@@ -13,6 +14,8 @@ class Command(BaseCommand):
         add.add_argument("--name", required=True)
         add.add_argument("--domain", required=True, action="append",
                          help="a mail domain of its staff; repeat for several")
+        add.add_argument("--region", default="",
+                         help="the region it lives in; must be this deployment's (HUSHPOST_REGION)")
         add.add_argument("--sender-name", default="",
                          help="display name on notifications (default: the name)")
         sub.add_parser("list", help="list organisations")
@@ -23,6 +26,14 @@ class Command(BaseCommand):
                 domains = ", ".join(d.name for d in org.domains.all())
                 self.stdout.write(f"{org.slug}\t{org.name}\t{domains}")
             return
+        region = (options["region"] or settings.REGION).lower()
+        if region != settings.REGION:
+            where = settings.REGIONS.get(region)
+            hint = f" ({where.base_url})" if where else ""
+            raise CommandError(
+                f"this deployment serves region {settings.REGION!r}; an organisation of region "
+                f"{region!r} lives only in that region's deployment{hint}: run the command there"
+            )
         try:
             org = create_organization(
                 name=options["name"], domains=options["domain"], sender_name=options["sender_name"]

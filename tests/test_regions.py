@@ -1,0 +1,224 @@
+"""Regions: two deployments as separate processes, each with its own database.
+
+A sender of an `eu` organisation who starts at the `us` login ends on the `eu`
+login with the address filled in; the `us` database never holds a row of the
+`eu` organisation; discovery only ever leads to a base URL of the regions file;
+with the `eu` deployment down, the `us` login still works.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from hushpost.lib.env import ConfigError
+from hushpost.regions.config import load_regions
+from tests.settings import _free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "Granite-violin-harbour-61"
+KEY = "k" * 44
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class Browser:
+    """A cookie-keeping HTTP client that shows redirects instead of following them."""
+
+    def __init__(self):
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.jar), NoRedirect)
+
+    def get(self, url):
+        try:
+            with self.opener.open(url, timeout=10) as r:
+                return r.status, r.headers, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read().decode()
+
+    def post_form(self, url, data):
+        status, _, page = self.get(url)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        body = urllib.parse.urlencode({**data, "csrfmiddlewaretoken": token}).encode()
+        request = urllib.request.Request(url, data=body, headers={"Referer": url, "Origin": _origin(url)})
+        try:
+            with self.opener.open(request, timeout=10) as r:
+                return r.status, r.headers, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read().decode()
+
+
+def _origin(url):
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class Deployment:
+    def __init__(self, tmp: Path, region: str, port: int, regions_file: Path):
+        self.region, self.port = region, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.data = tmp / region
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("HUSHPOST_", "DJANGO_"))},
+            "HUSHPOST_MODE": "development", "HUSHPOST_DATA_DIR": str(self.data),
+            "HUSHPOST_REGION": region, "HUSHPOST_REGIONS_FILE": str(regions_file),
+            "HUSHPOST_BASE_URL": self.url, "HUSHPOST_BIND": f"127.0.0.1:{port}",
+        }
+        self.process = None
+
+    def run(self, *args, stdin=""):
+        return subprocess.run([sys.executable, "-m", "hushpost.cli", *args], env=self.env, cwd=ROOT,
+                              input=stdin, capture_output=True, text=True, timeout=120)
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hushpost.cli", "serve", "--workers", "1", "--threads", "4"],
+            env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/login", timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"{self.region} deployment did not start")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def rows(self, sql):
+        with sqlite3.connect(self.data / "hushpost.sqlite3") as db:
+            return db.execute(sql).fetchall()
+
+
+@pytest.fixture(scope="module")
+def deployments(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("regions")
+    us_port, eu_port = _free_port(), _free_port()
+    regions_file = tmp / "regions.toml"
+    regions_file.write_text(f"""
+[trust]
+key = "{KEY}"
+[regions.us]
+name = "United States"
+base_url = "http://127.0.0.1:{us_port}"
+[regions.eu]
+name = "European Union"
+base_url = "http://127.0.0.1:{eu_port}"
+""")
+    us, eu = Deployment(tmp, "us", us_port, regions_file), Deployment(tmp, "eu", eu_port, regions_file)
+    for d, org, domain, email in ((us, "Liberty Clinic", "liberty.example", "sam@liberty.example"),
+                                  (eu, "Europa Legal", "europa.example", "eva@europa.example")):
+        assert d.run("migrate", "-v0").returncode == 0
+        r = d.run("org", "add", "--name", org, "--domain", domain, "--region", d.region)
+        assert r.returncode == 0, r.stderr
+        r = d.run("user", "add", "--email", email, "--name", email.split("@")[0].title(), stdin=PASSWORD + "\n")
+        assert r.returncode == 0, r.stderr
+    us.start()
+    eu.start()
+    yield us, eu
+    us.stop()
+    eu.stop()
+
+
+def test_a_sender_starting_in_the_wrong_region_lands_on_their_own(deployments):
+    us, eu = deployments
+    browser = Browser()
+    status, headers, _ = browser.post_form(us.url + "/login", {"email": "eva@europa.example"})
+    assert status == 302
+    assert headers["Location"] == eu.url + "/login?email=eva%40europa.example"
+    status, _, page = browser.get(headers["Location"])
+    assert status == 200 and 'value="eva@europa.example"' in page
+    status, headers, _ = browser.post_form(headers["Location"], {"email": "eva@europa.example", "password": PASSWORD})
+    assert status == 302 and headers["Location"] == "/app/"
+    # Even with a password typed at the wrong region, it goes nowhere but the redirect.
+    status, headers, _ = Browser().post_form(us.url + "/login", {"email": "eva@europa.example", "password": PASSWORD})
+    assert status == 302 and headers["Location"].startswith(eu.url + "/login?")
+
+
+def test_each_database_holds_only_its_own_organisation(deployments):
+    us, eu = deployments
+    assert us.rows("select name from orgs_domain") == [("liberty.example",)]
+    assert eu.rows("select name from orgs_domain") == [("europa.example",)]
+    assert not us.rows("select id from accounts_user where email like '%europa.example'")
+
+
+def test_org_add_refuses_another_region(deployments):
+    us, _ = deployments
+    r = us.run("org", "add", "--name", "Elsewhere", "--domain", "elsewhere.example", "--region", "eu")
+    assert r.returncode != 0 and "serves region 'us'" in r.stderr
+
+
+def test_an_unknown_domain_gets_the_same_answer_as_any_other(deployments):
+    us, _ = deployments
+    status_unknown, _, unknown = Browser().post_form(us.url + "/login", {"email": "who@nowhere.example"})
+    status_local, _, local = Browser().post_form(us.url + "/login", {"email": "sam@liberty.example"})
+    assert status_unknown == status_local == 200
+    strip = lambda page: re.sub(r'value="[^"]*"', "", page)  # noqa: E731
+    assert strip(unknown) == strip(local)
+
+
+def test_discovery_ignores_unsigned_or_forged_answers(deployments):
+    us, eu = deployments
+    body = json.dumps({"domain": "europa.example", "from": "us", "ts": time.time()}).encode()
+    for signature in ("", "0" * 64):
+        request = urllib.request.Request(eu.url + "/regions/v1/domain", data=body,
+                                         headers={"X-Hushpost-Signature": signature})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 403
+    # The login never takes a destination from the request: a next= elsewhere stays on site.
+    status, headers, _ = Browser().post_form(
+        us.url + "/login?next=https://evil.example/", {"email": "sam@liberty.example", "password": PASSWORD})
+    assert status == 302 and headers["Location"] == "/app/"
+
+
+def test_with_one_region_down_the_other_still_signs_in(deployments):
+    us, eu = deployments
+    eu.stop()
+    try:
+        started = time.monotonic()
+        status, _, page = Browser().post_form(us.url + "/login", {"email": "new@europa-two.example"})
+        assert status == 200 and time.monotonic() - started < 5
+        status, headers, _ = Browser().post_form(us.url + "/login", {"email": "sam@liberty.example", "password": PASSWORD})
+        assert status == 302 and headers["Location"] == "/app/"
+    finally:
+        eu.start()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[regions.us]\nbase_url = 'https://us.example'\n", "HUSHPOST_REGION 'eu' is not in"),
+    ("[regions.eu]\nbase_url = 'javascript:alert(1)'\n", "needs a base_url"),
+    ("[regions.eu]\nbase_url = 'https://eu.example/path'\n", "needs a base_url"),
+    ("[regions.eu]\nbase_url = 'https://eu.example'\n[regions.us]\nbase_url = 'https://us.example'\n",
+     "[trust] key must be at least 32 characters"),
+    ("not toml [", "HUSHPOST_REGIONS_FILE"),
+])
+def test_a_bad_regions_file_is_refused_with_a_reason(tmp_path, text, message):
+    path = tmp_path / "regions.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_regions(str(path), "eu", "https://eu.example")
+
+
+def test_the_example_regions_file_loads():
+    regions = load_regions(str(ROOT / "deploy" / "regions.example.toml"), "eu", "")
+    assert [r.code for r in regions.others] == ["uk", "us"]
