@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from hushpost.lib.views import home
 from hushpost.notifications import views as mailbox
+from hushpost.regions.views import find_portal
 
 admin.site.site_header = "Hushpost operations"
 admin.site.site_title = "Hushpost operations"
@@ -11,6 +12,7 @@ urlpatterns = [
     path("", home, name="home"),
     path("app/admin/", include("hushpost.orgadmin.urls")),
     path("regions/", include("hushpost.regions.urls")),
+    path("find-my-portal", find_portal, name="find-portal"),
     path("", include("hushpost.senders.urls")),
     path("r/<slug:org>/", include("hushpost.recipients.urls")),
     path("dev/mailbox", mailbox.mailbox, name="dev-mailbox"),

@@ -191,6 +191,21 @@ def test_discovery_ignores_unsigned_or_forged_answers(deployments):
     assert status == 302 and headers["Location"] == "/app/"
 
 
+def test_a_recipient_of_another_region_learns_where_to_sign_in(deployments):
+    us, eu = deployments
+    r = eu.run("shell", "-c", (
+        "from hushpost.accounts.models import User; from hushpost.orgs.models import Organization; "
+        "u = User(org=Organization.objects.get(), email='rita@client.example', role='recipient'); "
+        "u.set_unusable_password(); u.save()"))
+    assert r.returncode == 0, r.stderr
+    status, _, page = Browser().post_form(us.url + "/find-my-portal", {"email": "rita@client.example"})
+    assert status == 200 and "we have sent it a list" in page
+    assert us.run("worker", "--batch").returncode == 0
+    [(text,)] = us.rows("select text from notifications_devmail where subject = 'Your Secure Messaging portals'")
+    assert "Europa Legal: " + eu.url + "/r/europa-legal/login?email=rita%40client.example" in text
+    assert not eu.rows("select id from notifications_devmail")  # the asking region sends it
+
+
 def test_with_one_region_down_the_other_still_signs_in(deployments):
     us, eu = deployments
     eu.stop()

@@ -3,12 +3,17 @@ from __future__ import annotations
 import json
 import time
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
 from django.http import HttpResponse, HttpResponseForbidden
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from hushpost.orgs.models import Domain
 from hushpost.regions.discovery import SIGNATURE, sign, verify
+from hushpost.regions.portals import local_portals, send_portal_list
 
 
 @csrf_exempt  # a signed server-to-server call, not a browser form
@@ -24,3 +29,36 @@ def domain_lookup(request):
     response = HttpResponse(body, content_type="application/json")
     response[SIGNATURE] = sign(body)
     return response
+
+
+@csrf_exempt  # a signed server-to-server call, not a browser form
+@require_POST
+def portals_lookup(request):
+    """Which of this deployment's organisations have a recipient account for the address?"""
+    question = verify(request.body, request.headers.get(SIGNATURE, ""))
+    if question is None or not isinstance(question.get("email"), str):
+        return HttpResponseForbidden("unsigned or stale")
+    email = question["email"]
+    body = json.dumps({"email": email, "portals": local_portals(email), "ts": time.time()}).encode()
+    response = HttpResponse(body, content_type="application/json")
+    response[SIGNATURE] = sign(body)
+    return response
+
+
+def find_portal(request):
+    """A recipient who is lost: we e-mail the address the portals it has accounts with."""
+    sent = False
+    error = ""
+    email = ""
+    if request.method == "POST":
+        email = request.POST.get("email", "").strip().lower()[:254]
+        try:
+            validate_email(email)
+        except ValidationError:
+            error = "Enter the e-mail address your secure messages were sent to."
+        else:
+            with transaction.atomic():
+                send_portal_list.enqueue(email)
+            sent = True
+    return render(request, "regions/find_portal.html", {"sent": sent, "error": error, "email": email},
+                  status=400 if error else 200)
