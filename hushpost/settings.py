@@ -252,6 +252,10 @@ def _production_problems() -> list[str]:
         )
     if DEBUG:
         problems.append("HUSHPOST_DEBUG is on; it shows internals to anyone who hits an error")
+    for region in REGIONS.regions.values():
+        host = region.base_url.split("://", 1)[-1].rsplit(":", 1)[0]
+        if not region.base_url.startswith("https://") and host not in {"127.0.0.1", "localhost", "[::1]"}:
+            problems.append(f"HUSHPOST_REGIONS_FILE: region {region.code}'s base_url must be https://")
     return problems
 
 

@@ -958,3 +958,14 @@ def test_production_refuses_weak_settings(tmp_path, change, message):
 def test_production_accepts_https_base_url(tmp_path):
     r = _run(tmp_path, GOOD | {"HUSHPOST_BASE_URL": "https://secure.example.org"}, "check")
     assert r.returncode == 0, r.stderr
+
+
+def test_production_refuses_plain_http_between_regions(tmp_path):
+    regions = tmp_path / "regions.toml"
+    regions.write_text(
+        f'[trust]\nkey = "{"k" * 40}"\n'
+        '[regions.us]\nbase_url = "https://secure.example.org"\n'
+        '[regions.eu]\nbase_url = "http://eu.secure.example.org"\n')
+    env = GOOD | {"HUSHPOST_REGION": "us", "HUSHPOST_REGIONS_FILE": str(regions)}
+    r = _run(tmp_path, env, "check")
+    assert r.returncode == 2 and "region eu's base_url must be https://" in r.stderr
