@@ -29,7 +29,7 @@ from tests.settings import _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Granite-violin-harbour-61"
-KEY = "k" * 44
+KEY = "QEFuxEXTRb42NsHiYkYI/qDNzBdhYzSglxI3d4bpu63C"  # a fixed random key: the deployments must share it
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -224,7 +224,7 @@ def test_with_one_region_down_the_other_still_signs_in(deployments):
     ("[regions.eu]\nbase_url = 'javascript:alert(1)'\n", "needs a base_url"),
     ("[regions.eu]\nbase_url = 'https://eu.example/path'\n", "needs a base_url"),
     ("[regions.eu]\nbase_url = 'https://eu.example'\n[regions.us]\nbase_url = 'https://us.example'\n",
-     "[trust] key must be at least 32 characters"),
+     "[trust] key must be 32 or more random bytes"),
     ("not toml [", "HUSHPOST_REGIONS_FILE"),
 ])
 def test_a_bad_regions_file_is_refused_with_a_reason(tmp_path, text, message):
@@ -234,6 +234,30 @@ def test_a_bad_regions_file_is_refused_with_a_reason(tmp_path, text, message):
         load_regions(str(path), "eu", "https://eu.example")
 
 
-def test_the_example_regions_file_loads():
-    regions = load_regions(str(ROOT / "deploy" / "regions.example.toml"), "eu", "")
+def test_the_example_regions_file_needs_its_own_key(tmp_path):
+    example = (ROOT / "deploy" / "regions.example.toml").read_text()
+    with pytest.raises(ConfigError, match="key must be 32 or more random bytes"):
+        load_regions(str(ROOT / "deploy" / "regions.example.toml"), "eu", "")
+    path = tmp_path / "regions.toml"
+    path.write_text(example.replace('key = ""', f'key = "{KEY}"'))
+    regions = load_regions(str(path), "eu", "")
     assert [r.code for r in regions.others] == ["uk", "us"]
+
+
+def test_signed_messages_are_bound_to_purpose_addressee_and_time(settings):
+    from hushpost.regions.config import Region, Regions
+    from hushpost.regions.discovery import sign, signed, verify
+
+    regions = {c: Region(c, c, f"https://{c}.example") for c in ("us", "eu", "uk")}
+    settings.REGIONS = Regions(here="eu", key=KEY.encode(), regions=regions)
+    body = signed("domain", "eu", domain="europa.example")
+    assert verify(body, sign(body), purpose="domain")["domain"] == "europa.example"
+    assert verify(body, sign(body), purpose="portals") is None  # another endpoint
+    assert verify(body, sign(body), purpose="domain-answer") is None  # not an answer
+    for_uk = signed("domain", "uk", domain="europa.example")
+    assert verify(for_uk, sign(for_uk), purpose="domain") is None  # replayed to another region
+    for ts in ("nan", "inf", "soon", None):
+        forged = json.dumps({"purpose": "domain", "from": "us", "to": "eu", "ts": ts, "domain": "x"}).encode()
+        assert verify(forged, sign(forged), purpose="domain") is None
+    stranger = json.dumps({"purpose": "domain", "from": "zz", "to": "eu", "ts": time.time()}).encode()
+    assert verify(stranger, sign(stranger), purpose="domain") is None

@@ -963,7 +963,7 @@ def test_production_accepts_https_base_url(tmp_path):
 def test_production_refuses_plain_http_between_regions(tmp_path):
     regions = tmp_path / "regions.toml"
     regions.write_text(
-        f'[trust]\nkey = "{"k" * 40}"\n'
+        '[trust]\nkey = "QEFuxEXTRb42NsHiYkYI/qDNzBdhYzSglxI3d4bpu63C"\n'
         '[regions.us]\nbase_url = "https://secure.example.org"\n'
         '[regions.eu]\nbase_url = "http://eu.secure.example.org"\n')
     env = GOOD | {"HUSHPOST_REGION": "us", "HUSHPOST_REGIONS_FILE": str(regions)}

@@ -15,6 +15,8 @@ Discovery only ever sends a browser to a ``base_url`` listed here.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import tomllib
 from dataclasses import dataclass
@@ -69,7 +71,18 @@ def load_regions(path: str | None, here: str, base_url: str) -> Regions:
         regions[code] = Region(code=code, name=str(entry.get("name") or code.upper()), base_url=url)
     if here not in regions:
         raise ConfigError(f"HUSHPOST_REGION {here!r} is not in HUSHPOST_REGIONS_FILE ({', '.join(regions)})")
-    key = str((data.get("trust") or {}).get("key", "")).encode()
-    if len(regions) > 1 and len(key) < 32:
-        raise ConfigError("HUSHPOST_REGIONS_FILE: [trust] key must be at least 32 characters")
-    return Regions(here=here, regions=regions, key=key)
+    key = str((data.get("trust") or {}).get("key", "")).strip()
+    if len(regions) > 1 and not _strong(key):
+        raise ConfigError(
+            "HUSHPOST_REGIONS_FILE: [trust] key must be 32 or more random bytes in base64 "
+            "(openssl rand -base64 32)"
+        )
+    return Regions(here=here, regions=regions, key=key.encode())
+
+
+def _strong(key: str) -> bool:
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except (ValueError, binascii.Error):
+        return False
+    return len(raw) >= 32 and len(set(raw)) > 8  # not a placeholder of repeated characters

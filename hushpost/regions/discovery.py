@@ -1,8 +1,11 @@
 """Asking the other regions' deployments where a mail domain lives.
 
-A question is an HMAC-SHA256-signed JSON body with a timestamp; so is the
-answer. Every region is asked at once with short timeouts; an unreachable
-one simply does not answer, and answers are cached for a few minutes.
+Every question and answer is JSON signed with HMAC-SHA256 under the shared
+key, and names its purpose, sender, addressee, a nonce and a timestamp, so a
+message cannot be replayed to another region, to another endpoint, or as an
+answer. All regions are asked at once with one overall deadline; redirects
+are never followed; an unreachable region simply does not answer, and only
+complete answers are cached.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import hashlib
 import hmac
 import json
 import logging
+import math
+import secrets
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from django.conf import settings
 from django.core.cache import cache
@@ -23,56 +28,113 @@ from hushpost.regions.config import Region
 log = logging.getLogger(__name__)
 SIGNATURE = "X-Hushpost-Signature"
 MAX_SKEW = 60  # seconds a signed message stays valid
-TIMEOUT = 2.0
+DEADLINE = 2.0  # seconds for all regions together
+MAX_ANSWER = 64 * 1024
 CACHE_SECONDS = 300
+# Shared by every request of the process: a burst of logins cannot start a
+# burst of threads, and a slow region only ever holds these.
+_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hushpost-regions")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a region answers itself or not at all
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
 
 
 def sign(body: bytes) -> str:
     return hmac.new(settings.REGIONS.key, body, hashlib.sha256).hexdigest()
 
 
-def verify(body: bytes, signature: str) -> dict | None:
-    """The message, if it is signed with the shared key and fresh."""
+def verify(body: bytes, signature: str, *, purpose: str, sender: str | None = None) -> dict | None:
+    """The message, if signed with the shared key, fresh, meant for this region and purpose."""
     if not settings.REGIONS.key or not hmac.compare_digest(sign(body), signature or ""):
         return None
     try:
         message = json.loads(body)
-    except ValueError:
+        ts = float(message.get("ts"))
+    except (ValueError, TypeError, AttributeError):
         return None
-    if not isinstance(message, dict) or abs(time.time() - float(message.get("ts", 0))) > MAX_SKEW:
+    regions = settings.REGIONS
+    if (
+        not math.isfinite(ts)
+        or abs(time.time() - ts) > MAX_SKEW
+        or message.get("purpose") != purpose
+        or message.get("to") != regions.here
+        or message.get("from") not in regions.regions
+        or (sender is not None and message.get("from") != sender)
+    ):
         return None
     return message
 
 
-def _ask(region: Region, domain: str) -> bool:
-    body = json.dumps({"domain": domain, "from": settings.REGIONS.here, "ts": time.time()}).encode()
+def signed(purpose: str, to: str, **fields) -> bytes:
+    message = {"purpose": purpose, "from": settings.REGIONS.here, "to": to,
+               "nonce": secrets.token_hex(8), "ts": time.time(), **fields}
+    return json.dumps(message).encode()
+
+
+def ask(region: Region, path: str, purpose: str, **fields) -> dict | None:
+    """One signed question to ``region``; its signed answer, or None."""
+    body = signed(purpose, region.code, **fields)
+    question = json.loads(body)
     request = urllib.request.Request(  # noqa: S310 - base_url comes from the regions file, http(s) only
-        region.base_url + "/regions/v1/domain", data=body, method="POST",
+        region.base_url + path, data=body, method="POST",
         headers={"Content-Type": "application/json", SIGNATURE: sign(body)},
     )
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
-        answer = verify(response.read(), response.headers.get(SIGNATURE, ""))
-    return bool(answer and answer.get("domain") == domain and answer.get("hosted") is True)
+    with _opener.open(request, timeout=DEADLINE) as response:
+        raw = response.read(MAX_ANSWER + 1)
+        if len(raw) > MAX_ANSWER:
+            return None
+        answer = verify(raw, response.headers.get(SIGNATURE, ""), purpose=purpose + "-answer",
+                        sender=region.code)
+    if answer is None or answer.get("nonce") != question["nonce"]:
+        return None
+    return answer
+
+
+def ask_all(path: str, purpose: str, **fields) -> tuple[dict[str, dict], bool]:
+    """Ask every other region at once; (answers by region code, whether all answered)."""
+    others = settings.REGIONS.others
+    futures = {_pool.submit(ask, region, path, purpose, **fields): region for region in others}
+    done, pending = wait(futures, timeout=DEADLINE)
+    for future in pending:
+        future.cancel()
+    answers: dict[str, dict] = {}
+    for future in done:
+        try:
+            answer = future.result()
+        except Exception as exc:  # an unreachable region does not answer
+            log.info("region %s did not answer: %s", futures[future].code, type(exc).__name__)
+            continue
+        if answer is not None:
+            answers[futures[future].code] = answer
+    return answers, len(answers) == len(others)
+
+
+def answer_to(question: dict, **fields) -> tuple[bytes, str]:
+    """A signed answer, for the asking region only, carrying the question's nonce."""
+    body = signed(question["purpose"] + "-answer", question["from"], nonce=question["nonce"], **fields)
+    return body, sign(body)
 
 
 def region_for_domain(domain: str) -> Region | None:
     """The other region whose deployment hosts ``domain``, or None."""
-    others = settings.REGIONS.others
-    if not others or not domain:
+    if not settings.REGIONS.others or not domain:
         return None
     cache_key = "hushpost:region-of:" + hashlib.sha256(domain.encode()).hexdigest()
     cached = cache.get(cache_key)
     if cached is not None:
         return settings.REGIONS.get(cached) if cached else None
-    found = None
-    with ThreadPoolExecutor(max_workers=len(others)) as pool:
-        futures = {pool.submit(_ask, region, domain): region for region in others}
-        for future in as_completed(futures):
-            try:
-                if future.result():
-                    found = futures[future]
-                    break
-            except Exception as exc:  # an unreachable region does not answer
-                log.info("region %s did not answer: %s", futures[future].code, type(exc).__name__)
-    cache.set(cache_key, found.code if found else "", CACHE_SECONDS)
+    answers, complete = ask_all("/regions/v1/domain", "domain", domain=domain)
+    hosting = sorted(code for code, a in answers.items() if a.get("domain") == domain and a.get("hosted") is True)
+    if len(hosting) > 1:
+        log.warning("domain %s is hosted in several regions: %s", domain, ", ".join(hosting))
+        return None
+    found = settings.REGIONS.get(hosting[0]) if hosting else None
+    if found is not None or complete:
+        # A region that did not answer might host it: ask again next time.
+        cache.set(cache_key, found.code if found else "", CACHE_SECONDS)
     return found

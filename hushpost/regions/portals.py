@@ -9,11 +9,7 @@ between deployments; only login URLs and organisation names cross regions.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from email.utils import formataddr
 from urllib.parse import urlencode
 
@@ -23,7 +19,7 @@ from django.template.loader import render_to_string
 from django_tasks import task
 
 from hushpost.accounts.models import User
-from hushpost.regions.discovery import SIGNATURE, TIMEOUT, sign, verify
+from hushpost.regions.discovery import ask_all
 
 log = logging.getLogger(__name__)
 SUBJECT = "Your Secure Messaging portals"
@@ -46,15 +42,8 @@ def local_portals(email: str) -> list[dict[str, str]]:
     ]
 
 
-def _ask(region, email: str) -> list[dict[str, str]]:
-    body = json.dumps({"email": email, "from": settings.REGIONS.here, "ts": time.time()}).encode()
-    request = urllib.request.Request(  # noqa: S310 - base_url comes from the regions file
-        region.base_url + "/regions/v1/portals", data=body, method="POST",
-        headers={"Content-Type": "application/json", SIGNATURE: sign(body)},
-    )
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
-        answer = verify(response.read(), response.headers.get(SIGNATURE, ""))
-    if not answer or answer.get("email") != email:
+def _portals_in(region, answer: dict, email: str) -> list[dict[str, str]]:
+    if answer.get("email") != email:
         return []
     # Links must point at that region's own deployment, as the regions file says.
     return [p for p in answer.get("portals", []) if str(p.get("url", "")).startswith(region.base_url + "/")]
@@ -63,15 +52,10 @@ def _ask(region, email: str) -> list[dict[str, str]]:
 @task()
 def send_portal_list(email: str) -> int:
     portals = local_portals(email)
-    others = settings.REGIONS.others
-    if others:
-        with ThreadPoolExecutor(max_workers=len(others)) as pool:
-            futures = [pool.submit(_ask, region, email) for region in others]
-            for future in futures:
-                try:
-                    portals += future.result()
-                except Exception as exc:  # one region down: the others still answer
-                    log.info("a region did not answer the portal question: %s", type(exc).__name__)
+    if settings.REGIONS.others:
+        answers, _ = ask_all("/regions/v1/portals", "portals", email=email)
+        for code, answer in sorted(answers.items()):  # one region down: the others still answer
+            portals += _portals_in(settings.REGIONS.get(code), answer, email)
     if not portals:
         return 0  # nothing to tell; never mail an address that has no account
     context = {"portals": portals, "email": email}

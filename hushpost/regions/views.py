@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import json
-import time
-
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -12,37 +9,38 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from hushpost.orgs.models import Domain
-from hushpost.regions.discovery import SIGNATURE, sign, verify
+from hushpost.regions.discovery import SIGNATURE, answer_to, verify
 from hushpost.regions.portals import local_portals, send_portal_list
+
+
+def _signed_response(question: dict, **fields) -> HttpResponse:
+    body, signature = answer_to(question, **fields)
+    response = HttpResponse(body, content_type="application/json")
+    response[SIGNATURE] = signature
+    return response
 
 
 @csrf_exempt  # a signed server-to-server call, not a browser form
 @require_POST
 def domain_lookup(request):
     """Does this deployment host the mail domain another region asks about?"""
-    question = verify(request.body, request.headers.get(SIGNATURE, ""))
+    question = verify(request.body, request.headers.get(SIGNATURE, ""), purpose="domain")
     if question is None or not isinstance(question.get("domain"), str):
         return HttpResponseForbidden("unsigned or stale")
-    domain = question["domain"].strip().lower()
-    hosted = Domain.objects.filter(name=domain, org__is_active=True).exists()
-    body = json.dumps({"domain": domain, "hosted": hosted, "ts": time.time()}).encode()
-    response = HttpResponse(body, content_type="application/json")
-    response[SIGNATURE] = sign(body)
-    return response
+    domain = question["domain"]
+    hosted = Domain.objects.filter(name=domain.strip().lower(), org__is_active=True).exists()
+    return _signed_response(question, domain=domain, hosted=hosted)
 
 
 @csrf_exempt  # a signed server-to-server call, not a browser form
 @require_POST
 def portals_lookup(request):
     """Which of this deployment's organisations have a recipient account for the address?"""
-    question = verify(request.body, request.headers.get(SIGNATURE, ""))
+    question = verify(request.body, request.headers.get(SIGNATURE, ""), purpose="portals")
     if question is None or not isinstance(question.get("email"), str):
         return HttpResponseForbidden("unsigned or stale")
     email = question["email"]
-    body = json.dumps({"email": email, "portals": local_portals(email), "ts": time.time()}).encode()
-    response = HttpResponse(body, content_type="application/json")
-    response[SIGNATURE] = sign(body)
-    return response
+    return _signed_response(question, email=email, portals=local_portals(email))
 
 
 def find_portal(request):
