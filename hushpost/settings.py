@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -253,8 +254,8 @@ def _production_problems() -> list[str]:
     if DEBUG:
         problems.append("HUSHPOST_DEBUG is on; it shows internals to anyone who hits an error")
     for region in REGIONS.regions.values():
-        host = region.base_url.split("://", 1)[-1].rsplit(":", 1)[0]
-        if not region.base_url.startswith("https://") and host not in {"127.0.0.1", "localhost", "[::1]"}:
+        host = urlsplit(region.base_url).hostname
+        if not region.base_url.startswith("https://") and host not in {"127.0.0.1", "localhost", "::1"}:
             problems.append(f"HUSHPOST_REGIONS_FILE: region {region.code}'s base_url must be https://")
     return problems
 

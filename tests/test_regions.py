@@ -223,6 +223,7 @@ def test_with_one_region_down_the_other_still_signs_in(deployments):
     ("[regions.us]\nbase_url = 'https://us.example'\n", "HUSHPOST_REGION 'eu' is not in"),
     ("[regions.eu]\nbase_url = 'javascript:alert(1)'\n", "needs a base_url"),
     ("[regions.eu]\nbase_url = 'https://eu.example/path'\n", "needs a base_url"),
+    ("[regions.eu]\nbase_url = 'http://localhost:1@eu.example'\n", "needs a base_url"),
     ("[regions.eu]\nbase_url = 'https://eu.example'\n[regions.us]\nbase_url = 'https://us.example'\n",
      "[trust] key must be 32 or more random bytes"),
     ("not toml [", "HUSHPOST_REGIONS_FILE"),

@@ -66,7 +66,10 @@ def load_regions(path: str | None, here: str, base_url: str) -> Regions:
             raise ConfigError(f"HUSHPOST_REGIONS_FILE: bad region code {code!r}")
         url = str(entry.get("base_url", "")).rstrip("/")
         parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path or parts.query:
+        if (
+            parts.scheme not in {"http", "https"} or not parts.hostname or parts.path
+            or parts.query or parts.fragment or parts.username or parts.password
+        ):
             raise ConfigError(f"HUSHPOST_REGIONS_FILE: region {code} needs a base_url like https://host")
         regions[code] = Region(code=code, name=str(entry.get("name") or code.upper()), base_url=url)
     if here not in regions:
