@@ -90,29 +90,42 @@ def send_message(
     # No look-up first: the unique (author, send_token) constraint turns a
     # repeated submit into an IntegrityError, answered with the first message.
     now = clock.now()
+
+    def store() -> Message:
+        message = Message(
+            org_id=author.org_id,
+            author=author,
+            kind=Message.Kind.MESSAGE,
+            in_reply_to=in_reply_to,
+            send_token=send_token,
+            created_at=now,
+            read_receipt=options.read_receipt,
+            restriction=options.restriction,
+            expires_at=now + timedelta(days=options.expire_days) if options.expire_days else None,
+        )
+        message.org = author.org
+        seal_content(message, subject, body_html)
+        message.save()
+        _deliver(message, addressees)
+        return message
+
+    return _store_once(author, send_token, store)
+
+
+def _store_once(author: User, send_token: str, store) -> Message:
+    """Run ``store`` in one transaction, once per (author, send_token).
+
+    The unique constraint turns a repeated submit (a double click, a retried
+    request) into an IntegrityError, answered with the message stored first.
+    """
     try:
         with transaction.atomic():
-            message = Message(
-                org_id=author.org_id,
-                author=author,
-                kind=Message.Kind.MESSAGE,
-                in_reply_to=in_reply_to,
-                send_token=send_token,
-                created_at=now,
-                read_receipt=options.read_receipt,
-                restriction=options.restriction,
-                expires_at=now + timedelta(days=options.expire_days) if options.expire_days else None,
-            )
-            message.org = author.org
-            seal_content(message, subject, body_html)
-            message.save()
-            _deliver(message, addressees)
+            return store()
     except IntegrityError:
         existing = Message.objects.filter(author=author, send_token=send_token).first()
         if existing is None:
             raise
         return existing
-    return message
 
 
 def open_message(delivery: Delivery) -> bool:
@@ -184,39 +197,39 @@ def reply_as_recipient(
     if not subject.lower().startswith("re:"):
         subject = "Re: " + subject
     now = clock.now()
-    try:
-        with transaction.atomic():
-            reply = Message(
-                org_id=original.org_id,
-                author=recipient,
-                kind=Message.Kind.REPLY,
-                in_reply_to=original,
-                send_token=send_token,
-                created_at=now,
-            )
-            reply.org = original.org
-            seal_content(reply, subject, body_html)
-            reply.save()
-            # Replies always reach the organisation's sender of the thread; a
-            # reply to a Reply All goes there too, never only between outsiders.
-            sender = thread_root(original).author
-            to_sender = Delivery.objects.create(message=reply, recipient=sender)
-            queue_notification(Notification.Kind.REPLY, sender, delivery=to_sender)
-            if reply_all:
-                others = {d.recipient for d in original.deliveries.select_related("recipient")}
-                others.add(original.author)
-                for other in sorted(others, key=lambda u: u.email):
-                    if other.pk in (recipient.pk, sender.pk) or not other.is_recipient:
-                        continue
-                    d = Delivery.objects.create(message=reply, recipient=other, field=Delivery.Field.CC)
-                    queue_notification(Notification.Kind.MESSAGE, other, delivery=d)
-            Delivery.objects.filter(pk=delivery.pk, replied_at__isnull=True).update(replied_at=now)
-    except IntegrityError:
-        existing = Message.objects.filter(author=recipient, send_token=send_token).first()
-        if existing is None:
-            raise
-        return existing
-    return reply
+
+    def store() -> Message:
+        reply = Message(
+            org_id=original.org_id,
+            author=recipient,
+            kind=Message.Kind.REPLY,
+            in_reply_to=original,
+            send_token=send_token,
+            created_at=now,
+        )
+        reply.org = original.org
+        seal_content(reply, subject, body_html)
+        reply.save()
+        # Replies always reach the organisation's sender of the thread; a
+        # reply to a Reply All goes there too, never only between outsiders.
+        sender = thread_root(original).author
+        to_sender = Delivery.objects.create(message=reply, recipient=sender)
+        queue_notification(Notification.Kind.REPLY, sender, delivery=to_sender)
+        if reply_all:
+            for other in reply_all_addressees(original, recipient):
+                d = Delivery.objects.create(message=reply, recipient=other, field=Delivery.Field.CC)
+                queue_notification(Notification.Kind.MESSAGE, other, delivery=d)
+        Delivery.objects.filter(pk=delivery.pk, replied_at__isnull=True).update(replied_at=now)
+        return reply
+
+    return _store_once(recipient, send_token, store)
+
+
+def reply_all_addressees(message: Message, user: User) -> list[User]:
+    """Who a recipient's Reply All reaches besides the organisation's sender."""
+    people = {d.recipient for d in message.deliveries.select_related("recipient")}
+    people.add(message.author)
+    return sorted((p for p in people if p.pk != user.pk and p.is_recipient), key=lambda p: p.email)
 
 
 def delete_for_recipient(delivery: Delivery) -> None:

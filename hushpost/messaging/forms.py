@@ -70,7 +70,22 @@ def _clean_token(value: str) -> str:
     return value
 
 
-class ComposeForm(forms.Form):
+class _FormattedBody:
+    """The body is cleaned with the form: how to read it depends on body_format."""
+
+    def clean(self):
+        data = super().clean()
+        if "body" in data:
+            try:
+                data["body"] = self.fields["body"].clean_body(
+                    data["body"], data.get("body_format") or "text"
+                )
+            except ValidationError as e:
+                self.add_error("body", e)
+        return data
+
+
+class ComposeForm(_FormattedBody, forms.Form):
     to = forms.CharField(label="To", max_length=10_000)
     cc = forms.CharField(label="Cc", max_length=10_000, required=False)
     subject = forms.CharField(label="Subject", max_length=200)
@@ -140,13 +155,6 @@ class ComposeForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if "body" in data:
-            try:
-                data["body"] = self.fields["body"].clean_body(
-                    data["body"], data.get("body_format") or "text"
-                )
-            except ValidationError as e:
-                self.add_error("body", e)
         to, cc = data.get("to") or [], data.get("cc") or []
         if len(set(to) | set(cc)) > settings.MAX_RECIPIENTS:
             self.add_error("to", f"Send to at most {settings.MAX_RECIPIENTS} recipients at once.")
@@ -165,7 +173,7 @@ class ComposeForm(forms.Form):
         )
 
 
-class ReplyForm(forms.Form):
+class ReplyForm(_FormattedBody, forms.Form):
     body = BodyField(label="Your reply", required=False)
     body_format = forms.ChoiceField(choices=[("text", "text"), ("html", "html")], required=False)
     send_token = forms.CharField(widget=forms.HiddenInput)
@@ -173,14 +181,3 @@ class ReplyForm(forms.Form):
 
     def clean_send_token(self):
         return _clean_token(self.cleaned_data["send_token"])
-
-    def clean(self):
-        data = super().clean()
-        if "body" in data:
-            try:
-                data["body"] = self.fields["body"].clean_body(
-                    data["body"], data.get("body_format") or "text"
-                )
-            except ValidationError as e:
-                self.add_error("body", e)
-        return data

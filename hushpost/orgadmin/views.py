@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import wraps
-from urllib.parse import urlencode
 
 from django.contrib import messages as flash
 from django.contrib.auth import update_session_auth_hash
@@ -24,15 +23,14 @@ from hushpost.accounts.models import User
 from hushpost.notifications.models import Notification
 from hushpost.orgadmin.access import access_member_for_admin
 from hushpost.orgadmin.forms import AddSenderForm, PolicyForm
+from hushpost.senders.views import sender_required
 
 
 def org_admin_required(view):
+    @sender_required
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        user = request.user
-        if not (user.is_authenticated and user.is_sender):
-            return redirect("/login?" + urlencode({"next": request.path}))
-        if not user.is_org_admin:
+        if not request.user.is_org_admin:
             raise Http404
         return view(request, *args, **kwargs)
 

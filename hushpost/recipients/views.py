@@ -32,6 +32,7 @@ from hushpost.messaging.actions import (
     check_can_reply,
     delete_for_recipient,
     open_message,
+    reply_all_addressees,
     reply_as_recipient,
 )
 from hushpost.messaging.content import open_content
@@ -180,15 +181,6 @@ def sent(request):
     )
 
 
-def _others(message, user) -> list[User]:
-    """Who else a Reply All reaches besides the sender."""
-    people = {d.recipient for d in message.deliveries.select_related("recipient")}
-    people.add(message.author)
-    return sorted(
-        (p for p in people if p.pk != user.pk and p.is_recipient), key=lambda p: p.email
-    )
-
-
 @recipient_required
 def message_view(request, uid):
     access = access_message_for_recipient(request.user, uid)
@@ -197,10 +189,7 @@ def message_view(request, uid):
         open_message(access.delivery)
     content = open_content(message)
     replyable = access.delivery is not None and can_reply(message)
-    my_replies = [
-        (r, r.created_at)
-        for r in Message.objects.filter(in_reply_to=message, author=request.user).order_by("created_at")
-    ]
+    my_replies = Message.objects.filter(in_reply_to=message, author=request.user).order_by("created_at")
     return render(
         request,
         "recipients/message.html",
@@ -210,7 +199,7 @@ def message_view(request, uid):
             "content": content,
             "access": access,
             "can_reply": replyable,
-            "others": _others(message, request.user) if access.delivery else [],
+            "others": reply_all_addressees(message, request.user) if access.delivery else [],
             "my_replies": my_replies,
             "tab": "inbox" if access.delivery else "sent",
         },
@@ -255,7 +244,7 @@ def reply(request, uid):
             "content": content,
             "form": form,
             "reply_all": reply_all,
-            "others": _others(message, request.user) if reply_all else [],
+            "others": reply_all_addressees(message, request.user) if reply_all else [],
             "quoted": html_to_text(content.body_html)[:2000],
             "tab": "inbox",
         },
