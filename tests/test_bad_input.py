@@ -101,3 +101,22 @@ def test_reply_id_of_someone_elses_message_is_not_found(sender_client, make_org,
     assert r.status_code == 404
     assert sender_client.get(f"/app/compose?reply_to={theirs.uid}").status_code == 404
     assert Message.objects.count() == 1
+
+
+@pytest.mark.parametrize("address", ["", "   ", "alice", "alice@", "@northwind.example", "a b@northwind.example"])
+def test_sign_in_asks_again_for_an_address_that_is_not_one(client, db, address):
+    r = client.post("/login", {"email": address})
+    page = r.content.decode()
+    assert r.status_code == 400
+    assert "Enter your e-mail address, for example name@example.org." in page
+    assert 'name="password"' not in page  # still the first step
+
+
+def test_sign_in_next_asks_for_the_password_of_any_address(client, db, alice):
+    for address in (alice.email, "nobody@unknown.example"):
+        r = client.post("/login", {"email": address})
+        page = r.content.decode()
+        assert r.status_code == 200
+        assert f'value="{address}" readonly' in page and 'name="password"' in page
+    # A link with a malformed address starts over at the first step.
+    assert 'name="password"' not in client.get("/login", {"email": "<script>"}).content.decode()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.db import connection, transaction
 from django.test import Client
 
+from hushpost.accounts.actions import AccountError, set_active
 from hushpost.accounts.models import User
 from hushpost.messaging.models import Message
 from hushpost.notifications.models import Notification
@@ -59,6 +63,62 @@ def test_admin_cannot_disable_themselves(admin):
     signed_in(admin).post(f"/app/admin/senders/{admin.pk}/active", {"active": "0"})
     admin.refresh_from_db()
     assert admin.is_active
+
+
+def test_an_admin_disabled_a_moment_ago_cannot_disable_anyone(admin, make_sender, org):
+    # Ada's request was authenticated just before Bea disabled her.
+    bea = make_sender(org, "bea", "Bea Admin", admin=True)
+    ada_request = signed_in(admin)
+    assert signed_in(bea).post(f"/app/admin/senders/{admin.pk}/active", {"active": "0"}).status_code == 302
+    stale_ada = User.objects.get(pk=admin.pk)
+    stale_ada.is_active = True
+    with pytest.raises(AccountError, match="Only an active admin"):
+        set_active(bea, False, by=stale_ada)
+    bea.refresh_from_db()
+    assert bea.is_active
+    assert ada_request.get("/app/admin/").status_code == 302  # and her session is over
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_admins_disabling_each_other_at_once_leave_one_active(org, make_sender):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite runs one writer at a time")
+    ada = make_sender(org, "ada", "Ada Admin", admin=True)
+    bea = make_sender(org, "bea", "Bea Admin", admin=True)
+    ada_holds_the_lock, ada_may_commit = threading.Event(), threading.Event()
+    outcome = {}
+
+    def ada_disables_bea():
+        try:
+            with transaction.atomic():
+                set_active(bea, False, by=ada)
+                ada_holds_the_lock.set()
+                ada_may_commit.wait(10)
+            outcome["ada"] = "done"
+        finally:
+            connection.close()
+
+    def bea_disables_ada():
+        try:
+            set_active(ada, False, by=bea)
+            outcome["bea"] = "done"
+        except AccountError:
+            outcome["bea"] = "refused"
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=ada_disables_bea)
+    first.start()
+    assert ada_holds_the_lock.wait(10)
+    second = threading.Thread(target=bea_disables_ada)
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()  # Bea's change waits for Ada's to finish
+    ada_may_commit.set()
+    first.join(10)
+    second.join(10)
+    assert outcome == {"ada": "done", "bea": "refused"}
+    assert User.objects.filter(org=org, is_org_admin=True, is_active=True).count() == 1
 
 
 def test_admin_resets_a_senders_password(admin, alice, sender_client):

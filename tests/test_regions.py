@@ -125,15 +125,16 @@ name = "European Union"
 base_url = "http://127.0.0.1:{eu_port}"
 """)
     us, eu = Deployment(tmp, "us", us_port, regions_file), Deployment(tmp, "eu", eu_port, regions_file)
+    for d in (us, eu):
+        assert d.run("migrate", "-v0").returncode == 0
+        d.start()
+    # Both running: `org add` asks the other region whether it already hosts the domain.
     for d, org, domain, email in ((us, "Liberty Clinic", "liberty.example", "sam@liberty.example"),
                                   (eu, "Europa Legal", "europa.example", "eva@europa.example")):
-        assert d.run("migrate", "-v0").returncode == 0
         r = d.run("org", "add", "--name", org, "--domain", domain, "--region", d.region)
         assert r.returncode == 0, r.stderr
         r = d.run("user", "add", "--email", email, "--name", email.split("@")[0].title(), stdin=PASSWORD + "\n")
         assert r.returncode == 0, r.stderr
-    us.start()
-    eu.start()
     yield us, eu
     us.stop()
     eu.stop()
@@ -142,6 +143,10 @@ base_url = "http://127.0.0.1:{eu_port}"
 def test_a_sender_starting_in_the_wrong_region_lands_on_their_own(deployments):
     us, eu = deployments
     browser = Browser()
+    # The login page lets its form lead to the listed regions, and only to them.
+    _, headers, _ = browser.get(us.url + "/login")
+    [form_action] = [d for d in headers["Content-Security-Policy"].split(";") if "form-action" in d]
+    assert form_action.split() == ["form-action", "'self'", eu.url]
     status, headers, _ = browser.post_form(us.url + "/login", {"email": "eva@europa.example"})
     assert status == 302
     assert headers["Location"] == eu.url + "/login?email=eva%40europa.example"
@@ -165,6 +170,14 @@ def test_org_add_refuses_another_region(deployments):
     us, _ = deployments
     r = us.run("org", "add", "--name", "Elsewhere", "--domain", "elsewhere.example", "--region", "eu")
     assert r.returncode != 0 and "serves region 'us'" in r.stderr
+
+
+def test_org_add_refuses_a_domain_another_region_hosts(deployments):
+    us, eu = deployments
+    r = us.run("org", "add", "--name", "Europa Copy", "--domain", "fresh.example", "--domain", "Europa.Example")
+    assert r.returncode != 0
+    assert f"Europa.Example is already an organisation's domain in region 'eu' ({eu.url})" in r.stderr
+    assert us.rows("select name from orgs_domain") == [("liberty.example",)]
 
 
 def test_an_unknown_domain_gets_the_same_answer_as_any_other(deployments):
@@ -215,6 +228,11 @@ def test_with_one_region_down_the_other_still_signs_in(deployments):
         assert status == 200 and time.monotonic() - started < 5
         status, headers, _ = Browser().post_form(us.url + "/login", {"email": "sam@liberty.example", "password": PASSWORD})
         assert status == 302 and headers["Location"] == "/app/"
+        # An operator cannot add a domain that the silent region might host, unless told to.
+        r = us.run("org", "add", "--name", "Harbour", "--domain", "harbour.example")
+        assert r.returncode != 0 and "region 'eu' did not answer" in r.stderr
+        r = us.run("org", "add", "--name", "Harbour", "--domain", "harbour.example", "--skip-region-check")
+        assert r.returncode == 0, r.stderr
     finally:
         eu.start()
 

@@ -46,9 +46,21 @@ def create_sender(
     return user
 
 
-def set_active(user: User, active: bool) -> None:
-    """Disable or re-enable an account; a disabled one is signed out everywhere at once."""
-    User.objects.filter(pk=user.pk).update(is_active=active)
+def set_active(user: User, active: bool, *, by: User | None = None) -> None:
+    """Disable or re-enable an account; a disabled one is signed out everywhere at once.
+
+    ``by``, an organisation admin, must still be an active admin when the change
+    is made: two admins disabling each other at the same moment leave one of
+    them active, because the organisation's row is locked while it is checked.
+    """
+    from hushpost.orgs.models import Organization
+
+    with transaction.atomic():
+        if by is not None:
+            Organization.objects.select_for_update().filter(pk=by.org_id).first()
+            if by.pk == user.pk or not User.objects.filter(pk=by.pk, is_active=True, is_org_admin=True).exists():
+                raise AccountError("Only an active admin of the organisation can do that.")
+        User.objects.filter(pk=user.pk).update(is_active=active)
 
 
 def reset_sender_password(user: User, password: str) -> list[str]:

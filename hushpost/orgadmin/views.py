@@ -68,7 +68,11 @@ def sender_active(request, user_id):
         flash.error(request, "You cannot disable your own account.")
         return redirect("orgadmin:senders")
     active = request.POST.get("active") == "1"
-    set_active(member, active)
+    try:
+        set_active(member, active, by=request.user)
+    except AccountError as exc:
+        flash.error(request, str(exc))
+        return redirect("orgadmin:senders")
     flash.success(request, f"{member.email} is {'enabled' if active else 'disabled'}.")
     return redirect("orgadmin:senders")
 

@@ -138,3 +138,15 @@ def region_for_domain(domain: str) -> Region | None:
         # A region that did not answer might host it: ask again next time.
         cache.set(cache_key, found.code if found else "", CACHE_SECONDS)
     return found
+
+
+def regions_hosting(domain: str) -> tuple[list[Region], list[Region]]:
+    """Every other region hosting ``domain``, and the regions that did not answer.
+
+    Uncached: an operator adding an organisation needs today's answer.
+    """
+    answers, _ = ask_all("/regions/v1/domain", "domain", domain=domain)
+    hosting = [r for r in settings.REGIONS.others
+               if answers.get(r.code, {}).get("domain") == domain and answers[r.code].get("hosted") is True]
+    silent = [r for r in settings.REGIONS.others if r.code not in answers]
+    return hosting, silent

@@ -6,6 +6,7 @@ import secrets
 from functools import wraps
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth import logout
 from django.http import Http404
@@ -65,28 +66,54 @@ def sender_required(view):
 
 
 def login_view(request):
+    """Two steps, like the big portals: the address ("Next"), then the password.
+
+    The first step finds the organisation's region; the second signs in here.
+    Both fields posted together (a password manager, a script) sign in at once.
+    """
     if request.user.is_authenticated and request.user.is_sender:
         return redirect("senders:inbox")
-    error = ""
-    email = request.GET.get("email", "")[:254]
-    if request.method == "POST":
-        email = request.POST.get("email", "")[:254].strip()
-        password = request.POST.get("password", "")
-        elsewhere = _region_elsewhere(email)
-        if elsewhere is not None:
-            # The organisation lives in another region: its own login page takes
-            # over, with the address filled in (the password never leaves here).
-            return redirect(elsewhere.base_url + "/login?" + urlencode({"email": email}))
-        if not password:
-            # "Next" with the address alone: ask for the password, here.
-            return render(request, "senders/login.html", {"email": email, "error": ""})
-        result = sign_in_sender(email, password)
-        if result.user is not None:
-            start_session(request, result.user)
-            return redirect(safe_next(request, request.GET.get("next"), prefix="/app/", default="/app/"))
-        error = SIGN_IN_FAILED
-    return render(request, "senders/login.html", {"email": email, "error": error},
-                  status=400 if error else 200)
+    email = request.GET.get("email", "")[:254].strip()
+    if request.method != "POST":
+        return _login_page(request, email)
+    email = request.POST.get("email", "")[:254].strip()
+    password = request.POST.get("password", "")
+    if not _looks_like_address(email):
+        return _login_page(request, "", error=ENTER_ADDRESS)
+    elsewhere = _region_elsewhere(email)
+    if elsewhere is not None:
+        # The organisation lives in another region: its own login page takes
+        # over, with the address filled in (the password never leaves here).
+        return redirect(elsewhere.base_url + "/login?" + urlencode({"email": email}))
+    if not password:
+        # "Next": the same password step for every address, hosted or not.
+        return _login_page(request, email)
+    result = sign_in_sender(email, password)
+    if result.user is not None:
+        start_session(request, result.user)
+        return redirect(safe_next(request, request.GET.get("next"), prefix="/app/", default="/app/"))
+    return _login_page(request, email, error=SIGN_IN_FAILED)
+
+
+ENTER_ADDRESS = "Enter your e-mail address, for example name@example.org."
+
+
+def _looks_like_address(email: str) -> bool:
+    local, _, domain = email.rpartition("@")
+    return bool(local) and "." in domain and not any(c.isspace() for c in email)
+
+
+def _login_page(request, email: str, error: str = ""):
+    if email and not _looks_like_address(email):
+        email = ""
+    response = render(request, "senders/login.html", {"email": email, "error": error},
+                      status=400 if error else 200)
+    # "Next" may answer with a redirect to another region's login; browsers
+    # hold that redirect to the page's form-action, so the listed regions join it.
+    others = [r.base_url for r in settings.REGIONS.others]
+    if others:
+        response._csp_update = {"form-action": others}
+    return response
 
 
 def _region_elsewhere(email: str):

@@ -38,8 +38,10 @@ def shot(page: Page, name: str) -> Path:
 
 
 def sign_in_sender(page: Page, site: str, user, password: str = PASSWORD) -> None:
+    """The two-step sign-in: the address and Next, then the password."""
     page.goto(f"{site}/login")
     page.get_by_label("E-mail address").fill(user.email)
+    page.get_by_role("button", name="Next").click()
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{site}/app/")

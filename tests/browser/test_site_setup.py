@@ -12,7 +12,7 @@ def test_static_assets_are_served_as_configured(live_server, transactional_db, p
     css = page.request.get(f"{live_server.url}/static/hushpost/hushpost.css")
     assert css.status == 200
     page.goto(f"{live_server.url}/login")
-    sign_in = page.get_by_role("button", name="Sign in")
+    sign_in = page.get_by_role("button", name="Next")
     expect(sign_in).to_have_css("background-color", "rgb(29, 78, 216)", timeout=2_000)
 
 

@@ -1,8 +1,9 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from hushpost.orgs.actions import OrgError, create_organization
+from hushpost.orgs.actions import OrgError, create_organization, normalize_domain
 from hushpost.orgs.models import Organization
+from hushpost.regions.discovery import regions_hosting
 
 
 class Command(BaseCommand):
@@ -18,6 +19,8 @@ class Command(BaseCommand):
                          help="the region it lives in; must be this deployment's (HUSHPOST_REGION)")
         add.add_argument("--sender-name", default="",
                          help="display name on notifications (default: the name)")
+        add.add_argument("--skip-region-check", action="store_true",
+                         help="create it even if another region cannot be asked whether it hosts the domain")
         sub.add_parser("list", help="list organisations")
 
     def handle(self, *args, action, **options):
@@ -35,9 +38,23 @@ class Command(BaseCommand):
                 f"{region!r} lives only in that region's deployment{hint}: run the command there"
             )
         try:
+            self._check_other_regions(options["domain"], skip_silent=options["skip_region_check"])
             org = create_organization(
                 name=options["name"], domains=options["domain"], sender_name=options["sender_name"]
             )
         except OrgError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"Created organisation {org.name} ({org.slug})"))
+
+    def _check_other_regions(self, domains, *, skip_silent):
+        """A domain lives in one region: refuse one that another region already hosts."""
+        for domain in domains:
+            hosting, silent = regions_hosting(normalize_domain(domain))
+            if hosting:
+                where = ", ".join(f"{r.code!r} ({r.base_url})" for r in hosting)
+                raise CommandError(f"{domain} is already an organisation's domain in region {where}; "
+                                   "a domain lives in one region only")
+            if silent and not skip_silent:
+                names = ", ".join(repr(r.code) for r in silent)
+                raise CommandError(f"region {names} did not answer, so it may already host {domain}; "
+                                   "try again when it is reachable, or pass --skip-region-check")

@@ -1,5 +1,6 @@
 import os
 import sys
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -26,5 +27,7 @@ class Command(BaseCommand):
             # Path only: query strings can carry addresses, which stay out of logs.
             "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
             "--forwarded-allow-ips", os.environ.get("HUSHPOST_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+            # One control socket per deployment, so regions on one machine don't share one.
+            "--control-socket", str(Path(settings.DATA_DIR) / "gunicorn.ctl"),
         ]
         os.execvp(argv[0], argv)  # noqa: S606 - replaces this process with gunicorn
