@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "hushpost.orgs",
     "hushpost.accounts",
     "hushpost.messaging",
+    "hushpost.attachments",
     "hushpost.notifications",
     "hushpost.senders",
     "hushpost.recipients",
@@ -213,6 +214,26 @@ MIN_PASSWORD_LENGTH = 12
 NOTIFY_RETRY_SCHEDULE = [
     int(s) for s in (env("NOTIFY_RETRY_SCHEDULE", "30,60,300,900,1800,3600,7200,14400") or "").split(",")
 ]
+
+# Files: ciphertext only, in the data directory or S3-compatible storage.
+FILE_STORAGE = {
+    "kind": (env("STORAGE", "local") or "local").lower(),
+    "root": str(Path(env("FILES_DIR", str(DATA_DIR / "files")) or DATA_DIR / "files")),
+    "bucket": env("S3_BUCKET", "") or "",
+    "endpoint_url": env("S3_ENDPOINT_URL", "") or "",
+    "region": env("S3_REGION", "") or "",
+    "access_key_id": env("S3_ACCESS_KEY_ID", "") or "",
+    "secret_access_key": envsecret("S3_SECRET_ACCESS_KEY") or "",
+}
+if FILE_STORAGE["kind"] not in {"local", "s3"}:
+    raise ConfigError("HUSHPOST_STORAGE must be local or s3")
+if FILE_STORAGE["kind"] == "s3" and not FILE_STORAGE["bucket"]:
+    raise ConfigError("HUSHPOST_STORAGE=s3 needs HUSHPOST_S3_BUCKET")
+# Uploads are streamed through Hushpost's own handler (encrypted as they arrive);
+# nothing is ever spooled to a plaintext temporary file.
+FILE_UPLOAD_HANDLERS = ["hushpost.attachments.uploads.EncryptingUploadHandler"]
+# Draft uploads not attached to a message within this time are deleted.
+UPLOAD_DRAFT_HOURS = envint("UPLOAD_DRAFT_HOURS", 24)
 
 LOGGING = {
     "version": 1,

@@ -51,6 +51,38 @@ def _reset_clock():
     clock.reset()
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    from tests.s3 import S3Server
+
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _files_dir(settings, tmp_path):
+    """Each test's files in a directory of its own (the local store)."""
+    settings.FILE_STORAGE = {**settings.FILE_STORAGE, "kind": "local", "root": str(tmp_path / "files")}
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, settings, tmp_path):
+    """Both stores: the data directory, and S3-compatible storage on loopback.
+
+    Yields a function listing what the store holds, {key: ciphertext}.
+    """
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        bucket = "files-" + tmp_path.name.lower().replace("_", "-")[-40:]
+        settings.FILE_STORAGE = server.storage_settings(bucket)
+        yield lambda: server.objects(bucket)
+    else:
+        root = tmp_path / "files"
+        yield lambda: {p.name: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 @pytest.fixture(autouse=True)
 def _forget_org_keys():
     # Rolled-back tests reuse row ids on SQLite; a process in production never does.

@@ -37,6 +37,11 @@ class SendOptions:
 class Addressees:
     to: list[str]
     cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)  # the SMTP gateway's envelope-only recipients
+
+    @property
+    def count(self) -> int:
+        return len(dict.fromkeys(self.to + self.cc + self.bcc))
 
 
 def _recipient_account(org_id: int, email: str) -> tuple[User, bool]:
@@ -57,7 +62,8 @@ def _recipient_account(org_id: int, email: str) -> tuple[User, bool]:
 
 def _deliver(message: Message, addressees: Addressees) -> None:
     seen: set[str] = set()
-    for field_name, addresses in ((Delivery.Field.TO, addressees.to), (Delivery.Field.CC, addressees.cc)):
+    for field_name, addresses in ((Delivery.Field.TO, addressees.to), (Delivery.Field.CC, addressees.cc),
+                                  (Delivery.Field.BCC, addressees.bcc)):
         for email in addresses:
             if email in seen:
                 continue
@@ -80,10 +86,15 @@ def send_message(
     options: SendOptions,
     send_token: str,
     in_reply_to: Message | None = None,
+    file_uids: list[str] | tuple[str, ...] = (),
+    attach_files=None,
 ) -> Message:
     """Store and encrypt a sender's message and queue its notifications.
 
     Idempotent per ``send_token``: a repeated submit returns the first message.
+    ``file_uids`` names the sender's uploaded drafts to attach; ``attach_files``,
+    a function of the stored message, attaches files some other way (the SMTP
+    gateway's).  Either runs in the message's transaction: all or nothing.
     """
     if not author.is_sender:
         raise ValueError("only an organisation's senders send messages")
@@ -106,10 +117,23 @@ def send_message(
         message.org = author.org
         seal_content(message, subject, body_html)
         message.save()
+        _attach_drafts(message, author, file_uids)
+        if attach_files is not None:
+            attach_files(message)
         _deliver(message, addressees)
         return message
 
     return _store_once(author, send_token, store)
+
+
+def _attach_drafts(message: Message, owner: User, file_uids) -> None:
+    # After the message row: a repeated submit stops at its unique token first.
+    if file_uids:
+        from hushpost.attachments import actions as files
+
+        drafts = files.drafts(owner, file_uids)
+        files.check_total(owner, drafts)
+        files.attach(message, drafts)
 
 
 def _store_once(author: User, send_token: str, store) -> Message:
@@ -184,7 +208,8 @@ def check_can_print(message: Message) -> None:
 
 
 def reply_as_recipient(
-    *, recipient: User, delivery: Delivery, body_html: str, reply_all: bool, send_token: str
+    *, recipient: User, delivery: Delivery, body_html: str, reply_all: bool, send_token: str,
+    file_uids: list[str] | tuple[str, ...] = (),
 ) -> Message:
     """A recipient's reply: to the sender's Hushpost inbox (and, for Reply All,
     to the other addressees of the original)."""
@@ -210,6 +235,7 @@ def reply_as_recipient(
         reply.org = original.org
         seal_content(reply, subject, body_html)
         reply.save()
+        _attach_drafts(reply, recipient, file_uids)
         # Replies always reach the organisation's sender of the thread; a
         # reply to a Reply All goes there too, never only between outsiders.
         sender = thread_root(original).author
@@ -226,8 +252,14 @@ def reply_as_recipient(
 
 
 def reply_all_addressees(message: Message, user: User) -> list[User]:
-    """Who a recipient's Reply All reaches besides the organisation's sender."""
-    people = {d.recipient for d in message.deliveries.select_related("recipient")}
+    """Who a recipient's Reply All reaches besides the organisation's sender.
+
+    Bcc addressees are nobody's to reach, and one who was Bcc'd reaches only the sender.
+    """
+    deliveries = list(message.deliveries.select_related("recipient"))
+    if any(d.recipient_id == user.pk and d.field == Delivery.Field.BCC for d in deliveries):
+        return []
+    people = {d.recipient for d in deliveries if d.field != Delivery.Field.BCC}
     people.add(message.author)
     return sorted((p for p in people if p.pk != user.pk and p.is_recipient), key=lambda p: p.email)
 

@@ -80,12 +80,15 @@ class Delivery(models.Model):
     class Field(models.TextChoices):
         TO = "to", "To"
         CC = "cc", "Cc"
+        # Only through the SMTP gateway: an envelope recipient no header names,
+        # unseen by every other addressee.
+        BCC = "bcc", "Bcc"
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries")
     recipient = models.ForeignKey(
         "accounts.User", on_delete=models.CASCADE, related_name="deliveries"
     )
-    field = models.CharField(max_length=2, choices=Field.choices, default=Field.TO)
+    field = models.CharField(max_length=3, choices=Field.choices, default=Field.TO)
     created_at = models.DateTimeField(default=clock.now)
     first_opened_at = models.DateTimeField(null=True, blank=True)
     replied_at = models.DateTimeField(null=True, blank=True)

@@ -30,6 +30,8 @@ class Organization(models.Model):
     # Empty: the deployment's HUSHPOST_TEMP_PASSWORD_DAYS.
     temp_password_days = models.PositiveSmallIntegerField(null=True, blank=True)
     receipt_includes_subject = models.BooleanField(default=False)
+    max_file_mb = models.PositiveIntegerField(default=100, help_text="Largest file senders and recipients may attach.")
+    max_message_mb = models.PositiveIntegerField(default=100, help_text="Largest total of files on one message.")
 
     def __str__(self) -> str:
         return self.name

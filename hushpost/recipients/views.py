@@ -10,6 +10,7 @@ from django.contrib import messages as flash
 from django.contrib.auth import logout
 from django.core import signing
 from django.db import transaction
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.views.decorators.http import require_POST
@@ -20,6 +21,8 @@ from hushpost.accounts.flows import (
     start_session,
 )
 from hushpost.accounts.models import User
+from hushpost.attachments import views as attachments
+from hushpost.attachments.actions import AttachmentError, files_of
 from hushpost.lib.sanitize import html_to_text
 from hushpost.lib.urls import safe_next
 from hushpost.lib.views import refused
@@ -197,6 +200,8 @@ def message_view(request, uid):
             "org": request.org,
             "message": message,
             "content": content,
+            "files": files_of(message),
+            "file_base": f"/r/{request.org.slug}/m/{message.uid}/files/",
             "access": access,
             "can_reply": replyable,
             "others": reply_all_addressees(message, request.user) if access.delivery else [],
@@ -217,8 +222,12 @@ def reply(request, uid):
     except RefusedError as e:
         return refused(request, str(e))
     reply_all = request.POST.get("reply_all") == "True" or request.GET.get("all") == "1"
+    file_uids: list[str] = []
     if request.method == "POST":
         form = ReplyForm(request.POST)
+        file_uids, refused_files = attachments.form_files(request)
+        for reason in refused_files:
+            form.add_error(None, reason)
         if form.is_valid():
             try:
                 reply_as_recipient(
@@ -227,11 +236,15 @@ def reply(request, uid):
                     body_html=form.cleaned_data["body"],
                     reply_all=form.cleaned_data["reply_all"],
                     send_token=form.cleaned_data["send_token"],
+                    file_uids=file_uids,
                 )
             except RefusedError as e:  # expired between page load and submit
                 return refused(request, str(e))
-            flash.success(request, "Your reply was sent securely.")
-            return redirect("recipients:message", org=request.org.slug, uid=message.uid)
+            except AttachmentError as e:
+                form.add_error(None, str(e))
+            else:
+                flash.success(request, "Your reply was sent securely.")
+                return redirect("recipients:message", org=request.org.slug, uid=message.uid)
     else:
         form = ReplyForm(initial={"send_token": secrets.token_urlsafe(24), "reply_all": reply_all})
     content = open_content(message)
@@ -247,6 +260,8 @@ def reply(request, uid):
             "others": reply_all_addressees(message, request.user) if reply_all else [],
             "quoted": html_to_text(content.body_html)[:2000],
             "tab": "inbox",
+            "upload_url": f"/r/{request.org.slug}/files",
+            **attachments.form_context(request.user, file_uids),
         },
         status=400 if request.method == "POST" else 200,
     )
@@ -277,3 +292,25 @@ def delete(request, uid):
     return redirect("recipients:inbox", org=request.org.slug)
 
 
+
+
+@require_POST
+@recipient_required
+def upload_file(request):
+    return attachments.upload(request)
+
+
+@require_POST
+@recipient_required
+def discard_file(request, file_uid):
+    return attachments.discard(request, file_uid)
+
+
+@recipient_required
+def download_file(request, uid, file_uid):
+    """A file of a message the recipient may see; an expired message keeps its files."""
+    access = access_message_for_recipient(request.user, uid)
+    response = attachments.download(access.message, file_uid)
+    if response is None:
+        raise Http404
+    return response

@@ -9,6 +9,9 @@ urlpatterns = [
     path("app/", views.inbox, name="inbox"),
     path("app/sent", views.sent, name="sent"),
     path("app/compose", views.compose, name="compose"),
+    path("app/files", views.upload_file, name="upload"),
+    path("app/files/<str:file_uid>/discard", views.discard_file, name="discard-file"),
     path("app/m/<str:uid>", views.message_view, name="message"),
+    path("app/m/<str:uid>/files/<str:file_uid>", views.download_file, name="file"),
     path("app/m/<str:uid>/retry/<int:notification_id>", views.retry_notification, name="retry"),
 ]

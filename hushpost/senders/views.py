@@ -14,6 +14,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from hushpost.accounts.flows import sign_in_sender, start_session
+from hushpost.attachments import views as attachments
+from hushpost.attachments.actions import AttachmentError, files_of
 from hushpost.lib.sanitize import html_to_text
 from hushpost.lib.urls import safe_next
 from hushpost.messaging import listing
@@ -150,27 +152,36 @@ def sent(request):
 @sender_required
 def compose(request):
     replying_to = None
+    file_uids: list[str] = []
     if request.method == "POST":
         form = ComposeForm(request.POST, org=request.user.org)
+        file_uids, refused_files = attachments.form_files(request)
+        for reason in refused_files:
+            form.add_error(None, reason)
         if form.is_valid() and form.cleaned_data["in_reply_to"]:
             replying_to = access_message_for_sender(request.user, form.cleaned_data["in_reply_to"]).message
         if form.is_valid() and request.POST.get("confirm") == "1":
             addressees = form.addressees()
-            message = send_message(
-                author=request.user,
-                addressees=addressees,
-                subject=form.cleaned_data["subject"],
-                body_html=form.cleaned_data["body"],
-                options=form.options(),
-                send_token=form.cleaned_data["send_token"],
-                in_reply_to=replying_to,
-            )
-            count = len(addressees.to) + len(addressees.cc)
-            flash.success(
-                request,
-                f"Your secure message was sent to {count} recipient{'s' if count != 1 else ''}.",
-            )
-            return redirect("senders:message", uid=message.uid)
+            try:
+                message = send_message(
+                    author=request.user,
+                    addressees=addressees,
+                    subject=form.cleaned_data["subject"],
+                    body_html=form.cleaned_data["body"],
+                    options=form.options(),
+                    send_token=form.cleaned_data["send_token"],
+                    in_reply_to=replying_to,
+                    file_uids=file_uids,
+                )
+            except AttachmentError as exc:
+                form.add_error(None, str(exc))
+            else:
+                count = addressees.count
+                flash.success(
+                    request,
+                    f"Your secure message was sent to {count} recipient{'s' if count != 1 else ''}.",
+                )
+                return redirect("senders:message", uid=message.uid)
         # Valid but not yet confirmed (no script): show the send options.
         show_options = form.is_valid()
     else:
@@ -191,9 +202,31 @@ def compose(request):
     return render(
         request,
         "senders/compose.html",
-        {"form": form, "show_options": show_options, "tab": "compose", "replying_to": replying_to},
+        {"form": form, "show_options": show_options, "tab": "compose", "replying_to": replying_to,
+         "upload_url": "/app/files", **attachments.form_context(request.user, file_uids)},
         status=400 if request.method == "POST" and not form.is_valid() else 200,
     )
+
+
+@require_POST
+@sender_required
+def upload_file(request):
+    return attachments.upload(request)
+
+
+@require_POST
+@sender_required
+def discard_file(request, file_uid):
+    return attachments.discard(request, file_uid)
+
+
+@sender_required
+def download_file(request, uid, file_uid):
+    access = access_message_for_sender(request.user, uid)
+    response = attachments.download(access.message, file_uid)
+    if response is None:
+        raise Http404
+    return response
 
 
 @sender_required
@@ -220,6 +253,8 @@ def message_view(request, uid):
         request,
         "senders/message.html",
         {
+            "files": files_of(message),
+            "file_base": f"/app/m/{message.uid}/files/",
             "message": message,
             "content": content,
             "access": access,

@@ -1,0 +1,241 @@
+"""Files: receive (encrypting as the bytes arrive), attach to a message, open for download.
+
+A file goes through three states.  ``Receiver`` streams an upload into the
+store as ciphertext and records a *draft* owned by its uploader.  ``attach``
+moves drafts onto a message in the message's own transaction, re-sealing each
+file's key under the message's data key.  ``open_file`` streams a file of a
+message that the caller already loaded through the message access gate.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+
+from hushpost.accounts.models import User
+from hushpost.attachments.models import Attachment
+from hushpost.attachments.names import safe_content_type, safe_filename
+from hushpost.attachments.store import get_store
+from hushpost.lib import clock, crypto, streams
+from hushpost.messaging.content import data_key
+from hushpost.messaging.models import Message
+from hushpost.orgs import keys
+
+log = logging.getLogger(__name__)
+MB = 1024 * 1024
+MAX_FILES = 50
+
+
+class AttachmentError(ValueError):
+    """An upload or attachment is refused; the text says why, for the user."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    uid: str
+    name: str
+    content_type: str
+    size: int
+    content_id: str = ""
+
+
+def _draft_aad(org_id: int, uid: str) -> bytes:
+    return f"hushpost:draft-file:{org_id}:{uid}".encode()
+
+
+def _file_key_aad(org_id: int, message_uid: str, uid: str) -> bytes:
+    return f"hushpost:file-key:{org_id}:{message_uid}:{uid}".encode()
+
+
+def _pack(file_key: bytes, name: str, content_type: str) -> bytes:
+    return json.dumps({"k": base64.b64encode(file_key).decode(), "n": name, "t": content_type}).encode()
+
+
+def _unseal(attachment: Attachment, message: Message | None = None) -> dict:
+    if attachment.message_id is None:
+        key = keys.key_version(attachment.org_id, attachment.draft_key_version)
+        aad = _draft_aad(attachment.org_id, attachment.uid)
+    else:
+        message = message or attachment.message
+        key = data_key(message)
+        aad = _file_key_aad(attachment.org_id, message.uid, attachment.uid)
+    packed = json.loads(crypto.open_sealed(key, bytes(attachment.sealed), aad))
+    packed["k"] = base64.b64decode(packed["k"])
+    return packed
+
+
+def file_limit(owner: User) -> int:
+    return owner.org.max_file_mb * MB
+
+
+class Receiver:
+    """One upload, streamed: ``write`` each chunk as it arrives, then ``finish``.
+
+    Nothing is kept in memory beyond a segment, nothing in plaintext on disk.
+    Over the size limit, or on any failure, ``abort`` leaves no trace.
+    """
+
+    def __init__(self, owner: User, name: str, content_type: str = ""):
+        if not owner.is_authenticated or owner.org_id is None:
+            raise AttachmentError("Sign in to attach files.")
+        self.owner = owner
+        self.name = safe_filename(name)
+        self.content_type = safe_content_type(content_type)
+        self.limit = file_limit(owner)
+        self.size = 0
+        self.uid = Attachment._meta.get_field("uid").default()
+        self.store_key = secrets.token_hex(32)
+        self.file_key = streams.new_file_key()
+        self._writer = get_store().writer(self.store_key)
+        self._context = streams.encrypting(self.file_key, self._writer, streams.file_aad(owner.org_id, self.uid))
+        self._stream = self._context.__enter__()
+        self.done = False
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            self.abort()
+            raise AttachmentError(
+                f"{self.name} is larger than {self.limit // MB} MB, the largest file your organisation allows."
+            )
+        self._stream.write(chunk)
+
+    def finish(self) -> Attachment:
+        try:
+            self._context.__exit__(None, None, None)  # writes the last segment, commits the store
+        except Exception:
+            self._writer_abort()
+            raise
+        version, org_key = keys.current_key(self.owner.org)
+        attachment = Attachment(
+            uid=self.uid, org_id=self.owner.org_id, owner=self.owner, draft_key_version=version,
+            sealed=crypto.seal(org_key, _pack(self.file_key, self.name, self.content_type),
+                               _draft_aad(self.owner.org_id, self.uid)),
+            size=self.size, store_key=self.store_key,
+        )
+        try:
+            attachment.save()
+        except Exception:
+            get_store().delete(self.store_key)
+            raise
+        self.done = True
+        return attachment
+
+    def abort(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._writer_abort()
+
+    def _writer_abort(self) -> None:
+        try:
+            self._writer.abort()
+        except Exception:  # noqa: S110 - an aborted write leaves nothing; there is nothing more to undo
+            pass
+        try:
+            get_store().delete(self.store_key)
+        except Exception:
+            log.warning("could not remove an aborted upload's blob", exc_info=True)
+
+
+def receive(owner: User, name: str, content_type: str, chunks: Iterable[bytes]) -> Attachment:
+    """Stream ``chunks`` into a new draft file of ``owner``."""
+    receiver = Receiver(owner, name, content_type)
+    try:
+        for chunk in chunks:
+            receiver.write(chunk)
+        return receiver.finish()
+    except BaseException:
+        receiver.abort()
+        raise
+
+
+def drafts(owner: User, uids: Iterable[str]) -> list[Attachment]:
+    """The owner's own unsent files named by ``uids``; anything else is refused."""
+    wanted = list(dict.fromkeys(u for u in uids if u))
+    if len(wanted) > MAX_FILES:
+        raise AttachmentError(f"A message can carry at most {MAX_FILES} files.")
+    found = {a.uid: a for a in Attachment.objects.filter(owner=owner, message__isnull=True, uid__in=wanted)}
+    if len(found) != len(wanted):
+        raise AttachmentError("An attached file is no longer available; attach it again.")
+    return [found[u] for u in wanted]
+
+
+def check_total(owner: User, files: list[Attachment]) -> None:
+    limit = owner.org.max_message_mb * MB
+    if sum(a.size for a in files) > limit:
+        raise AttachmentError(f"The attached files come to more than {limit // MB} MB, "
+                              "the most your organisation allows on one message.")
+
+
+def attach(message: Message, files: list[Attachment]) -> None:
+    """Move drafts onto ``message`` (inside its transaction), sealing their keys under its data key."""
+    if not files:
+        return
+    key = data_key(message)
+    for position, attachment in enumerate(files):
+        packed = _unseal(attachment)
+        attachment.sealed = crypto.seal(key, _pack(packed["k"], packed["n"], packed["t"]),
+                                        _file_key_aad(message.org_id, message.uid, attachment.uid))
+        attachment.message = message
+        attachment.draft_key_version = None
+        attachment.position = position
+        updated = Attachment.objects.filter(pk=attachment.pk, message__isnull=True).update(
+            message=message, sealed=attachment.sealed, draft_key_version=None, position=position)
+        if updated != 1:  # attached elsewhere a moment ago (a second tab)
+            raise AttachmentError("An attached file is no longer available; attach it again.")
+
+
+def describe(attachment: Attachment, message: Message | None = None) -> FileInfo:
+    packed = _unseal(attachment, message)
+    return FileInfo(uid=attachment.uid, name=packed["n"], content_type=packed["t"], size=attachment.size,
+                    content_id=attachment.content_id)
+
+
+def files_of(message: Message) -> list[FileInfo]:
+    """A message's files, in the order they were attached (names decrypted)."""
+    return [describe(a, message) for a in message.attachments.order_by("position", "pk")]
+
+
+def open_file(message: Message, uid: str) -> tuple[FileInfo, Iterator[bytes]] | None:
+    """A file of ``message`` (already checked by the access gate), as decrypted chunks."""
+    attachment = message.attachments.filter(uid=uid).first()
+    if attachment is None:
+        return None
+    packed = _unseal(attachment, message)
+    info = FileInfo(uid=attachment.uid, name=packed["n"], content_type=packed["t"], size=attachment.size,
+                    content_id=attachment.content_id)
+    source = get_store().reader(attachment.store_key)
+    return info, streams.decrypted_chunks(packed["k"], source, streams.file_aad(attachment.org_id, attachment.uid))
+
+
+def discard_draft(owner: User, uid: str) -> bool:
+    attachment = Attachment.objects.filter(owner=owner, message__isnull=True, uid=uid).first()
+    if attachment is None:
+        return False
+    attachment.delete()
+    transaction.on_commit(lambda: get_store().delete(attachment.store_key))
+    return True
+
+
+def purge_stale_drafts(hours: int) -> int:
+    """Delete drafts nobody attached within ``hours`` (their blobs first)."""
+    cutoff = clock.now() - timedelta(hours=hours)
+    stale = list(Attachment.objects.filter(message__isnull=True, created_at__lt=cutoff)[:500])
+    for attachment in stale:
+        get_store().delete(attachment.store_key)
+        attachment.delete()
+    return len(stale)
+
+
+def draft_infos(owner: User, uids: Iterable[str]) -> list[FileInfo]:
+    """The owner's drafts among ``uids`` (unknown ones skipped), to show again on a form."""
+    found = Attachment.objects.filter(owner=owner, message__isnull=True, uid__in=list(uids)[:MAX_FILES])
+    return [describe(a) for a in found.order_by("created_at")]

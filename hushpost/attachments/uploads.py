@@ -1,0 +1,80 @@
+"""Django's upload handler for Hushpost: files are encrypted as they arrive.
+
+It replaces Django's memory and temporary-file handlers, so an upload is never
+held in memory whole nor written anywhere in plaintext.  Only the Compose and
+Reply forms' ``files`` field is taken, and only from a signed-in sender or
+recipient; any other file part is skipped unread.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopFutureHandlers
+
+from hushpost.attachments.actions import AttachmentError, Receiver
+
+FIELD = "files"
+FORMS = re.compile(r"^/(app/compose|r/[-a-z0-9]+/m/[^/]+/reply)$")
+
+
+class DraftFile(UploadedFile):
+    """What lands in ``request.FILES``: the draft that now holds the file."""
+
+    def __init__(self, attachment):
+        super().__init__(io.BytesIO(), name=attachment.uid, size=attachment.size)
+        self.attachment = attachment
+
+
+def upload_errors(request) -> list[str]:
+    return getattr(request, "upload_errors", [])
+
+
+class EncryptingUploadHandler(FileUploadHandler):
+    chunk_size = 256 * 1024
+
+    def new_file(self, field_name, file_name, content_type, content_length, charset=None,
+                 content_type_extra=None):
+        super().new_file(field_name, file_name, content_type, content_length, charset, content_type_extra)
+        self.receiver = None
+        user = getattr(self.request, "user", None)
+        form = FORMS.match(self.request.path)
+        if field_name != FIELD or form is None or user is None or not user.is_authenticated \
+                or not user.is_active or user.is_sender != form.group(1).startswith("app/"):
+            raise SkipFile
+        try:
+            self.receiver = Receiver(user, file_name, content_type)
+        except AttachmentError as exc:
+            self._refuse(str(exc))
+        raise StopFutureHandlers
+
+    def receive_data_chunk(self, raw_data, start):
+        if self.receiver is None:
+            raise SkipFile
+        try:
+            self.receiver.write(raw_data)
+        except AttachmentError as exc:
+            self._refuse(str(exc))
+        return None
+
+    def file_complete(self, file_size):
+        if self.receiver is None:
+            return None
+        attachment = self.receiver.finish()
+        self.receiver = None
+        return DraftFile(attachment)
+
+    def upload_interrupted(self):
+        if getattr(self, "receiver", None) is not None:
+            self.receiver.abort()
+
+    def _refuse(self, reason: str):
+        if self.receiver is not None:
+            self.receiver.abort()
+            self.receiver = None
+        if not hasattr(self.request, "upload_errors"):
+            self.request.upload_errors = []
+        self.request.upload_errors.append(reason)
+        raise SkipFile

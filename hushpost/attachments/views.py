@@ -1,0 +1,86 @@
+"""The HTTP side of files, shared by the sender and recipient portals.
+
+Each portal's own view loads the message through its access gate first, then
+calls one of these; nothing here decides who may see what.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import unquote
+
+from django.http import JsonResponse, StreamingHttpResponse
+from django.template.defaultfilters import filesizeformat
+from django.utils.http import content_disposition_header
+
+from hushpost.attachments import actions
+
+log = logging.getLogger(__name__)
+
+READ_BYTES = 256 * 1024
+
+
+def upload(request):
+    """``POST`` the raw file as the body (``X-File-Name``: its URL-encoded name).
+
+    The CSRF token travels in a header, so it is checked before a byte of the
+    body is read; an over-limit ``Content-Length`` is refused unread.
+    """
+    user = request.user
+    name = unquote(request.headers.get("X-File-Name", ""))[:1000]
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        length = 0
+    limit = actions.file_limit(user)
+    if length > limit:
+        return JsonResponse({"error": f"{name or 'This file'} is larger than {limit // actions.MB} MB, "
+                                      "the largest file your organisation allows."}, status=413)
+    chunks = iter(lambda: request.read(READ_BYTES), b"")
+    try:
+        attachment = actions.receive(user, name, request.content_type, chunks)
+    except actions.AttachmentError as exc:
+        return JsonResponse({"error": str(exc)}, status=413)
+    except Exception:  # the store refused or is down: nothing was kept
+        log.warning("an upload could not be stored", exc_info=True)
+        return JsonResponse({"error": "The file could not be stored just now. Try again in a moment."},
+                            status=503)
+    info = actions.describe(attachment)
+    return JsonResponse({"uid": info.uid, "name": info.name, "size": info.size,
+                         "size_label": filesizeformat(info.size)}, status=201)
+
+
+def form_files(request) -> tuple[list[str], list[str]]:
+    """The drafts a Compose or Reply form carries: uploaded by script (``attachment``
+    fields) or with the form itself (``files``); and any upload refused on the way."""
+    from hushpost.attachments.uploads import upload_errors
+
+    uids = request.POST.getlist("attachment")[: actions.MAX_FILES + 1]
+    uids += [f.attachment.uid for f in request.FILES.getlist("files") if hasattr(f, "attachment")]
+    return list(dict.fromkeys(uids)), upload_errors(request)
+
+
+def form_context(user, uids: list[str]) -> dict:
+    """What the attachments part of a form shows: the drafts so far and the limits."""
+    org = user.org
+    return {"drafts": actions.draft_infos(user, uids), "max_file_mb": org.max_file_mb,
+            "max_message_mb": org.max_message_mb}
+
+
+def discard(request, uid: str):
+    found = actions.discard_draft(request.user, uid)
+    return JsonResponse({"discarded": found}, status=200 if found else 404)
+
+
+def download(message, uid: str):
+    """A file of a message the caller's gate has already let them see; always a download."""
+    opened = actions.open_file(message, uid)
+    if opened is None:
+        return None
+    info, chunks = opened
+    response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
+    response["Content-Length"] = str(info.size)
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=info.name)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response

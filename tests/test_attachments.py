@@ -1,0 +1,244 @@
+"""Attachments: encrypted as they arrive, downloaded only through the message's gate.
+
+Every test that stores files runs against both stores: the data directory and
+an S3-compatible server on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from hushpost.attachments.actions import purge_stale_drafts
+from hushpost.attachments.models import Attachment
+from hushpost.lib import clock
+from hushpost.lib.streams import StreamError
+from hushpost.messaging.models import Message
+from tests.conftest import PASSWORD
+from tests.helpers import first_login, send
+
+BOB = "bob@client.example"
+REPORT = b"%PDF-1.7 Quarterly statement for Bob: balance 1,234.56 " + os.urandom(3 * 1024 * 1024)
+
+
+def upload(client, data: bytes, name: str, url="/app/files", content_type="application/pdf"):
+    return client.post(url, data=data, content_type=content_type, HTTP_X_FILE_NAME=quote(name))
+
+
+def content_of(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+@pytest.fixture
+def bob(client_factory, smtp, deliver, org):
+    """Bob's own browser, signed in after the first message reached him."""
+    def sign_in():
+        deliver()
+        c = client_factory()
+        first_login(c, smtp, org, BOB)
+        return c
+    return sign_in
+
+
+def test_a_sent_file_reaches_the_recipient_byte_for_byte(store, sender_client, bob, org):
+    r = upload(sender_client, REPORT, "Statement Q3.pdf")
+    assert r.status_code == 201, r.content
+    uid = r.json()["uid"]
+    assert r.json()["name"] == "Statement Q3.pdf" and r.json()["size"] == len(REPORT)
+    r = send(sender_client, to=BOB, attachment=[uid])
+    assert r.status_code == 302
+    message = Message.objects.get()
+    assert [a.uid for a in message.attachments.all()] == [uid]
+
+    bob_client = bob()
+    page = bob_client.get(f"/r/{org.slug}/m/{message.uid}").content.decode().replace("\xa0", " ")
+    assert "1 attachment" in page and "Statement Q3.pdf" in page and "3.0 MB" in page
+    r = bob_client.get(f"/r/{org.slug}/m/{message.uid}/files/{uid}")
+    assert r.status_code == 200
+    assert r["Content-Type"] == "application/octet-stream"
+    assert r["Content-Disposition"] == 'attachment; filename="Statement Q3.pdf"'
+    assert r["X-Content-Type-Options"] == "nosniff"
+    assert r["Content-Length"] == str(len(REPORT))
+    assert content_of(r) == REPORT
+    # The sender sees and downloads the same file from Sent.
+    assert content_of(sender_client.get(f"/app/m/{message.uid}/files/{uid}")) == REPORT
+
+
+def test_files_are_ciphertext_at_rest_and_their_names_too(store, sender_client, org):
+    uid = upload(sender_client, REPORT, "Bob-secret-diagnosis.pdf").json()["uid"]
+    send(sender_client, to=BOB, attachment=[uid])
+    blobs = store()
+    assert len(blobs) == 1
+    [ciphertext] = blobs.values()
+    assert b"Quarterly statement" not in ciphertext and REPORT[-4096:] not in ciphertext
+    assert len(ciphertext) > len(REPORT)  # authenticated segments
+    row = Attachment.objects.get(uid=uid)
+    assert b"diagnosis" not in bytes(row.sealed) and "diagnosis" not in row.store_key
+
+
+def test_without_script_the_form_itself_carries_the_files(store, sender_client, bob, org):
+    files = [SimpleUploadedFile("scan one.png", b"\x89PNG first"), SimpleUploadedFile("two.txt", b"second file")]
+    r = send(sender_client, to=BOB, files=files)
+    assert r.status_code == 302
+    message = Message.objects.get()
+    names = {a.uid: a for a in message.attachments.all()}
+    assert len(names) == 2
+    bob_client = bob()
+    page = bob_client.get(f"/r/{org.slug}/m/{message.uid}").content.decode()
+    assert "2 attachments" in page and "scan one.png" in page and "two.txt" in page
+
+
+def test_a_form_sent_back_with_an_error_keeps_its_files(store, sender_client):
+    r = send(sender_client, to="not-an-address", files=[SimpleUploadedFile("kept.txt", b"keep me")])
+    assert r.status_code == 400
+    page = r.content.decode()
+    [draft] = Attachment.objects.filter(message__isnull=True)
+    assert "kept.txt" in page and f'name="attachment" value="{draft.uid}"' in page
+    assert send(sender_client, to=BOB, attachment=[draft.uid]).status_code == 302
+    assert Message.objects.get().attachments.get().uid == draft.uid
+
+
+def test_a_file_over_the_limit_is_refused_and_nothing_is_kept(store, sender_client, org):
+    org.max_file_mb = 1
+    org.save()
+    r = upload(sender_client, os.urandom(1024 * 1024 + 1), "big.bin")
+    assert r.status_code == 413
+    assert r.json()["error"] == "big.bin is larger than 1 MB, the largest file your organisation allows."
+    # A file inside a form has no length of its own: it is stopped as its bytes arrive.
+    r = send(sender_client, to=BOB, files=[SimpleUploadedFile("inside.bin", os.urandom(3 * 1024 * 1024))])
+    assert r.status_code == 400
+    assert "inside.bin is larger than 1 MB" in r.content.decode()
+    assert not Message.objects.exists()
+    assert not Attachment.objects.exists() and store() == {}
+
+
+def test_files_over_the_message_limit_are_refused_and_kept_as_drafts(store, sender_client, org):
+    org.max_file_mb, org.max_message_mb = 2, 3
+    org.save()
+    uids = [upload(sender_client, os.urandom(2 * 1024 * 1024), f"part{i}.bin").json()["uid"] for i in (1, 2)]
+    r = send(sender_client, to=BOB, attachment=uids)
+    assert r.status_code == 400
+    assert "more than 3 MB, the most your organisation allows on one message" in r.content.decode()
+    assert not Message.objects.exists()
+    assert Attachment.objects.filter(message__isnull=True).count() == 2
+
+
+def test_a_double_submit_with_files_sends_one_message(store, sender_client):
+    uid = upload(sender_client, b"once", "once.txt").json()["uid"]
+    first = send(sender_client, to=BOB, attachment=[uid], token="a-repeated-send-token-1")
+    again = send(sender_client, to=BOB, attachment=[uid], token="a-repeated-send-token-1")
+    assert first.status_code == again.status_code == 302 and first["Location"] == again["Location"]
+    assert Message.objects.count() == 1 and Attachment.objects.get().message is not None
+
+
+@pytest.mark.parametrize(("uploaded", "downloaded"), [
+    ("../../etc/passwd", 'attachment; filename="passwd"'),
+    ("C:\\Users\\eve\\invoice.pdf", 'attachment; filename="invoice.pdf"'),
+    ("invoice\u202efdp.exe", 'attachment; filename="invoicefdp.exe"'),
+    ("report\r\nX-Injected: yes.pdf", 'attachment; filename="reportX-Injected_ yes.pdf"'),
+    ("CON.txt", 'attachment; filename="_CON.txt"'),
+    ('quote".txt', 'attachment; filename="quote_.txt"'),
+    ("Résumé.pdf", "attachment; filename*=utf-8''R%C3%A9sum%C3%A9.pdf"),
+    ("...", 'attachment; filename="file"'),
+])
+def test_dangerous_filenames_are_neutralised(sender_client, uploaded, downloaded):
+    uid = upload(sender_client, b"content", uploaded).json()["uid"]
+    send(sender_client, to=BOB, attachment=[uid])
+    message = Message.objects.get()
+    r = sender_client.get(f"/app/m/{message.uid}/files/{uid}")
+    assert r["Content-Disposition"] == downloaded
+
+
+def test_only_people_who_may_see_the_message_get_its_files(sender_client, bob, org, make_sender, client_factory):
+    uid = upload(sender_client, b"private", "private.txt").json()["uid"]
+    send(sender_client, to=BOB, attachment=[uid])
+    message = Message.objects.get()
+    path = f"/app/m/{message.uid}/files/{uid}"
+    other = make_sender(org, "carol", "Carol Other")
+    carol = client_factory()
+    carol.post("/login", {"email": other.email, "password": PASSWORD})
+    assert carol.get(path).status_code == 404
+    assert Client().get(path).status_code == 302  # to sign in
+    assert Client().get(f"/r/{org.slug}/m/{message.uid}/files/{uid}").status_code == 302
+    # A real file uid under another message's uid is no way in either.
+    send(sender_client, to="dave@client.example", subject="Other")
+    other_message = Message.objects.exclude(pk=message.pk).get()
+    assert sender_client.get(f"/app/m/{other_message.uid}/files/{uid}").status_code == 404
+    bob_client = bob()
+    assert bob_client.get(f"/r/{org.slug}/m/{other_message.uid}/files/{uid}").status_code == 404
+    assert bob_client.get(f"/r/{org.slug}/m/{message.uid}/files/{uid}").status_code == 200
+
+
+def test_expired_messages_keep_their_files_deleted_ones_do_not(sender_client, bob, org):
+    uid = upload(sender_client, b"kept after expiry", "kept.txt").json()["uid"]
+    send(sender_client, to=BOB, attachment=[uid], expire_days=1)
+    message = Message.objects.get()
+    bob_client = bob()
+    clock.travel(timedelta(days=2))
+    r = bob_client.get(f"/r/{org.slug}/m/{message.uid}/files/{uid}")
+    assert r.status_code == 200 and content_of(r) == b"kept after expiry"
+    bob_client.post(f"/r/{org.slug}/m/{message.uid}/delete")
+    assert bob_client.get(f"/r/{org.slug}/m/{message.uid}/files/{uid}").status_code == 404
+
+
+def test_nobody_attaches_someone_elses_upload(sender_client, org, make_sender, client_factory):
+    other = make_sender(org, "carol", "Carol Other")
+    carol = client_factory()
+    carol.post("/login", {"email": other.email, "password": PASSWORD})
+    carols = upload(carol, b"carol's file", "carol.txt").json()["uid"]
+    r = send(sender_client, to=BOB, attachment=[carols])
+    assert r.status_code == 400 and "no longer available" in r.content.decode()
+    assert not Message.objects.exists()
+    assert sender_client.post(f"/app/files/{carols}/discard").status_code == 404
+    assert Attachment.objects.filter(uid=carols, message__isnull=True).exists()
+
+
+def test_a_recipient_attaches_files_to_a_reply(store, sender_client, bob, org):
+    send(sender_client, to=BOB)
+    message = Message.objects.get()
+    bob_client = bob()
+    uid = upload(bob_client, b"signed form", "signed.pdf", url=f"/r/{org.slug}/files").json()["uid"]
+    r = bob_client.post(f"/r/{org.slug}/m/{message.uid}/reply",
+                        {"body": "<p>Signed, attached.</p>", "body_format": "html", "send_token": "reply-token-0123456789",
+                         "reply_all": "False", "attachment": [uid]})
+    assert r.status_code == 302
+    reply = Message.objects.get(kind=Message.Kind.REPLY)
+    page = sender_client.get(f"/app/m/{reply.uid}").content.decode()
+    assert "signed.pdf" in page
+    assert content_of(sender_client.get(f"/app/m/{reply.uid}/files/{uid}")) == b"signed form"
+
+
+def test_notifications_never_name_a_file(sender_client, smtp, deliver, org):
+    uid = upload(sender_client, b"x", "Bob-HIV-test-result.pdf").json()["uid"]
+    send(sender_client, to=BOB, attachment=[uid], read_receipt=True)
+    deliver()
+    assert smtp.messages
+    for mail in smtp.messages:
+        assert "HIV" not in mail.message.as_string()
+
+
+def test_tampered_ciphertext_is_refused_not_served(sender_client, settings):
+    uid = upload(sender_client, REPORT, "statement.pdf").json()["uid"]
+    send(sender_client, to=BOB, attachment=[uid])
+    message = Message.objects.get()
+    [blob] = [p for p in Path(settings.FILE_STORAGE["root"]).rglob("*") if p.is_file()]
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 1
+    blob.write_bytes(bytes(data))
+    r = sender_client.get(f"/app/m/{message.uid}/files/{uid}")
+    with pytest.raises(StreamError):
+        content_of(r)
+
+
+def test_unsent_drafts_are_removed_after_a_day(store, sender_client):
+    upload(sender_client, b"forgotten", "forgotten.txt")
+    assert purge_stale_drafts(24) == 0
+    clock.travel(timedelta(hours=25))
+    assert purge_stale_drafts(24) == 1
+    assert not Attachment.objects.exists() and store() == {}
