@@ -61,12 +61,6 @@ def s3_server():
     server.stop()
 
 
-@pytest.fixture(autouse=True)
-def _files_dir(settings, tmp_path):
-    """Each test's files in a directory of its own (the local store)."""
-    settings.FILE_STORAGE = {**settings.FILE_STORAGE, "kind": "local", "root": str(tmp_path / "files")}
-
-
 @pytest.fixture(params=["local", "s3"])
 def store(request, settings, tmp_path):
     """Both stores: the data directory, and S3-compatible storage on loopback.
@@ -80,6 +74,7 @@ def store(request, settings, tmp_path):
         yield lambda: server.objects(bucket)
     else:
         root = tmp_path / "files"
+        settings.FILE_STORAGE = {**settings.FILE_STORAGE, "kind": "local", "root": str(root)}
         yield lambda: {p.name: p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 

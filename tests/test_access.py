@@ -53,10 +53,12 @@ CONTENT = {
     "mB2": ("Delta tenancy notice KX0RTY6UCE", "<p>Delta body QZ4-evicted-MN8</p>"),
 }
 REPLY_BODY = "Echo reply QZ5-thanks-RB3"
+# Each message carries one file: its bytes are a secret of their own.
+FILES = {key: f"File of {key} FZ{n}-attached-{key}".encode() for n, key in enumerate(["m1", "m2", "mB", "mB2", "r1"])}
 # What the pages would show: subjects, and a word of each body.
 # Long enough never to turn up by chance in a hash, a salt or a token.
 SECRETS = ["KX7PLW9ZRT", "KX8MQV2HNB", "KX9DFG4JSW", "KX0RTY6UCE", "QZ1-benign-VW7", "QZ2-settled-HX4",
-           "QZ3-adjourned-PL2", "QZ4-evicted-MN8", "QZ5-thanks-RB3"]
+           "QZ3-adjourned-PL2", "QZ4-evicted-MN8", "QZ5-thanks-RB3", *(f.decode().split()[-1] for f in FILES.values())]
 
 
 @dataclass
@@ -64,6 +66,7 @@ class World:
     orgs: dict[str, Organization] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
     uids: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
     notification: dict[str, int] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)
 
@@ -86,6 +89,12 @@ def _first_login(client, smtp, org, email, new_password):
     assert r.status_code == 302, r.content[:400]
 
 
+def _upload(client, url: str, data: bytes, name: str) -> str:
+    r = client.post(url, data=data, content_type="text/plain", HTTP_X_FILE_NAME=name)
+    assert r.status_code == 201, r.content[:400]
+    return r.json()["uid"]
+
+
 def build_world(smtp) -> World:
     """Alice, Bob, Carol, Dave (org A); Charlie, Erin, Bob again (org B)."""
     connection.close()  # an earlier test may have left the worker holding another backend
@@ -103,7 +112,8 @@ def build_world(smtp) -> World:
     for key, client, to in [("m1", alice, BOB), ("m2", alice, "carol@client.example"),
                             ("mB", charlie, "erin@patient.example"), ("mB2", charlie, BOB)]:
         subject, body = CONTENT[key]
-        w.uids[key] = _uid_from(send(client, to=to, subject=subject, body=body))
+        w.files[key] = _upload(client, "/app/files", FILES[key], f"{key}.txt")
+        w.uids[key] = _uid_from(send(client, to=to, subject=subject, body=body, attachment=[w.files[key]]))
     run_worker()
     people = [("bob", "A", BOB, NEW_PASSWORD), ("carol", "A", "carol@client.example", NEW_PASSWORD),
               ("erin", "B", "erin@patient.example", NEW_PASSWORD), ("bobb", "B", BOB, BOB_B_PASSWORD)]
@@ -113,9 +123,11 @@ def build_world(smtp) -> World:
         _first_login(clients[name], smtp, w.orgs[org], email, password)
         w.users[name] = User.objects.get(role=User.Role.RECIPIENT, org=w.orgs[org], email=email)
         w.passwords[name] = password
+    w.files["r1"] = _upload(clients["bob"], f"/r/{w.orgs['A'].slug}/files", FILES["r1"], "r1.txt")
     r = clients["bob"].post(
         f"/r/{w.orgs['A'].slug}/m/{w.uids['m1']}/reply",
-        {"body": REPLY_BODY, "body_format": "text", "send_token": secrets.token_urlsafe(24)},
+        {"body": REPLY_BODY, "body_format": "text", "send_token": secrets.token_urlsafe(24),
+         "attachment": [w.files["r1"]]},
     )
     assert r.status_code == 302, r.content[:400]
     w.uids["r1"] = Message.objects.get(author=w.users["bob"], kind=Message.Kind.REPLY).uid
@@ -167,8 +179,8 @@ ROLE_ORG = {
 }
 PERSONAS = list(ROLE_ORG)
 TARGETS = ["m1", "r1", "m2", "mB", "mB2"]
-SENDER_ACTIONS = ["view", "compose", "compose_post", "retry"]
-RECIPIENT_ACTIONS = ["r_view", "r_reply", "r_reply_post", "r_print", "r_delete"]
+SENDER_ACTIONS = ["view", "compose", "compose_post", "retry", "file"]
+RECIPIENT_ACTIONS = ["r_view", "r_reply", "r_reply_post", "r_print", "r_delete", "r_file"]
 
 # Who may use each URL.  A sender reads what they wrote and replies addressed
 # to them; a recipient reads what was addressed to them and what they wrote.
@@ -206,6 +218,9 @@ def _request(client, w: World, action: str, uid: str, slug: str, target: str):
     if action == "retry":
         path = f"/app/m/{uid}/retry/{w.notification[target]}"
         return client.post(path), path
+    if action == "file":
+        path = f"/app/m/{uid}/files/{w.files[target]}"
+        return client.get(path), path
     base = f"/r/{slug}/m/{uid}"
     if action == "r_view":
         return client.get(base), base
@@ -218,6 +233,9 @@ def _request(client, w: World, action: str, uid: str, slug: str, target: str):
         return client.get(base + "/print"), base + "/print"
     if action == "r_delete":
         return client.post(base + "/delete"), base + "/delete"
+    if action == "r_file":
+        path = f"{base}/files/{w.files[target]}"
+        return client.get(path), path
     raise AssertionError(action)
 
 
@@ -264,7 +282,7 @@ def test_message_urls_for_every_persona(world, db, action, target, slug, persona
     before = _snapshot()
     response, path = _request(client, w, action, w.uids[target], slug_value, target)
     outcome, location = _expected(w, action, target, slug, persona)
-    page = response.content.decode()
+    page = "" if response.streaming else response.content.decode()
 
     if outcome == "ok":
         subject, _ = CONTENT.get(target, (None, None))
@@ -275,6 +293,10 @@ def test_message_urls_for_every_persona(world, db, action, target, slug, persona
             if action in ("view", "r_view", "r_print"):
                 body_word = REPLY_BODY.split()[-1] if target == "r1" else re.search(r"QZ\d-[\w-]+", CONTENT[target][1]).group(0)
                 assert body_word in page
+        elif action in ("file", "r_file"):
+            assert response.status_code == 200
+            assert b"".join(response.streaming_content) == FILES[target]
+            assert response["Content-Disposition"] == f'attachment; filename="{target}.txt"'
         elif action == "compose_post":
             assert response.status_code == 302 and response["Location"].startswith("/app/m/")
         elif action == "retry":
@@ -292,6 +314,7 @@ def test_message_urls_for_every_persona(world, db, action, target, slug, persona
         return
 
     # Everyone else: no content, no change, and no hint that the message exists.
+    assert not response.streaming
     for secret in SECRETS:
         assert secret not in page, f"{secret} leaked to {persona}"
     assert _snapshot() == before

@@ -64,6 +64,7 @@ def test_a_sent_file_reaches_the_recipient_byte_for_byte(store, sender_client, b
     assert r["Content-Type"] == "application/octet-stream"
     assert r["Content-Disposition"] == 'attachment; filename="Statement Q3.pdf"'
     assert r["X-Content-Type-Options"] == "nosniff"
+    assert r["Content-Security-Policy"] == "default-src 'none'; sandbox"
     assert r["Content-Length"] == str(len(REPORT))
     assert content_of(r) == REPORT
     # The sender sees and downloads the same file from Sent.
@@ -227,7 +228,8 @@ def test_tampered_ciphertext_is_refused_not_served(sender_client, settings):
     uid = upload(sender_client, REPORT, "statement.pdf").json()["uid"]
     send(sender_client, to=BOB, attachment=[uid])
     message = Message.objects.get()
-    [blob] = [p for p in Path(settings.FILE_STORAGE["root"]).rglob("*") if p.is_file()]
+    key = Attachment.objects.get(uid=uid).store_key
+    blob = Path(settings.FILE_STORAGE["root"]) / key[:2] / key
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 1
     blob.write_bytes(bytes(data))
@@ -242,3 +244,59 @@ def test_unsent_drafts_are_removed_after_a_day(store, sender_client):
     clock.travel(timedelta(hours=25))
     assert purge_stale_drafts(24) == 1
     assert not Attachment.objects.exists() and store() == {}
+
+
+def test_uploads_need_the_right_portal_and_a_csrf_token(store, sender_client, bob, org, alice):
+    send(sender_client, to=BOB)
+    bob_client = bob()
+    # A recipient cannot use the senders' upload, nor a sender the recipients'.
+    assert upload(bob_client, b"x", "x.txt").status_code == 302
+    assert upload(sender_client, b"x", "x.txt", url=f"/r/{org.slug}/files").status_code == 302
+    assert upload(Client(), b"x", "x.txt").status_code == 302
+    # A page on another site cannot post a file into a signed-in sender's drafts.
+    forged = Client(enforce_csrf_checks=True)
+    forged.force_login(alice, backend="hushpost.accounts.backends.HushpostBackend")
+    forged.get("/app/compose")
+    assert upload(forged, b"planted", "planted.txt").status_code == 403
+    token = forged.cookies["csrftoken"].value
+    r = forged.post("/app/files", data=b"mine", content_type="text/plain", HTTP_X_FILE_NAME="mine.txt",
+                    HTTP_X_CSRFTOKEN=token)
+    assert r.status_code == 201
+    assert [a.size for a in Attachment.objects.all()] == [4] and len(store()) == 1
+
+
+def test_a_filename_cannot_script_the_page(sender_client, bob, org):
+    uids = [upload(sender_client, b"x", name).json()["uid"]
+            for name in ('<img src=x onerror=alert(1)>.png', "Tom & Jerry's <b>.txt")]
+    send(sender_client, to=BOB, attachment=uids)
+    message = Message.objects.get()
+    for page in (sender_client.get(f"/app/m/{message.uid}").content.decode(),
+                 bob().get(f"/r/{org.slug}/m/{message.uid}").content.decode()):
+        assert "<img src=x" not in page and "_img src=x onerror=alert(1)_.png" in page
+        assert "Tom &amp; Jerry&#x27;s _b_.txt" in page
+
+
+def test_an_empty_file_is_still_a_file(sender_client):
+    r = sender_client.post("/app/files", data=b"", content_type="text/plain", HTTP_X_FILE_NAME="empty.txt",
+                           CONTENT_LENGTH="0")
+    uid = r.json()["uid"]
+    send(sender_client, to=BOB, attachment=[uid])
+    r = sender_client.get(f"/app/m/{Message.objects.get().uid}/files/{uid}")
+    assert r["Content-Length"] == "0" and content_of(r) == b""
+
+
+def test_an_upload_without_its_length_is_refused(sender_client):
+    r = sender_client.post("/app/files", data=b"abc", content_type="text/plain", HTTP_X_FILE_NAME="a.txt",
+                           CONTENT_LENGTH="")
+    assert r.status_code == 411 and not Attachment.objects.exists()
+
+
+def test_a_store_that_cannot_write_loses_nothing_and_says_so(sender_client, settings):
+    settings.FILE_STORAGE = {**settings.FILE_STORAGE, "kind": "local", "root": "/dev/null/files"}
+    r = upload(sender_client, b"abc", "a.txt")
+    assert r.status_code == 503 and r.json()["error"] == "The file could not be stored just now. Try again in a moment."
+    r = send(sender_client, to=BOB, subject="Kept draft", files=[SimpleUploadedFile("a.txt", b"abc")])
+    assert r.status_code == 400
+    page = r.content.decode()
+    assert "A file could not be stored just now. Try again in a moment." in page and "Kept draft" in page
+    assert not Attachment.objects.exists() and not Message.objects.exists()

@@ -184,6 +184,20 @@ def test_policy_refuses_a_default_outside_the_allowed_choices(admin):
     assert r.status_code == 400 and "one of the allowed choices" in r.content.decode()
 
 
+def test_policy_sets_the_attachment_limits(admin, org):
+    c = signed_in(admin)
+    assert c.post("/app/admin/policy", _policy(max_file_mb="2048", max_message_mb="4096")).status_code == 302
+    org.refresh_from_db()
+    assert (org.max_file_mb, org.max_message_mb) == (2048, 4096)
+    assert c.post("/app/admin/policy", _policy()).status_code == 302  # left empty: unchanged
+    org.refresh_from_db()
+    assert (org.max_file_mb, org.max_message_mb) == (2048, 4096)
+    r = c.post("/app/admin/policy", _policy(max_file_mb="500", max_message_mb="100"))
+    assert r.status_code == 400 and "cannot be larger than the total" in r.content.decode()
+    r = c.post("/app/admin/policy", _policy(max_file_mb="0"))
+    assert r.status_code == 400
+
+
 def test_policy_refuses_line_breaks_in_the_display_name(admin):
     r = signed_in(admin).post("/app/admin/policy", {
         "sender_name": "N\r\nBcc: x@evil.example", "default_restriction": "none",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
+from django.utils import timezone
 
 from hushpost.accounts.models import User
 from hushpost.attachments.models import Attachment
@@ -121,7 +122,9 @@ class Receiver:
             size=self.size, store_key=self.store_key,
         )
         try:
-            attachment.save()
+            with transaction.atomic():
+                attachment.save()
+                _queue_purge()
         except Exception:
             get_store().delete(self.store_key)
             raise
@@ -143,6 +146,16 @@ class Receiver:
             get_store().delete(self.store_key)
         except Exception:
             log.warning("could not remove an aborted upload's blob", exc_info=True)
+
+
+def _queue_purge() -> None:
+    """Once the draft is old enough to go, a task looks for drafts nobody sent."""
+    from django.conf import settings
+
+    from hushpost.attachments.tasks import purge_drafts
+
+    delay = timedelta(hours=settings.UPLOAD_DRAFT_HOURS, minutes=1)
+    purge_drafts.using(run_after=timezone.now() + delay).enqueue()
 
 
 def receive(owner: User, name: str, content_type: str, chunks: Iterable[bytes]) -> Attachment:

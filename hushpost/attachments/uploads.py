@@ -9,6 +9,7 @@ recipient; any other file part is skipped unread.
 from __future__ import annotations
 
 import io
+import logging
 import re
 
 from django.core.files.uploadedfile import UploadedFile
@@ -16,7 +17,9 @@ from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopFut
 
 from hushpost.attachments.actions import AttachmentError, Receiver
 
+log = logging.getLogger(__name__)
 FIELD = "files"
+STORE_FAILED = "A file could not be stored just now. Try again in a moment."
 FORMS = re.compile(r"^/(app/compose|r/[-a-z0-9]+/m/[^/]+/reply)$")
 
 
@@ -48,6 +51,9 @@ class EncryptingUploadHandler(FileUploadHandler):
             self.receiver = Receiver(user, file_name, content_type)
         except AttachmentError as exc:
             self._refuse(str(exc))
+        except Exception:
+            log.warning("an upload could not be stored", exc_info=True)
+            self._refuse(STORE_FAILED)
         raise StopFutureHandlers
 
     def receive_data_chunk(self, raw_data, start):
@@ -57,12 +63,22 @@ class EncryptingUploadHandler(FileUploadHandler):
             self.receiver.write(raw_data)
         except AttachmentError as exc:
             self._refuse(str(exc))
+        except Exception:  # the store failed (disk full, S3 down): nothing is kept
+            log.warning("an upload could not be stored", exc_info=True)
+            self._refuse(STORE_FAILED)
         return None
 
     def file_complete(self, file_size):
         if self.receiver is None:
             return None
-        attachment = self.receiver.finish()
+        try:
+            attachment = self.receiver.finish()
+        except Exception:
+            log.warning("an upload could not be stored", exc_info=True)
+            self.receiver.abort()
+            self.receiver = None
+            self._note(STORE_FAILED)
+            return None
         self.receiver = None
         return DraftFile(attachment)
 
@@ -74,7 +90,10 @@ class EncryptingUploadHandler(FileUploadHandler):
         if self.receiver is not None:
             self.receiver.abort()
             self.receiver = None
+        self._note(reason)
+        raise SkipFile
+
+    def _note(self, reason: str) -> None:
         if not hasattr(self.request, "upload_errors"):
             self.request.upload_errors = []
         self.request.upload_errors.append(reason)
-        raise SkipFile

@@ -29,9 +29,9 @@ def upload(request):
     user = request.user
     name = unquote(request.headers.get("X-File-Name", ""))[:1000]
     try:
-        length = int(request.headers.get("Content-Length") or 0)
-    except ValueError:
-        length = 0
+        length = int(request.headers["Content-Length"])
+    except (KeyError, ValueError):
+        return JsonResponse({"error": "Send the file with its length (Content-Length)."}, status=411)
     limit = actions.file_limit(user)
     if length > limit:
         return JsonResponse({"error": f"{name or 'This file'} is larger than {limit // actions.MB} MB, "

@@ -23,6 +23,9 @@ class AddSenderForm(forms.Form):
         return name.strip()
 
 
+MAX_ATTACHMENT_MB = 10 * 1024  # 10 GB: the store streams, so size costs disk, not memory
+
+
 class PolicyForm(forms.ModelForm):
     allowed_expiry = forms.TypedMultipleChoiceField(
         label="Expiry choices senders may pick",
@@ -41,11 +44,21 @@ class PolicyForm(forms.ModelForm):
         help_text="Empty uses the deployment's setting.",
     )
 
+    max_file_mb = forms.IntegerField(
+        label="Largest attached file (MB)", min_value=1, max_value=MAX_ATTACHMENT_MB, required=False,
+        help_text="For senders and recipients alike. Files up to 2 GB and more work when allowed.",
+    )
+    max_message_mb = forms.IntegerField(
+        label="Largest total of files on one message (MB)", min_value=1, max_value=MAX_ATTACHMENT_MB,
+        required=False,
+    )
+
     class Meta:
         model = Organization
         fields = [
             "sender_name", "notify_from_email", "default_read_receipt", "default_restriction",
             "default_expire_days", "temp_password_days", "receipt_includes_subject",
+            "max_file_mb", "max_message_mb",
         ]
         labels = {
             "sender_name": "Display name on notifications",
@@ -74,6 +87,11 @@ class PolicyForm(forms.ModelForm):
         allowed = data.get("allowed_expiry") or []
         if "default_expire_days" in data and data["default_expire_days"] not in allowed:
             self.add_error("default_expire_days", "The default must be one of the allowed choices.")
+        for name in ("max_file_mb", "max_message_mb"):
+            if name in data and data[name] is None:  # left empty: unchanged
+                data[name] = getattr(self.instance, name)
+        if data.get("max_file_mb") and data.get("max_message_mb") and data["max_file_mb"] > data["max_message_mb"]:
+            self.add_error("max_file_mb", "A file cannot be larger than the total allowed on a message.")
         return data
 
     def save(self, commit=True):

@@ -8,8 +8,12 @@ browser exactly as a recipient would open them.
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.steps import VIEWPORT
+
+# Assertions wait as long as actions do: a shared, busy machine is slow at times.
+expect.set_options(timeout=10_000)
 
 
 @pytest.fixture(scope="session")

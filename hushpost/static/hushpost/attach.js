@@ -31,19 +31,44 @@
     return node;
   }
 
+  var maxMessage = parseInt(box.getAttribute("data-max-message-mb"), 10) * 1024 * 1024;
+
   function setBusy(delta) {
     busy += delta;
     form.querySelectorAll("button[type=submit], [data-opens]").forEach(function (b) {
-      b.toggleAttribute("aria-disabled", busy > 0);
+      b.setAttribute("aria-disabled", busy > 0 ? "true" : "false");
     });
     box.classList.toggle("uploading", busy > 0);
+    if (busy === 0) { notice("uploads-pending", ""); }
   }
 
-  function removable(item, name) {
-    var remove = el("button", "link-button file-remove", "Remove");
+  // One short message per kind under the list; empty text removes it.
+  function notice(kind, text) {
+    var note = box.querySelector("." + kind);
+    if (!text) { if (note) { note.remove(); } return; }
+    if (!note) {
+      note = el("p", "field-error " + kind);
+      note.setAttribute("role", "alert");
+      box.appendChild(note);
+    }
+    note.textContent = text;
+  }
+
+  function checkTotal() {
+    var total = 0;
+    list.querySelectorAll(".file-item[data-size]").forEach(function (item) {
+      total += parseInt(item.dataset.size, 10) || 0;
+    });
+    notice("total-over", total > maxMessage ? "These files come to more than " +
+      box.getAttribute("data-max-message-mb") + " MB, the most your organisation allows on one message. Remove some before sending." : "");
+  }
+
+  function removable(item, name, label) {
+    var remove = item.querySelector(".file-remove") || el("button", "link-button file-remove");
     remove.type = "button";
-    remove.setAttribute("aria-label", "Remove " + name);
-    item.appendChild(remove);
+    remove.textContent = label || "Remove";
+    remove.setAttribute("aria-label", (label || "Remove") + " " + name);
+    if (!remove.parentNode) { item.insertBefore(remove, item.querySelector(".file-progress, .file-error")); }
   }
 
   function upload(file) {
@@ -55,6 +80,7 @@
     bar.setAttribute("aria-label", "Uploading " + file.name);
     item.append(name, size, bar);
     list.appendChild(item);
+    removable(item, file.name, "Cancel");
     if (file.size > maxFile) {
       fail(item, bar, file.name + " is larger than " + box.getAttribute("data-max-file-mb") + " MB, the largest file your organisation allows.");
       return;
@@ -79,11 +105,13 @@
       bar.remove();
       item.classList.remove("uploading");
       item.dataset.uid = data.uid;
+      item.dataset.size = data.size;
       name.textContent = data.name;
       var hidden = el("input");
       hidden.type = "hidden"; hidden.name = "attachment"; hidden.value = data.uid;
       item.insertBefore(hidden, name);
       removable(item, data.name);
+      checkTotal();
     });
     xhr.addEventListener("error", function () { setBusy(-1); fail(item, bar, "The connection was lost while uploading. Try again."); });
     xhr.addEventListener("abort", function () { setBusy(-1); });
@@ -95,10 +123,10 @@
     bar.remove();
     item.classList.remove("uploading");
     item.classList.add("failed");
+    removable(item, item.querySelector(".file-name").textContent);
     var error = el("span", "file-error", message);
     error.setAttribute("role", "alert");
     item.appendChild(error);
-    removable(item, item.querySelector(".file-name").textContent);
   }
 
   function add(files) {
@@ -130,30 +158,28 @@
       xhr.send();
     }
     item.remove();
+    checkTotal();
     input.focus();
   });
 
+  // A file dropped beside the zone would replace the page and lose the message.
+  ["dragover", "drop"].forEach(function (type) {
+    window.addEventListener(type, function (e) {
+      if (!zone.contains(e.target) && e.dataTransfer && Array.prototype.indexOf.call(e.dataTransfer.types, "Files") >= 0) {
+        e.preventDefault();
+      }
+    });
+  });
+
   // Sending waits for the uploads: a message never leaves without a file the sender added.
-  form.addEventListener("submit", function (e) {
-    if (busy > 0) {
-      e.preventDefault();
-      e.stopImmediatePropagation();
-      var note = box.querySelector(".uploads-pending") || el("p", "field-error uploads-pending");
-      note.textContent = "Wait until your files have finished uploading.";
-      note.setAttribute("role", "alert");
-      box.appendChild(note);
-    }
-  }, true);
+  function waitForUploads(e) {
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    notice("uploads-pending", "Wait until your files have finished uploading.");
+  }
+  form.addEventListener("submit", function (e) { if (busy > 0) { waitForUploads(e); } }, true);
   form.addEventListener("click", function (e) {
-    var button = e.target.closest("[data-opens]");
-    if (button && busy > 0) {
-      e.preventDefault();
-      e.stopImmediatePropagation();
-      var note = box.querySelector(".uploads-pending") || el("p", "field-error uploads-pending");
-      note.textContent = "Wait until your files have finished uploading.";
-      note.setAttribute("role", "alert");
-      box.appendChild(note);
-    }
+    if (busy > 0 && e.target.closest("[data-opens]")) { waitForUploads(e); }
   }, true);
   window.addEventListener("beforeunload", function (e) {
     if (busy > 0) { e.preventDefault(); e.returnValue = ""; }
