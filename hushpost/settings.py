@@ -89,6 +89,8 @@ INSTALLED_APPS = [
     "hushpost.accounts",
     "hushpost.messaging",
     "hushpost.attachments",
+    "hushpost.gateway",
+    "hushpost.audit",
     "hushpost.notifications",
     "hushpost.senders",
     "hushpost.recipients",
@@ -102,13 +104,17 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "hushpost.audit.middleware.AuditClientMiddleware",
+    "hushpost.attachments.middleware.AbortUnfinishedUploads",
     "hushpost.lib.csrf.HushpostCsrfMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "hushpost.lib.middleware.PrivacyHeadersMiddleware",
+    "hushpost.accounts.middleware.SessionLimitsMiddleware",
     "hushpost.accounts.middleware.PasswordChangeRequiredMiddleware",
+    "hushpost.accounts.middleware.TwoFactorRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "hushpost.urls"
@@ -171,7 +177,10 @@ WHITENOISE_AUTOREFRESH = not PRODUCTION
 SESSION_COOKIE_NAME = "hushpost_session"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_AGE = envint("SESSION_HOURS", 8) * 3600
+SESSION_COOKIE_AGE = envint("SESSION_HOURS", 8) * 3600  # also the server-side lifetime
+# Minutes without activity before a session ends (an organisation may set its own).
+SENDER_IDLE_MINUTES = envint("SENDER_IDLE_MINUTES", 30)
+RECIPIENT_IDLE_MINUTES = envint("RECIPIENT_IDLE_MINUTES", 15)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -182,7 +191,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "no-referrer"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if envbool("BEHIND_TLS_PROXY", False):
+BEHIND_TLS_PROXY = envbool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = envint("HSTS_SECONDS", 31536000 if BASE_URL.startswith("https://") else 0)
 
@@ -209,6 +219,15 @@ TEMP_PASSWORD_DAYS = envint("TEMP_PASSWORD_DAYS", 7)
 # How long the one session a temporary password opens may take to choose a password.
 TEMP_SESSION_MINUTES = envint("TEMP_SESSION_MINUTES", 30)
 MIN_PASSWORD_LENGTH = 12
+# "Forgot your password?" links work once, for this long.
+PASSWORD_RESET_TIMEOUT = envint("RESET_LINK_MINUTES", 30) * 60
+# Brute force: failures per account name before it locks, and per client address.
+LOCKOUT_FAILURES = envint("LOCKOUT_FAILURES", 5)
+LOCKOUT_WINDOW_MINUTES = envint("LOCKOUT_WINDOW_MINUTES", 15)
+LOCKOUT_MINUTES = envint("LOCKOUT_MINUTES", 15)
+CLIENT_FAILURES = envint("CLIENT_FAILURES", 30)
+# Look-ups that ask the other regions (login "Next", /find-my-portal), per client address per window.
+LOOKUPS_PER_WINDOW = envint("LOOKUPS_PER_WINDOW", 30)
 # Seconds between delivery attempts of a notification; its length is the
 # number of retries before a notification is marked failed.
 NOTIFY_RETRY_SCHEDULE = [
@@ -234,6 +253,19 @@ if FILE_STORAGE["kind"] == "s3" and not FILE_STORAGE["bucket"]:
 FILE_UPLOAD_HANDLERS = ["hushpost.attachments.uploads.EncryptingUploadHandler"]
 # Draft uploads not attached to a message within this time are deleted.
 UPLOAD_DRAFT_HOURS = envint("UPLOAD_DRAFT_HOURS", 24)
+
+# SMTP gateway (`hushpost smtpd`, docs/gateway.md): organisations' mail servers
+# relay mail here and it becomes secure messages.  STARTTLS (and with it SMTP
+# AUTH) needs a certificate and key; with one, TLS is required unless turned off.
+SMTPD_BIND = env("SMTPD_BIND", "127.0.0.1:2525") or "127.0.0.1:2525"
+SMTPD_HOSTNAME = env("SMTPD_HOSTNAME", "") or ""  # the name in the greeting; default the host's
+SMTPD_TLS_CERT = env("SMTPD_TLS_CERT", "") or ""
+SMTPD_TLS_KEY = env("SMTPD_TLS_KEY", "") or ""
+SMTPD_REQUIRE_TLS = envbool("SMTPD_REQUIRE_TLS", True)
+# Production refuses plain text on a non-loopback address unless this says it is a private network.
+SMTPD_ALLOW_PLAINTEXT = envbool("SMTPD_ALLOW_PLAINTEXT", False)
+SMTPD_MAX_BYTES = envint("SMTPD_MAX_BYTES", 150 * 1024 * 1024)
+SMTPD_THREADS = envint("SMTPD_THREADS", 8)
 
 LOGGING = {
     "version": 1,

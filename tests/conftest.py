@@ -51,6 +51,22 @@ def _reset_clock():
     clock.reset()
 
 
+TRUNCATE_GUARDS = {"audit_auditevent": "audit_no_truncate", "audit_audithead": "audit_head_no_truncate"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_database_may_be_emptied(django_db_setup, django_db_blocker):
+    """The audit tables refuse TRUNCATE in production; the test database is emptied
+    with TRUNCATE between tests, so only there that one guard is off (the row guards stay)."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                for table, trigger in TRUNCATE_GUARDS.items():
+                    cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     from tests.s3 import S3Server

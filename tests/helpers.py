@@ -34,3 +34,9 @@ def first_login(client, smtp, org, email, new_password=NEW_PASSWORD):
     r = client.post(f"/r/{org.slug}/password", {"password": new_password, "confirm": new_password})
     assert r.status_code == 302, r.content[:400]
     return temp
+
+
+def sign_in_again(client, org, email, password=NEW_PASSWORD):
+    """After days pass (the test clock), a recipient's session has ended: sign in as they would."""
+    r = client.post(f"/r/{org.slug}/login", {"email": email, "password": password})
+    assert r.status_code == 302, r.content[:400]

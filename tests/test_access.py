@@ -154,6 +154,15 @@ def destroy_world() -> None:
     DBTaskResult.objects.all().delete()
     Session.objects.all().delete()
     DevMail.objects.all().delete()
+    # The audit trail refuses deletion; the test database is emptied as a whole instead.
+    from django.db import connection as db
+
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            cursor.execute("TRUNCATE audit_auditevent, audit_audithead")
+        else:
+            cursor.execute("DELETE FROM audit_auditevent")
+            cursor.execute("DELETE FROM audit_audithead")
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +188,7 @@ ROLE_ORG = {
 }
 PERSONAS = list(ROLE_ORG)
 TARGETS = ["m1", "r1", "m2", "mB", "mB2"]
-SENDER_ACTIONS = ["view", "compose", "compose_post", "retry", "file"]
+SENDER_ACTIONS = ["view", "compose", "compose_post", "retry", "file", "recall", "expiry"]
 RECIPIENT_ACTIONS = ["r_view", "r_reply", "r_reply_post", "r_print", "r_delete", "r_file"]
 
 # Who may use each URL.  A sender reads what they wrote and replies addressed
@@ -221,6 +230,12 @@ def _request(client, w: World, action: str, uid: str, slug: str, target: str):
     if action == "file":
         path = f"/app/m/{uid}/files/{w.files[target]}"
         return client.get(path), path
+    if action == "recall":
+        path = f"/app/m/{uid}/recall"
+        return client.post(path), path
+    if action == "expiry":
+        path = f"/app/m/{uid}/expiry"
+        return client.post(path, {"expiry": "now"}), path
     base = f"/r/{slug}/m/{uid}"
     if action == "r_view":
         return client.get(base), base
@@ -245,7 +260,7 @@ def _expected(w: World, action: str, target: str, slug: str, persona: str):
     if action in SENDER_ACTIONS:
         if role != "sender":
             return "login", "/login?next="
-        owners = RETRY_OWNERS if action == "retry" else SENDER_OWNERS
+        owners = RETRY_OWNERS if action in ("retry", "recall", "expiry") else SENDER_OWNERS
         return ("ok", None) if persona in owners[target] else ("404", None)
     url_org = w.org_of(target) if slug == "own" else ("A" if w.org_of(target) == "B" else "B")
     if role != "recipient" or org != url_org:
@@ -262,7 +277,9 @@ def _snapshot():
     return (
         Message.objects.count(),
         Notification.objects.count(),
-        list(Delivery.objects.order_by("pk").values_list("pk", "first_opened_at", "replied_at", "deleted_at")),
+        list(Delivery.objects.order_by("pk").values_list("pk", "first_opened_at", "replied_at", "deleted_at",
+                                                         "recalled_at")),
+        list(Message.objects.order_by("pk").values_list("pk", "expires_at")),
     )
 
 
@@ -299,7 +316,7 @@ def test_message_urls_for_every_persona(world, db, action, target, slug, persona
             assert response["Content-Disposition"] == f'attachment; filename="{target}.txt"'
         elif action == "compose_post":
             assert response.status_code == 302 and response["Location"].startswith("/app/m/")
-        elif action == "retry":
+        elif action in ("retry", "recall", "expiry"):
             assert (response.status_code, response["Location"]) == (302, f"/app/m/{w.uids[target]}")
         elif action == "r_reply_post":
             assert (response.status_code, response["Location"]) == (302, f"/r/{slug_value}/m/{w.uids[target]}")

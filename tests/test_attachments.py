@@ -21,7 +21,7 @@ from hushpost.lib import clock
 from hushpost.lib.streams import StreamError
 from hushpost.messaging.models import Message
 from tests.conftest import PASSWORD
-from tests.helpers import first_login, send
+from tests.helpers import first_login, send, sign_in_again
 
 BOB = "bob@client.example"
 REPORT = b"%PDF-1.7 Quarterly statement for Bob: balance 1,234.56 " + os.urandom(3 * 1024 * 1024)
@@ -145,7 +145,9 @@ def test_a_double_submit_with_files_sends_one_message(store, sender_client):
     ("report\r\nX-Injected: yes.pdf", 'attachment; filename="reportX-Injected_ yes.pdf"'),
     ("CON.txt", 'attachment; filename="_CON.txt"'),
     ('quote".txt', 'attachment; filename="quote_.txt"'),
-    ("Résumé.pdf", "attachment; filename*=utf-8''R%C3%A9sum%C3%A9.pdf"),
+    ("Résumé.pdf", "attachment; filename=\"R_sum_.pdf\"; filename*=UTF-8''R%C3%A9sum%C3%A9.pdf"),
+    ("50% off.pdf", "attachment; filename=\"50_ off.pdf\"; filename*=UTF-8''50%25%20off.pdf"),
+    ("COM¹.txt", "attachment; filename=\"_COM_.txt\"; filename*=UTF-8''_COM%C2%B9.txt"),
     ("...", 'attachment; filename="file"'),
 ])
 def test_dangerous_filenames_are_neutralised(sender_client, uploaded, downloaded):
@@ -182,6 +184,7 @@ def test_expired_messages_keep_their_files_deleted_ones_do_not(sender_client, bo
     message = Message.objects.get()
     bob_client = bob()
     clock.travel(timedelta(days=2))
+    sign_in_again(bob_client, org, BOB)
     r = bob_client.get(f"/r/{org.slug}/m/{message.uid}/files/{uid}")
     assert r.status_code == 200 and content_of(r) == b"kept after expiry"
     bob_client.post(f"/r/{org.slug}/m/{message.uid}/delete")
@@ -238,11 +241,12 @@ def test_tampered_ciphertext_is_refused_not_served(sender_client, settings):
         content_of(r)
 
 
-def test_unsent_drafts_are_removed_after_a_day(store, sender_client):
+def test_unsent_drafts_are_removed_after_a_day(store, sender_client, django_capture_on_commit_callbacks):
     upload(sender_client, b"forgotten", "forgotten.txt")
     assert purge_stale_drafts(24) == 0
     clock.travel(timedelta(hours=25))
-    assert purge_stale_drafts(24) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert purge_stale_drafts(24) == 1
     assert not Attachment.objects.exists() and store() == {}
 
 
@@ -300,3 +304,69 @@ def test_a_store_that_cannot_write_loses_nothing_and_says_so(sender_client, sett
     page = r.content.decode()
     assert "A file could not be stored just now. Try again in a moment." in page and "Kept draft" in page
     assert not Attachment.objects.exists() and not Message.objects.exists()
+
+
+def _multipart(fields: dict[str, str], file_part: bytes) -> tuple[bytes, str]:
+    boundary = "hushpostboundary7MA4YWxkTrZu0gW"
+    body = b""
+    for name, value in fields.items():
+        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n').encode()
+    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="scan.pdf"\r\n'
+             "Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n").encode()
+    body += file_part + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_an_upload_broken_off_midway_leaves_nothing_behind(store, sender_client):
+    fields = {"to": BOB, "subject": "S", "body": "B", "send_token": "broken-upload-token-1", "confirm": "1"}
+    body, content_type = _multipart(fields, b"QUJD" * 300_000 + b"!!! not base64 ***" + b"QUJD" * 10)
+    r = sender_client.post("/app/compose", data=body, content_type=content_type)
+    assert r.status_code == 400
+    assert not Message.objects.exists() and not Attachment.objects.exists()
+    assert store() == {}
+
+
+def test_an_upload_cut_short_is_not_kept(store, sender_client):
+    r = sender_client.post("/app/files", data=b"only ten b", content_type="text/plain", HTTP_X_FILE_NAME="a.txt",
+                           CONTENT_LENGTH="1000")
+    assert r.status_code == 400 and r.json()["error"] == "The upload was cut short. Try again."
+    assert not Attachment.objects.exists() and store() == {}
+
+
+def test_a_form_from_another_site_stores_no_file(store, sender_client):
+    data = {"to": BOB, "subject": "S", "body": "B", "send_token": "cross-site-token-01", "confirm": "1"}
+    for header in ({"HTTP_SEC_FETCH_SITE": "cross-site"}, {"HTTP_ORIGIN": "https://evil.example"}):
+        r = sender_client.post("/app/compose", {**data, "files": [SimpleUploadedFile("planted.txt", b"x")]}, **header)
+        assert r.status_code in (400, 403)
+    assert not Attachment.objects.exists() and store() == {} and not Message.objects.exists()
+    # The site's own page, as a browser marks it, still works.
+    r = sender_client.post("/app/compose", {**data, "files": [SimpleUploadedFile("mine.txt", b"x")]},
+                           HTTP_SEC_FETCH_SITE="same-origin", HTTP_ORIGIN="http://testserver")
+    assert r.status_code == 302 and Message.objects.get().attachments.count() == 1
+
+
+def test_unsent_files_are_bounded_per_person(store, sender_client, org):
+    org.max_file_mb = org.max_message_mb = 1
+    org.save()
+    for n in range(2):
+        assert upload(sender_client, os.urandom(1024 * 1024), f"part{n}.bin").status_code == 201
+    r = upload(sender_client, b"one more", "more.txt")
+    assert r.status_code == 400 and "too many files waiting to be sent" in r.json()["error"]
+
+
+def test_a_recipient_with_nothing_to_answer_cannot_upload(sender_client, bob, org):
+    send(sender_client, to=BOB, restriction="no_print_no_reply")
+    bob_client = bob()
+    r = upload(bob_client, b"x", "x.txt", url=f"/r/{org.slug}/files")
+    assert r.status_code == 400 and "none of your messages can be answered" in r.json()["error"]
+    assert not Attachment.objects.exists()
+
+
+def test_a_draft_sent_meanwhile_is_not_purged(sender_client):
+    from hushpost.attachments.actions import _delete_draft
+
+    uid = upload(sender_client, b"keep", "keep.txt").json()["uid"]
+    stale_view = Attachment.objects.get(uid=uid)  # loaded as a draft by the purge...
+    send(sender_client, to=BOB, attachment=[uid])  # ...sent before it deletes
+    assert _delete_draft(stale_view) is False
+    assert Message.objects.get().attachments.count() == 1

@@ -14,6 +14,7 @@ from tests.helpers import (
     first_login,
     path_of,
     send,
+    sign_in_again,
 )
 
 
@@ -153,6 +154,7 @@ def test_expired_message_refuses_reply_but_prints_and_deletes(sender_client, cli
     message = Message.objects.get()
     assert "/reply" in bob.get(f"/r/{org.slug}/m/{message.uid}").content.decode()
     clock.travel(timedelta(days=1, minutes=1))
+    sign_in_again(bob, org, "bob@client.example")
     page = bob.get(f"/r/{org.slug}/m/{message.uid}").content.decode()
     assert "expired on" in page and "/reply" not in page and "/print" in page
     r = bob.post(f"/r/{org.slug}/m/{message.uid}/reply", {"body": "late", "send_token": "l" * 24})
@@ -241,6 +243,7 @@ def test_replies_to_replies_keep_the_expiry_and_reach_the_sender(
     assert set(r2.deliveries.values_list("recipient__email", flat=True)) == {
         alice.email, "ann@client.example"}
     clock.travel(timedelta(days=2))
+    sign_in_again(ann, org, "ann@client.example")
     r = ann.post(f"/r/{org.slug}/m/{r2.uid}/reply", {"body": "R3", "send_token": "c" * 24})
     assert r.status_code == 403 and "expired" in r.content.decode()
     assert "/reply" not in ann.get(f"/r/{org.slug}/m/{r2.uid}").content.decode()

@@ -45,7 +45,8 @@ def test_a_password_mail_never_replaces_a_password_chosen_since(
     assert owner.get(f"/r/{org.slug}/").status_code == 200
 
 
-def test_the_temporary_session_times_out(sender_client, client_factory, smtp, deliver, org):
+def test_the_temporary_session_times_out(sender_client, client_factory, smtp, deliver, org, settings):
+    settings.RECIPIENT_IDLE_MINUTES = 60  # the temporary session's own limit, not the idle one
     send(sender_client, to=BOB)
     deliver()
     p1 = smtp.wait_for(BOB, PASSWORD_SUBJECT)[0].temporary_password()

@@ -12,15 +12,27 @@ class HushpostBackend:
     """
 
     def authenticate(self, request, username=None, password=None, **kwargs):
+        """Operators at /ops/: throttled, locked and audited like every other sign-in."""
+        from hushpost.accounts import throttle
+        from hushpost.audit.actions import record
+        from hushpost.audit.models import AuditEvent
+
         if not username or not password:
             return None
-        user = User.objects.filter(
-            role=User.Role.OPERATOR, email=username.strip().lower(), is_active=True
-        ).first()
+        email = username.strip().lower()[:254]
+        client = throttle.client_address(request) if request is not None else "unknown"
+        account = throttle.account_key("ops", email)
+        if throttle.check(client, account) is not None:
+            return None
+        user = User.objects.filter(role=User.Role.OPERATOR, email=email, is_active=True).first()
         if user is None:
             User().set_password(password)  # same work whether or not the account exists
-            return None
-        return user if user.check_password(password) else None
+        elif user.check_password(password):
+            throttle.succeeded(account, client)
+            record(AuditEvent.Action.SIGN_IN, actor=user, client=client, detail="operators' admin")
+            return user
+        throttle.failed(client, account, user=user)
+        return None
 
     def get_user(self, user_id):
         user = User.objects.select_related("org").filter(pk=user_id, is_active=True).first()

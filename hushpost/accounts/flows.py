@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import login, update_session_auth_hash
+from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
@@ -20,6 +20,8 @@ from hushpost.accounts.passwords import (
     generate_temporary_password,
     password_problems,
 )
+from hushpost.audit.actions import record
+from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.orgs.models import Organization
 
@@ -52,20 +54,28 @@ def _verify(user: User | None, password: str) -> bool:
     return user.check_password(password)
 
 
-def sign_in_sender(email: str, password: str) -> SignIn:
-    user = (
+def sender_account(email: str) -> User | None:
+    return (
         User.objects.select_related("org")
         .filter(role=User.Role.SENDER, email=email.strip().lower(), is_active=True,
                 org__is_active=True)
         .first()
     )
+
+
+def recipient_account(org: Organization, email: str) -> User | None:
+    return User.objects.filter(
+        role=User.Role.RECIPIENT, org=org, email=email.strip().lower(), is_active=True
+    ).first()
+
+
+def sign_in_sender(email: str, password: str) -> SignIn:
+    user = sender_account(email)
     return SignIn(user=user) if _verify(user, password) else SignIn()
 
 
 def sign_in_recipient(org: Organization, email: str, password: str) -> SignIn:
-    user = User.objects.filter(
-        role=User.Role.RECIPIENT, org=org, email=email.strip().lower(), is_active=True
-    ).first()
+    user = recipient_account(org, email)
     if not _verify(user, password) or user is None:  # _verify is False for None
         return SignIn()
     if user.must_change_password and (
@@ -114,6 +124,53 @@ def password_notification_wanted(user: User, *, since: datetime) -> bool:
 
 def start_session(request, user: User) -> None:
     login(request, user, backend=BACKEND)  # rotates the session key: no fixation
+    from hushpost.accounts.middleware import SEEN, STARTED
+
+    request.session[STARTED] = request.session[SEEN] = clock.now().timestamp()
+    record(AuditEvent.Action.SIGN_IN, actor=user, request=request)
+
+
+PENDING = "hushpost_2fa_pending"
+PENDING_SECONDS = 300
+
+
+def begin_session(request, user: User) -> bool:
+    """After the password: sign in, or (two-factor on) wait for the second step.
+
+    Returns True when the second step is needed. Until then the session holds
+    only which account is half signed in, for five minutes.
+    """
+    from hushpost.accounts import twofactor
+
+    if not twofactor.enabled(user):
+        start_session(request, user)
+        return False
+    request.session.cycle_key()
+    request.session[PENDING] = {"user": user.pk, "at": clock.now().timestamp()}
+    return True
+
+
+def pending_second_factor(request, *, role: str, org=None) -> User | None:
+    pending = request.session.get(PENDING)
+    if not isinstance(pending, dict) or clock.now().timestamp() - pending.get("at", 0) > PENDING_SECONDS:
+        return None
+    users = User.objects.select_related("org").filter(pk=pending.get("user"), role=role, is_active=True)
+    if org is not None:
+        users = users.filter(org=org)
+    return users.first()
+
+
+def finish_second_factor(request, user: User, how: str) -> None:
+    request.session.pop(PENDING, None)
+    start_session(request, user)
+    record(AuditEvent.Action.SIGN_IN, actor=user, request=request, detail=f"second step: {how}")
+
+
+def sign_out_everywhere(request, user: User) -> None:
+    """End every session of the account, this one included."""
+    User.objects.filter(pk=user.pk).update(sessions_ended_at=clock.now())
+    record(AuditEvent.Action.SIGN_OUT_EVERYWHERE, actor=user, request=request)
+    logout(request)
 
 
 def new_temporary_password() -> tuple[str, str]:
@@ -148,8 +205,17 @@ def activate_temporary_password(user_id: int, password_hash: str, *, since: date
 def set_new_password(request, user: User, new: str, confirm: str, current: str | None = None) -> list[str]:
     """Replace the password. Outside the first-time step the current one is
     required, so a session left open cannot be turned into a takeover."""
-    if not user.must_change_password and not user.check_password(current or ""):
-        return ["Your current password is not right."]
+    if not user.must_change_password:
+        from hushpost.accounts import throttle
+
+        client, account = throttle.client_address(request), throttle.account_key("current", str(user.pk))
+        refusal = throttle.check(client, account)
+        if refusal is not None:
+            return [refusal.message]
+        if not user.check_password(current or ""):
+            refusal = throttle.failed(client, account, user=user)
+            return [refusal.message if refusal else "Your current password is not right."]
+        throttle.succeeded(account, client)
     problems = password_problems(new, email=user.email, name=user.name)
     if new != confirm:
         problems.append("The two passwords do not match.")
@@ -170,4 +236,5 @@ def set_new_password(request, user: User, new: str, confirm: str, current: str |
             ]
         )
     update_session_auth_hash(request, user)
+    record(AuditEvent.Action.PASSWORD_CHANGE, actor=user, request=request)
     return []

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.shortcuts import redirect
@@ -40,4 +41,75 @@ class PasswordChangeRequiredMiddleware:
                     # Come back to the message the e-mail linked to once the password is set.
                     target += "?" + urlencode({"next": request.get_full_path()})
                 return redirect(target)
+        return self.get_response(request)
+
+
+class SessionLimitsMiddleware:
+    """Sessions end after a while without activity, and after a fixed lifetime anyway.
+
+    Idle limits: ``SENDER_IDLE_MINUTES`` and ``RECIPIENT_IDLE_MINUTES`` (an
+    organisation may set its own); lifetime: ``SESSION_HOURS``.  Activity is
+    written to the session at most every ``TOUCH_SECONDS``, not on every request.
+    """
+
+    TOUCH_SECONDS = 30
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and (user.is_sender or user.is_recipient):
+            self._check(request, user)
+        return self.get_response(request)
+
+    def _check(self, request, user) -> None:
+        now = clock.now().timestamp()
+        session = request.session
+        started = session.setdefault(STARTED, now)
+        seen = session.get(SEEN, now)
+        idle = idle_minutes(user) * 60
+        reason = ""
+        if now - seen > idle:
+            reason = f"You were signed out after {idle // 60} minutes without activity. Sign in again to continue."
+        elif now - started > settings.SESSION_COOKIE_AGE:
+            reason = "Your session reached its time limit. Sign in again to continue."
+        if reason:
+            # The request goes on, signed out: a page asks to sign in (and comes back
+            # after), and a sign-in posted from an old tab simply signs in.
+            logout(request)
+            messages.info(request, reason)
+            return None
+        if now - seen >= self.TOUCH_SECONDS or SEEN not in session:
+            session[SEEN] = now
+        return None
+
+
+STARTED, SEEN = "hushpost_started", "hushpost_seen"
+
+
+def idle_minutes(user) -> int:
+    field = "sender_idle_minutes" if user.is_sender else "recipient_idle_minutes"
+    default = settings.SENDER_IDLE_MINUTES if user.is_sender else settings.RECIPIENT_IDLE_MINUTES
+    return getattr(user.org, field, None) or default
+
+
+class TwoFactorRequiredMiddleware:
+    """Where the organisation requires two-factor sign-in, nothing else opens until it is set up."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        # A temporary password is replaced first (the middleware before this one), then this.
+        if user is not None and user.is_authenticated and (user.is_sender or user.is_recipient) \
+                and not user.must_change_password and not request.path.startswith("/static/"):
+            from hushpost.accounts import twofactor
+
+            if twofactor.required(user) and not twofactor.enabled(user):
+                here = "/app/account/2fa" if user.is_sender else f"/r/{user.org.slug}/2fa"
+                allowed = {here, "/logout", f"/r/{user.org.slug}/logout"}
+                if request.path not in allowed:
+                    return redirect(here)
         return self.get_response(request)

@@ -51,6 +51,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Set at the first sign-in with the temporary password: it opens one session only.
     temp_password_used_at = models.DateTimeField(null=True, blank=True)
     password_changed_at = models.DateTimeField(null=True, blank=True)
+    # "Sign out everywhere": every session made before this moment ends.
+    sessions_ended_at = models.DateTimeField(null=True, blank=True)
+    # Two-factor sign-in: the TOTP secret, sealed under the master key; the last
+    # time step used (a code works once).
+    totp_secret_sealed = models.BinaryField(null=True, blank=True)
+    totp_enabled_at = models.DateTimeField(null=True, blank=True)
+    totp_last_step = models.BigIntegerField(default=0)
 
     objects = UserManager()
 
@@ -71,6 +78,25 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return f"{self.display_name} <{self.email}>"
 
+    def get_session_auth_hash(self):
+        """Sessions carry this; it changes with the password and with "sign out everywhere"."""
+
+        return self._session_hash()
+
+    def get_session_auth_fallback_hash(self):
+        """The same, under each of ``SECRET_KEY_FALLBACKS``: rotating the key signs nobody out."""
+        from django.conf import settings
+
+        for secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._session_hash(secret)
+
+    def _session_hash(self, secret=None):
+        from django.utils.crypto import salted_hmac
+
+        ended = self.sessions_ended_at.isoformat() if self.sessions_ended_at else ""
+        return salted_hmac("hushpost.accounts.session", f"{self.password}:{ended}", secret=secret,
+                           algorithm="sha256").hexdigest()
+
     @property
     def display_name(self) -> str:
         return self.name or self.email
@@ -82,3 +108,40 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_recipient(self) -> bool:
         return self.role == self.Role.RECIPIENT
+
+
+class Throttle(models.Model):
+    """Failed attempts against one account name or from one client address.
+
+    Keyed by a hash of what was typed, whether or not an account exists, so a
+    lockout looks the same for an address nobody has.
+    """
+
+    class Scope(models.TextChoices):
+        ACCOUNT = "account", "Account"
+        CLIENT = "client", "Client address"
+        LOOKUP = "lookup", "Portal look-ups from a client address"
+
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    key = models.CharField(max_length=64)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField()
+    next_allowed_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="throttle_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} throttle ({self.failures} failures)"
+
+
+class RecoveryCode(models.Model):
+    """A one-time code for signing in without the authenticator app (kept as an HMAC only)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
+    digest = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.user_id}"

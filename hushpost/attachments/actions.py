@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from hushpost.accounts.models import User
@@ -36,6 +36,10 @@ MAX_FILES = 50
 
 class AttachmentError(ValueError):
     """An upload or attachment is refused; the text says why, for the user."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status  # for an HTTP answer: 413 when a size limit refused it
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ def file_limit(owner: User) -> int:
 class Receiver:
     """One upload, streamed: ``write`` each chunk as it arrives, then ``finish``.
 
-    Nothing is kept in memory beyond a segment, nothing in plaintext on disk.
+    Memory holds about a segment (an S3 part, with S3), nothing is ever in plaintext on disk.
     Over the size limit, or on any failure, ``abort`` leaves no trace.
     """
 
@@ -94,9 +98,14 @@ class Receiver:
         self.uid = Attachment._meta.get_field("uid").default()
         self.store_key = secrets.token_hex(32)
         self.file_key = streams.new_file_key()
+        _check_quota(owner)
         self._writer = get_store().writer(self.store_key)
-        self._context = streams.encrypting(self.file_key, self._writer, streams.file_aad(owner.org_id, self.uid))
-        self._stream = self._context.__enter__()
+        try:
+            self._context = streams.encrypting(self.file_key, self._writer, streams.file_aad(owner.org_id, self.uid))
+            self._stream = self._context.__enter__()
+        except BaseException:
+            self._writer_abort()
+            raise
         self.done = False
 
     def write(self, chunk: bytes) -> None:
@@ -104,13 +113,15 @@ class Receiver:
         if self.size > self.limit:
             self.abort()
             raise AttachmentError(
-                f"{self.name} is larger than {self.limit // MB} MB, the largest file your organisation allows."
-            )
+                f"{self.name} is larger than {self.limit // MB} MB, the largest file your organisation allows.",
+                status=413)
         self._stream.write(chunk)
 
     def finish(self) -> Attachment:
+        self._writer.complete = True  # the store keeps the file only from here on
+        context, self._context = self._context, None
         try:
-            self._context.__exit__(None, None, None)  # writes the last segment, commits the store
+            context.__exit__(None, None, None)  # writes the last segment, commits the store
         except Exception:
             self._writer_abort()
             raise
@@ -138,6 +149,15 @@ class Receiver:
         self._writer_abort()
 
     def _writer_abort(self) -> None:
+        self._writer.complete = False
+        self._writer.failed = True
+        context = getattr(self, "_context", None)
+        if context is not None:
+            self._context = None
+            try:  # end Tink's stream now; the writer, marked failed, then discards everything
+                context.__exit__(None, None, None)
+            except Exception:  # noqa: S110 - the writer refuses to commit: that is the point
+                pass
         try:
             self._writer.abort()
         except Exception:  # noqa: S110 - an aborted write leaves nothing; there is nothing more to undo
@@ -158,12 +178,38 @@ def _queue_purge() -> None:
     purge_drafts.using(run_after=timezone.now() + delay).enqueue()
 
 
-def receive(owner: User, name: str, content_type: str, chunks: Iterable[bytes]) -> Attachment:
-    """Stream ``chunks`` into a new draft file of ``owner``."""
+def _check_quota(owner: User) -> None:
+    """Unsent files are bounded per person: at most two messages' worth at a time.
+
+    Recipients may upload only while they have a message they can still answer.
+    """
+    if owner.is_recipient and not _can_reply_to_something(owner):
+        raise AttachmentError("You can attach files only to a reply, and none of your messages can be answered.")
+    drafts = Attachment.objects.filter(owner=owner, message__isnull=True)
+    count = drafts.count()
+    held = drafts.aggregate(total=models.Sum("size"))["total"] or 0
+    if count >= 2 * MAX_FILES or held >= 2 * owner.org.max_message_mb * MB:
+        raise AttachmentError("You have too many files waiting to be sent. Send or remove some first.")
+
+
+def _can_reply_to_something(user: User) -> bool:
+    from hushpost.messaging.models import Delivery, Restriction
+
+    return (Delivery.objects.filter(recipient=user, deleted_at__isnull=True)
+            .exclude(message__restriction=Restriction.NO_PRINT_NO_REPLY)
+            .filter(models.Q(message__expires_at__isnull=True) | models.Q(message__expires_at__gt=clock.now()))
+            .exists())
+
+
+def receive(owner: User, name: str, content_type: str, chunks: Iterable[bytes],
+            expected_size: int | None = None) -> Attachment:
+    """Stream ``chunks`` into a new draft file of ``owner``; a short stream is refused."""
     receiver = Receiver(owner, name, content_type)
     try:
         for chunk in chunks:
             receiver.write(chunk)
+        if expected_size is not None and receiver.size != expected_size:
+            raise AttachmentError("The upload was cut short. Try again.")
         return receiver.finish()
     except BaseException:
         receiver.abort()
@@ -229,23 +275,26 @@ def open_file(message: Message, uid: str) -> tuple[FileInfo, Iterator[bytes]] | 
     return info, streams.decrypted_chunks(packed["k"], source, streams.file_aad(attachment.org_id, attachment.uid))
 
 
+def _delete_draft(attachment: Attachment) -> bool:
+    """Delete a draft row and its blob, unless it was sent in the meantime."""
+    deleted, _ = Attachment.objects.filter(pk=attachment.pk, message__isnull=True).delete()
+    if deleted:
+        transaction.on_commit(lambda: get_store().delete(attachment.store_key))
+    return bool(deleted)
+
+
 def discard_draft(owner: User, uid: str) -> bool:
     attachment = Attachment.objects.filter(owner=owner, message__isnull=True, uid=uid).first()
-    if attachment is None:
-        return False
-    attachment.delete()
-    transaction.on_commit(lambda: get_store().delete(attachment.store_key))
-    return True
+    return attachment is not None and _delete_draft(attachment)
 
 
 def purge_stale_drafts(hours: int) -> int:
-    """Delete drafts nobody attached within ``hours`` (their blobs first)."""
+    """Delete drafts nobody attached within ``hours``, and partial files a killed process left."""
     cutoff = clock.now() - timedelta(hours=hours)
     stale = list(Attachment.objects.filter(message__isnull=True, created_at__lt=cutoff)[:500])
-    for attachment in stale:
-        get_store().delete(attachment.store_key)
-        attachment.delete()
-    return len(stale)
+    removed = sum(_delete_draft(a) for a in stale)
+    get_store().sweep_partial(hours * 3600)
+    return removed
 
 
 def draft_infos(owner: User, uids: Iterable[str]) -> list[FileInfo]:

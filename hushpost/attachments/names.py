@@ -7,7 +7,7 @@ import unicodedata
 
 # Windows device names, refused as a file's stem whatever the extension.
 RESERVED = {"CON", "PRN", "AUX", "NUL", "CLOCK$", "CONIN$", "CONOUT$",
-            *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+            *(f"COM{i}" for i in "0123456789¹²³"), *(f"LPT{i}" for i in "0123456789¹²³")}
 # Control (Cc), format (Cf: bidi overrides and isolates, zero-width), surrogate,
 # private-use and unassigned characters.
 DROPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 
-PART_BYTES = 8 * 1024 * 1024  # S3 multipart part size: memory held per upload
+PART_BYTES = 8 * 1024 * 1024  # S3 multipart part size: about twice this is held per upload
 
 
 class StoreUnavailable(OSError):
@@ -50,14 +50,31 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
 
+    def sweep_partial(self, older_than_seconds: float) -> int:
+        """Remove ``.part`` files a killed process left behind."""
+        import time
+
+        cutoff, removed = time.time() - older_than_seconds, 0
+        for part in self.root.glob("*/*.part"):
+            try:
+                if part.stat().st_mtime < cutoff:
+                    part.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
 
 class _LocalWriter(io.RawIOBase):
-    """Writes to ``<path>.part``; ``close`` after a full write renames it into place."""
+    """Writes to ``<path>.part``; ``close`` renames it into place only once the
+    writer was marked ``complete`` (any other close, even by the garbage
+    collector after an interrupted upload, removes it)."""
 
     def __init__(self, path: Path):
         self.path, self.part = path, path.with_suffix(".part")
         self._file = open(self.part, "wb")  # noqa: SIM115
         self.failed = False
+        self.complete = False
 
     def writable(self) -> bool:
         return True
@@ -80,7 +97,7 @@ class _LocalWriter(io.RawIOBase):
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            if self.failed:
+            if self.failed or not self.complete:
                 raise OSError("write aborted")
             os.replace(self.part, self.path)
         except OSError:
@@ -107,6 +124,9 @@ class S3Store:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    def sweep_partial(self, older_than_seconds: float) -> int:
+        return 0  # abandoned multipart uploads: the bucket's AbortIncompleteMultipartUpload rule
+
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
@@ -126,6 +146,7 @@ class _S3Writer(io.RawIOBase):
         self.parts: list[dict] = []
         self.buffer = bytearray()
         self.failed = False
+        self.complete = False
 
     def writable(self) -> bool:
         return True
@@ -155,7 +176,7 @@ class _S3Writer(io.RawIOBase):
         if self.closed:
             return
         try:
-            if self.failed:
+            if self.failed or not self.complete:
                 raise OSError("write aborted")
             if self.buffer or not self.parts:
                 self._flush_part()

@@ -10,17 +10,36 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopFutureHandlers
+from django.urls import Resolver404, resolve
 
 from hushpost.attachments.actions import AttachmentError, Receiver
 
 log = logging.getLogger(__name__)
 FIELD = "files"
 STORE_FAILED = "A file could not be stored just now. Try again in a moment."
-FORMS = re.compile(r"^/(app/compose|r/[-a-z0-9]+/m/[^/]+/reply)$")
+FORMS = {"senders:compose", "recipients:reply"}
+
+
+def _form_of(request) -> str | None:
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return None
+    return match.view_name if match.view_name in FORMS else None
+
+
+def _same_origin(request) -> bool:
+    """What the browser says about where the form came from, when it says anything."""
+    site = request.META.get("HTTP_SEC_FETCH_SITE")
+    if site is not None and site != "same-origin":
+        return False
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin not in (None, "null") and origin != f"{request.scheme}://{request.get_host()}":
+        return False
+    return True
 
 
 class DraftFile(UploadedFile):
@@ -43,12 +62,20 @@ class EncryptingUploadHandler(FileUploadHandler):
         super().new_file(field_name, file_name, content_type, content_length, charset, content_type_extra)
         self.receiver = None
         user = getattr(self.request, "user", None)
-        form = FORMS.match(self.request.path)
-        if field_name != FIELD or form is None or user is None or not user.is_authenticated \
-                or not user.is_active or user.is_sender != form.group(1).startswith("app/"):
+        if field_name != FIELD:
             raise SkipFile
+        form = _form_of(self.request)
+        if form is None or user is None or not user.is_authenticated or not user.is_active \
+                or user.is_sender != (form == "senders:compose"):
+            self._refuse("Files can be attached only to your own messages and replies.")
+        if not _same_origin(self.request):
+            # Stored only for the site's own pages: not even a draft before the CSRF check.
+            self._refuse("The page that sent this file is not this site's.")
         try:
             self.receiver = Receiver(user, file_name, content_type)
+            if not hasattr(self.request, "open_uploads"):
+                self.request.open_uploads = []
+            self.request.open_uploads.append(self.receiver)  # aborted if never finished
         except AttachmentError as exc:
             self._refuse(str(exc))
         except Exception:

@@ -7,11 +7,10 @@ calls one of these; nothing here decides who may see what.
 from __future__ import annotations
 
 import logging
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from django.http import JsonResponse, StreamingHttpResponse
 from django.template.defaultfilters import filesizeformat
-from django.utils.http import content_disposition_header
 
 from hushpost.attachments import actions
 
@@ -36,11 +35,11 @@ def upload(request):
     if length > limit:
         return JsonResponse({"error": f"{name or 'This file'} is larger than {limit // actions.MB} MB, "
                                       "the largest file your organisation allows."}, status=413)
-    chunks = iter(lambda: request.read(READ_BYTES), b"")
+    chunks = _body(request)
     try:
-        attachment = actions.receive(user, name, request.content_type, chunks)
+        attachment = actions.receive(user, name, request.content_type, chunks, expected_size=length)
     except actions.AttachmentError as exc:
-        return JsonResponse({"error": str(exc)}, status=413)
+        return JsonResponse({"error": str(exc)}, status=exc.status)
     except Exception:  # the store refused or is down: nothing was kept
         log.warning("an upload could not be stored", exc_info=True)
         return JsonResponse({"error": "The file could not be stored just now. Try again in a moment."},
@@ -48,6 +47,17 @@ def upload(request):
     info = actions.describe(attachment)
     return JsonResponse({"uid": info.uid, "name": info.name, "size": info.size,
                          "size_label": filesizeformat(info.size)}, status=201)
+
+
+def _body(request):
+    while True:
+        try:
+            chunk = request.read(READ_BYTES)
+        except Exception:  # the client went away: what arrived is short, and refused as such
+            return
+        if not chunk:
+            return
+        yield chunk
 
 
 def form_files(request) -> tuple[list[str], list[str]]:
@@ -80,7 +90,16 @@ def download(message, uid: str):
     info, chunks = opened
     response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
     response["Content-Length"] = str(info.size)
-    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=info.name)
+    response["Content-Disposition"] = disposition(info.name)
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+def disposition(name: str) -> str:
+    """RFC 6266: an ASCII fallback (no quotes, backslashes or percent signs, which
+    some browsers decode) and the exact name in ``filename*``."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\%' else "_" for c in name)
+    if fallback == name:
+        return f'attachment; filename="{name}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -27,7 +27,7 @@ class Access:
         return self.delivery is None
 
 
-def _load(user: User, uid: str, *, role: str, include_deleted: bool) -> Access:
+def _load(user: User, uid: str, *, role: str, include_deleted: bool, include_recalled: bool = False) -> Access:
     if not user.is_authenticated:
         raise Http404
     if user.role != role:
@@ -48,6 +48,8 @@ def _load(user: User, uid: str, *, role: str, include_deleted: bool) -> Access:
         raise Http404
     if delivery.deleted_at is not None and not include_deleted:
         raise Http404
+    if delivery.recalled_at is not None and not include_recalled:
+        raise Http404
     return Access(message=message, delivery=delivery)
 
 
@@ -56,6 +58,10 @@ def access_message_for_sender(user: User, uid: str) -> Access:
     return _load(user, uid, role=User.Role.SENDER, include_deleted=True)
 
 
-def access_message_for_recipient(user: User, uid: str) -> Access:
-    """A message addressed to the recipient and not deleted, or a reply they wrote."""
-    return _load(user, uid, role=User.Role.RECIPIENT, include_deleted=False)
+def access_message_for_recipient(user: User, uid: str, *, include_recalled: bool = False) -> Access:
+    """A message addressed to the recipient and not deleted, or a reply they wrote.
+
+    A recalled message opens nothing: only its own page may load it
+    (``include_recalled``), to say that it was recalled.
+    """
+    return _load(user, uid, role=User.Role.RECIPIENT, include_deleted=False, include_recalled=include_recalled)

@@ -13,6 +13,8 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 
 from hushpost.accounts.models import User
+from hushpost.audit.actions import record
+from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.messaging.content import open_subject, seal_content
 from hushpost.messaging.models import Delivery, Message, Restriction
@@ -121,6 +123,8 @@ def send_message(
         if attach_files is not None:
             attach_files(message)
         _deliver(message, addressees)
+        record(AuditEvent.Action.SEND, actor=author, obj=message,
+               detail=f"{addressees.count} recipient(s), {message.attachments.count()} file(s)")
         return message
 
     return _store_once(author, send_token, store)
@@ -246,6 +250,7 @@ def reply_as_recipient(
                 d = Delivery.objects.create(message=reply, recipient=other, field=Delivery.Field.CC)
                 queue_notification(Notification.Kind.MESSAGE, other, delivery=d)
         Delivery.objects.filter(pk=delivery.pk, replied_at__isnull=True).update(replied_at=now)
+        record(AuditEvent.Action.REPLY, actor=recipient, obj=reply, detail=f"to {original.uid}")
         return reply
 
     return _store_once(recipient, send_token, store)
@@ -259,10 +264,43 @@ def reply_all_addressees(message: Message, user: User) -> list[User]:
     deliveries = list(message.deliveries.select_related("recipient"))
     if any(d.recipient_id == user.pk and d.field == Delivery.Field.BCC for d in deliveries):
         return []
-    people = {d.recipient for d in deliveries if d.field != Delivery.Field.BCC}
+    # Nor does it reach anyone the message was recalled for.
+    people = {d.recipient for d in deliveries if d.field != Delivery.Field.BCC and d.recalled_at is None}
     people.add(message.author)
     return sorted((p for p in people if p.pk != user.pk and p.is_recipient), key=lambda p: p.email)
 
 
 def delete_for_recipient(delivery: Delivery) -> None:
-    Delivery.objects.filter(pk=delivery.pk, deleted_at__isnull=True).update(deleted_at=clock.now())
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk, deleted_at__isnull=True).update(deleted_at=clock.now())
+        record(AuditEvent.Action.DELETE, actor=delivery.recipient, obj=delivery.message)
+
+
+def recall(message: Message, *, recipient_ids: list[int] | None = None, by: User | None = None) -> int:
+    """Recall the message for some addressees (or all): they see only that it was recalled.
+
+    Returns how many deliveries were recalled now (ones recalled before are left as they were).
+    """
+    deliveries = Delivery.objects.filter(message=message, recalled_at__isnull=True)
+    if recipient_ids is not None:
+        deliveries = deliveries.filter(recipient_id__in=recipient_ids)
+    with transaction.atomic():
+        ids = list(deliveries.values_list("pk", flat=True))
+        count = Delivery.objects.filter(pk__in=ids).update(recalled_at=clock.now())
+        # Notifications not yet sent about it never go.
+        Notification.objects.filter(delivery_id__in=ids, kind=Notification.Kind.MESSAGE,
+                                    status=Notification.Status.PENDING).update(
+            status=Notification.Status.CANCELLED, lease_until=None)
+        record(AuditEvent.Action.RECALL, actor=by, org=message.org, obj=message,
+               detail=f"for {count} recipient(s)" + (" (one recipient)" if recipient_ids else ""))
+    return count
+
+
+def change_expiry(message: Message, days: int | None, by: User | None = None) -> None:
+    """Set a sent message's expiry anew: ``days`` from now, 0 for now, None for never."""
+    expires_at = None if days is None else clock.now() + timedelta(days=days)
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk).update(expires_at=expires_at)
+        record(AuditEvent.Action.EXPIRY, actor=by, org=message.org, obj=message,
+               detail="never" if days is None else f"in {days} day(s)")
+    message.expires_at = expires_at

@@ -12,6 +12,7 @@ from hushpost.messaging.content import open_subject
 from hushpost.messaging.models import Delivery, Message
 
 PAGE_SIZE = 50
+RECALLED = "This message was recalled by the sender"
 
 
 @dataclass
@@ -38,9 +39,10 @@ def inbox(user: User, page_number) -> tuple[Page, list[Row]]:
     rows = [
         Row(
             message=d.message,
-            subject=open_subject(d.message),
+            # A recalled message shows nothing of itself, not even its subject.
+            subject=RECALLED if d.recalled_at else open_subject(d.message),
             when=d.created_at,
-            unread=d.first_opened_at is None,
+            unread=d.first_opened_at is None and not d.recalled_at,
             people=d.message.author.display_name,
         )
         for d in page.object_list

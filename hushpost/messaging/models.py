@@ -93,6 +93,8 @@ class Delivery(models.Model):
     first_opened_at = models.DateTimeField(null=True, blank=True)
     replied_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Recalled by the sender (or an organisation admin): the addressee sees only that.
+    recalled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -213,6 +213,12 @@ def _send(notification: Notification) -> str:
         activate_temporary_password(
             notification.user_id, password_hash, since=notification.created_at
         )
+    from hushpost.audit.actions import record
+    from hushpost.audit.models import AuditEvent
+
+    record(AuditEvent.Action.NOTIFICATION, org=notification.org, actor_email=notification.user.email,
+           client="worker", object_type="notification", object_id=str(notification.key),
+           detail=notification.get_kind_display())
     Notification.objects.filter(pk=notification.pk).update(
         status=Notification.Status.SENT,
         attempts=notification.attempts + 1,

@@ -22,6 +22,8 @@ SUBJECTS = {
     Notification.Kind.MESSAGE: "Secure Messaging Notification",
     Notification.Kind.READ_RECEIPT: "Secure Messaging Read Receipt",
     Notification.Kind.REPLY: "Secure Messaging Reply Notification",
+    Notification.Kind.LOCKOUT: "Secure Messaging Account Locked",
+    Notification.Kind.RESET: "Secure Messaging Password Reset",
 }
 
 
@@ -48,7 +50,8 @@ def build_email(notification: Notification, *, temporary_password: str = "") -> 
         "temp_days": temporary_password_days(user),
     }
     kind = notification.kind
-    if kind != Notification.Kind.PASSWORD and delivery is None:
+    if kind not in (Notification.Kind.PASSWORD, Notification.Kind.LOCKOUT, Notification.Kind.RESET) \
+            and delivery is None:
         raise ValueError(f"a {kind} notification needs a delivery")
     if kind == Notification.Kind.PASSWORD:
         context["link"] = recipient_login_link(org.slug, user.email)
@@ -64,6 +67,15 @@ def build_email(notification: Notification, *, temporary_password: str = "") -> 
         if org.receipt_includes_subject:
             # The organisation chose this: the one case where an e-mail names content.
             context["message_subject"] = open_subject(delivery.message)
+    elif kind == Notification.Kind.RESET:
+        from hushpost.accounts.reset import link_path
+
+        # Made now, as the e-mail is written: the token is never stored anywhere else.
+        context["link"] = absolute(link_path(user))
+        context["minutes"] = settings.PASSWORD_RESET_TIMEOUT // 60
+    elif kind == Notification.Kind.LOCKOUT:
+        context["link"] = (absolute("/login") if user.is_sender else recipient_login_link(org.slug, user.email))
+        context["minutes"] = settings.LOCKOUT_MINUTES
     elif kind == Notification.Kind.REPLY:
         context["link"] = absolute(f"/app/m/{delivery.message.uid}")
         context["author"] = delivery.message.author

@@ -19,6 +19,8 @@ class Notification(models.Model):
         MESSAGE = "message", "Secure Messaging Notification"
         READ_RECEIPT = "read_receipt", "Read receipt"
         REPLY = "reply", "Reply notification"
+        LOCKOUT = "lockout", "Account locked"
+        RESET = "reset", "Password reset"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -53,18 +53,28 @@ class PolicyForm(forms.ModelForm):
         required=False,
     )
 
+    sender_idle_minutes = forms.IntegerField(
+        label="Sign senders out after (minutes without activity)", min_value=1, max_value=480, required=False,
+        help_text="Empty uses the deployment's setting (30).")
+    recipient_idle_minutes = forms.IntegerField(
+        label="Sign recipients out after (minutes without activity)", min_value=1, max_value=480, required=False,
+        help_text="Empty uses the deployment's setting (15).")
+
     class Meta:
         model = Organization
         fields = [
             "sender_name", "notify_from_email", "default_read_receipt", "default_restriction",
             "default_expire_days", "temp_password_days", "receipt_includes_subject",
-            "max_file_mb", "max_message_mb",
+            "max_file_mb", "max_message_mb", "sender_idle_minutes", "recipient_idle_minutes",
+            "require_2fa_senders", "require_2fa_recipients",
         ]
         labels = {
             "sender_name": "Display name on notifications",
             "notify_from_email": "Notifications come from",
             "default_read_receipt": "Request Read Receipt by default",
             "receipt_includes_subject": "Read receipts may include the message subject",
+            "require_2fa_senders": "Senders must use two-factor sign-in",
+            "require_2fa_recipients": "Recipients must use two-factor sign-in",
         }
 
     def __init__(self, *args, **kwargs):

@@ -9,5 +9,9 @@ urlpatterns = [
     path("senders/<int:user_id>/password", views.sender_password, name="sender-password"),
     path("recipients", views.recipients, name="recipients"),
     path("recipients/<int:user_id>/reset", views.recipient_reset, name="recipient-reset"),
+    path("people/<int:user_id>/unlock", views.unlock, name="unlock"),
+    path("messages", views.messages, name="messages"),
+    path("messages/<str:uid>/recall", views.message_recall, name="message-recall"),
+    path("audit", views.audit, name="audit"),
     path("policy", views.policy, name="policy"),
 ]

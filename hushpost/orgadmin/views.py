@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.contrib import messages as flash
 from django.contrib.auth import update_session_auth_hash
@@ -10,8 +11,10 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
+from hushpost.accounts import throttle
 from hushpost.accounts.actions import (
     AccountError,
     create_sender,
@@ -20,8 +23,13 @@ from hushpost.accounts.actions import (
     set_active,
 )
 from hushpost.accounts.models import User
+from hushpost.audit.actions import now_label, record
+from hushpost.audit.models import AuditEvent
+from hushpost.lib import clock
+from hushpost.messaging.actions import recall
+from hushpost.messaging.models import Message
 from hushpost.notifications.models import Notification
-from hushpost.orgadmin.access import access_member_for_admin
+from hushpost.orgadmin.access import access_member_for_admin, access_message_for_admin
 from hushpost.orgadmin.forms import AddSenderForm, PolicyForm
 from hushpost.senders.views import sender_required
 
@@ -50,9 +58,12 @@ def senders(request):
         except AccountError as e:
             form.add_error(None, str(e))
         else:
+            _audit(request, f"added sender {user.email}" + (" (admin)" if user.is_org_admin else ""), user)
             flash.success(request, f"{user.email} can now sign in and send secure messages.")
             return redirect("orgadmin:senders")
-    people = User.objects.filter(org=request.user.org, role=User.Role.SENDER).order_by("email")
+    people = list(User.objects.filter(org=request.user.org, role=User.Role.SENDER).order_by("email"))
+    for person in people:
+        person.locked_until = throttle.locked_until(person)
     return render(
         request, "orgadmin/senders.html",
         {"form": form, "people": people, "tab": "admin", "section": "senders"},
@@ -73,6 +84,7 @@ def sender_active(request, user_id):
     except AccountError as exc:
         flash.error(request, str(exc))
         return redirect("orgadmin:senders")
+    _audit(request, f"{'enabled' if active else 'disabled'} {member.email}", member)
     flash.success(request, f"{member.email} is {'enabled' if active else 'disabled'}.")
     return redirect("orgadmin:senders")
 
@@ -86,6 +98,7 @@ def sender_password(request, user_id):
         if not errors and member.pk == request.user.pk:
             update_session_auth_hash(request, member)  # other sessions end, this one stays
         if not errors:
+            _audit(request, f"set a new password for {member.email}", member)
             flash.success(request, f"{member.email} has a new password; their sessions have ended.")
             return redirect("orgadmin:senders")
     return render(
@@ -108,6 +121,8 @@ def recipients(request):
     ).order_by("id"):
         latest[n.user_id] = n
     rows = [(p, latest.get(p.pk)) for p in page.object_list]
+    for person, _ in rows:
+        person.locked_until = throttle.locked_until(person)
     return render(
         request, "orgadmin/recipients.html",
         {"rows": rows, "page": page, "q": query, "tab": "admin", "section": "recipients"},
@@ -119,6 +134,7 @@ def recipients(request):
 def recipient_reset(request, user_id):
     member = access_member_for_admin(request.user, user_id, User.Role.RECIPIENT)
     reset_recipient_password(member)
+    _audit(request, f"sent a new temporary password to {member.email}", member)
     flash.success(request, f"A new Secure Messaging Password Notification is on its way to {member.email}.")
     return redirect("orgadmin:recipients")
 
@@ -129,6 +145,7 @@ def policy(request):
     form = PolicyForm(request.POST or None, instance=org)
     if request.method == "POST" and form.is_valid():
         form.save()
+        _audit(request, "changed the policy: " + ", ".join(form.changed_data)[:250], org)
         flash.success(request, "The organisation's settings are saved.")
         return redirect("orgadmin:policy")
     return render(
@@ -136,3 +153,119 @@ def policy(request):
         {"form": form, "tab": "admin", "section": "policy"},
         status=400 if request.method == "POST" else 200,
     )
+
+
+@require_POST
+@org_admin_required
+def unlock(request, user_id):
+    """End a lockout now (the owner asked, or the admin knows the attempts were theirs)."""
+    role = request.POST.get("role")
+    member = access_member_for_admin(
+        request.user, user_id, User.Role.RECIPIENT if role == "recipient" else User.Role.SENDER)
+    throttle.unlock(member)
+    _audit(request, f"unlocked {member.email}", member)
+    flash.success(request, f"{member.email} can sign in again.")
+    return redirect("orgadmin:recipients" if member.is_recipient else "orgadmin:senders")
+
+
+MESSAGE_STATUSES = {"": "Any", "active": "Active", "recalled": "Recalled", "expired": "Expired"}
+
+
+@org_admin_required
+def messages(request):
+    """Find messages by sender, recipient, date and status (never by content), and recall them."""
+    f = {k: request.GET.get(k, "").strip()[:254] for k in ("sender", "recipient", "since", "until", "status")}
+    found = (Message.objects.filter(org=request.user.org, kind=Message.Kind.MESSAGE)
+             .select_related("author").prefetch_related("deliveries__recipient").order_by("-created_at", "-id"))
+    if f["sender"]:
+        found = found.filter(author__email__icontains=f["sender"])
+    if f["recipient"]:
+        found = found.filter(deliveries__recipient__email__icontains=f["recipient"]).distinct()
+    for key, lookup in (("since", "created_at__date__gte"), ("until", "created_at__date__lte")):
+        day = parse_date(f[key]) if f[key] else None
+        if day:
+            found = found.filter(**{lookup: day})
+    now = clock.now()
+    if f["status"] == "recalled":
+        found = found.filter(deliveries__recalled_at__isnull=False).distinct()
+    elif f["status"] == "expired":
+        found = found.filter(expires_at__lte=now)
+    elif f["status"] == "active":
+        found = found.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).exclude(
+            deliveries__recalled_at__isnull=False)
+    page = Paginator(found, 50).get_page(request.GET.get("page"))
+    rows = []
+    for m in page.object_list:
+        deliveries = list(m.deliveries.all())
+        recalled = sum(1 for d in deliveries if d.recalled_at)
+        rows.append({"message": m, "recipients": [d.recipient.email for d in deliveries],
+                     "recalled": recalled, "all_recalled": deliveries and recalled == len(deliveries)})
+    return render(request, "orgadmin/messages.html", {
+        "rows": rows, "page": page, "f": f, "statuses": MESSAGE_STATUSES, "tab": "admin", "section": "messages",
+        "query": urlencode({k: v for k, v in f.items() if v}),
+    })
+
+
+@require_POST
+@org_admin_required
+def message_recall(request, uid):
+    message = access_message_for_admin(request.user, uid)
+    count = recall(message, by=request.user)
+    flash.success(request, f"Recalled for {count} recipient{'s' if count != 1 else ''}." if count
+                  else "That message was already recalled.")
+    back = request.POST.get("back", "")
+    return redirect("/app/admin/messages" + ("?" + back if back and "\n" not in back and "//" not in back else ""))
+
+
+def _audit(request, detail: str, obj) -> None:
+    record(AuditEvent.Action.ADMIN, actor=request.user, obj=obj, detail=detail)
+
+
+@org_admin_required
+def audit(request):
+    """The organisation's audit trail: filter by who, what and when; export as CSV."""
+    f = {k: request.GET.get(k, "").strip()[:254] for k in ("actor", "action", "since", "until")}
+    events = AuditEvent.objects.filter(org=request.user.org).order_by("-at", "-id")
+    if f["actor"]:
+        events = events.filter(actor_email__icontains=f["actor"])
+    if f["action"] in AuditEvent.Action.values:
+        events = events.filter(action=f["action"])
+    for key, lookup in (("since", "at__date__gte"), ("until", "at__date__lte")):
+        day = parse_date(f[key]) if f[key] else None
+        if day:
+            events = events.filter(**{lookup: day})
+    if request.GET.get("format") == "csv":
+        return _audit_csv(request.user.org, events)
+    page = Paginator(events, 100).get_page(request.GET.get("page"))
+    return render(request, "orgadmin/audit.html", {
+        "page": page, "f": f, "actions": AuditEvent.Action.choices, "tab": "admin", "section": "audit",
+        "query": urlencode({k: v for k, v in f.items() if v}),
+    })
+
+
+def _audit_csv(org, events):
+    import csv
+
+    from django.http import StreamingHttpResponse
+
+    class Echo:
+        def write(self, value):
+            return value
+
+    def clean(value) -> str:
+        text = str(value)
+        # Spreadsheets run cells that start with these as formulas.
+        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+    writer = csv.writer(Echo())
+    header = ["time (UTC)", "action", "actor", "client address", "object type", "object", "detail", "hash"]
+
+    def rows():
+        yield writer.writerow(header)
+        for e in events.iterator():
+            yield writer.writerow([clean(v) for v in (e.at.isoformat(), e.get_action_display(), e.actor_email,
+                                                      e.client, e.object_type, e.object_id, e.detail, e.hash)])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="audit-{org.slug}-{now_label()}.csv"'
+    return response

@@ -32,6 +32,26 @@ class Organization(models.Model):
     receipt_includes_subject = models.BooleanField(default=False)
     max_file_mb = models.PositiveIntegerField(default=100, help_text="Largest file senders and recipients may attach.")
     max_message_mb = models.PositiveIntegerField(default=100, help_text="Largest total of files on one message.")
+    # Minutes without activity before a session ends; empty uses the deployment's.
+    sender_idle_minutes = models.PositiveSmallIntegerField(null=True, blank=True)
+    recipient_idle_minutes = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Two-factor sign-in required (an authenticator app) for the organisation's senders, recipients.
+    require_2fa_senders = models.BooleanField(default=False)
+    require_2fa_recipients = models.BooleanField(default=False)
+
+    # SMTP gateway (`hushpost smtpd`, docs/gateway.md), set with `hushpost gateway set`.
+    # A mail server may relay the organisation's mail if its address is in one of
+    # these networks or it signs in as the gateway user; with neither, nothing is accepted.
+    gateway_networks = models.TextField(blank=True, help_text="Client networks (CIDR), comma-separated.")
+    # NULL, not "", when unset: the name identifies the organisation, so it is unique.
+    gateway_auth_user = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    gateway_auth_password = models.CharField(max_length=128, blank=True)  # a password hash (Argon2id)
+    gateway_keyword = models.CharField(
+        max_length=50, default="[secure]", help_text="Subject keyword (any case) that makes mail secure."
+    )
+    gateway_route_all = models.BooleanField(
+        default=False, help_text="Every message relayed is secure, keyword or not."
+    )
 
     def __str__(self) -> str:
         return self.name

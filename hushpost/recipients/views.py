@@ -15,14 +15,20 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.views.decorators.http import require_POST
 
+from hushpost.accounts import throttle
+from hushpost.accounts import views as account_pages
 from hushpost.accounts.flows import (
+    begin_session,
+    recipient_account,
     set_new_password,
     sign_in_recipient,
-    start_session,
+    sign_out_everywhere,
 )
 from hushpost.accounts.models import User
 from hushpost.attachments import views as attachments
 from hushpost.attachments.actions import AttachmentError, files_of
+from hushpost.audit.actions import record
+from hushpost.audit.models import AuditEvent
 from hushpost.lib.sanitize import html_to_text
 from hushpost.lib.urls import safe_next
 from hushpost.lib.views import refused
@@ -83,7 +89,16 @@ def login_view(request, org):
     status = 200
     if request.method == "POST":
         context["email"] = email = request.POST.get("email", "")[:254]
+        client = throttle.client_address(request)
+        account = throttle.account_key(f"r{organisation.pk}", email)
+        refusal = throttle.check(client, account)
+        if refusal is not None:
+            context["error"] = refusal.message
+            return render(request, "recipients/login.html", context, status=429)
         result = sign_in_recipient(organisation, email, request.POST.get("password", ""))
+        if result.user is not None:
+            # The right password, temporary or chosen: the count starts again.
+            throttle.succeeded(account, client)
         if result.user is not None and result.temporary_in_use_until is not None:
             context["in_use_until"] = result.temporary_in_use_until
             status = 400
@@ -93,11 +108,13 @@ def login_view(request, org):
             context["resend_token"] = _resend_token(result.user)
             status = 400
         elif result.user is not None:
-            start_session(request, result.user)
+            if begin_session(request, result.user):
+                return redirect(f"/r/{organisation.slug}/login/2fa?" + urlencode({"next": next_url}))
             return redirect(next_url)
         else:
-            context["error"] = SIGN_IN_FAILED
-            status = 400
+            refusal = throttle.failed(client, account, user=recipient_account(organisation, email))
+            context["error"] = refusal.message if refusal else SIGN_IN_FAILED
+            status = 429 if refusal else 400
     return render(request, "recipients/login.html", context, status=status)
 
 
@@ -186,10 +203,14 @@ def sent(request):
 
 @recipient_required
 def message_view(request, uid):
-    access = access_message_for_recipient(request.user, uid)
+    access = access_message_for_recipient(request.user, uid, include_recalled=True)
     message = access.message
+    if access.delivery is not None and access.delivery.recalled_at is not None:
+        return render(request, "recipients/recalled.html",
+                      {"org": request.org, "message": message, "delivery": access.delivery, "tab": "inbox"})
     if access.delivery is not None:
         open_message(access.delivery)
+    record(AuditEvent.Action.OPEN, actor=request.user, obj=message)
     content = open_content(message)
     replyable = access.delivery is not None and can_reply(message)
     my_replies = Message.objects.filter(in_reply_to=message, author=request.user).order_by("created_at")
@@ -274,6 +295,7 @@ def print_view(request, uid):
         check_can_print(access.message)
     except RefusedError as e:
         return refused(request, str(e))
+    record(AuditEvent.Action.PRINT, actor=request.user, obj=access.message)
     return render(
         request,
         "recipients/print.html",
@@ -284,7 +306,8 @@ def print_view(request, uid):
 @require_POST
 @recipient_required
 def delete(request, uid):
-    access = access_message_for_recipient(request.user, uid)
+    # A recalled message can still be removed from the Inbox.
+    access = access_message_for_recipient(request.user, uid, include_recalled=True)
     if access.delivery is None:
         return refused(request, "Only messages you received can be deleted here.")
     delete_for_recipient(access.delivery)
@@ -313,4 +336,44 @@ def download_file(request, uid, file_uid):
     response = attachments.download(access.message, file_uid)
     if response is None:
         raise Http404
+    record(AuditEvent.Action.DOWNLOAD, actor=request.user, obj=access.message, detail=f"file {file_uid}")
     return response
+
+
+def forgot_password(request, org):
+    organisation = _org(org)
+    return account_pages.forgot(
+        request, find_account=lambda email: recipient_account(organisation, email),
+        frame="recipients/portal.html", login_url=f"/r/{organisation.slug}/login", extra={"org": organisation})
+
+
+def reset_password(request, org, uidb64, token):
+    organisation = _org(org)
+    return account_pages.choose(
+        request, uidb64, token, role="recipient", org=organisation, frame="recipients/portal.html",
+        login_url=f"/r/{organisation.slug}/login", forgot_url=f"/r/{organisation.slug}/forgot",
+        extra={"org": organisation})
+
+
+@require_POST
+@recipient_required
+def sign_out_everywhere_view(request):
+    slug = request.org.slug
+    sign_out_everywhere(request, request.user)
+    flash.success(request, "You are signed out everywhere.")
+    return redirect("recipients:login", org=slug)
+
+
+def second_factor(request, org):
+    organisation = _org(org)
+    prefix = f"/r/{organisation.slug}/"
+    return account_pages.second_factor(
+        request, role="recipient", org=organisation, frame="recipients/portal.html",
+        login_url=prefix + "login", next_url=safe_next(request, request.GET.get("next"), prefix=prefix, default=prefix),
+        extra={"org": organisation})
+
+
+@recipient_required
+def two_factor_settings(request):
+    return account_pages.two_factor_settings(request, frame="recipients/portal.html",
+                                             here=f"/r/{request.org.slug}/2fa", extra={"org": request.org})

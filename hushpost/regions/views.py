@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from hushpost.accounts import throttle
 from hushpost.orgs.models import Domain
 from hushpost.regions.discovery import SIGNATURE, answer_to, verify
 from hushpost.regions.portals import local_portals, send_portal_list
@@ -55,8 +56,14 @@ def find_portal(request):
         except ValidationError:
             error = "Enter the e-mail address your secure messages were sent to."
         else:
+            if not throttle.lookup_allowed(throttle.client_address(request)):
+                return render(request, "regions/find_portal.html",
+                              {"sent": False, "error": TOO_MANY_LOOKUPS, "email": email}, status=429)
             with transaction.atomic():
                 send_portal_list.enqueue(email)
             sent = True
     return render(request, "regions/find_portal.html", {"sent": sent, "error": error, "email": email},
                   status=400 if error else 200)
+
+
+TOO_MANY_LOOKUPS = "Too many look-ups from your network just now. Try again in a few minutes."

@@ -9,18 +9,28 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth import logout
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from hushpost.accounts.flows import sign_in_sender, start_session
+from hushpost.accounts import throttle
+from hushpost.accounts import views as account_pages
+from hushpost.accounts.flows import (
+    begin_session,
+    sender_account,
+    set_new_password,
+    sign_in_sender,
+    sign_out_everywhere,
+)
 from hushpost.attachments import views as attachments
 from hushpost.attachments.actions import AttachmentError, files_of
+from hushpost.audit.actions import record
+from hushpost.audit.models import AuditEvent
 from hushpost.lib.sanitize import html_to_text
 from hushpost.lib.urls import safe_next
 from hushpost.messaging import listing
 from hushpost.messaging.access import access_message_for_sender
-from hushpost.messaging.actions import open_message, send_message
+from hushpost.messaging.actions import change_expiry, open_message, recall, send_message
 from hushpost.messaging.content import open_content, open_subject
 from hushpost.messaging.forms import ComposeForm
 from hushpost.messaging.models import Message
@@ -82,7 +92,11 @@ def login_view(request):
     password = request.POST.get("password", "")
     if not _looks_like_address(email):
         return _login_page(request, "", error=ENTER_ADDRESS)
-    elsewhere = _region_elsewhere(email)
+    client = throttle.client_address(request)
+    try:
+        elsewhere = _region_elsewhere(email, client)
+    except LookupRefused:
+        return _login_page(request, "", error=TOO_MANY_LOOKUPS, status=429)
     if elsewhere is not None:
         # The organisation lives in another region: its own login page takes
         # over, with the address filled in (the password never leaves here).
@@ -90,10 +104,20 @@ def login_view(request):
     if not password:
         # "Next": the same password step for every address, hosted or not.
         return _login_page(request, email)
+    account = throttle.account_key("sender", email)
+    refusal = throttle.check(client, account)
+    if refusal is not None:
+        return _login_page(request, email, error=refusal.message, status=429)
     result = sign_in_sender(email, password)
     if result.user is not None:
-        start_session(request, result.user)
-        return redirect(safe_next(request, request.GET.get("next"), prefix="/app/", default="/app/"))
+        throttle.succeeded(account, client)
+        next_url = safe_next(request, request.GET.get("next"), prefix="/app/", default="/app/")
+        if begin_session(request, result.user):
+            return redirect("/login/2fa?" + urlencode({"next": next_url}))
+        return redirect(next_url)
+    refusal = throttle.failed(client, account, user=sender_account(email))
+    if refusal is not None:
+        return _login_page(request, email, error=refusal.message, status=429)
     return _login_page(request, email, error=SIGN_IN_FAILED)
 
 
@@ -105,11 +129,18 @@ def _looks_like_address(email: str) -> bool:
     return bool(local) and "." in domain and not any(c.isspace() for c in email)
 
 
-def _login_page(request, email: str, error: str = ""):
+TOO_MANY_LOOKUPS = "Too many look-ups from your network just now. Try again in a few minutes."
+
+
+class LookupRefused(Exception):
+    pass
+
+
+def _login_page(request, email: str, error: str = "", status: int | None = None):
     if email and not _looks_like_address(email):
         email = ""
     response = render(request, "senders/login.html", {"email": email, "error": error},
-                      status=400 if error else 200)
+                      status=status or (400 if error else 200))
     # "Next" may answer with a redirect to another region's login; browsers
     # hold that redirect to the page's form-action, so the listed regions join it.
     others = [r.base_url for r in settings.REGIONS.others]
@@ -118,15 +149,18 @@ def _login_page(request, email: str, error: str = ""):
     return response
 
 
-def _region_elsewhere(email: str):
+def _region_elsewhere(email: str, client: str):
     """The other region hosting this address's domain; None for here or nowhere.
 
     Only regions listed in the regions file can come back, so this never
     redirects anywhere else; an unknown domain stays here like any other.
+    Asking the other regions counts against the client's share of look-ups.
     """
     domain = email.rsplit("@", 1)[-1].lower() if "@" in email else ""
-    if not domain or Domain.objects.filter(name=domain).exists():
+    if not domain or not settings.REGIONS.others or Domain.objects.filter(name=domain).exists():
         return None
+    if not throttle.lookup_allowed(client):
+        raise LookupRefused
     return region_for_domain(domain)
 
 
@@ -226,6 +260,7 @@ def download_file(request, uid, file_uid):
     response = attachments.download(access.message, file_uid)
     if response is None:
         raise Http404
+    record(AuditEvent.Action.DOWNLOAD, actor=request.user, obj=access.message, detail=f"file {file_uid}")
     return response
 
 
@@ -235,6 +270,7 @@ def message_view(request, uid):
     message = access.message
     if access.delivery is not None:
         open_message(access.delivery)
+        record(AuditEvent.Action.OPEN, actor=request.user, obj=message)
     content = open_content(message)
     recipients = []
     if access.is_author:
@@ -255,6 +291,7 @@ def message_view(request, uid):
         {
             "files": files_of(message),
             "file_base": f"/app/m/{message.uid}/files/",
+            "any_active": any(d.recalled_at is None for d, _ in recipients),
             "message": message,
             "content": content,
             "access": access,
@@ -280,3 +317,80 @@ def retry_notification(request, uid, notification_id):
     retry_now(notification)
     flash.success(request, f"Trying again to notify {notification.user.email}.")
     return redirect("senders:message", uid=uid)
+
+
+def forgot_password(request):
+    return account_pages.forgot(request, find_account=sender_account, frame="base.html",
+                                login_url="/login", extra={})
+
+
+def reset_password(request, uidb64, token):
+    return account_pages.choose(request, uidb64, token, role="sender", org=None, frame="base.html",
+                                login_url="/login", forgot_url="/forgot", extra={})
+
+
+@sender_required
+def account(request):
+    errors: list[str] = []
+    if request.method == "POST":
+        errors = set_new_password(request, request.user, request.POST.get("password", ""),
+                                  request.POST.get("confirm", ""), current=request.POST.get("current", ""))
+        if not errors:
+            flash.success(request, "Your password is changed. Every other session is signed out.")
+            return redirect("senders:account")
+    return render(request, "senders/account.html", {"errors": errors, "tab": "account"},
+                  status=400 if errors else 200)
+
+
+@require_POST
+@sender_required
+def sign_out_everywhere_view(request):
+    sign_out_everywhere(request, request.user)
+    flash.success(request, "You are signed out everywhere.")
+    return redirect("senders:login")
+
+
+@require_POST
+@sender_required
+def recall_view(request, uid):
+    """The author recalls the message for one recipient (``recipient``) or for everyone."""
+    access = access_message_for_sender(request.user, uid)
+    if not access.is_author:
+        raise Http404
+    who = request.POST.get("recipient")
+    if who is not None and not who.isdigit():
+        return HttpResponseBadRequest("Choose a recipient of this message.")
+    ids = [int(who)] if who is not None else None
+    count = recall(access.message, recipient_ids=ids, by=request.user)
+    flash.success(request, "The message was recalled." if count else "Nothing more to recall.")
+    return redirect("senders:message", uid=uid)
+
+
+@require_POST
+@sender_required
+def expiry_view(request, uid):
+    access = access_message_for_sender(request.user, uid)
+    if not access.is_author:
+        raise Http404
+    choice = request.POST.get("expiry", "")
+    allowed = {"now": 0, "never": None, **{str(d): d for d in (1, 7, 30)}}
+    if choice not in allowed:
+        flash.error(request, "Choose when the message should expire.")
+        return redirect("senders:message", uid=uid)
+    change_expiry(access.message, allowed[choice], by=request.user)
+    flash.success(request, "The message no longer expires." if choice == "never" else
+                  "The message has expired." if choice == "now" else
+                  f"The message now expires in {choice} day{'s' if choice != '1' else ''}.")
+    return redirect("senders:message", uid=uid)
+
+
+def second_factor(request):
+    return account_pages.second_factor(
+        request, role="sender", org=None, frame="base.html", login_url="/login",
+        next_url=safe_next(request, request.GET.get("next"), prefix="/app/", default="/app/"), extra={})
+
+
+@sender_required
+def two_factor_settings(request):
+    return account_pages.two_factor_settings(request, frame="senders/app.html", here="/app/account/2fa",
+                                             extra={"tab": "account"})

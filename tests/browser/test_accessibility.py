@@ -78,3 +78,33 @@ def test_pages_have_no_serious_accessibility_problems(site, page, bob_context, s
 
     send_message(page, subject="Second", text="Another one.")
     assert found == {}, "\n".join(f"{where}: {problem}" for where, items in found.items() for problem in items)
+
+
+def test_account_recall_and_audit_pages_are_accessible(site, page, bob_context, smtp, deliver, org, make_sender):
+    found: dict[str, list[str]] = {}
+    ada = make_sender(org, "ada", "Ada Admin", admin=True)
+    sign_in_sender(page, site, ada)
+    uid = send_message(page, subject="To recall", text="Soon gone.")
+    deliver()
+    bob = bob_context.new_page()
+    recipient_first_sign_in(bob, smtp)
+    page.goto(f"{site}/app/m/{uid}")
+    check(page, "sent message with recall and expiry", found)
+    page.once("dialog", lambda dialog: dialog.accept())  # "Recall this message for every recipient?"
+    page.get_by_role("button", name="Recall for everyone").click()
+    expect(page.get_by_text("The message was recalled.")).to_be_visible()
+    bob.goto(f"{site}/r/{org.slug}/m/{uid}")
+    expect(bob.get_by_role("heading", name="This message was recalled by the sender")).to_be_visible()
+    check(bob, "recalled message", found)
+    for path, where in (("/app/account", "sender account"), ("/app/admin/messages", "admin messages"),
+                        ("/app/admin/audit", "admin audit trail")):
+        page.goto(site + path)
+        check(page, where, found)
+    anonymous = bob_context.browser.new_page()
+    anonymous.goto(f"{site}/forgot")
+    check(anonymous, "forgot password", found)
+    anonymous.get_by_label("E-mail address").fill("someone@example.org")
+    anonymous.get_by_role("button", name="E-mail me a link").click()
+    check(anonymous, "forgot password sent", found)
+    anonymous.close()
+    assert found == {}, "\n".join(f"{where}: {problem}" for where, items in found.items() for problem in items)

@@ -31,7 +31,7 @@ from tests.browser.steps import (
     write_message,
 )
 from tests.conftest import PASSWORD
-from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, send
+from tests.helpers import MESSAGE_SUBJECT, NEW_PASSWORD, PASSWORD_SUBJECT, send
 
 pytestmark = pytest.mark.browser
 
@@ -258,6 +258,11 @@ def test_expired_message_cannot_be_answered(site, page, bob_context, smtp, deliv
 
     clock.travel(timedelta(days=8))
     bob.reload()
+    # A week later the session has long ended: Bob signs in again and lands on the message.
+    expect(bob.get_by_text("signed out after 15 minutes without activity")).to_be_visible()
+    bob.get_by_label("E-mail address").fill(BOB)
+    bob.get_by_label("Password").fill(NEW_PASSWORD)
+    bob.get_by_role("button", name="Sign in").click()
     expect(bob.get_by_text(re.compile(r"This message expired on .+ You can no longer reply"))).to_be_visible()
     expect(bob.get_by_text("Expired", exact=True)).to_be_visible()
     expect(actions.get_by_role("link", name=re.compile("Reply"))).to_have_count(0)

@@ -1,0 +1,901 @@
+"""(e) of ``make bench``: messages accepted per second by the SMTP gateway.
+
+Called by ``bench/run.py`` after (d):
+
+* ``hushpost smtpd --bind 127.0.0.1:<port>`` runs as its own process with the
+  production environment of the web server (same database, keys, settings),
+  after the bench organisation is told to accept relays from 127.0.0.1/32;
+* the baseline is the bench's counting aiosmtpd sink (``bench/sink.py``), a
+  second instance on its own port: also one process serving SMTP with aiosmtpd
+  on an asyncio loop, so the comparison is one SMTP server process against
+  another, differing only in what is done with each message;
+* one load process runs ``gateway_clients`` threads, each keeping one smtplib
+  connection and relaying small e-mails (``[secure]`` subject, ~1 KB text body,
+  a distinct Message-ID, one To recipient from the seeded pool of recipients)
+  as the organisation's mail server would; a message counts when DATA is
+  answered 250 (and not "already received") inside the measured window.
+
+Rounds alternate gateway and sink; medians are reported.  The gateway's
+messages queue notifications, which are cleared after each round so that
+nothing later measures against a longer queue.  All traffic is on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.policy
+import multiprocessing as mp
+import os
+import re
+import secrets
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+
+from bench.loadgen import merge_clients
+
+REPO = Path(__file__).resolve().parent.parent
+TICK = os.sysconf("SC_CLK_TCK")
+HOST = "127.0.0.1"
+TARGET = 0.30
+ID_MARK = b"BENCHMSGIDMARK"
+EHLO_NAME = "relay.bench-health.example"
+LETTER = (
+    "Dear {name},\n\n"
+    "Your test results from the appointment on 3 March are now available.  All values are "
+    "within the normal range and there is nothing you need to do for now.\n\n"
+    "  Full blood count ....... normal\n"
+    "  Thyroid function ....... normal\n"
+    "  Liver function ......... normal\n"
+    "  Vitamin D .............. slightly low (see the leaflet we gave you)\n\n"
+    "We suggest a vitamin D supplement over the winter months, as discussed.  We will "
+    "check the level again at your next routine visit in about six months; there is no "
+    "need to book a separate appointment for it.  Your repeat prescription has been renewed "
+    "for another three months and can be collected from the pharmacy from Thursday.\n\n"
+    "If you have any questions about these results, reply to this message or call the "
+    "practice on weekdays between 8am and 6pm.  Please do not reply to the notification "
+    "e-mail itself.\n\n"
+    "Kind regards,\n"
+    "{sender}\n"
+    "Bench Health, Practice Team\n"
+)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine, from /proc/stat."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = parts[3] + parts[4]
+    return (sum(parts) - idle) / TICK, sum(parts) / TICK
+
+
+# ------------------------------------------------------------------ e-mails
+
+
+def template(sender: str, sender_name: str, to: str) -> bytes:
+    """One relayed e-mail as a mail client writes it; ID_MARK stands for its Message-ID."""
+    msg = EmailMessage()
+    msg["From"] = f"{sender_name} <{sender}>"
+    msg["To"] = to
+    msg["Subject"] = "[secure] Your test results from 3 March"
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = f"<{ID_MARK.decode()}@bench-health.example>"
+    msg.set_content(LETTER.format(name=to.split("@", 1)[0].capitalize(), sender=sender_name))
+    return msg.as_bytes(policy=email.policy.SMTP)
+
+
+def with_id(raw: bytes, unique: str) -> bytes:
+    return raw.replace(ID_MARK, unique.encode(), 1)
+
+
+# ------------------------------------------------------------- load client
+
+
+def load_client(port: int, threads: int, senders: list[tuple[str, str]], recipients: list[str],
+                warmup: float, duration: float, tag: str, results) -> None:
+    """One load process (spawned): ``threads`` relays, one SMTP connection each.
+
+    Puts ("start", t0) once every connection is open and greeted, then
+    ("done", [per-thread results]).
+    """
+    barrier = threading.Barrier(threads + 1)
+    start = [0.0]
+    outs: list[dict] = [{} for _ in range(threads)]
+
+    def relay(i: int) -> None:
+        out = outs[i]
+        out.update(done=0, accepted=0, errors=0, error_sample="", latencies=[], fatal=False)
+        sender, name = senders[i % len(senders)]
+        raws = {to: template(sender, name, to) for to in recipients}
+        smtp = None
+        try:
+            smtp = smtplib.SMTP(HOST, port, timeout=60)
+            smtp.ehlo(EHLO_NAME)
+        except (OSError, smtplib.SMTPException) as exc:
+            out.update(fatal=True, error_sample=f"connect: {exc!r}")
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(120)
+        if smtp is None or out["fatal"]:
+            return
+        begin = start[0] + warmup
+        end = begin + duration
+        k = 0
+        try:
+            while time.monotonic() < end:
+                to = recipients[(i * 7 + k) % len(recipients)]
+                raw = with_id(raws[to], f"{tag}.{i}.{k}")
+                k += 1
+                t0 = time.monotonic()
+                code, text = smtp.mail(sender)
+                if code == 250:
+                    code, text = smtp.rcpt(to)
+                if code == 250:
+                    try:
+                        code, text = smtp.data(raw)
+                    except smtplib.SMTPDataError as exc:
+                        code, text = exc.smtp_code, exc.smtp_error
+                t1 = time.monotonic()
+                if code == 250 and b"already" not in text:
+                    out["accepted"] += 1
+                    if begin <= t1 <= end:
+                        out["done"] += 1
+                        out["latencies"].append(t1 - t0)
+                else:
+                    out["errors"] += 1
+                    out["error_sample"] = out["error_sample"] or f"{code} {text[:300]!r}"
+                    smtp.rset()
+            smtp.quit()
+        except (OSError, smtplib.SMTPException) as exc:
+            out.update(fatal=True, error_sample=f"after {k} messages: {exc!r}")
+
+    workers = [threading.Thread(target=relay, args=(i,), daemon=True) for i in range(threads)]
+    for w in workers:
+        w.start()
+    start[0] = time.monotonic() + 0.05
+    try:
+        barrier.wait(120)
+    except threading.BrokenBarrierError:
+        results.put(("fatal", "the load threads did not get ready"))
+        return
+    results.put(("start", start[0]))
+    for w in workers:
+        w.join(duration + warmup + 120)
+    results.put(("done", outs))
+
+
+def trial(mode: str, port: int, server_pid: int, cfg, senders: list[tuple[str, str]],
+          recipients: list[str], tag: str, cpu_sampler, conninfo: str | None = None) -> dict:
+    """One measured window of the load against one SMTP server."""
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    proc = ctx.Process(target=load_client, args=(
+        port, cfg.gateway_clients, senders, recipients, cfg.warmup, cfg.duration, tag, results))
+    proc.start()
+    try:
+        kind, t0 = results.get(timeout=180)
+        if kind != "start":
+            raise RuntimeError(f"(e) {mode} load client: {t0}")
+        time.sleep(max(0.0, t0 + cfg.warmup - time.monotonic()))
+        sampler = cpu_sampler(fixed={mode: [server_pid], "clients": [proc.pid]}).start()
+        activity = PgActivity(conninfo).start() if conninfo else None
+        mach0 = _machine_cpu()
+        time.sleep(max(0.0, t0 + cfg.warmup + cfg.duration - 0.05 - time.monotonic()))
+        cpu, mach1 = sampler.stop(), _machine_cpu()
+        db = activity.stop() if activity else None
+        kind, outs = results.get(timeout=180)
+    finally:
+        proc.join(30)
+        if proc.is_alive():
+            proc.terminate()
+    done, errors, latencies = merge_clients(outs, f"(e) {mode}", "messages not accepted")
+    window = cfg.duration - 0.05
+    busy = (mach1[0] - mach0[0]) / max(mach1[1] - mach0[1], 1e-9)
+    return {
+        "mode": mode,
+        "rate": done / cfg.duration,
+        "done": done,
+        "accepted": sum(o["accepted"] for o in outs),
+        "errors": errors,
+        "error_sample": next((o["error_sample"] for o in outs if o["error_sample"]), ""),
+        "lat_p50_ms": _percentile(latencies, 50) * 1000,
+        "lat_p95_ms": _percentile(latencies, 95) * 1000,
+        "cpu_ms_per_msg": {k: 1000 * v / max(done, 1) for k, v in cpu.items()},
+        "cpu_cores_used": {k: v / window for k, v in cpu.items()},
+        "machine_busy": busy,
+        "other_cores": max(0.0, busy * (os.cpu_count() or 1) - sum(cpu.values()) / window),
+        "db": db,
+    }
+
+
+class PgActivity:
+    """What the gateway's database sessions are doing, sampled from pg_stat_activity.
+
+    Every 50 ms on a connection of its own: how many of the bench database's
+    other sessions are running a statement, how many of those wait for a lock
+    (a row lock another transaction holds), and how many are idle inside a
+    transaction (their thread is running Python between two statements).
+    """
+
+    QUERY = ("SELECT count(*) FILTER (WHERE state = 'active'), "
+             "count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock'), "
+             "count(*) FILTER (WHERE state LIKE 'idle in transaction%'), count(*), "
+             "array_agg(left(regexp_replace(query, '\\s+', ' ', 'g'), 70)) "
+             "FILTER (WHERE state = 'active' AND wait_event_type = 'Lock') "
+             "FROM pg_stat_activity WHERE datname = current_database() "
+             "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+
+    def __init__(self, conninfo: str, interval: float = 0.05):
+        self.conninfo, self.interval = conninfo, interval
+        self.samples: list[tuple] = []
+        self.waiting: Counter = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            while not self._stop.wait(self.interval):
+                row = conn.execute(self.QUERY).fetchone()
+                self.samples.append(row[:4])
+                self.waiting.update(row[4] or [])
+
+    def start(self) -> PgActivity:
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join(10)
+        n = max(len(self.samples), 1)
+        return {
+            "samples": len(self.samples),
+            "active": sum(x[0] for x in self.samples) / n,
+            "lock_wait": sum(x[1] for x in self.samples) / n,
+            "lock_wait_share": sum(1 for x in self.samples if x[1]) / n,
+            "idle_in_tx": sum(x[2] for x in self.samples) / n,
+            "sessions": sum(x[3] for x in self.samples) / n,
+            "waiting_for": self.waiting.most_common(2),
+            "waiting_total": sum(self.waiting.values()),
+        }
+
+
+# ----------------------------------------------------------------- servers
+
+
+class Smtpd:
+    """``hushpost smtpd`` as a subprocess, with the production environment."""
+
+    def __init__(self, env: dict, port: int, logdir: Path):
+        self.env, self.port = env, port
+        self.logfile = logdir / "smtpd.log"
+        self.argv = [str(Path(sys.executable).parent / "hushpost"), "smtpd", "--bind",
+                     f"{HOST}:{port}"]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.logfile, "ab") as out:
+            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=REPO, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hushpost smtpd exited:\n{self.log_tail()}")
+            try:
+                with smtplib.SMTP(HOST, self.port, timeout=5) as smtp:
+                    if smtp.noop()[0] == 250:
+                        return
+            except (OSError, smtplib.SMTPException):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"hushpost smtpd did not answer in 60 s:\n{self.log_tail()}")
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def log_lines(self, needle: str) -> list[str]:
+        try:
+            return [line for line in self.logfile.read_text(errors="replace").splitlines()
+                    if needle in line]
+        except OSError:
+            return []
+
+
+# ------------------------------------------------------------------ (e) run
+
+
+def allow_loopback(org_pk: int):
+    from hushpost.gateway.config import configure
+    from hushpost.orgs.models import Organization
+
+    return configure(Organization.objects.get(pk=org_pk), networks="127.0.0.1/32")
+
+
+def bench_gateway(cfg, res, env: dict, seeds: dict, workdir: Path, *, cpu_sampler,
+                  clear_queue: Callable[[], None]) -> None:
+    from django.db import connections
+
+    from bench.sink import Sink
+    from hushpost.messaging.models import Message
+    from hushpost.notifications.models import Notification
+
+    org = allow_loopback(seeds["org"].pk)
+    senders = [(s.email, s.name or s.email) for s in seeds["senders"]]
+    recipients = [u.email for u in seeds["pool"]]
+    clear_queue()
+    connections.close_all()
+    smtpd = Smtpd(env, _free_port(), workdir)
+    sink = Sink(_free_port())
+    started = time.monotonic()
+    try:
+        smtpd.start()
+        sink.start()
+    except BaseException:
+        smtpd.stop()
+        with contextlib.suppress(Exception):
+            sink.stop()
+        raise
+    sample = with_id(template(*senders[0], recipients[0]), f"bench-{secrets.token_hex(4)}.0.0")
+    res.summary["gateway_meta"] = {"startup_s": time.monotonic() - started,
+                                   "bytes": len(sample),
+                                   "body_bytes": len(sample.split(b"\r\n\r\n", 1)[1]),
+                                   "networks": org.gateway_networks,
+                                   "keyword": org.gateway_keyword}
+    run_tag = secrets.token_hex(4)
+    try:
+        log(f"(e) hushpost smtpd :{smtpd.port} (pid {smtpd.proc.pid}), sink :{sink.port}")
+        for r in range(cfg.gateway_rounds):
+            order = ("sink", "gateway") if r % 2 == 0 else ("gateway", "sink")
+            row: dict = {"round": r + 1}
+            for mode in order:
+                tag = f"bench-{run_tag}-{mode}-{r}"
+                if mode == "gateway":
+                    before = Message.objects.filter(send_token__startswith="gw-").count()
+                    queued = Notification.objects.count()
+                    connections.close_all()
+                    t = trial(mode, smtpd.port, smtpd.proc.pid, cfg, senders, recipients, tag,
+                              cpu_sampler, env["HUSHPOST_DATABASE_URL"])
+                    stored = Message.objects.filter(send_token__startswith="gw-").count() - before
+                    notes = Notification.objects.count() - queued
+                    if stored != t["accepted"]:
+                        raise RuntimeError(f"(e) the gateway answered 250 to {t['accepted']} "
+                                           f"messages but {stored} were stored")
+                    t["stored"], t["notifications"] = stored, notes
+                    # The queued notifications (one per message) would lengthen the queue
+                    # every later measurement and profile reads: gone before the next trial.
+                    clear_queue()
+                    connections.close_all()
+                else:
+                    sink.reset()
+                    t = trial(mode, sink.port, sink._proc.pid, cfg, senders, recipients, tag,
+                              cpu_sampler)
+                    got = sink.wait_for(t["accepted"], 10)
+                    if got < t["accepted"]:
+                        raise RuntimeError(f"(e) the sink counted {got} of {t['accepted']}")
+                row[mode] = t
+                log(f"(e) round {r + 1} {mode:7s}: {t['rate']:8.1f} msg/s (p50 "
+                    f"{t['lat_p50_ms']:.1f} ms, p95 {t['lat_p95_ms']:.1f} ms, machine busy "
+                    f"{t['machine_busy']:.0%}, server {t['cpu_cores_used'][mode]:.2f} cores)")
+            row["ratio"] = row["gateway"]["rate"] / row["sink"]["rate"]
+            res.gateway_rounds.append(row)
+    finally:
+        code = smtpd.stop()
+        with contextlib.suppress(Exception):
+            sink.stop()
+    res.summary["gateway_meta"]["exit_code"] = code
+    res.summary["gateway_meta"]["log_errors"] = smtpd.log_lines("Traceback")[:3] + [
+        line for line in smtpd.log_lines("reply=451")][:3]
+    if res.summary["gateway_meta"]["log_errors"]:
+        res.notes.append("(e) `hushpost smtpd` logged errors during the trials, e.g. "
+                         f"{res.summary['gateway_meta']['log_errors'][0]!r}.")
+    if code not in (0, None):
+        res.notes.append(f"(e) `hushpost smtpd` exited with status {code} on SIGTERM "
+                         f"(log: {smtpd.log_tail(5)!r}).")
+    summarise(res)
+
+
+def summarise(res) -> None:
+    rounds = res.gateway_rounds
+
+    def cpu(mode: str, group: str) -> float:
+        return statistics.median(r[mode]["cpu_ms_per_msg"].get(group, 0.0) for r in rounds)
+
+    def cores(mode: str, group: str) -> float:
+        return statistics.median(r[mode]["cpu_cores_used"].get(group, 0.0) for r in rounds)
+
+    gw = {g: cpu("gateway", g) for g in ("gateway", "postgres", "clients")}
+    sk = {g: cpu("sink", g) for g in ("sink", "postgres", "clients")}
+    res.summary["gateway"] = {
+        "measured": statistics.median(r["gateway"]["rate"] for r in rounds),
+        "baseline": statistics.median(r["sink"]["rate"] for r in rounds),
+        "ratio": statistics.median(r["ratio"] for r in rounds),
+        "ratios": [r["ratio"] for r in rounds],
+        "cpu": gw,
+        "sink_cpu": sk,
+        # CPU per sink message / CPU per gateway message (server + PostgreSQL + client):
+        # what the rate ratio tends to when the bench alone saturates the machine.
+        "cpu_ratio": sum(sk.values()) / max(sum(gw.values()), 1e-9),
+        "cores": {"gateway": cores("gateway", "gateway"), "postgres": cores("gateway", "postgres"),
+                  "clients": cores("gateway", "clients"), "sink": cores("sink", "sink"),
+                  "sink_clients": cores("sink", "clients")},
+        "busy": {"gateway": statistics.median(r["gateway"]["machine_busy"] for r in rounds),
+                 "sink": statistics.median(r["sink"]["machine_busy"] for r in rounds)},
+        "latency": {m: {q: statistics.median(r[m][f"lat_{q}_ms"] for r in rounds)
+                        for q in ("p50", "p95")} for m in ("gateway", "sink")},
+        "db": {k: statistics.median(r["gateway"]["db"][k] for r in rounds)
+               for k in ("active", "lock_wait", "lock_wait_share", "idle_in_tx", "sessions")},
+        "waiting_for": sum((Counter(dict(r["gateway"]["db"]["waiting_for"])) for r in rounds),
+                           Counter()).most_common(1),
+        "waiting_total": sum(r["gateway"]["db"]["waiting_total"] for r in rounds),
+        "notifications_per_msg": sum(r["gateway"]["notifications"] for r in rounds)
+        / max(sum(r["gateway"]["stored"] for r in rounds), 1),
+    }
+
+
+# ------------------------------------------------------------------ profile
+
+
+def profile_gateway(seeds: dict, breakdown_cls, profile_table: Callable,
+                    clear_queue: Callable[[], None], n: int = 200) -> dict:
+    """The gateway's per-message work in-process, as its worker threads run it.
+
+    For each e-mail: the MAIL FROM check (``check_envelope_sender``) and the
+    DATA handler's ``receive_mail``, each through the server's own
+    ``_in_worker`` (connection checks before and after), as the executor
+    calls them.  Once timed (unprofiled) with every SQL statement counted,
+    once under cProfile.
+    """
+    import cProfile
+    import io
+    import logging
+
+    from django.contrib.auth.hashers import Argon2PasswordHasher
+
+    from hushpost.gateway import actions as gw_actions
+    from hushpost.gateway import options as gw_options
+    from hushpost.gateway import parse as gw_parse
+    from hushpost.gateway import server as gw_server
+    from hushpost.gateway.access import Client
+    from hushpost.messaging import actions as messaging_actions
+
+    allow_loopback(seeds["org"].pk)
+    sender = seeds["senders"][0]
+    recipients = [u.email for u in seeds["pool"]]
+    raws = {to: template(sender.email, sender.name or sender.email, to) for to in recipients}
+    client = Client.of((HOST, 40000))
+    tag = f"bench-profile-{secrets.token_hex(4)}"
+    counter = [0]
+
+    def one() -> None:
+        k = counter[0]
+        counter[0] += 1
+        to = recipients[k % len(recipients)]
+        reply = gw_server._in_worker(gw_actions.check_envelope_sender, sender.email, client)
+        if reply.code != 250:
+            raise RuntimeError(f"profile gateway MAIL FROM: {reply}")
+        reply = gw_server._in_worker(gw_actions.receive_mail, with_id(raws[to], f"{tag}.{k}"),
+                                     mail_from=sender.email, rcpt_tos=[to], client=client)
+        if reply.code != 250 or "already" in reply.text:
+            raise RuntimeError(f"profile gateway DATA: {reply}")
+
+    # The per-message log line is written as in production, into a buffer rather than the
+    # bench's terminal.
+    logger = gw_actions.log
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    saved = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    for _ in range(10):  # warm-up
+        one()
+    bd = breakdown_cls()
+    bd.timed(gw_actions, "check_envelope_sender", "MAIL FROM check", scope=True)
+    bd.timed(gw_actions, "receive_mail", "receive_mail", scope=True)
+    bd.timed(gw_actions, "send_message", "send_message", scope=True)
+    bd.timed(gw_actions, "parse_mail", "parse_mail")
+    bd.timed(gw_parse.email, "message_from_bytes", "email parsing (stdlib)")
+    bd.timed(gw_actions, "sender_of", "sender_of")
+    bd.timed(gw_options, "secure_subject", "keyword check")
+    bd.timed(gw_options, "read_options", "read_options")
+    bd.timed(gw_actions, "_body", "body cleaning")
+    bd.timed(messaging_actions, "seal_content", "seal_content")
+    bd.timed(messaging_actions, "_recipient_account", "recipient account")
+    bd.timed(messaging_actions, "queue_notification", "queue_notification")
+    bd.timed(messaging_actions, "record", "audit record")
+    bd.timed(Argon2PasswordHasher, "encode", "Argon2 hash")
+    bd.timed(Argon2PasswordHasher, "verify", "Argon2 verify")
+    t0, c0 = time.perf_counter(), time.process_time()
+    with bd:
+        for _ in range(n):
+            one()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    prof = cProfile.Profile(time.process_time)
+    prof.enable()
+    for _ in range(n):
+        one()
+    prof.disable()
+    logger.removeHandler(handler)
+    logger.propagate = saved
+    own = _own_by_area(prof)
+    clear_queue()
+    return {"n": n, "ms": 1000 * wall / n, "cpu_ms": 1000 * cpu / n, "bd": bd, "own": own,
+            "table": profile_table(prof, 24), "own_table": profile_table(prof, 16, "own")}
+
+
+AREAS = (
+    ("Django ORM and database driver (building and compiling queries, psycopg, model "
+     "instances, signals)", ("django/db/", "psycopg/", "psycopg_pool/", "django/dispatch/")),
+    ("E-mail parsing (stdlib `email`, `hushpost.gateway.parse`)", ("email/", "gateway/parse")),
+    ("Cryptography (AES-GCM, key handling)", ("cryptography/", "tink/", "hushpost/lib/crypto",
+                                               "messaging/content")),
+    ("HTML cleaning of the body", ("nh3", "bleach", "html5lib", "lib/sanitize", "/html/")),
+    ("Django forms (ComposeForm for the options)", ("django/forms/",)),
+    ("Logging", ("logging/",)),
+    ("Hushpost's own code (gateway checks, send_message, audit, notifications)", ("hushpost/",)),
+)
+OTHER = "Everything else (Django's other parts, Python's standard library)"
+
+
+def _area(where: str) -> str:
+    for label, needles in AREAS:
+        if any(needle in where for needle in needles):
+            return label
+    return OTHER
+
+
+def _own_by_area(prof) -> list[tuple[str, float]]:
+    """Own CPU time (cProfile) grouped by where the code lives.
+
+    A built-in's time (``len``, ``str.join``, a C method) goes to the code that
+    called it, in proportion to the time cProfile recorded per caller.
+    """
+    import io
+    import pstats
+
+    stats = pstats.Stats(prof, stream=io.StringIO())
+    totals: dict[str, float] = {label: 0.0 for label, _ in AREAS}
+    totals[OTHER] = 0.0
+    for (filename, _line, func), (_cc, _nc, tt, _ct, callers) in stats.stats.items():
+        if filename == "~" and callers:
+            caller_tt = {caller: v[2] for caller, v in callers.items()}
+            spread = sum(caller_tt.values())
+            for (cfile, _cline, cfunc), ctt in caller_tt.items():
+                share = tt * (ctt / spread if spread else 1 / len(caller_tt))
+                totals[_area(f"{cfile}:{cfunc}")] += share
+        else:
+            totals[_area(f"{filename}:{func}")] += tt
+    out = sorted(((k, v) for k, v in totals.items() if k != OTHER), key=lambda kv: -kv[1])
+    out.append((OTHER, totals[OTHER]))
+    out.append(("Total", sum(totals.values())))
+    return out
+
+
+# ------------------------------------------------------------------- report
+
+
+def summary_rows(res, verdict: Callable[[str, float], tuple[str, str]]) -> list[str]:
+    s = res.summary.get("gateway")
+    if not s:
+        return []
+    target, result = verdict("gateway", s["ratio"])
+    return [f"| (e) Messages accepted per second by the SMTP gateway (`hushpost smtpd`, 250 to "
+            f"DATA, stored as secure messages) vs a plain aiosmtpd sink (one process each); "
+            f"{res.config.gateway_clients} concurrent SMTP connections | "
+            f"{s['measured']:.1f}/s | {s['baseline']:.1f}/s | {s['ratio']:.3f} | {target} "
+            f"| **{result}** |"]
+
+
+def cross_check_text(res) -> str:
+    s = res.summary.get("gateway")
+    if not s:
+        return ""
+    c, k = s["cpu"], s["sink_cpu"]
+    return (f"CPU per accepted message in (e): `hushpost smtpd` {c['gateway']:.2f} ms + "
+            f"PostgreSQL {c['postgres']:.2f} ms + load client {c['clients']:.2f} ms = "
+            f"{sum(c.values()):.2f} ms, against the sink's {k['sink']:.2f} ms + load client "
+            f"{k['clients']:.2f} ms = {sum(k.values()):.2f} ms per message; the CPU-cost ratio "
+            f"is **{s['cpu_ratio']:.3f}**.")
+
+
+def method_text(res) -> str:
+    if "gateway" not in res.summary:
+        return ""
+    cfg, meta = res.config, res.summary.get("gateway_meta", {})
+    return (
+        "* **(e) SMTP gateway.** The bench organisation is configured with "
+        "`hushpost.gateway.config.configure(org, networks=\"127.0.0.1/32\")` (keyword "
+        f"`{meta.get('keyword', '[secure]')}`, the default; no SMTP AUTH, so no password is "
+        "ever hashed).  `hushpost smtpd --bind 127.0.0.1:<port>` runs as its own process with "
+        "the web server's production environment (plain text is allowed on loopback only; "
+        "8 worker threads, the default `HUSHPOST_SMTPD_THREADS`).  The baseline is a second "
+        "instance of the bench's counting sink (`bench/sink.py`): aiosmtpd's `Controller` in a "
+        "process of its own that accepts every command and counts each message.  That process "
+        "is chosen over an in-process sink so that the comparison is one SMTP server process "
+        "against another (same library, same asyncio loop on a thread, same one-process limit "
+        "of the GIL), the load and the bench itself in other processes for both.  The load is "
+        f"one process with {cfg.gateway_clients} threads, each holding one `smtplib` connection "
+        "(EHLO once) and relaying as an organisation's mail server would: MAIL FROM the "
+        "thread's sender (one of the seeded active senders), RCPT TO one recipient drawn in "
+        f"turn from the {cfg.recipients_pool} seeded recipient accounts of the organisation (so "
+        "recipient accounts are looked up and reused, never created), DATA a plain-text e-mail "
+        f"of {meta.get('bytes', '?')} bytes (headers From, To, Subject `[secure] ...`, Date, a "
+        f"distinct Message-ID per message; a {meta.get('body_bytes', '?')}-byte body).  Both "
+        "servers get the very same e-mails.  A "
+        "message counts when DATA is answered `250` (not `already received`) inside the "
+        f"measured window: {cfg.warmup:g} s warm-up, then {cfg.duration:g} s; rounds of "
+        f"(sink, gateway), the order alternating, {cfg.gateway_rounds} each.  Every gateway "
+        "trial checks that each 250 it counted (warm-up included) left one stored message; "
+        "the notifications those messages queued ("
+        f"{res.summary['gateway'].get('notifications_per_msg', 0):.2f} per message) are deleted "
+        "after each trial, so no later trial or profile reads a longer queue.  During gateway "
+        "trials a thread samples `pg_stat_activity` every 50 ms (sessions running a statement, "
+        "waiting on a lock, idle in a transaction).  CPU is sampled from `/proc` "
+        "as for (a): the server process, PostgreSQL's processes for the bench database, and "
+        "the load process.  The gateway stopped on SIGTERM with exit status "
+        f"{meta.get('exit_code', '?')}.")
+
+
+def rounds_text(res) -> str:
+    if not res.gateway_rounds:
+        return ""
+    lines = ["### (e) SMTP gateway vs plain aiosmtpd sink", "",
+             "| Round | Sink msg/s | Gateway msg/s | Ratio | Gateway latency p50 / p95 | "
+             "CPU ms per message, gateway: smtpd / PostgreSQL / client | CPU ms per message, "
+             "sink: sink / client | Cores used, gateway: smtpd / PostgreSQL | Unattributed CPU "
+             "(cores), sink / gateway |",
+             "|---:|---:|---:|---:|---:|---|---|---|---|"]
+    for r in res.gateway_rounds:
+        g, k = r["gateway"], r["sink"]
+        gc, kc = g["cpu_ms_per_msg"], k["cpu_ms_per_msg"]
+        lines.append(
+            f"| {r['round']} | {k['rate']:.1f} | {g['rate']:.1f} | {r['ratio']:.3f} | "
+            f"{g['lat_p50_ms']:.1f} / {g['lat_p95_ms']:.1f} ms | {gc['gateway']:.2f} / "
+            f"{gc['postgres']:.2f} / {gc['clients']:.2f} | {kc['sink']:.3f} / "
+            f"{kc['clients']:.3f} | {g['cpu_cores_used']['gateway']:.2f} / "
+            f"{g['cpu_cores_used']['postgres']:.2f} | {k['other_cores']:.2f} / "
+            f"{g['other_cores']:.2f} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _bound_text(res) -> str:
+    """What bounds the gateway's rate, from the CPU accounting of the trials."""
+    s = res.summary["gateway"]
+    c, k, cores, db = s["cpu"], s["sink_cpu"], s["cores"], s["db"]
+    ncpu = os.cpu_count() or 1
+    allowed = sum(k.values()) / TARGET
+    parts = [f"per accepted message the gateway cost {c['gateway']:.2f} ms of `hushpost smtpd` "
+             f"CPU + {c['postgres']:.2f} ms of PostgreSQL + {c['clients']:.2f} ms of load client "
+             f"= {sum(c.values()):.2f} ms, the sink {sum(k.values()):.2f} ms in all; at "
+             f"{TARGET:.2f} x the sink's rate a message could cost at most {allowed:.2f} ms of CPU"]
+    if c["postgres"] >= allowed:
+        parts.append(f"less than PostgreSQL alone spends per gateway message, and "
+                     f"`hushpost smtpd`'s own CPU is {c['gateway'] / allowed:.1f}x that budget")
+    elif c["gateway"] >= allowed:
+        parts.append(f"`hushpost smtpd`'s own CPU alone is {c['gateway'] / allowed:.1f}x that "
+                     "budget")
+    parts.append(f"the smtpd process kept {cores['gateway']:.2f} cores and PostgreSQL "
+                 f"{cores['postgres']:.2f} busy, of {ncpu}, with the machine "
+                 f"{s['busy']['gateway']:.0%} busy (other tenants' work included); smtpd is one "
+                 "Python process whose 8 worker threads and SMTP loop share one interpreter lock, "
+                 "so it can never use more than about one core"
+                 + (f"; the machine had {1 - s['busy']['gateway']:.0%} of its CPU idle meanwhile, "
+                    "which one smtpd process cannot use" if cores["gateway"] >= 0.85
+                    and s["busy"]["gateway"] < 0.9 else ""))
+    parts.append(f"its {db['sessions']:.1f} database sessions were running a statement "
+                 f"{db['active']:.2f} at a time on average and idle inside a transaction "
+                 f"{db['idle_in_tx']:.2f}, and a session waited on a lock in "
+                 f"{db['lock_wait_share']:.0%} of the 50 ms samples (pg_stat_activity)"
+                 + (f", {s['waiting_for'][0][1] / max(s['waiting_total'], 1):.0%} of those "
+                    f"waits at `{s['waiting_for'][0][0]}...`, the organisation's "
+                    "audit-chain head, which every message's transaction locks until it commits"
+                    " (a lock holder that waits for the interpreter lock keeps the others "
+                    "waiting)" if s["waiting_for"] and "audit" in s["waiting_for"][0][0] else
+                    (f", most often at `{s['waiting_for'][0][0]}...`" if s["waiting_for"]
+                     else "")))
+    return "; ".join(parts)
+
+
+def note(res) -> str | None:
+    """The Notes line for a missed target: by how much, and what bounds it."""
+    s = res.summary.get("gateway")
+    if not s or s["ratio"] >= TARGET:
+        return None
+    text = (f"(e) SMTP gateway: target missed, ratio {s['ratio']:.3f} vs >= {TARGET:.2f} "
+            f"({s['ratio'] / TARGET:.0%} of the target; the gateway would have to accept "
+            f"{TARGET / s['ratio']:.1f}x as many messages per second, "
+            f"{TARGET * s['baseline']:.0f}/s instead of {s['measured']:.0f}/s).  What bounds "
+            f"it: CPU; {_bound_text(res)}.")
+    prof = s.get("profile")
+    if prof:
+        text += (f"  From the in-process profile: per message {prof['cpu_ms']:.2f} ms of Python "
+                 f"CPU, {prof['trips']:.1f} PostgreSQL round trips ({prof['commits']:.1f} durable "
+                 f"commit), {prof['argon2']:.0f} Argon2 calls; {prof['areas']}.  Behind that, the "
+                 f"organisation's audit-chain head, locked by each message's transaction until "
+                 f"its COMMIT, caps one organisation at about {prof['audit_cap']:.0f} messages/s.  "
+                 "See the profile of (e).")
+    elif not res.profiles:
+        text += "  (In-process profiles skipped in this run: --no-profile.)"
+    return text
+
+
+SAVEPOINT = re.compile(r'"s\d+_x\d+"')
+
+
+def statement_table(bd, n: int, scope_names: dict[str, str]) -> str:
+    """Breakdown's statements per message, savepoint names folded together."""
+    merged: dict[tuple[str, str], list] = {}
+    for (scope, sql), (count, secs) in bd.statements.items():
+        key = (scope_names.get(scope, scope), SAVEPOINT.sub('"<sp>"', sql))
+        row = merged.setdefault(key, [0, 0.0])
+        row[0] += count
+        row[1] += secs
+    lines = ["| Where | per message | ms per message | statement (start) |", "|---|---:|---:|---|"]
+    for (scope, sql), (count, secs) in sorted(merged.items(), key=lambda kv: -kv[1][1]):
+        lines.append(f"| {scope} | {count / n:.1f} | {1000 * secs / n:.2f} | `{sql}` |")
+    return "\n".join(lines)
+
+
+def describe_gateway(p: dict, res) -> str:
+    s = res.summary["gateway"]
+    bd, n = p["bd"], p["n"]
+    ok = s["ratio"] >= TARGET
+    head = (f"### (e) SMTP gateway: target {'met' if ok else 'missed'}: {s['ratio']:.3f} vs "
+            f">= {TARGET:.2f}" + ("" if ok else f" ({s['ratio'] / TARGET:.0%} of the target; "
+                                               f"{TARGET / s['ratio']:.1f}x short)"))
+    argon2 = bd.calls["Argon2 hash"] + bd.calls["Argon2 verify"]
+    sql_all = bd.ms("SQL statement", n) + bd.ms("COMMIT", n) + bd.ms("health check", n)
+    parts = [
+        ("MAIL FROM step: `check_envelope_sender` (domain -> organisation, then the sender "
+         "account)", "MAIL FROM check", "MAIL FROM check"),
+        ("DATA step: `receive_mail`, all of it (round trips and commits: those outside "
+         "`send_message`)", "receive_mail", "receive_mail"),
+        ("- parsing the e-mail (`parse_mail`)", "parse_mail @ receive_mail", None),
+        ("  - of which the stdlib `email` parser", "email parsing (stdlib) @ receive_mail",
+         None),
+        ("- `sender_of` again, for the envelope sender and for the From address",
+         "sender_of @ receive_mail", None),
+        ("- the subject keyword (`secure_subject`)", "keyword check @ receive_mail", None),
+        ("- options (`read_options`: a ComposeForm for the organisation's defaults, then the "
+         "subject's tags)", "read_options @ receive_mail", None),
+        ("- body cleaning (as Compose cleans a body)", "body cleaning @ receive_mail", None),
+        ("- `send_message` (one transaction)", "send_message", "send_message"),
+        ("  - `seal_content` (organisation key + AES-GCM)", "seal_content @ send_message", None),
+        ("  - recipient account look-up", "recipient account @ send_message", None),
+        ("  - `queue_notification` (task row + notification row)",
+         "queue_notification @ send_message", None),
+        ("  - audit record (the organisation's hash-chain head `SELECT ... FOR UPDATE`, event "
+         "row, head update)", "audit record @ send_message", None),
+        ("Connection health checks (`SELECT 1`, first statement of each SMTP step after "
+         "`close_old_connections`)", "health check", None),
+        ("Argon2 (password hashing or checking)", "Argon2 hash", None),
+    ]
+    rows = [f"| One message, in-process (MAIL FROM + DATA steps) | {p['ms']:.2f} | "
+            f"{bd.trips(n):.1f} | {bd.commits(n):.1f} |",
+            f"| - of which CPU time of the Python process | {p['cpu_ms']:.2f} | | |"]
+    for label, key, scope in parts:
+        trips = f"{bd.trips(n, scope):.1f}" if scope else ""
+        commits = f"{bd.commits(n, scope):.1f}" if scope else ""
+        calls, ms = bd.calls[key] / n, bd.ms(key, n)
+        if key == "Argon2 hash":
+            calls, ms = argon2 / n, bd.ms("Argon2 hash", n) + bd.ms("Argon2 verify", n)
+        rows.append(f"| {label} | {ms:.2f} ({calls:g} per message) | {trips} | {commits} |")
+    rows.append(f"| All SQL, COMMITs and health checks (waiting on PostgreSQL) | {sql_all:.2f} | "
+                "| |")
+    rows.append(f"| Everything else: Python outside SQL (and waiting for a CPU) | "
+                f"{p['ms'] - sql_all:.2f} | | |")
+    table = "\n".join(["| Part of one relayed message | wall ms | PostgreSQL round trips | "
+                       "durable commits |", "|---|---:|---:|---:|"] + rows)
+    own = dict(p["own"])
+    total = own.pop("Total", 0.0) or 1e-9
+    shares = [(label, secs / total) for label, secs in p["own"] if label != "Total"]
+    areas = "\n".join(
+        ["| Where the Python CPU goes (cProfile own time, grouped by file) | share | ms of the "
+         f"{p['cpu_ms']:.2f} ms unprofiled |", "|---|---:|---:|"]
+        + [f"| {label} | {share:.0%} | {share * p['cpu_ms']:.2f} |" for label, share in shares])
+    top = [f"{label.split(' (')[0]} {share:.0%}" for label, share in shares
+           if share >= 0.05 and label != OTHER][:4]
+    s["profile"] = {"ms": p["ms"], "cpu_ms": p["cpu_ms"], "trips": bd.trips(n),
+                    "commits": bd.commits(n), "argon2": argon2,
+                    "areas": "of its CPU (cProfile): " + ", ".join(top)}
+    served = 1000 / s["measured"] if s["measured"] else float("nan")
+    c = s["cpu"]
+    audit_ms = bd.ms("audit record @ send_message", n)
+    commit_ms = bd.ms("COMMIT @ send_message", n)
+    hold = audit_ms + commit_ms
+    cap = 1000 / hold if hold else float("inf")
+    want = TARGET * s["baseline"]
+    s["profile"]["audit_cap"] = cap
+    lock = (f"**A second bound, behind the first: the audit chain.**  Each message's transaction "
+            f"locks its organisation's audit-chain head (`SELECT ... FOR UPDATE` in "
+            f"`audit.record`, near the end of `send_message`) and holds it until COMMIT: "
+            f"in-process about {audit_ms:.2f} ms (the audit record) + {commit_ms:.2f} ms "
+            f"(COMMIT) = {hold:.2f} ms, so one organisation's messages (the gateway's and "
+            f"Compose's alike) cannot be stored faster than about **{cap:.0f}/s**, however many "
+            f"smtpd threads or processes run"
+            + (f": below the {want:.0f}/s the target asks for here." if cap < want else
+               f" (the target asks for {want:.0f}/s here).")
+            + f"  Served, that lock is where sessions waited in {s['db']['lock_wait_share']:.0%} "
+            f"of the samples, the holder being slowed by the other threads' Python.")
+    sender_trips = (bd.calls["sender_of @ MAIL FROM check"] + bd.calls["sender_of @ receive_mail"])
+    bound = _bound_text(res)
+    return f"""{head}
+
+**What bounds it: CPU, first of all the smtpd process's own Python.**  {bound[0].upper()}{bound[1:]}.
+Served, the gateway accepted one message every {served:.2f} ms (all
+{res.config.gateway_clients} connections together); the median message took
+{s['latency']['gateway']['p50']:.1f} ms from MAIL FROM to the 250 (p95
+{s['latency']['gateway']['p95']:.1f} ms), against {s['latency']['sink']['p50']:.2f} ms at the
+sink.
+
+In-process ({n} messages through the functions the smtpd worker threads run, each step inside
+the server's own `_in_worker`; one thread, no SMTP, no executor), one message took
+**{p['ms']:.2f} ms** of wall time and **{p['cpu_ms']:.2f} ms of Python CPU**, with
+**{bd.trips(n):.1f} PostgreSQL round trips**, {bd.commits(n):.1f} durable commit(s), and
+**{argon2:.0f} Argon2 calls** (no AUTH: no password is hashed or checked).  The sender is
+looked up {sender_trips / n:.0f} times per message (`sender_of` at MAIL FROM, then again at DATA
+for the envelope sender and the From address), two queries each.  The served smtpd CPU per
+message ({c['gateway']:.2f} ms) also covers aiosmtpd's protocol handling, the hand-offs to the
+executor and the log line, on a machine whose other tenants left it little idle; in-process
+wall times include waiting for a CPU.  Parts nest, so they do not add up:
+
+{table}
+
+{lock}
+
+{areas}
+
+SQL statements per message, slowest first (savepoint names folded together):
+
+{statement_table(bd, n, {'': 'step', 'MAIL FROM check': 'MAIL FROM', 'receive_mail': 'DATA',
+                         'send_message': 'send_message'})}
+
+cProfile (CPU time), {n} messages, by cumulative time:
+
+{p['table']}
+
+By own time:
+
+{p['own_table']}"""

@@ -1,0 +1,104 @@
+"""'Forgot your password?': a single-use link, valid 30 minutes, sent by e-mail.
+
+Built on Django's ``PasswordResetTokenGenerator`` (an HMAC over the account's
+password hash and when it last changed, with a timestamp): setting a password
+through the link changes both, so the link works once, and it expires after
+``PASSWORD_RESET_TIMEOUT``.  The token is made as the e-mail is written, in
+the worker; it is never stored.  Asking answers the same for any address.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.db import transaction
+from django.utils.encoding import force_bytes, force_str
+from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+
+from hushpost.accounts.models import User
+from hushpost.accounts.passwords import password_problems
+from hushpost.audit.actions import record
+from hushpost.audit.models import AuditEvent
+from hushpost.lib import clock
+
+RESEND_AFTER = timedelta(minutes=5)
+
+
+class ResetTokens(PasswordResetTokenGenerator):
+    key_salt = "hushpost.accounts.reset"
+
+    def _now(self):
+        return clock.now().replace(tzinfo=None)  # the one clock (UTC), so tests can move it
+
+    def _make_hash_value(self, user, timestamp):
+        changed = user.password_changed_at.isoformat() if user.password_changed_at else ""
+        # A sign-in since the e-mail also ends the link (the owner evidently has the password).
+        last_login = user.last_login.replace(microsecond=0, tzinfo=None).isoformat() if user.last_login else ""
+        return f"{user.pk}:{user.password}:{changed}:{last_login}:{user.email}:{user.is_active}:{timestamp}"
+
+
+tokens = ResetTokens()
+
+
+def request_reset(user: User | None) -> None:
+    """Queue a reset e-mail for a real, active account (at most one per five minutes)."""
+    if user is None or not user.is_active:
+        return
+    from hushpost.notifications.actions import queue_notification
+    from hushpost.notifications.models import Notification
+
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        recent = Notification.objects.filter(
+            user=user, kind=Notification.Kind.RESET, created_at__gt=clock.now() - RESEND_AFTER
+        ).exists()
+        if not recent:
+            queue_notification(Notification.Kind.RESET, user)
+        record(AuditEvent.Action.PASSWORD_RESET_REQUEST, org=user.org, actor_email=user.email, obj=user)
+
+
+def link_path(user: User) -> str:
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = tokens.make_token(user)
+    prefix = "" if user.is_sender else f"/r/{user.org.slug}"
+    return f"{prefix}/reset/{uid}/{token}"
+
+
+def user_for_link(uidb64: str, token: str, *, role: str, org=None) -> User | None:
+    try:
+        pk = int(force_str(urlsafe_base64_decode(uidb64)))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    users = User.objects.filter(pk=pk, role=role, is_active=True)
+    if org is not None:
+        users = users.filter(org=org)
+    user = users.first()
+    if user is None or not tokens.check_token(user, token):
+        return None
+    return user
+
+
+def reset_password(user: User, new: str, confirm: str, *, token: str) -> list[str]:
+    """Set the password from a reset link; every session of the account ends.
+
+    The link is checked again under a row lock: two submissions race, one wins.
+    """
+    problems = password_problems(new, email=user.email, name=user.name)
+    if new != confirm:
+        problems.append("The two passwords do not match.")
+    if problems:
+        return problems
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if not tokens.check_token(user, token):
+            return ["This link has just been used. Ask for a new one if you still need it."]
+        user.set_password(new)
+        user.must_change_password = False
+        user.temp_password_expires_at = None
+        user.temp_password_used_at = None
+        user.password_changed_at = clock.now()
+        user.save(update_fields=["password", "must_change_password", "temp_password_expires_at",
+                                 "temp_password_used_at", "password_changed_at"])
+        record(AuditEvent.Action.PASSWORD_RESET, org=user.org, actor_email=user.email, obj=user)
+    return []

@@ -1,0 +1,207 @@
+"""Brute-force defence: failed attempts slow down, then lock, per account and per client.
+
+Every secret a person types to get in goes through here: passwords, temporary
+passwords (and, as they arrive, reset codes and second factors).  An account
+name is throttled whether or not the account exists, and the answer is the
+same either way.
+
+* Per account name: after two failures each further one makes the next try
+  wait longer (2, 4, 8 s);
+  ``LOCKOUT_FAILURES`` failures within ``LOCKOUT_WINDOW_MINUTES`` lock it for
+  ``LOCKOUT_MINUTES``, and the owner of a real account is told by e-mail.
+* Per client address: ``CLIENT_FAILURES`` failures in the window, on any
+  names, block that address for the same time.
+* Look-ups that ask other regions (the login's "Next", /find-my-portal):
+  ``LOOKUPS_PER_WINDOW`` per client address.
+
+Checks happen before any password is hashed, so a locked account costs no
+Argon2 work and answers nothing about the password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from hushpost.accounts.models import Throttle, User
+from hushpost.audit.actions import record
+from hushpost.audit.models import AuditEvent
+from hushpost.lib import clock
+
+MAX_DELAY_SECONDS = 60
+FREE_TRIES = 2  # a typo or two costs no wait; after that 2, 4, 8… seconds
+
+
+@dataclass(frozen=True)
+class Refusal:
+    message: str
+    retry_after: int  # seconds
+
+
+def client_address(request) -> str:
+    """The client's address: REMOTE_ADDR, or the proxy's X-Forwarded-For when behind one."""
+    address = request.META.get("REMOTE_ADDR", "")
+    if settings.BEHIND_TLS_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
+        address = forwarded or address
+    return normalise_ip(address)
+
+
+def normalise_ip(address: str) -> str:
+    """One key per client: IPv4 as is (also when written as IPv6), IPv6 by its /64."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return "unknown"
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:  # one person usually holds a whole /64
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address) + "/64"
+    return str(ip)
+
+
+def account_key(portal: str, email: str) -> str:
+    return f"{portal}:{email.strip().lower()}"
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _window() -> timedelta:
+    return timedelta(minutes=settings.LOCKOUT_WINDOW_MINUTES)
+
+
+def _row(scope: str, key: str) -> Throttle:
+    """The throttle row, locked for update (created on first use)."""
+    digest = _hash(key)
+    row = Throttle.objects.select_for_update().filter(scope=scope, key=digest).first()
+    if row is None:
+        try:
+            with transaction.atomic():
+                row = Throttle.objects.create(scope=scope, key=digest, window_started_at=clock.now())
+        except IntegrityError:
+            row = Throttle.objects.select_for_update().get(scope=scope, key=digest)
+    if row.window_started_at + _window() <= clock.now() and not _locked(row):
+        row.failures, row.window_started_at, row.next_allowed_at = 0, clock.now(), None
+    return row
+
+
+def _locked(row: Throttle) -> bool:
+    return row.locked_until is not None and row.locked_until > clock.now()
+
+
+def _minutes(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+LOCKED = ("Too many unsuccessful attempts: signing in with this address is paused for {wait}. "
+          "If this was not you, your account is safe; you will be able to sign in again then.")
+SLOW_DOWN = "Please wait {wait} second{s} before trying again."
+CLIENT_BLOCKED = "Too many unsuccessful attempts from your network. Try again in {wait}."
+
+
+def _peek(scope: str, key: str) -> Throttle | None:
+    row = Throttle.objects.filter(scope=scope, key=_hash(key)).first()
+    if row is None or (row.window_started_at + _window() <= clock.now() and not _locked(row)):
+        return None
+    return row
+
+
+def check(client: str, account: str) -> Refusal | None:
+    """Reserve one attempt, or refuse it (a Refusal says for how long not).
+
+    The attempt is counted as a failure *before* the secret is checked, under
+    a row lock, so guesses sent all at once are counted one by one and the
+    waits apply to them too; ``succeeded`` takes it back.
+    """
+    now = clock.now()
+    lock_for = timedelta(minutes=settings.LOCKOUT_MINUTES)
+    with transaction.atomic():
+        client_row = _row(Throttle.Scope.CLIENT, client)
+        if _locked(client_row):
+            wait = (client_row.locked_until - now).total_seconds()
+            return Refusal(CLIENT_BLOCKED.format(wait=_minutes(wait)), int(wait) + 1)
+        row = _row(Throttle.Scope.ACCOUNT, account)
+        if _locked(row):
+            wait = (row.locked_until - now).total_seconds()
+            return Refusal(LOCKED.format(wait=_minutes(wait)), int(wait) + 1)
+        if row.next_allowed_at is not None and row.next_allowed_at > now:
+            wait = int((row.next_allowed_at - now).total_seconds()) + 1
+            return Refusal(SLOW_DOWN.format(wait=wait, s="s" if wait != 1 else ""), wait)
+        client_row.failures += 1
+        if client_row.failures >= settings.CLIENT_FAILURES:
+            client_row.locked_until = now + lock_for
+        client_row.save()
+        row.failures += 1
+        if row.failures >= settings.LOCKOUT_FAILURES:
+            row.locked_until, row.next_allowed_at = now + lock_for, None  # this is the last try
+        elif row.failures >= FREE_TRIES:
+            row.next_allowed_at = now + timedelta(seconds=min(2 ** (row.failures - FREE_TRIES + 1), MAX_DELAY_SECONDS))
+        row.save()
+    return None
+
+
+def failed(client: str, account: str, user: User | None = None) -> Refusal | None:
+    """The reserved attempt failed: record it; a Refusal if it was the one that locked the account."""
+    row = _peek(Throttle.Scope.ACCOUNT, account)
+    newly_locked = row is not None and _locked(row) and row.failures == settings.LOCKOUT_FAILURES
+    portal, _, typed = account.partition(":")
+    # What was typed is kept only when it names a real account: a password typed
+    # into the address field must not end up in the trail.
+    who = user.email if user is not None else "unknown (" + _hash(account)[:12] + ")"
+    org = user.org if user is not None else None
+    with transaction.atomic():
+        record(AuditEvent.Action.SIGN_IN_FAILED, org=org, actor_email=who, client=client,
+               object_type="account", object_id=portal)
+        if newly_locked:
+            record(AuditEvent.Action.LOCKOUT, org=org, actor_email=who, client=client,
+                   object_type="account", object_id=portal)
+            if user is not None:
+                from hushpost.notifications.actions import queue_notification
+                from hushpost.notifications.models import Notification
+
+                queue_notification(Notification.Kind.LOCKOUT, user)
+    if newly_locked:
+        minutes = settings.LOCKOUT_MINUTES * 60
+        return Refusal(LOCKED.format(wait=_minutes(minutes)), minutes)
+    return None
+
+
+def succeeded(account: str, client: str | None = None) -> None:
+    """The reserved attempt passed: the account's count starts again, the client's loses it."""
+    Throttle.objects.filter(scope=Throttle.Scope.ACCOUNT, key=_hash(account)).delete()
+    if client is not None:
+        Throttle.objects.filter(scope=Throttle.Scope.CLIENT, key=_hash(client), failures__gt=0).update(
+            failures=F("failures") - 1)
+
+
+def lookup_allowed(client: str) -> bool:
+    """Count one look-up that asks other regions; False once the address used its share."""
+    with transaction.atomic():
+        row = _row(Throttle.Scope.LOOKUP, client)
+        if row.failures >= settings.LOOKUPS_PER_WINDOW:
+            return False
+        row.failures += 1
+        row.save()
+    return True
+
+
+def locked_until(user: User):
+    """When the user's account name is unlocked again, or None (for the admin pages)."""
+    portal = "sender" if user.is_sender else f"r{user.org_id}"
+    row = _peek(Throttle.Scope.ACCOUNT, account_key(portal, user.email))
+    return row.locked_until if row is not None and _locked(row) else None
+
+
+def unlock(user: User) -> bool:
+    portal = "sender" if user.is_sender else f"r{user.org_id}"
+    return bool(Throttle.objects.filter(scope=Throttle.Scope.ACCOUNT,
+                                        key=_hash(account_key(portal, user.email))).delete()[0])

@@ -1,0 +1,136 @@
+"""Two-factor sign-in: TOTP authenticator apps (RFC 6238, through pyotp) and recovery codes.
+
+The secret is sealed under the master key (associated data names the account),
+so a copy of the database holds no usable secret.  A code works once: the
+time step of the last accepted code is stored, and only later steps pass.
+Ten recovery codes are shown once at enrolment and kept only as HMACs.
+Every attempt goes through the same throttle as passwords.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+
+import pyotp
+import qrcode
+import qrcode.image.svg
+from django.conf import settings
+from django.db import transaction
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+from hushpost.accounts.models import RecoveryCode, User
+from hushpost.lib import clock, crypto
+from hushpost.orgs.keys import master_key
+
+ISSUER = "Hushpost Secure Messaging"
+RECOVERY_CODES = 10
+RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def _aad(user: User) -> bytes:
+    return f"hushpost:totp:{user.pk}".encode()
+
+
+def new_secret() -> str:
+    return pyotp.random_base32()
+
+
+def seal_secret(user: User, secret: str) -> bytes:
+    return crypto.seal(master_key(), secret.encode(), _aad(user))
+
+
+def _secret(user: User) -> str | None:
+    if not user.totp_secret_sealed:
+        return None
+    return crypto.open_sealed(master_key(), bytes(user.totp_secret_sealed), _aad(user)).decode()
+
+
+def provisioning(user: User, secret: str) -> tuple[str, str]:
+    """The otpauth:// URI and its QR code as inline SVG markup."""
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
+    out = io.BytesIO()
+    qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=8).save(out)
+    svg = out.getvalue().decode()
+    return uri, svg[svg.index("<svg"):]
+
+
+def required(user: User) -> bool:
+    org = user.org
+    if org is None:
+        return False
+    return org.require_2fa_senders if user.is_sender else org.require_2fa_recipients
+
+
+def enabled(user: User) -> bool:
+    return user.totp_enabled_at is not None
+
+
+def _accept_code(user: User, secret: str, code: str) -> bool:
+    """A current code, not used before (±1 step for clock drift)."""
+    code = "".join(ch for ch in code if ch.isdigit())
+    if len(code) != 6:
+        return False
+    totp = pyotp.TOTP(secret)
+    now = clock.now()
+    for drift in (-1, 0, 1):
+        step = totp.timecode(now) + drift
+        if constant_time_compare(totp.generate_otp(step), code):
+            # Conditional update: two requests with one code, one wins.
+            return bool(User.objects.filter(pk=user.pk, totp_last_step__lt=step).update(totp_last_step=step))
+    return False
+
+
+def enable(user: User, secret: str, code: str) -> list[str] | None:
+    """Turn on two-factor sign-in if ``code`` proves the app holds ``secret``; the recovery codes."""
+    user.totp_secret_sealed = seal_secret(user, secret)
+    if not _accept_code(user, secret, code):
+        return None
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(totp_secret_sealed=user.totp_secret_sealed, totp_enabled_at=clock.now())
+        codes = _new_recovery_codes(user)
+    user.totp_enabled_at = clock.now()
+    return codes
+
+
+def disable(user: User) -> None:
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(totp_secret_sealed=None, totp_enabled_at=None, totp_last_step=0)
+        RecoveryCode.objects.filter(user=user).delete()
+    user.totp_secret_sealed, user.totp_enabled_at = None, None
+
+
+def _digest(user: User, code: str) -> str:
+    normal = "".join(ch for ch in code.lower() if ch.isalnum())
+    return salted_hmac("hushpost.accounts.recovery", f"{user.pk}:{normal}", secret=settings.SECRET_KEY,
+                       algorithm="sha256").hexdigest()
+
+
+def _new_recovery_codes(user: User) -> list[str]:
+    RecoveryCode.objects.filter(user=user).delete()
+    codes = ["".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(10)) for _ in range(RECOVERY_CODES)]
+    RecoveryCode.objects.bulk_create(RecoveryCode(user=user, digest=_digest(user, c)) for c in codes)
+    return [f"{c[:5]}-{c[5:]}" for c in codes]
+
+
+def verify(user: User, code: str) -> str | None:
+    """'app' or 'recovery' when ``code`` passes (a recovery code is used up), else None."""
+    secret = _secret(user)
+    if secret is not None and _accept_code(user, secret, code):
+        return "app"
+    digest = _digest(user, code)
+    for candidate in RecoveryCode.objects.filter(user=user, used_at__isnull=True):
+        if constant_time_compare(candidate.digest, digest):
+            used = RecoveryCode.objects.filter(pk=candidate.pk, used_at__isnull=True).update(used_at=clock.now())
+            return "recovery" if used else None
+    return None
+
+
+def recovery_codes_left(user: User) -> int:
+    return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
+
+
+def enable_new_codes(user: User) -> list[str]:
+    """Replace the recovery codes (the old ones stop working)."""
+    with transaction.atomic():
+        return _new_recovery_codes(user)

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from django.db import models
+
+from hushpost.lib import clock
+
+
+class AppendOnly(Exception):
+    pass
+
+
+class AuditEvent(models.Model):
+    """One thing that happened: who, when, from where, to what. Never content.
+
+    Append-only and tamper-evident: each event's ``hash`` covers its own fields
+    and the previous event's hash in the same organisation's chain, so an edit,
+    a deletion or a re-ordering breaks every later link (``hushpost audit verify``).
+    """
+
+    class Action(models.TextChoices):
+        SIGN_IN = "sign_in", "Signed in"
+        SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
+        LOCKOUT = "lockout", "Account locked"
+        UNLOCK = "unlock", "Account unlocked"
+        SIGN_OUT_EVERYWHERE = "sign_out_everywhere", "Signed out everywhere"
+        PASSWORD_CHANGE = "password_change", "Password changed"
+        PASSWORD_RESET_REQUEST = "password_reset_request", "Password reset asked for"
+        PASSWORD_RESET = "password_reset", "Password reset"
+        SEND = "send", "Message sent"
+        NOTIFICATION = "notification", "Notification e-mailed"
+        OPEN = "open", "Message opened"
+        PRINT = "print", "Message printed"
+        DOWNLOAD = "download", "File downloaded"
+        REPLY = "reply", "Reply sent"
+        DELETE = "delete", "Message deleted"
+        RECALL = "recall", "Message recalled"
+        EXPIRY = "expiry", "Expiry changed"
+        ADMIN = "admin", "Administration"
+
+    # No database constraints: the trail outlives the rows it names, and no
+    # deletion elsewhere ever reaches back to change an event.
+    org = models.ForeignKey("orgs.Organization", null=True, blank=True, on_delete=models.DO_NOTHING,
+                            db_constraint=False, related_name="+")
+    at = models.DateTimeField(default=clock.now)
+    action = models.CharField(max_length=30, choices=Action.choices)
+    actor = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.DO_NOTHING,
+                              db_constraint=False, related_name="+")
+    # The address typed or the account's address, kept even if the account goes.
+    actor_email = models.CharField(max_length=254, blank=True)
+    client = models.CharField(max_length=64, blank=True)
+    object_type = models.CharField(max_length=20, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["org", "-at", "-id"], name="audit_org_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.actor_email}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise AppendOnly("audit events are never changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnly("audit events are never deleted")
+
+
+class AuditHead(models.Model):
+    """The last hash of each organisation's chain (org 0: events of no organisation).
+
+    Appending locks this row, so events join their chain one at a time.
+    """
+
+    chain = models.BigIntegerField(unique=True)
+    last_hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"audit chain {self.chain}"

@@ -1,0 +1,89 @@
+"""The gateway's one gate: which mail server may relay mail from which sender.
+
+A client may relay for an organisation if its address is in one of the
+organisation's networks, or if it signed in (SMTP AUTH over TLS) as the
+organisation's gateway user.  The envelope sender and the From address must
+each be an active sender account of such an organisation.  Every refusal
+reads the same whether the organisation exists or not, so a stranger learns
+nothing about who is hosted here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from django.contrib.auth.hashers import check_password, make_password
+
+from hushpost.accounts import throttle
+from hushpost.accounts.models import User
+from hushpost.gateway.config import networks_of
+from hushpost.gateway.replies import Refused
+from hushpost.orgs.actions import org_for_address
+from hushpost.orgs.models import Organization
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Client:
+    """The mail server on the other end of an SMTP session."""
+
+    ip: Address | None
+    auth_org_id: int | None = None  # the organisation whose gateway user it signed in as
+
+    @classmethod
+    def of(cls, peer, auth_org_id: int | None = None) -> Client:
+        host = peer[0] if isinstance(peer, tuple | list) and peer else None
+        try:
+            ip = ipaddress.ip_address(str(host).split("%", 1)[0]) if host else None
+        except ValueError:
+            ip = None
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:  # a dual-stack socket
+            ip = ip.ipv4_mapped
+        return cls(ip=ip, auth_org_id=auth_org_id)
+
+    def may_relay_for(self, org: Organization) -> bool:
+        if self.auth_org_id is not None and self.auth_org_id == org.pk:
+            return True
+        return self.ip is not None and any(self.ip in network for network in networks_of(org))
+
+
+def authenticate(username: str, password: str, ip: str = "unknown") -> int | None:
+    """The organisation whose gateway user this is, or None.
+
+    Throttled like every sign-in (per user name and per client address): a
+    guessing relay is slowed, then locked out, before any password is hashed.
+    """
+    account = throttle.account_key("gateway", username)
+    ip = throttle.normalise_ip(ip)
+    if throttle.check(ip, account) is not None:
+        return None
+    org = Organization.objects.filter(gateway_auth_user=username, is_active=True).first()
+    if org is None or not org.gateway_auth_password:
+        make_password(password)  # the same work as a real check: the timing tells nothing
+        ok = False
+    else:
+        ok = check_password(password, org.gateway_auth_password)
+    if not ok:
+        throttle.failed(ip, account)
+        return None
+    throttle.succeeded(account, ip)
+    return org.pk
+
+
+def sender_of(address: str, client: Client) -> User:
+    """The active sender account ``address`` names, if ``client`` may relay its mail."""
+    address = address.strip().lower()
+    org = org_for_address(address) if "@" in address else None
+    if org is None or not org.is_active or not client.may_relay_for(org):
+        raise Refused(550, "5.7.1", f"{address} is not a Hushpost sender of an organisation "
+                                    f"this server relays for (client {client.ip})")
+    sender = (
+        User.objects.select_related("org")
+        .filter(org=org, role=User.Role.SENDER, email=address, is_active=True)
+        .first()
+    )
+    if sender is None:
+        raise Refused(550, "5.7.1", f"{address} is not an active Hushpost sender of {org.slug}")
+    return sender

@@ -1,0 +1,184 @@
+"""What the gateway does with each SMTP command: check, then store, then answer.
+
+``receive_mail`` turns one relayed e-mail into a secure message through the
+same ``send_message`` Compose uses, and answers 250 only once it is committed.
+Whatever is not a deliberate refusal (a database or file store that is down,
+a bug) answers 451, so the relaying server keeps the message and tries again:
+nothing it handed over is lost, and its retry is stored once, because the
+send token comes from the Message-ID (or, without one, from the bytes).
+
+Logs name the message by a hash of its Message-ID, never its content,
+subject or addresses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from hushpost.accounts.models import User
+from hushpost.attachments import actions as files
+from hushpost.attachments.actions import AttachmentError
+from hushpost.attachments.models import Attachment
+from hushpost.gateway import options as mail_options
+from hushpost.gateway.access import Client, sender_of
+from hushpost.gateway.parse import Mail, MailFile, parse_mail
+from hushpost.gateway.replies import TEMPORARY, Refused, Reply
+from hushpost.messaging.actions import Addressees, send_message
+from hushpost.messaging.forms import BodyField
+from hushpost.messaging.models import Message
+
+log = logging.getLogger("hushpost.gateway")
+MAX_ADDRESS = User._meta.get_field("email").max_length
+CHUNK = 1024 * 1024
+
+
+def check_envelope_sender(address: str, client: Client) -> Reply:
+    """MAIL FROM: the envelope sender must be an active sender this client relays for."""
+    try:
+        sender_of(address, client)
+    except Refused as refusal:
+        log.info("gateway refused sender client=%s reply=%s", client.ip, refusal.reply.code)
+        return refusal.reply
+    except Exception:
+        log.exception("gateway could not check a sender client=%s reply=451", client.ip)
+        return TEMPORARY
+    return Reply(250, "2.1.0", "sender OK")
+
+
+def check_recipient(address: str, accepted: list[str]) -> Reply:
+    """RCPT TO: any valid address, up to the recipients Compose allows on one message."""
+    address = address.strip().lower()
+    try:
+        if len(address) > MAX_ADDRESS:
+            raise ValidationError("too long")
+        validate_email(address)
+    except ValidationError:
+        return Reply(553, "5.1.3", f"{address} is not an address Hushpost can send to")
+    if address not in accepted and len(accepted) >= settings.MAX_RECIPIENTS:
+        # RFC 5321 4.5.3.1.10: the client sends to the others in another transaction.
+        return Reply(452, "4.5.3", f"too many recipients; at most {settings.MAX_RECIPIENTS} at once")
+    return Reply(250, "2.1.5", "recipient OK")
+
+
+def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client) -> Reply:
+    """DATA: store the e-mail as a secure message; the reply for the relaying server."""
+    facts = {"id": hashlib.sha256(raw).hexdigest()[:16], "org": "-", "files": 0}
+    try:
+        reply = _receive(raw, mail_from=mail_from, rcpt_tos=rcpt_tos, client=client, facts=facts)
+    except Refused as refusal:
+        reply = refusal.reply
+    except AttachmentError as exc:
+        reply = Reply(552, "5.3.4", str(exc))
+    except Exception:
+        log.exception("gateway could not store message id=%s org=%s; answered 451", facts["id"], facts["org"])
+        reply = TEMPORARY
+    log.info("gateway message id=%s org=%s bytes=%d files=%d recipients=%d reply=%s",
+             facts["id"], facts["org"], len(raw), facts["files"], len(rcpt_tos), reply.code)
+    return reply
+
+
+def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client, facts: dict) -> Reply:
+    mail = parse_mail(raw)
+    message_id = mail.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+    facts["id"] = hashlib.sha256(message_id.encode()).hexdigest()[:16]
+    facts["files"] = len(mail.files)
+    envelope_sender = sender_of(mail_from, client)  # again: it may have been disabled since MAIL FROM
+    if len(mail.from_addresses) != 1:
+        raise Refused(550, "5.7.1", "the From header must name exactly one sender")
+    author = sender_of(mail.from_addresses[0], client)
+    facts["org"] = author.org.slug
+    if author.org_id != envelope_sender.org_id:
+        raise Refused(550, "5.7.1", "the From address and the envelope sender belong to different organisations")
+    recipients = list(dict.fromkeys(a.lower() for a in rcpt_tos))
+    if not recipients:
+        raise Refused(554, "5.5.1", "no valid recipients")
+    token = send_token(message_id, recipients)
+    # Before any other check: a retry of a stored e-mail (its 250 lost on the
+    # way) is answered 250 even if the organisation's settings changed since.
+    if Message.objects.filter(author=author, send_token=token).exists():
+        return Reply(250, "2.0.0", "already received; stored once")
+    org = author.org
+    subject, options = mail_options.read_options(
+        mail_options.secure_subject(mail.subject, org), mail.options_header, org)
+    body = _body(mail)
+    drafts = _store_files(author, mail.files)
+    try:
+        send_message(
+            author=author, addressees=addressees(recipients, mail), subject=subject, body_html=body,
+            options=options, send_token=token, file_uids=[d.uid for d in drafts],
+        )
+    finally:
+        # Drafts not on a message now (a refusal, a failure, or the same e-mail
+        # stored a moment ago by another session) are nobody's: remove them.
+        _discard_unsent(author, drafts)
+    return Reply(250, "2.0.0", "stored as a secure message")
+
+
+def send_token(message_id: str, recipients: list[str]) -> str:
+    """The same e-mail to the same recipients is one message, however often it is relayed.
+
+    The recipients count too: a server that splits one e-mail's recipients over
+    several transactions gets one message per transaction, none lost.
+    """
+    key = message_id + "\n" + ",".join(sorted(recipients))
+    return "gw-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def addressees(recipients: list[str], mail: Mail) -> Addressees:
+    """Every envelope recipient; To and Cc as the headers say, the others Bcc.
+
+    The envelope decides who receives (as for any e-mail): a header address
+    that is not an envelope recipient was delivered some other way.
+    """
+    to = [a for a in mail.to if a in recipients]
+    cc = [a for a in mail.cc if a in recipients and a not in to]
+    bcc = [a for a in recipients if a not in to and a not in cc]
+    return Addressees(to=to, cc=cc, bcc=bcc)
+
+
+def _body(mail: Mail) -> str:
+    """The body cleaned exactly as Compose cleans one."""
+    try:
+        return BodyField().clean_body(mail.body, mail.body_format)
+    except ValidationError as exc:
+        if len(mail.body.encode()) > settings.MAX_BODY_BYTES:
+            raise Refused(552, "5.3.4", exc.messages[0]) from None
+        if mail.files:
+            return ""  # files and no text: the files are the message
+        raise Refused(550, "5.6.0", "the message has no text and no attached files") from None
+
+
+def _store_files(author: User, mail_files: list[MailFile]) -> list[Attachment]:
+    if len(mail_files) > files.MAX_FILES:
+        raise AttachmentError(f"A message can carry at most {files.MAX_FILES} files.")
+    files.check_total(author, mail_files)  # before storing anything (each file's size is checked as it is stored)
+    drafts: list[Attachment] = []
+    try:
+        for f in mail_files:
+            data = f.data()
+            draft = files.receive(author, f.name, f.content_type,
+                                  (data[i:i + CHUNK] for i in range(0, len(data), CHUNK)))
+            if f.content_id:
+                draft.content_id = f.content_id
+                draft.save(update_fields=["content_id"])
+            drafts.append(draft)
+    except BaseException:
+        _discard_unsent(author, drafts)
+        raise
+    return drafts
+
+
+def _discard_unsent(author: User, drafts: list[Attachment]) -> None:
+    if not drafts:
+        return
+    try:
+        unsent = Attachment.objects.filter(pk__in=[d.pk for d in drafts], message__isnull=True)
+        for uid in unsent.values_list("uid", flat=True):
+            files.discard_draft(author, uid)
+    except Exception:  # the database is away: the stale-draft purge removes them later
+        log.warning("gateway could not remove unsent drafts now; the draft purge will", exc_info=True)

@@ -1,0 +1,123 @@
+"""An organisation's gateway settings: who may relay its mail, and which mail becomes secure.
+
+Set by operators with ``hushpost gateway set``; read by :mod:`.access` and
+:mod:`.options` for every message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from django.contrib.auth.hashers import make_password
+
+from hushpost.accounts.passwords import password_problems
+from hushpost.orgs.models import Organization
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+USER_NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,100}$")
+MAX_KEYWORD = Organization._meta.get_field("gateway_keyword").max_length
+
+
+class GatewayConfigError(ValueError):
+    """A gateway setting is refused; the text says why, for the operator."""
+
+
+def parse_networks(value: str) -> list[Network]:
+    """``10.0.0.0/8, 192.0.2.7`` (commas or spaces) as networks; a bare address is one host."""
+    networks: list[Network] = []
+    for item in re.split(r"[,\s]+", value.strip()):
+        if not item:
+            continue
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise GatewayConfigError(
+                f"{item!r} is not a network; write it as 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7"
+            ) from None
+        if network not in networks:
+            networks.append(network)
+    return networks
+
+
+def networks_of(org: Organization) -> list[Network]:
+    try:
+        return parse_networks(org.gateway_networks)
+    except GatewayConfigError:  # only `gateway set` writes them, validated; never widen on a bad one
+        return []
+
+
+def accepts_anything(org: Organization) -> bool:
+    return bool(networks_of(org)) or bool(org.gateway_auth_user and org.gateway_auth_password)
+
+
+def clean_keyword(value: str) -> str:
+    keyword = " ".join(value.split())
+    if not keyword:
+        raise GatewayConfigError("the keyword cannot be empty; use --route-all to make all mail secure")
+    if len(keyword) > MAX_KEYWORD:
+        raise GatewayConfigError(f"the keyword is longer than {MAX_KEYWORD} characters")
+    return keyword
+
+
+def configure(
+    org: Organization,
+    *,
+    networks: str | None = None,
+    auth_user: str | None = None,
+    password: str | None = None,
+    remove_auth: bool = False,
+    keyword: str | None = None,
+    route_all: bool | None = None,
+) -> Organization:
+    """Change the settings given (None leaves one as it is) and save them."""
+    changed: list[str] = []
+    if networks is not None:
+        org.gateway_networks = ", ".join(str(n) for n in parse_networks(networks))
+        changed.append("gateway_networks")
+    if remove_auth and auth_user is not None:
+        raise GatewayConfigError("give either a new gateway user or --no-auth, not both")
+    if remove_auth:
+        org.gateway_auth_user, org.gateway_auth_password = None, ""
+        changed += ["gateway_auth_user", "gateway_auth_password"]
+    if auth_user is not None:
+        name = auth_user.strip()
+        if not USER_NAME.match(name):
+            raise GatewayConfigError(
+                "the gateway user name is 1 to 100 letters, digits and . _ @ + - (no spaces)"
+            )
+        if Organization.objects.filter(gateway_auth_user=name).exclude(pk=org.pk).exists():
+            raise GatewayConfigError(f"the gateway user name {name!r} is taken by another organisation")
+        problems = password_problems(password or "", email=name, name=org.name)
+        if problems:
+            raise GatewayConfigError(" ".join(problems))
+        org.gateway_auth_user, org.gateway_auth_password = name, make_password(password)
+        changed += ["gateway_auth_user", "gateway_auth_password"]
+    if keyword is not None:
+        org.gateway_keyword = clean_keyword(keyword)
+        changed.append("gateway_keyword")
+    if route_all is not None:
+        org.gateway_route_all = route_all
+        changed.append("gateway_route_all")
+    if changed:
+        org.save(update_fields=list(dict.fromkeys(changed)))
+    return org
+
+
+def describe(org: Organization) -> list[tuple[str, str]]:
+    """The settings as an operator reads them; the password hash never appears."""
+    networks = ", ".join(str(n) for n in networks_of(org)) or "none"
+    user = org.gateway_auth_user if org.gateway_auth_user and org.gateway_auth_password else None
+    if accepts_anything(org):
+        accepts = "yes"
+    else:
+        accepts = "no: set --networks or --auth-user"
+    return [
+        ("Organisation", f"{org.name} ({org.slug})"),
+        ("Domains", ", ".join(d.name for d in org.domains.order_by("name")) or "none"),
+        ("Client networks", networks),
+        ("SMTP AUTH user", f"{user} (password set)" if user else "none"),
+        ("Keyword", f"{org.gateway_keyword} (any case)"),
+        ("Route all mail", "yes: every message relayed is secure" if org.gateway_route_all else "no"),
+        ("Accepts mail", accepts),
+    ]

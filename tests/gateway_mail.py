@@ -1,0 +1,137 @@
+"""What the gateway tests need around it: e-mails as mail clients write them, an SMTP
+client that reports every reply instead of raising, and a TCP proxy to cut the database."""
+
+from __future__ import annotations
+
+import contextlib
+import email.policy
+import smtplib
+import socket
+import ssl
+import threading
+from email.message import EmailMessage
+from email.utils import formatdate, getaddresses, make_msgid, parseaddr
+
+from tests.settings import _free_port
+
+ALICE = "alice@northwind.example"
+BOB = "bob@client.example"
+CAROL = "carol@client.example"
+DAVE = "dave@client.example"
+
+
+def mail(subject="[secure] Your test results", body="Dear Bob,\n\nYour results are normal.\n",
+         *, sender=ALICE, to=(BOB,), cc=(), message_id: str | None = "", headers=None) -> EmailMessage:
+    """A plain-text e-mail as a mail client sends it (Message-ID "" makes one; None leaves it out)."""
+    msg = EmailMessage()
+    msg["From"] = f"Alice Moreno <{sender}>"
+    msg["To"] = ", ".join(to)
+    if cc:
+        msg["Cc"] = ", ".join(cc)
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    if message_id is not None:
+        msg["Message-ID"] = message_id or make_msgid(domain="northwind.example")
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    msg.set_content(body)
+    return msg
+
+
+def as_bytes(message: EmailMessage | bytes) -> bytes:
+    if isinstance(message, bytes):
+        return message
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+def submit(port: int, message: EmailMessage | bytes, *, mail_from: str | None = None,
+           rcpts: list[str] | None = None, host: str = "127.0.0.1", starttls: ssl.SSLContext | None = None,
+           login: tuple[str, str] | None = None, size: bool = True) -> tuple[int, str]:
+    """Relay ``message`` as a mail server would; the first refusal, or the DATA reply."""
+    raw = as_bytes(message)
+    if mail_from is None or rcpts is None:
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        mail_from = mail_from or parseaddr(str(parsed["From"]))[1]
+        headers = [str(h) for name in ("To", "Cc") for h in parsed.get_all(name) or []]
+        rcpts = rcpts or [a for _, a in getaddresses(headers)]
+    with smtplib.SMTP(host, port, timeout=60) as client:
+        client.ehlo()
+        if starttls is not None:
+            client.starttls(context=starttls)
+            client.ehlo()
+        if login is not None:
+            try:
+                client.login(*login)
+            except smtplib.SMTPAuthenticationError as exc:
+                return exc.smtp_code, exc.smtp_error.decode()
+        options = [f"SIZE={len(raw)}"] if size and client.has_extn("size") else []
+        code, text = client.mail(mail_from, options)
+        if code != 250:
+            return code, text.decode()
+        for rcpt in rcpts:
+            code, text = client.rcpt(rcpt)
+            if code != 250:
+                return code, text.decode()
+        code, text = client.data(raw)
+        return code, text.decode()
+
+
+class TcpProxy:
+    """A TCP proxy on loopback: ``stop`` cuts every connection and refuses new ones, as a
+    database that went away does; ``start`` lets them through again on the same port."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.port = _free_port()
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open.update((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,133 @@
+"""The audit trail: every access recorded, never content, append-only and tamper-evident."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+from django.test import Client
+
+from hushpost.audit.actions import verify
+from hushpost.audit.models import AppendOnly, AuditEvent, AuditHead
+from hushpost.messaging.models import Message
+from tests.helpers import first_login, send
+from tests.test_attachments import upload
+
+BOB = "bob@client.example"
+BACKEND = "hushpost.accounts.backends.HushpostBackend"
+SECRETS = ("Tuesday biopsy QA71", "benign QA72", "scan-QA73.pdf", "thanks QA74")
+
+
+@pytest.fixture
+def story(sender_client, client_factory, smtp, deliver, org):
+    """A message's whole life, as people live it."""
+    fid = upload(sender_client, b"scan", SECRETS[2]).json()["uid"]
+    send(sender_client, to=BOB, subject=SECRETS[0], body=f"<p>{SECRETS[1]}</p>", attachment=[fid])
+    message = Message.objects.get()
+    deliver()
+    bob = client_factory()
+    first_login(bob, smtp, org, BOB)
+    base = f"/r/{org.slug}/m/{message.uid}"
+    bob.get(base)
+    bob.get(base + "/print")
+    bob.get(f"{base}/files/{fid}")
+    bob.post(base + "/reply", {"body": SECRETS[3], "send_token": "reply-token-audit-01"})
+    sender_client.post(f"/app/m/{message.uid}/recall")
+    bob.post(base + "/delete")
+    Client().post("/login", {"email": "alice@northwind.example", "password": "Not-her-password-1"},
+                  REMOTE_ADDR="198.51.100.23")
+    return message
+
+
+def test_every_step_is_recorded_with_who_when_and_where(story, org, alice):
+    actions = list(AuditEvent.objects.filter(org=org).order_by("id").values_list("action", flat=True))
+    for expected in ("sign_in", "send", "notification", "open", "print", "download", "reply", "recall",
+                     "delete", "sign_in_failed", "password_change"):
+        assert expected in actions, expected
+    send_event = AuditEvent.objects.get(action="send", object_id=story.uid)
+    assert send_event.actor == alice and send_event.object_id == story.uid and send_event.client == "127.0.0.1"
+    failed = AuditEvent.objects.get(action="sign_in_failed", client="198.51.100.23")
+    assert failed.actor_email == alice.email and failed.client == "198.51.100.23"
+
+
+def test_the_trail_never_holds_content(story):
+    for event in AuditEvent.objects.all():
+        text = " ".join(str(v) for v in (event.actor_email, event.object_type, event.object_id, event.detail))
+        for secret in SECRETS:
+            assert secret not in text
+
+
+def test_the_chain_verifies_and_a_changed_event_breaks_it(story):
+    assert verify().broken == []
+    out = io.StringIO()
+    call_command("audit", "verify", stdout=out)
+    assert "Audit trail intact" in out.getvalue()
+    victim = AuditEvent.objects.filter(action="download").first()
+    if connection.vendor == "postgresql":
+        # PostgreSQL refuses the change outright.
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            AuditEvent.objects.filter(pk=victim.pk).update(detail="nothing to see")
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            AuditEvent.objects.filter(pk=victim.pk).delete()
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_no_truncate")
+            cursor.execute("TRUNCATE audit_auditevent")
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            AuditHead.objects.all().delete()
+        return
+    AuditEvent.objects.filter(pk=victim.pk).update(detail="nothing to see")
+    verdict = verify()
+    assert verdict.broken and f"event {victim.pk}" in verdict.broken[0]
+    with pytest.raises(CommandError, match="does not verify"):
+        call_command("audit", "verify", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_a_removed_event_breaks_the_chain(story):
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL refuses the deletion itself (previous test)")
+    victim = AuditEvent.objects.filter(action="print").first()
+    AuditEvent.objects.filter(pk=victim.pk)._raw_delete(AuditEvent.objects.db)
+    assert verify().broken
+
+
+def test_events_cannot_be_changed_through_the_application(story):
+    event = AuditEvent.objects.first()
+    event.detail = "rewritten"
+    with pytest.raises(AppendOnly):
+        event.save()
+    with pytest.raises(AppendOnly):
+        event.delete()
+
+
+def test_an_admin_filters_and_exports_the_trail(story, org, make_sender, make_org):
+    admin = Client()
+    admin.force_login(make_sender(org, "ada", "Ada Admin", admin=True), backend=BACKEND)
+    page = admin.get("/app/admin/audit", {"action": "download"}).content.decode()
+    shown = re.findall(r'<th scope="row">([^<]+)</th>', page)
+    assert shown and set(shown) == {"File downloaded"}
+    r = admin.get("/app/admin/audit", {"format": "csv"})
+    assert r["Content-Type"].startswith("text/csv") and "attachment;" in r["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode())))
+    assert rows[0][:3] == ["time (UTC)", "action", "actor"]
+    assert {"Message sent", "Message recalled", "File downloaded"} <= {row[1] for row in rows[1:]}
+    for secret in SECRETS:
+        assert all(secret not in cell for row in rows for cell in row)
+    other = Client()
+    other.force_login(make_sender(make_org("Harbour Legal", "harbour.example"), "hal", "Hal", admin=True),
+                      backend=BACKEND)
+    theirs = other.get("/app/admin/audit").content.decode()
+    assert not {"Message sent", "File downloaded"} & set(re.findall(r'<th scope="row">([^<]+)</th>', theirs))
+
+
+def test_a_spreadsheet_formula_in_a_typed_address_is_defused(org, make_sender, alice):
+    Client().post("/login", {"email": "=HYPERLINK(\"http://evil.example\")@x.example", "password": "x"})
+    Client().post("/login", {"email": alice.email, "password": "Wrong-password-123"})
+    admin = Client()
+    admin.force_login(make_sender(org, "ada", "Ada Admin", admin=True), backend=BACKEND)
+    body = b"".join(admin.get("/app/admin/audit", {"format": "csv"}).streaming_content).decode()
+    assert "\n=" not in body and ",=" not in body

@@ -1,0 +1,140 @@
+"""'Forgot your password?': one link, once, for 30 minutes, the same answer for anyone."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+
+from hushpost.lib import clock
+from tests.conftest import PASSWORD
+from tests.helpers import NEW_PASSWORD, first_login, path_of, send
+
+RESET_SUBJECT = "Secure Messaging Password Reset"
+CHOSEN = "Meadow-lantern-orbit-47"
+
+
+def _link(smtp, address):
+    return path_of(smtp.wait_for(address, RESET_SUBJECT)[-1].link())
+
+
+def open_link(client, link) -> str:
+    """Follow the e-mailed link: the token moves into the session; the form's address has none."""
+    r = client.get(link)
+    assert r.status_code == 302, r.status_code
+    form = r["Location"]
+    assert form.endswith("/set-password") and link.rsplit("/", 1)[-1] not in form
+    return form
+
+
+def test_a_sender_resets_and_every_other_session_ends(alice, sender_client, smtp, deliver):
+    c = Client()
+    r = c.post("/forgot", {"email": alice.email})
+    assert r.status_code == 200 and "we have sent it a link" in r.content.decode()
+    deliver()
+    link = _link(smtp, alice.email)
+    assert re.fullmatch(r"/reset/[\w-]+/[\w-]+", link)
+    form = open_link(c, link)
+    assert "Choose a new password" in c.get(form).content.decode()  # a GET uses nothing up
+    assert "Choose a new password" in c.get(form).content.decode()
+    r = c.post(form, {"password": CHOSEN, "confirm": CHOSEN})
+    assert r.status_code == 302 and r["Location"] == "/login"
+    assert sender_client.get("/app/").status_code == 302  # the old session is over
+    assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 400
+    assert Client().post("/login", {"email": alice.email, "password": CHOSEN}).status_code == 302
+    # Once only.
+    r = c.get(link)
+    assert r.status_code == 404 and "This link no longer works" in r.content.decode()
+    assert c.post(form, {"password": "Another-fine-pass-93", "confirm": "Another-fine-pass-93"}).status_code == 404
+
+
+def test_the_link_expires_after_thirty_minutes(alice, smtp, deliver):
+    Client().post("/forgot", {"email": alice.email})
+    deliver()
+    link = _link(smtp, alice.email)
+    clock.travel(timedelta(minutes=29))
+    assert Client().get(link).status_code == 302
+    clock.travel(timedelta(minutes=2))
+    assert Client().get(link).status_code == 404
+
+
+def test_unknown_addresses_get_the_same_answer_and_no_mail(alice, smtp, deliver):
+    known = Client().post("/forgot", {"email": alice.email}).content.decode()
+    unknown = Client().post("/forgot", {"email": "nobody@northwind.example"}).content.decode()
+    strip = lambda page, a: re.sub(r'value="[^"]+"', "", page).replace(a, "X")  # noqa: E731
+    assert strip(known, alice.email) == strip(unknown, "nobody@northwind.example")
+    deliver()
+    assert not smtp.to("nobody@northwind.example", RESET_SUBJECT)
+    assert len(smtp.to(alice.email, RESET_SUBJECT)) == 1
+
+
+def test_asking_again_and_again_sends_one_mail_per_five_minutes(alice, smtp, deliver):
+    for _ in range(4):
+        Client().post("/forgot", {"email": alice.email})
+    deliver()
+    assert len(smtp.to(alice.email, RESET_SUBJECT)) == 1
+
+
+def test_a_recipient_resets_in_their_organisations_portal(sender_client, smtp, deliver, org, client_factory):
+    send(sender_client, to="bob@client.example")
+    deliver()
+    first_login(client_factory(), smtp, org, "bob@client.example")
+    c = client_factory()
+    assert c.post(f"/r/{org.slug}/forgot", {"email": "bob@client.example"}).status_code == 200
+    deliver()
+    link = _link(smtp, "bob@client.example")
+    assert link.startswith(f"/r/{org.slug}/reset/")
+    form = open_link(c, link)
+    assert form.startswith(f"/r/{org.slug}/reset/")
+    assert c.post(form, {"password": CHOSEN, "confirm": CHOSEN})["Location"] == f"/r/{org.slug}/login"
+    assert client_factory().post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": NEW_PASSWORD}).status_code == 400
+    assert client_factory().post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": CHOSEN}).status_code == 302
+
+
+@pytest.mark.parametrize("token", ["x", "abc-def", "c3d4ef-" + "0" * 32])
+def test_forged_links_open_nothing_and_are_throttled(alice, token, settings):
+    settings.CLIENT_FAILURES = 3
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    uid = urlsafe_base64_encode(force_bytes(alice.pk))
+    c = Client()
+    statuses = [c.get(f"/reset/{uid}/{token}").status_code for _ in range(3)]
+    assert statuses == [404, 404, 429]  # after two misses, each further try must wait
+    clock.travel(timedelta(seconds=61))
+    assert c.get(f"/reset/{uid}/{token}").status_code == 404
+    assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 429  # the same network
+
+
+def test_a_weak_new_password_is_refused_and_the_link_still_works(alice, smtp, deliver):
+    Client().post("/forgot", {"email": alice.email})
+    deliver()
+    link = _link(smtp, alice.email)
+    c = Client()
+    form = open_link(c, link)
+    r = c.post(form, {"password": "short", "confirm": "short"})
+    assert r.status_code == 200 and "at least 12 characters" in r.content.decode()
+    assert c.post(form, {"password": CHOSEN, "confirm": CHOSEN}).status_code == 302
+
+
+def test_signing_in_normally_ends_an_unused_link(alice, smtp, deliver):
+    Client().post("/forgot", {"email": alice.email})
+    deliver()
+    link = _link(smtp, alice.email)
+    clock.travel(timedelta(seconds=2))
+    assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 302
+    assert Client().get(link).status_code == 404
+
+
+def test_forged_links_do_not_block_the_real_one(alice, smtp, deliver):
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    uid = urlsafe_base64_encode(force_bytes(alice.pk))
+    for n in range(8):
+        Client().get(f"/reset/{uid}/forged-{n}", REMOTE_ADDR="192.0.2.66")
+    Client().post("/forgot", {"email": alice.email})
+    deliver()
+    assert Client().get(_link(smtp, alice.email), REMOTE_ADDR="192.0.2.67").status_code == 302
