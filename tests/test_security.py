@@ -197,11 +197,26 @@ def _csrf_case(w: World, name: str):
         Notification.objects.filter(pk=note).update(status=Notification.Status.FAILED)
         return (signed_in(w, "alice", enforce_csrf_checks=True), f"/app/m/{b}/retry/{note}", {},
                 f"/app/m/{b}", lambda c: Notification.objects.get(pk=note).status)
+    alice_id = w.users["alice"].pk
+    if name == "recall":
+        return (signed_in(w, "alice", enforce_csrf_checks=True), f"/app/m/{b}/recall", {}, f"/app/m/{b}",
+                lambda c: Delivery.objects.filter(recalled_at__isnull=False).count())
+    if name == "expiry":
+        return (signed_in(w, "alice", enforce_csrf_checks=True), f"/app/m/{b}/expiry", {"expiry": "7"},
+                f"/app/m/{b}", lambda c: Message.objects.get(uid=b).expires_at)
+    if name == "sender password":
+        return (signed_in(w, "alice", enforce_csrf_checks=True), "/app/account",
+                {"current": PASSWORD, "password": "Granite-violin-harbour-61", "confirm": "Granite-violin-harbour-61"},
+                "/app/account", lambda c: User.objects.get(pk=alice_id).password)
+    if name == "sign out everywhere":
+        return (signed_in(w, "alice", enforce_csrf_checks=True), "/app/account/sign-out-everywhere", {},
+                "/app/account", lambda c: User.objects.get(pk=alice_id).sessions_ended_at)
     raise AssertionError(name)
 
 
 CSRF_CASES = ["sender login", "recipient login", "sender logout", "recipient logout", "compose", "reply",
-              "delete", "set password", "resend", "retry"]
+              "delete", "set password", "resend", "retry", "recall", "expiry", "sender password",
+              "sign out everywhere"]
 
 
 @pytest.mark.parametrize("name", CSRF_CASES)

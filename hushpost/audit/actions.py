@@ -12,6 +12,7 @@ import hmac
 import json
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.db import IntegrityError, transaction
 
@@ -26,9 +27,16 @@ current_client: ContextVar[str] = ContextVar("hushpost_audit_client", default=""
 def _key() -> bytes:
     # Derived from the master key, which is not in the database: someone who can
     # write to the database still cannot make events that verify.
-    from hushpost.orgs.keys import master_key
+    from django.conf import settings
 
-    return hmac.new(master_key(), b"hushpost:audit-chain", hashlib.sha256).digest()
+    return _derive(settings.MASTER_KEY)
+
+
+@lru_cache(maxsize=4)
+def _derive(master_setting: str) -> bytes:
+    from hushpost.lib.crypto import master_key_from_setting
+
+    return hmac.new(master_key_from_setting(master_setting), b"hushpost:audit-chain", hashlib.sha256).digest()
 
 
 def _digest(prev: str, event: AuditEvent) -> str:
@@ -76,6 +84,32 @@ def record(action: str, *, org=None, actor=None, actor_email: str = "", request=
         event.save()
         AuditHead.objects.filter(pk=head.pk).update(last_hash=event.hash)
     return event
+
+
+def record_many(entries: list[dict]) -> None:
+    """Append several events at once: one lock and one head update per chain."""
+    if not entries:
+        return
+    events = []
+    for entry in entries:
+        org = entry.get("org")
+        events.append(AuditEvent(
+            org=org, at=clock.now(), action=entry["action"], actor=None,
+            actor_email=entry.get("actor_email", "")[:254], client=entry.get("client", "")[:64],
+            object_type=entry.get("object_type", "")[:20], object_id=entry.get("object_id", "")[:64],
+            detail=entry.get("detail", "")[:300]))
+    with transaction.atomic():
+        by_chain: dict[int, list[AuditEvent]] = {}
+        for event in events:
+            by_chain.setdefault(event.org_id or 0, []).append(event)
+        for chain in sorted(by_chain):
+            head = _head(chain)
+            prev = head.last_hash
+            for event in by_chain[chain]:
+                event.prev_hash, event.hash = prev, _digest(prev, event)
+                prev = event.hash
+            AuditEvent.objects.bulk_create(by_chain[chain])
+            AuditHead.objects.filter(pk=head.pk).update(last_hash=prev)
 
 
 @dataclass

@@ -140,12 +140,32 @@ def deliver(key: str) -> str:
         .update(lease_until=now + LEASE)
     )
     status = "skipped"
-    if claimed:
-        [own] = _load(Q(key=key))
-        status = _send(own)
-    for other in _claim_due(BATCH - 1):
-        _send(other)
+    sent: list[Notification] = []
+    try:
+        if claimed:
+            [own] = _load(Q(key=key))
+            status = _send(own, sent)
+        for other in _claim_due(BATCH - 1):
+            _send(other, sent)
+    finally:
+        _audit_sent(sent)
     return status
+
+
+def _audit_sent(sent: list[Notification]) -> None:
+    """One audit event per e-mail accepted, appended for the whole batch at once.
+
+    The notification row itself records each e-mail as sent the moment the
+    server accepts it; its audit event joins the chain when the batch ends.
+    """
+    from hushpost.audit.actions import record_many
+    from hushpost.audit.models import AuditEvent
+
+    record_many([
+        {"action": AuditEvent.Action.NOTIFICATION, "org": n.org, "actor_email": n.user.email, "client": "worker",
+         "object_type": "notification", "object_id": str(n.key), "detail": n.get_kind_display()}
+        for n in sent
+    ])
 
 
 def _claim_due(limit: int) -> list[Notification]:
@@ -177,7 +197,7 @@ def _claim_due(limit: int) -> list[Notification]:
     return _load(Q(pk__in=ids))
 
 
-def _send(notification: Notification) -> str:
+def _send(notification: Notification, sent: list | None = None) -> str:
     """Send one claimed notification and record the outcome."""
     temporary_password = password_hash = ""
     if notification.kind == Notification.Kind.PASSWORD:
@@ -213,12 +233,6 @@ def _send(notification: Notification) -> str:
         activate_temporary_password(
             notification.user_id, password_hash, since=notification.created_at
         )
-    from hushpost.audit.actions import record
-    from hushpost.audit.models import AuditEvent
-
-    record(AuditEvent.Action.NOTIFICATION, org=notification.org, actor_email=notification.user.email,
-           client="worker", object_type="notification", object_id=str(notification.key),
-           detail=notification.get_kind_display())
     Notification.objects.filter(pk=notification.pk).update(
         status=Notification.Status.SENT,
         attempts=notification.attempts + 1,
@@ -227,6 +241,8 @@ def _send(notification: Notification) -> str:
         last_error="",
         smtp_message_id=email.extra_headers.get("Message-ID", "")[:255],
     )
+    if sent is not None:
+        sent.append(notification)
     return Notification.Status.SENT
 
 
