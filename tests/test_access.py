@@ -381,8 +381,9 @@ def test_inbox_and_sent_list_only_ones_own_messages(world, db, persona):
             assert secret not in page  # lists show subjects, never bodies
 
 
-PORTAL_PAGES = ["/app/", "/app/sent", "/app/compose", "/r/{A}/", "/r/{A}/sent", "/r/{A}/password",
-                "/r/{B}/", "/r/{B}/sent", "/r/{B}/password"]
+PORTAL_PAGES = ["/app/", "/app/sent", "/app/compose", "/app/account", "/app/account/2fa",
+                "/r/{A}/", "/r/{A}/sent", "/r/{A}/password", "/r/{A}/2fa",
+                "/r/{B}/", "/r/{B}/sent", "/r/{B}/password", "/r/{B}/2fa"]
 
 
 @pytest.mark.parametrize("persona", PERSONAS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -55,3 +57,37 @@ def test_referrer_policy_stays_no_referrer(client, db):
 def test_static_assets_are_served(client, db):
     r = client.get("/static/hushpost/hushpost.css")
     assert r.status_code == 200
+
+
+def _every_route():
+    """Every URL the site answers, with sample values for its parameters."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    samples = {"uid": "NoSuchMessage0000000000", "file_uid": "NoSuchFile000000000000", "org": "northwind-health",
+               "user_id": "1", "notification_id": "1", "pk": "1", "uidb64": "MQ", "token": "set-password"}
+
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            route = prefix + str(p.pattern)
+            if isinstance(p, URLResolver):
+                yield from walk(p.url_patterns, route)
+            elif isinstance(p, URLPattern):
+                yield route, p.callback
+
+    for route, view in walk(get_resolver().url_patterns):
+        if route.startswith(("ops/", "static/")) or "<path:" in route:
+            continue  # Django's own admin (its own CSRF), static files
+        path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: samples[m.group(1)], "/" + route)
+        yield path, view
+
+
+@pytest.mark.parametrize(("path", "view"), list(_every_route()), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_post_anywhere_needs_the_token(db, org, path, view):
+    c = Client(enforce_csrf_checks=True)
+    r = c.post(path, {"email": "a@b.example", "password": "x"})
+    if getattr(view, "csrf_exempt", False):
+        # Server-to-server endpoints: signed requests instead (tests/test_regions.py).
+        assert path.startswith("/regions/v1/")
+        return
+    assert r.status_code == 403, (path, r.status_code)
+    assert b"This page has expired" in r.content

@@ -206,7 +206,8 @@ def test_policy_refuses_line_breaks_in_the_display_name(admin):
 
 
 @pytest.mark.parametrize("path", [
-    "/app/admin/", "/app/admin/recipients", "/app/admin/policy",
+    "/app/admin/", "/app/admin/recipients", "/app/admin/policy", "/app/admin/messages", "/app/admin/audit",
+    "/app/admin/audit?format=csv",
 ])
 def test_senders_who_are_not_admins_get_nothing(sender_client, path):
     assert sender_client.get(path).status_code == 404
