@@ -134,8 +134,8 @@ def test_html_is_cleaned_as_compose_cleans_it_and_inline_images_become_files(gat
     assert body == sanitize_html(html) == "<p>Scan: <b>clear</b></p>"
     files = files_of(message)
     assert [(f.name, f.content_type, f.content_id) for f in files] == [
-        ("attachment-1.png", "image/png", "scan1@northwind.example"),
-        ("logo.gif", "image/gif", "logo@northwind.example"),
+        ("attachment-1.png", "image/png", ""),  # Content-IDs are not kept: they can name hosts and files
+        ("logo.gif", "image/gif", ""),
     ]
     assert download(sender_client, f"/app/m/{message.uid}/files/{files[0].uid}") == PNG
     assert download(sender_client, f"/app/m/{message.uid}/files/{files[1].uid}") == GIF
@@ -269,7 +269,7 @@ def test_nested_multiparts_keep_every_part(gateway, alice, sender_client):
     assert open_content(message).body_html == "<p>Part <b>one</b></p>\n<p>Part two, after the photo.</p>"
     files = files_of(message)
     assert [(f.name, f.content_id) for f in files] == [
-        ("attachment-1.png", "chart@northwind.example"), ("photo.jpg", ""), ("forwarded-message-3.eml", ""),
+        ("attachment-1.png", ""), ("photo.jpg", ""), ("forwarded-message-3.eml", ""),
     ]
     base = f"/app/m/{message.uid}/files/"
     assert download(sender_client, base + files[0].uid) == PNG
@@ -507,6 +507,36 @@ def test_a_file_over_the_organisations_limit_is_refused_and_nothing_is_kept(gate
     assert (code, reply) == (552, "5.3.4 The attached files come to more than 1 MB, the most your "
                                   "organisation allows on one message.")
     assert not Message.objects.exists() and not Attachment.objects.exists()
+
+
+def test_a_colleague_cannot_send_as_someone_else_or_block_their_message(gateway, org, alice, make_sender):
+    make_sender(org, "mallory", "Mallory")
+    forged = mail(subject="[secure] Change of bank details", message_id="<predictable@northwind.example>")
+    code, reply = submit(gateway.port, forged, mail_from="mallory@northwind.example")
+    assert code == 550 and "the From address must be the envelope sender" in reply
+    assert not Message.objects.exists()
+    # A different e-mail reusing a Message-ID is no retry of the first: both are stored.
+    first = mail(subject="[secure] One", message_id="<same-id@northwind.example>")
+    second = mail(subject="[secure] Two", body="Another text.\n", message_id="<same-id@northwind.example>")
+    assert submit(gateway.port, first)[0] == 250 and submit(gateway.port, second)[0] == 250
+    assert Message.objects.filter(author=alice).count() == 2
+
+
+def test_a_message_too_deep_or_with_too_many_parts_bounces_not_retries(gateway, alice):
+    deep = b"From: alice@northwind.example\r\nTo: bob@client.example\r\nSubject: [secure] deep\r\n"
+    deep += b"Message-ID: <deep@northwind.example>\r\nMIME-Version: 1.0\r\n"
+    nesting = 3000
+    for n in range(nesting):
+        deep += f"Content-Type: multipart/mixed; boundary=b{n}\r\n\r\n--b{n}\r\n".encode()
+    deep += b"Content-Type: text/plain\r\n\r\nhello\r\n"
+    code, reply = submit(gateway.port, deep, mail_from=ALICE, rcpts=[BOB])
+    assert code == 554 and ("too many MIME parts" in reply or "nested too deeply" in reply), reply
+    many = mail(subject="[secure] parts")
+    many.set_content("x")
+    raw = as_bytes(many).replace(b"\r\n\r\nx", b"\r\n\r\n" + b"--b\r\n" * 2500)
+    code, reply = submit(gateway.port, raw, mail_from=ALICE, rcpts=[BOB])
+    assert code == 554 and "too many MIME parts" in reply
+    assert not Message.objects.exists()
 
 
 def test_the_same_message_relayed_twice_is_stored_once(gateway, alice):

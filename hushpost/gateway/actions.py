@@ -32,6 +32,7 @@ from hushpost.messaging.actions import Addressees, send_message
 from hushpost.messaging.forms import BodyField
 from hushpost.messaging.models import Message
 
+MAX_BOUNDARY_LINES = 2000  # about a thousand MIME parts; parsing costs grow with each
 log = logging.getLogger("hushpost.gateway")
 MAX_ADDRESS = User._meta.get_field("email").max_length
 CHUNK = 1024 * 1024
@@ -74,8 +75,10 @@ def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Cli
         reply = refusal.reply
     except AttachmentError as exc:
         reply = Reply(552, "5.3.4", str(exc))
-    except Exception:
-        log.exception("gateway could not store message id=%s org=%s; answered 451", facts["id"], facts["org"])
+    except Exception as exc:
+        # The exception's type only: some messages quote header values.
+        log.warning("gateway could not store message id=%s org=%s (%s); answered 451", facts["id"], facts["org"],
+                    type(exc).__name__)
         reply = TEMPORARY
     log.info("gateway message id=%s org=%s bytes=%d files=%d recipients=%d reply=%s",
              facts["id"], facts["org"], len(raw), facts["files"], len(rcpt_tos), reply.code)
@@ -83,7 +86,12 @@ def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Cli
 
 
 def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client, facts: dict) -> Reply:
-    mail = parse_mail(raw)
+    if raw.count(b"\n--") > MAX_BOUNDARY_LINES:
+        raise Refused(554, "5.6.0", "the message has too many MIME parts to be read")
+    try:
+        mail = parse_mail(raw)
+    except RecursionError:
+        raise Refused(554, "5.6.0", "the message's MIME structure is nested too deeply to be read") from None
     message_id = mail.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
     facts["id"] = hashlib.sha256(message_id.encode()).hexdigest()[:16]
     facts["files"] = len(mail.files)
@@ -92,12 +100,13 @@ def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
         raise Refused(550, "5.7.1", "the From header must name exactly one sender")
     author = sender_of(mail.from_addresses[0], client)
     facts["org"] = author.org.slug
-    if author.org_id != envelope_sender.org_id:
-        raise Refused(550, "5.7.1", "the From address and the envelope sender belong to different organisations")
+    if author.pk != envelope_sender.pk:
+        # The message is stored as its From address's: only that sender may relay it.
+        raise Refused(550, "5.7.1", "the From address must be the envelope sender")
     recipients = list(dict.fromkeys(a.lower() for a in rcpt_tos))
     if not recipients:
         raise Refused(554, "5.5.1", "no valid recipients")
-    token = send_token(message_id, recipients)
+    token = send_token(message_id, recipients, raw)
     # Before any other check: a retry of a stored e-mail (its 250 lost on the
     # way) is answered 250 even if the organisation's settings changed since.
     if Message.objects.filter(author=author, send_token=token).exists():
@@ -119,13 +128,16 @@ def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
     return Reply(250, "2.0.0", "stored as a secure message")
 
 
-def send_token(message_id: str, recipients: list[str]) -> str:
+def send_token(message_id: str, recipients: list[str], raw: bytes = b"") -> str:
     """The same e-mail to the same recipients is one message, however often it is relayed.
 
     The recipients count too: a server that splits one e-mail's recipients over
-    several transactions gets one message per transaction, none lost.
+    several transactions gets one message per transaction, none lost. So does
+    the body: a different e-mail that reuses a Message-ID never passes for a
+    retry of the first one (nor stops the first one, sent later, from arriving).
     """
-    key = message_id + "\n" + ",".join(sorted(recipients))
+    body = raw.split(b"\r\n\r\n", 1)[-1] if b"\r\n\r\n" in raw else raw.split(b"\n\n", 1)[-1]
+    key = message_id + "\n" + ",".join(sorted(recipients)) + "\n" + hashlib.sha256(body).hexdigest()
     return "gw-" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
@@ -163,9 +175,7 @@ def _store_files(author: User, mail_files: list[MailFile]) -> list[Attachment]:
             data = f.data()
             draft = files.receive(author, f.name, f.content_type,
                                   (data[i:i + CHUNK] for i in range(0, len(data), CHUNK)))
-            if f.content_id:
-                draft.content_id = f.content_id
-                draft.save(update_fields=["content_id"])
+            # Its Content-ID is not kept: clients put file and host names in it, in clear.
             drafts.append(draft)
     except BaseException:
         _discard_unsent(author, drafts)
