@@ -36,39 +36,18 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from bench import loadgen
+from bench.common import log, machine_cpu, proc_cpu
 
 MB = 1024 * 1024
 CHUNK = MB  # client read/send size
 HOST = loadgen.HOST
 RSS_INTERVAL = 0.05
 WARM_MB = 16
-TICK = os.sysconf("SC_CLK_TCK")
 FILE_NAME = "Bench scan (large).bin"
 MESSAGE_PATH = re.compile(r"^/app/m/([^/?#]+)$")
 
 
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 # ------------------------------------------------------------------ /proc
-
-
-def _cpu(pid: int) -> float:
-    """utime + stime of one process, in seconds (0 when it is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def _machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine, from /proc/stat."""
-    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = parts[3] + parts[4]
-    return (sum(parts) - idle) / TICK, sum(parts) / TICK
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -136,13 +115,13 @@ class RssSampler:
         if rss is None:
             return
         self.base[pid] = self.peak[pid] = rss
-        self.cpu0[pid] = _cpu(pid)
+        self.cpu0[pid] = proc_cpu(pid)
         self.hwm_reset[pid] = _reset_hwm(pid)
 
     def start(self) -> RssSampler:
         for pid in gunicorn_workers(self.master):
             self._add(pid)
-        self.machine0 = _machine_cpu()
+        self.machine0 = machine_cpu()
         self._thread.start()
         return self
 
@@ -165,7 +144,7 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self._sample()
-        machine1 = _machine_cpu()
+        machine1 = machine_cpu()
         workers = []
         for pid in sorted(self.base):
             status = _status(pid)
@@ -177,7 +156,7 @@ class RssSampler:
                 "growth_mb": (self.peak[pid] - self.base[pid]) / 1024,
                 "hwm_growth_mb": None if hwm is None else (hwm - self.base[pid]) / 1024,
                 "end_mb": status.get("VmRSS", 0) / 1024,
-                "cpu_s": max(0.0, _cpu(pid) - self.cpu0[pid]),
+                "cpu_s": max(0.0, proc_cpu(pid) - self.cpu0[pid]),
                 "alive": bool(status),
             })
         served = max(workers, key=lambda w: w["cpu_s"]) if workers else None
@@ -376,16 +355,16 @@ def warm_up(session: Session, master: int, workdir: Path, to: str) -> dict:
     uid = upload(session, small)["uid"]
     message_uid, _ = send_with_file(session, to, uid)
     workers = gunicorn_workers(master)
-    cpu0 = {p: _cpu(p) for p in workers}
+    cpu0 = {p: proc_cpu(p) for p in workers}
     n = 0
     for n in range(1, 4 * len(workers) + 1):  # noqa: B007 - n is reported
         discard(session, upload(session, small)["uid"])
         download(session, f"/app/m/{message_uid}/files/{uid}", WARM_MB * MB, sha)
-        if all(_cpu(p) - cpu0[p] >= 0.02 for p in workers):
+        if all(proc_cpu(p) - cpu0[p] >= 0.02 for p in workers):
             break
     small.unlink()
     return {"warmup_requests": n,
-            "warmed": sum(_cpu(p) - cpu0[p] >= 0.02 for p in workers)}
+            "warmed": sum(proc_cpu(p) - cpu0[p] >= 0.02 for p in workers)}
 
 
 def _timed(label: str, sampler_master: int, fn: Callable[[], dict]) -> dict:

@@ -29,9 +29,7 @@ import os
 import re
 import secrets
 import smtplib
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -41,11 +39,9 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 
-from bench.loadgen import merge_clients
+from bench.common import Server, free_port, log, machine_cpu, percentile
+from bench.loadgen import HOST, merge_clients
 
-REPO = Path(__file__).resolve().parent.parent
-TICK = os.sysconf("SC_CLK_TCK")
-HOST = "127.0.0.1"
 TARGET = 0.30
 ID_MARK = b"BENCHMSGIDMARK"
 EHLO_NAME = "relay.bench-health.example"
@@ -68,32 +64,6 @@ LETTER = (
     "{sender}\n"
     "Bench Health, Practice Team\n"
 )
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def _machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine, from /proc/stat."""
-    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = parts[3] + parts[4]
-    return (sum(parts) - idle) / TICK, sum(parts) / TICK
 
 
 # ------------------------------------------------------------------ e-mails
@@ -205,9 +175,9 @@ def trial(mode: str, port: int, server_pid: int, cfg, senders: list[tuple[str, s
         time.sleep(max(0.0, t0 + cfg.warmup - time.monotonic()))
         sampler = cpu_sampler(fixed={mode: [server_pid], "clients": [proc.pid]}).start()
         activity = PgActivity(conninfo).start() if conninfo else None
-        mach0 = _machine_cpu()
+        mach0 = machine_cpu()
         time.sleep(max(0.0, t0 + cfg.warmup + cfg.duration - 0.05 - time.monotonic()))
-        cpu, mach1 = sampler.stop(), _machine_cpu()
+        cpu, mach1 = sampler.stop(), machine_cpu()
         db = activity.stop() if activity else None
         kind, outs = results.get(timeout=180)
     finally:
@@ -224,8 +194,8 @@ def trial(mode: str, port: int, server_pid: int, cfg, senders: list[tuple[str, s
         "accepted": sum(o["accepted"] for o in outs),
         "errors": errors,
         "error_sample": next((o["error_sample"] for o in outs if o["error_sample"]), ""),
-        "lat_p50_ms": _percentile(latencies, 50) * 1000,
-        "lat_p95_ms": _percentile(latencies, 95) * 1000,
+        "lat_p50_ms": percentile(latencies, 50) * 1000,
+        "lat_p95_ms": percentile(latencies, 95) * 1000,
         "cpu_ms_per_msg": {k: 1000 * v / max(done, 1) for k, v in cpu.items()},
         "cpu_cores_used": {k: v / window for k, v in cpu.items()},
         "machine_busy": busy,
@@ -290,57 +260,19 @@ class PgActivity:
 # ----------------------------------------------------------------- servers
 
 
-class Smtpd:
-    """``hushpost smtpd`` as a subprocess, with the production environment."""
+class Smtpd(Server):
+    """``hushpost smtpd`` as a subprocess, with the production environment; ready when it answers NOOP."""
 
     def __init__(self, env: dict, port: int, logdir: Path):
-        self.env, self.port = env, port
-        self.logfile = logdir / "smtpd.log"
-        self.argv = [str(Path(sys.executable).parent / "hushpost"), "smtpd", "--bind",
-                     f"{HOST}:{port}"]
-        self.proc: subprocess.Popen | None = None
+        argv = [str(Path(sys.executable).parent / "hushpost"), "smtpd", "--bind", f"{HOST}:{port}"]
+        super().__init__("smtpd", argv, env, port, "", logdir)
 
-    def start(self) -> None:
-        with open(self.logfile, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=REPO, stdout=out,
-                                         stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"hushpost smtpd exited:\n{self.log_tail()}")
-            try:
-                with smtplib.SMTP(HOST, self.port, timeout=5) as smtp:
-                    if smtp.noop()[0] == 250:
-                        return
-            except (OSError, smtplib.SMTPException):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"hushpost smtpd did not answer in 60 s:\n{self.log_tail()}")
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
-
-    def log_tail(self, n: int = 30) -> str:
+    def ready(self) -> bool:
         try:
-            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def log_lines(self, needle: str) -> list[str]:
-        try:
-            return [line for line in self.logfile.read_text(errors="replace").splitlines()
-                    if needle in line]
-        except OSError:
-            return []
+            with smtplib.SMTP(HOST, self.port, timeout=5) as smtp:
+                return smtp.noop()[0] == 250
+        except (OSError, smtplib.SMTPException):
+            return False
 
 
 # ------------------------------------------------------------------ (e) run
@@ -366,8 +298,8 @@ def bench_gateway(cfg, res, env: dict, seeds: dict, workdir: Path, *, cpu_sample
     recipients = [u.email for u in seeds["pool"]]
     clear_queue()
     connections.close_all()
-    smtpd = Smtpd(env, _free_port(), workdir)
-    sink = Sink(_free_port())
+    smtpd = Smtpd(env, free_port(), workdir)
+    sink = Sink(free_port())
     started = time.monotonic()
     try:
         smtpd.start()

@@ -38,7 +38,6 @@ import pstats
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,6 +56,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench import files, gateway, loadgen  # noqa: E402
+from bench.common import (  # noqa: E402
+    Server,
+    free_port,
+    log,
+    machine_cpu,
+    percentile,
+    proc_cpu,
+)
 from bench.loadgen import merge_clients  # noqa: E402
 from bench.sink import Sink  # noqa: E402
 
@@ -65,7 +72,6 @@ DB_NAME = "hushpost_bench"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 PASSWORD = "Bench-orchard-velvet-73"
 ORG_NAME, ORG_DOMAIN = "Bench Health", "bench-health.example"
-TICK = os.sysconf("SC_CLK_TCK")
 
 TARGETS = {
     "send": ("Sending / trivial view", ">= 0.30", lambda r: r >= 0.30),
@@ -119,26 +125,6 @@ class Results:
     config: Config = field(default_factory=Config)
     started: float = 0.0
     finished: float = 0.0
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile, q in [0, 100]."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 # --------------------------------------------------------------------- machine
@@ -197,16 +183,6 @@ def drop_database() -> None:
 
 
 # ------------------------------------------------------------- CPU accounting
-
-
-def proc_cpu(pid: int) -> float:
-    """utime + stime of one process, in seconds (0 when it is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def all_procs() -> list[tuple[int, int, str]]:
@@ -298,55 +274,7 @@ class CpuSampler:
                           for pid, cpu in self.last[name].items()) for name in names}
 
 
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine, from /proc/stat."""
-    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = parts[3] + parts[4]
-    return (sum(parts) - idle) / TICK, sum(parts) / TICK
-
-
 # --------------------------------------------------------------------- servers
-
-
-class Server:
-    def __init__(self, name: str, argv: list[str], env: dict, port: int, ready_path: str,
-                 logdir: Path):
-        self.name, self.argv, self.env, self.port = name, argv, env, port
-        self.ready_path = ready_path
-        self.logfile = logdir / f"{name}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.logfile, "wb") as out:
-            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=REPO, stdout=out,
-                                         stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} server exited:\n{self.log_tail()}")
-            try:
-                status, _, _ = loadgen.Browser(self.port, timeout=2).request("GET", self.ready_path)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} server did not answer in 60 s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
 
 
 def serve_argv(bind: str, workers: int) -> list[str]:

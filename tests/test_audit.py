@@ -124,10 +124,14 @@ def test_an_admin_filters_and_exports_the_trail(story, org, make_sender, make_or
     assert not {"Message sent", "File downloaded"} & set(re.findall(r'<th scope="row">([^<]+)</th>', theirs))
 
 
-def test_a_spreadsheet_formula_in_a_typed_address_is_defused(org, make_sender, alice):
-    Client().post("/login", {"email": "=HYPERLINK(\"http://evil.example\")@x.example", "password": "x"})
-    Client().post("/login", {"email": alice.email, "password": "Wrong-password-123"})
+def test_a_spreadsheet_formula_in_the_trail_is_defused_in_the_export(org, make_sender):
+    from hushpost.audit.actions import record
+
+    record(AuditEvent.Action.ADMIN, org=org, actor_email='=HYPERLINK("http://evil.example")',
+           detail="+SUM(A1:A9)", client="-1+1")
     admin = Client()
     admin.force_login(make_sender(org, "ada", "Ada Admin", admin=True), backend=BACKEND)
-    body = b"".join(admin.get("/app/admin/audit", {"format": "csv"}).streaming_content).decode()
-    assert "\n=" not in body and ",=" not in body
+    rows = list(csv.reader(io.StringIO(b"".join(admin.get("/app/admin/audit", {"format": "csv"}).streaming_content)
+                                       .decode())))
+    [row] = [r for r in rows if "HYPERLINK" in r[2]]
+    assert row[2] == "'=HYPERLINK(\"http://evil.example\")" and row[3] == "'-1+1" and row[6] == "'+SUM(A1:A9)"

@@ -48,7 +48,6 @@ class FileInfo:
     name: str
     content_type: str
     size: int
-    content_id: str = ""
 
 
 def _draft_aad(org_id: int, uid: str) -> bytes:
@@ -185,10 +184,9 @@ def _check_quota(owner: User) -> None:
     """
     if owner.is_recipient and not _can_reply_to_something(owner):
         raise AttachmentError("You can attach files only to a reply, and none of your messages can be answered.")
-    drafts = Attachment.objects.filter(owner=owner, message__isnull=True)
-    count = drafts.count()
-    held = drafts.aggregate(total=models.Sum("size"))["total"] or 0
-    if count >= 2 * MAX_FILES or held >= 2 * owner.org.max_message_mb * MB:
+    held = Attachment.objects.filter(owner=owner, message__isnull=True).aggregate(
+        count=models.Count("pk"), total=models.Sum("size"))
+    if held["count"] >= 2 * MAX_FILES or (held["total"] or 0) >= 2 * owner.org.max_message_mb * MB:
         raise AttachmentError("You have too many files waiting to be sent. Send or remove some first.")
 
 
@@ -253,9 +251,11 @@ def attach(message: Message, files: list[Attachment]) -> None:
 
 
 def describe(attachment: Attachment, message: Message | None = None) -> FileInfo:
-    packed = _unseal(attachment, message)
-    return FileInfo(uid=attachment.uid, name=packed["n"], content_type=packed["t"], size=attachment.size,
-                    content_id=attachment.content_id)
+    return _info(attachment, _unseal(attachment, message))
+
+
+def _info(attachment: Attachment, packed: dict) -> FileInfo:
+    return FileInfo(uid=attachment.uid, name=packed["n"], content_type=packed["t"], size=attachment.size)
 
 
 def files_of(message: Message) -> list[FileInfo]:
@@ -269,8 +269,7 @@ def open_file(message: Message, uid: str) -> tuple[FileInfo, Iterator[bytes]] | 
     if attachment is None:
         return None
     packed = _unseal(attachment, message)
-    info = FileInfo(uid=attachment.uid, name=packed["n"], content_type=packed["t"], size=attachment.size,
-                    content_id=attachment.content_id)
+    info = _info(attachment, packed)
     source = get_store().reader(attachment.store_key)
     return info, streams.decrypted_chunks(packed["k"], source, streams.file_aad(attachment.org_id, attachment.uid))
 

@@ -26,8 +26,6 @@ class Attachment(models.Model):
     sealed = models.BinaryField()
     size = models.BigIntegerField()
     store_key = models.CharField(max_length=64, unique=True)
-    # An inline image's Content-ID (mail through the gateway); empty otherwise.
-    content_id = models.CharField(max_length=200, blank=True)
     position = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=clock.now)
 

@@ -23,10 +23,6 @@ from django.conf import settings
 PART_BYTES = 8 * 1024 * 1024  # S3 multipart part size: about twice this is held per upload
 
 
-class StoreUnavailable(OSError):
-    """The store cannot take or give a file now (disk full, server down): try again later."""
-
-
 class LocalStore:
     def __init__(self, root: Path):
         self.root = root
@@ -46,9 +42,6 @@ class LocalStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).exists()
 
     def sweep_partial(self, older_than_seconds: float) -> int:
         """Remove ``.part`` files a killed process left behind."""
@@ -126,15 +119,6 @@ class S3Store:
 
     def sweep_partial(self, older_than_seconds: float) -> int:
         return 0  # abandoned multipart uploads: the bucket's AbortIncompleteMultipartUpload rule
-
-    def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-            return True
-        except ClientError:
-            return False
 
 
 class _S3Writer(io.RawIOBase):

@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote, unquote
 
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.template.defaultfilters import filesizeformat
 
 from hushpost.attachments import actions
+from hushpost.audit.actions import record
+from hushpost.audit.models import AuditEvent
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +84,13 @@ def discard(request, uid: str):
     return JsonResponse({"discarded": found}, status=200 if found else 404)
 
 
-def download(message, uid: str):
-    """A file of a message the caller's gate has already let them see; always a download."""
+def download(request, message, uid: str):
+    """A file of a message the caller's gate has already let them see; always a download, always audited."""
     opened = actions.open_file(message, uid)
     if opened is None:
-        return None
+        raise Http404
     info, chunks = opened
+    record(AuditEvent.Action.DOWNLOAD, actor=request.user, obj=message, detail=f"file {uid}")
     response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
     response["Content-Length"] = str(info.size)
     response["Content-Disposition"] = disposition(info.name)

@@ -173,10 +173,8 @@ def _store_files(author: User, mail_files: list[MailFile]) -> list[Attachment]:
     try:
         for f in mail_files:
             data = f.data()
-            draft = files.receive(author, f.name, f.content_type,
-                                  (data[i:i + CHUNK] for i in range(0, len(data), CHUNK)))
-            # Its Content-ID is not kept: clients put file and host names in it, in clear.
-            drafts.append(draft)
+            drafts.append(files.receive(author, f.name, f.content_type,
+                                        (data[i:i + CHUNK] for i in range(0, len(data), CHUNK))))
     except BaseException:
         _discard_unsent(author, drafts)
         raise

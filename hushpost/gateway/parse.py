@@ -30,7 +30,6 @@ class MailFile:
     part: EmailMessage
     name: str
     content_type: str
-    content_id: str
     size: int
 
     def data(self) -> bytes:
@@ -145,8 +144,7 @@ def _file(part: EmailMessage, files: list[MailFile]) -> MailFile:
         stem = "forwarded-message" if ctype == "message/rfc822" else "attachment"
         name = f"{stem}-{len(files) + 1}{ext}"
     return MailFile(
-        part=part, name=name, content_type=ctype,
-        content_id=_content_id(_header(part, "Content-ID")), size=len(_payload(part)),
+        part=part, name=name, content_type=ctype, size=len(_payload(part)),
     )
 
 

@@ -58,6 +58,14 @@ def access_message_for_sender(user: User, uid: str) -> Access:
     return _load(user, uid, role=User.Role.SENDER, include_deleted=True)
 
 
+def access_own_message_for_sender(user: User, uid: str) -> Message:
+    """A message the sender wrote (to recall, re-time or retry it); 404 for a reply addressed to them."""
+    access = _load(user, uid, role=User.Role.SENDER, include_deleted=True)
+    if not access.is_author:
+        raise Http404
+    return access.message
+
+
 def access_message_for_recipient(user: User, uid: str, *, include_recalled: bool = False) -> Access:
     """A message addressed to the recipient and not deleted, or a reply they wrote.
 

@@ -10,7 +10,6 @@ from django.contrib import messages as flash
 from django.contrib.auth import logout
 from django.core import signing
 from django.db import transaction
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.views.decorators.http import require_POST
@@ -332,12 +331,7 @@ def discard_file(request, file_uid):
 @recipient_required
 def download_file(request, uid, file_uid):
     """A file of a message the recipient may see; an expired message keeps its files."""
-    access = access_message_for_recipient(request.user, uid)
-    response = attachments.download(access.message, file_uid)
-    if response is None:
-        raise Http404
-    record(AuditEvent.Action.DOWNLOAD, actor=request.user, obj=access.message, detail=f"file {file_uid}")
-    return response
+    return attachments.download(request, access_message_for_recipient(request.user, uid).message, file_uid)
 
 
 def forgot_password(request, org):

@@ -128,23 +128,19 @@ def region_for_domain(domain: str) -> Region | None:
     cached = cache.get(cache_key)
     if cached is not None:
         return settings.REGIONS.get(cached) if cached else None
-    answers, complete = ask_all("/regions/v1/domain", "domain", domain=domain)
-    hosting = sorted(code for code, a in answers.items() if a.get("domain") == domain and a.get("hosted") is True)
+    hosting, silent = regions_hosting(domain)
     if len(hosting) > 1:
-        log.warning("domain %s is hosted in several regions: %s", domain, ", ".join(hosting))
+        log.warning("domain %s is hosted in several regions: %s", domain, ", ".join(sorted(r.code for r in hosting)))
         return None
-    found = settings.REGIONS.get(hosting[0]) if hosting else None
-    if found is not None or complete:
+    found = hosting[0] if hosting else None
+    if found is not None or not silent:
         # A region that did not answer might host it: ask again next time.
         cache.set(cache_key, found.code if found else "", CACHE_SECONDS)
     return found
 
 
 def regions_hosting(domain: str) -> tuple[list[Region], list[Region]]:
-    """Every other region hosting ``domain``, and the regions that did not answer.
-
-    Uncached: an operator adding an organisation needs today's answer.
-    """
+    """Every other region hosting ``domain``, and the regions that did not answer (uncached)."""
     answers, _ = ask_all("/regions/v1/domain", "domain", domain=domain)
     hosting = [r for r in settings.REGIONS.others
                if answers.get(r.code, {}).get("domain") == domain and answers[r.code].get("hosted") is True]

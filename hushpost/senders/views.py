@@ -29,7 +29,7 @@ from hushpost.audit.models import AuditEvent
 from hushpost.lib.sanitize import html_to_text
 from hushpost.lib.urls import safe_next
 from hushpost.messaging import listing
-from hushpost.messaging.access import access_message_for_sender
+from hushpost.messaging.access import access_message_for_sender, access_own_message_for_sender
 from hushpost.messaging.actions import change_expiry, open_message, recall, send_message
 from hushpost.messaging.content import open_content, open_subject
 from hushpost.messaging.forms import ComposeForm
@@ -256,12 +256,7 @@ def discard_file(request, file_uid):
 
 @sender_required
 def download_file(request, uid, file_uid):
-    access = access_message_for_sender(request.user, uid)
-    response = attachments.download(access.message, file_uid)
-    if response is None:
-        raise Http404
-    record(AuditEvent.Action.DOWNLOAD, actor=request.user, obj=access.message, detail=f"file {file_uid}")
-    return response
+    return attachments.download(request, access_message_for_sender(request.user, uid).message, file_uid)
 
 
 @sender_required
@@ -306,11 +301,9 @@ def message_view(request, uid):
 @require_POST
 @sender_required
 def retry_notification(request, uid, notification_id):
-    access = access_message_for_sender(request.user, uid)
-    if not access.is_author:
-        raise Http404
+    message = access_own_message_for_sender(request.user, uid)
     notification = Notification.objects.filter(
-        pk=notification_id, delivery__message=access.message
+        pk=notification_id, delivery__message=message
     ).first()
     if notification is None:
         raise Http404
@@ -354,14 +347,12 @@ def sign_out_everywhere_view(request):
 @sender_required
 def recall_view(request, uid):
     """The author recalls the message for one recipient (``recipient``) or for everyone."""
-    access = access_message_for_sender(request.user, uid)
-    if not access.is_author:
-        raise Http404
+    message = access_own_message_for_sender(request.user, uid)
     who = request.POST.get("recipient")
     if who is not None and not who.isdigit():
         return HttpResponseBadRequest("Choose a recipient of this message.")
     ids = [int(who)] if who is not None else None
-    count = recall(access.message, recipient_ids=ids, by=request.user)
+    count = recall(message, recipient_ids=ids, by=request.user)
     flash.success(request, "The message was recalled." if count else "Nothing more to recall.")
     return redirect("senders:message", uid=uid)
 
@@ -369,15 +360,13 @@ def recall_view(request, uid):
 @require_POST
 @sender_required
 def expiry_view(request, uid):
-    access = access_message_for_sender(request.user, uid)
-    if not access.is_author:
-        raise Http404
+    message = access_own_message_for_sender(request.user, uid)
     choice = request.POST.get("expiry", "")
     allowed = {"now": 0, "never": None, **{str(d): d for d in (1, 7, 30)}}
     if choice not in allowed:
         flash.error(request, "Choose when the message should expire.")
         return redirect("senders:message", uid=uid)
-    change_expiry(access.message, allowed[choice], by=request.user)
+    change_expiry(message, allowed[choice], by=request.user)
     flash.success(request, "The message no longer expires." if choice == "never" else
                   "The message has expired." if choice == "now" else
                   f"The message now expires in {choice} day{'s' if choice != '1' else ''}.")

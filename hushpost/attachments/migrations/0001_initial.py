@@ -27,7 +27,6 @@ class Migration(migrations.Migration):
                 ('sealed', models.BinaryField()),
                 ('size', models.BigIntegerField()),
                 ('store_key', models.CharField(max_length=64, unique=True)),
-                ('content_id', models.CharField(blank=True, max_length=200)),
                 ('position', models.PositiveSmallIntegerField(default=0)),
                 ('created_at', models.DateTimeField(default=hushpost.lib.clock.now)),
                 ('message', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='attachments', to='messaging.message')),
