@@ -175,6 +175,8 @@ WHITENOISE_AUTOREFRESH = not PRODUCTION
 
 # Sessions and cookies: HttpOnly everywhere, SameSite=Lax, Secure in production.
 SESSION_COOKIE_NAME = "hushpost_session"
+# The session table holds a keyed hash of each key, never the cookie's value.
+SESSION_ENGINE = "hushpost.accounts.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = envint("SESSION_HOURS", 8) * 3600  # also the server-side lifetime
@@ -221,6 +223,8 @@ TEMP_SESSION_MINUTES = envint("TEMP_SESSION_MINUTES", 30)
 MIN_PASSWORD_LENGTH = 12
 # "Forgot your password?" links work once, for this long.
 PASSWORD_RESET_TIMEOUT = envint("RESET_LINK_MINUTES", 30) * 60
+# An admin's changes to accounts and policy ask for the password (and code) again after this long.
+REAUTH_MINUTES = envint("REAUTH_MINUTES", 10)
 # Brute force: failures per account name before it locks, and per client address.
 LOCKOUT_FAILURES = envint("LOCKOUT_FAILURES", 5)
 LOCKOUT_WINDOW_MINUTES = envint("LOCKOUT_WINDOW_MINUTES", 15)

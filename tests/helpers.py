@@ -8,6 +8,18 @@ PASSWORD_SUBJECT = "Secure Messaging Password Notification"
 MESSAGE_SUBJECT = "Secure Messaging Notification"
 
 
+def signed_in_as(client, user):
+    """``force_login`` as a real sign-in leaves it: the owner has just confirmed it is them."""
+    from hushpost.accounts.reauth import CONFIRMED
+    from hushpost.lib import clock
+
+    client.force_login(user, backend="hushpost.accounts.backends.HushpostBackend")
+    session = client.session
+    session[CONFIRMED] = {"user": user.pk, "at": clock.now().timestamp()}
+    session.save()
+    return client
+
+
 def send(client, *, to, subject="Test results", body="<p>Your results are <b>normal</b>.</p>",
          cc="", read_receipt=False, restriction="none", expire_days=0, token=None, **extra):
     data = {

@@ -38,7 +38,7 @@ from hushpost.notifications.models import DevMail, Notification
 from hushpost.orgs.actions import create_organization
 from hushpost.orgs.models import Organization
 from tests.conftest import PASSWORD, run_worker
-from tests.helpers import NEW_PASSWORD, PASSWORD_SUBJECT, send
+from tests.helpers import NEW_PASSWORD, PASSWORD_SUBJECT, send, signed_in_as
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 BACKEND = "hushpost.accounts.backends.HushpostBackend"
@@ -286,7 +286,7 @@ def _snapshot():
 def _signed_in(persona: str, w: World) -> Client:
     client = Client()
     if persona != "anon":
-        client.force_login(w.users[persona], backend=BACKEND)
+        signed_in_as(client, w.users[persona])
     return client
 
 

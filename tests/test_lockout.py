@@ -16,7 +16,7 @@ from hushpost.accounts.models import Throttle
 from hushpost.lib import clock
 from hushpost.notifications.models import Notification
 from tests.conftest import PASSWORD
-from tests.helpers import PASSWORD_SUBJECT, send
+from tests.helpers import PASSWORD_SUBJECT, send, signed_in_as
 
 LOCKED = "Too many unsuccessful attempts: signing in with this address is paused for 15 minutes."
 LOCKOUT_SUBJECT = "Secure Messaging Account Locked"
@@ -119,7 +119,7 @@ def test_an_admin_unlocks_a_locked_sender(org, alice, make_sender):
         wait_out_delays()
     assert attempt(Client(), alice.email, PASSWORD).status_code == 429
     c = Client()
-    c.force_login(admin, backend="hushpost.accounts.backends.HushpostBackend")
+    signed_in_as(c, admin)
     page = c.get("/app/admin/").content.decode()
     assert "Locked" in page and f"/app/admin/people/{alice.pk}/unlock" in page
     assert c.post(f"/app/admin/people/{alice.pk}/unlock", {"role": "sender"}).status_code == 302
@@ -130,7 +130,7 @@ def test_an_admin_cannot_unlock_another_organisations_people(org, alice, make_or
     other = make_org("Harbour Legal", "harbour.example")
     theirs = make_sender(other, "hal", "Hal Admin", admin=True)
     c = Client()
-    c.force_login(theirs, backend="hushpost.accounts.backends.HushpostBackend")
+    signed_in_as(c, theirs)
     assert c.post(f"/app/admin/people/{alice.pk}/unlock", {"role": "sender"}).status_code == 404
 
 

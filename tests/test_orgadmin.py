@@ -15,12 +15,10 @@ from hushpost.notifications.models import Notification
 from tests.conftest import PASSWORD
 from tests.helpers import NEW_PASSWORD, PASSWORD_SUBJECT, first_login, send
 
-BACKEND = "hushpost.accounts.backends.HushpostBackend"
-
 
 def signed_in(user) -> Client:
     c = Client()
-    c.force_login(user, backend=BACKEND)
+    assert c.post("/login", {"email": user.email, "password": PASSWORD}).status_code == 302
     return c
 
 
@@ -121,14 +119,22 @@ def test_two_admins_disabling_each_other_at_once_leave_one_active(org, make_send
     assert User.objects.filter(org=org, is_org_admin=True, is_active=True).count() == 1
 
 
-def test_admin_resets_a_senders_password(admin, alice, sender_client):
+def test_admin_sends_a_sender_a_reset_link_and_never_sets_a_password(admin, alice, sender_client, smtp, deliver):
     c = signed_in(admin)
-    r = c.post(f"/app/admin/senders/{alice.pk}/password", {"password": "short"})
-    assert r.status_code == 400 and "at least 12 characters" in r.content.decode()
-    r = c.post(f"/app/admin/senders/{alice.pk}/password", {"password": "Granite-violin-harbour-61"})
-    assert r.status_code == 302
-    assert sender_client.get("/app/").status_code == 302  # her old session ended
-    assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 400
+    page = c.get("/app/admin/").content.decode()
+    assert "Send reset link" in page and f"/app/admin/senders/{alice.pk}/password" not in page
+    # The old way in, setting her password, is gone.
+    assert c.get(f"/app/admin/senders/{alice.pk}/password").status_code == 404
+    assert c.post(f"/app/admin/senders/{alice.pk}/password", {"password": "Granite-violin-harbour-61"}).status_code == 404
+    r = c.post(f"/app/admin/senders/{alice.pk}/reset", follow=True)
+    assert "A password reset link is on its way to alice@northwind.example" in r.content.decode()
+    deliver()
+    mail = smtp.wait_for(alice.email, "Secure Messaging Password Reset")[-1]
+    assert mail.to == alice.email and "#" in mail.link()  # to her alone; the secret in the fragment
+    # Nothing changed for her until she uses it: her password and her session still work.
+    assert sender_client.get("/app/").status_code == 200
+    assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 302
+    assert not any(m.to == admin.email for m in smtp.messages)
 
 
 def test_admin_sends_a_recipient_a_new_temporary_password(admin, alice, sender_client, smtp, deliver, org, client_factory):
@@ -223,8 +229,7 @@ def test_an_admin_cannot_reach_another_organisations_people(admin, other_org, ma
     mine = signed_in(admin)
     before = Notification.objects.count()
     assert mine.post(f"/app/admin/senders/{theirs.pk}/active", {"active": "0"}).status_code == 404
-    assert mine.get(f"/app/admin/senders/{theirs.pk}/password").status_code == 404
-    assert mine.post(f"/app/admin/senders/{theirs.pk}/password", {"password": "Granite-violin-harbour-61"}).status_code == 404
+    assert mine.post(f"/app/admin/senders/{theirs.pk}/reset").status_code == 404
     assert mine.post(f"/app/admin/recipients/{their_recipient.pk}/reset").status_code == 404
     theirs.refresh_from_db()
     assert theirs.is_active and Notification.objects.count() == before
@@ -265,8 +270,3 @@ def test_an_empty_lifetime_uses_the_deployments(admin, sender_client, smtp, deli
     assert "for 2 days" in smtp.wait_for("bob@client.example", PASSWORD_SUBJECT)[0].text
 
 
-def test_an_admin_resetting_their_own_password_stays_signed_in(admin):
-    c = signed_in(admin)
-    r = c.post(f"/app/admin/senders/{admin.pk}/password", {"password": "Granite-violin-harbour-61"})
-    assert r.status_code == 302
-    assert c.get("/app/admin/").status_code == 200

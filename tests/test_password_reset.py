@@ -17,16 +17,26 @@ CHOSEN = "Meadow-lantern-orbit-47"
 
 
 def _link(smtp, address):
-    return path_of(smtp.wait_for(address, RESET_SUBJECT)[-1].link())
+    """The e-mailed link, as the page's path and the fragment after '#' that only the browser sees."""
+    url = smtp.wait_for(address, RESET_SUBJECT)[-1].link()
+    path, _, fragment = path_of(url.split("#", 1)[0]), "#", url.split("#", 1)[1]
+    return path + "#" + fragment
+
+
+def post_link(client, link, **extra):
+    """What the page's script does with the fragment: post it, once."""
+    path, _, fragment = link.partition("#")
+    return client.post(path, {"link": fragment}, **extra)
 
 
 def open_link(client, link) -> str:
     """Follow the e-mailed link: the token moves into the session; the form's address has none."""
-    r = client.get(link)
+    path = link.partition("#")[0]
+    assert client.get(path).status_code == 200  # what a server (or a mail scanner) is ever sent
+    r = post_link(client, link)
     assert r.status_code == 302, r.status_code
-    form = r["Location"]
-    assert form.endswith("/set-password") and link.rsplit("/", 1)[-1] not in form
-    return form
+    assert r["Location"] == path
+    return path
 
 
 def test_a_sender_resets_and_every_other_session_ends(alice, sender_client, smtp, deliver):
@@ -35,7 +45,7 @@ def test_a_sender_resets_and_every_other_session_ends(alice, sender_client, smtp
     assert r.status_code == 200 and "we have sent it a link" in r.content.decode()
     deliver()
     link = _link(smtp, alice.email)
-    assert re.fullmatch(r"/reset/[\w-]+/[\w-]+", link)
+    assert re.fullmatch(r"/reset#[\w-]+/[\w-]+", link)  # the secret only after '#'
     form = open_link(c, link)
     assert "Choose a new password" in c.get(form).content.decode()  # a GET uses nothing up
     assert "Choose a new password" in c.get(form).content.decode()
@@ -45,7 +55,7 @@ def test_a_sender_resets_and_every_other_session_ends(alice, sender_client, smtp
     assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 400
     assert Client().post("/login", {"email": alice.email, "password": CHOSEN}).status_code == 302
     # Once only.
-    r = c.get(link)
+    r = post_link(c, link)
     assert r.status_code == 404 and "This link no longer works" in r.content.decode()
     assert c.post(form, {"password": "Another-fine-pass-93", "confirm": "Another-fine-pass-93"}).status_code == 404
 
@@ -55,9 +65,26 @@ def test_the_link_expires_after_thirty_minutes(alice, smtp, deliver):
     deliver()
     link = _link(smtp, alice.email)
     clock.travel(timedelta(minutes=29))
-    assert Client().get(link).status_code == 302
+    c = Client()
+    assert post_link(c, link).status_code == 302
+    assert "Choose a new password" in c.get("/reset").content.decode()
     clock.travel(timedelta(minutes=2))
-    assert Client().get(link).status_code == 404
+    assert post_link(Client(), link).status_code == 404
+    page = c.get("/reset").content.decode()  # the ticket in the session expired with the link
+    assert 'name="password"' not in page
+
+
+def test_the_session_keeps_no_usable_token(alice, smtp, deliver):
+    from django.contrib.sessions.models import Session
+
+    Client().post("/forgot", {"email": alice.email})
+    deliver()
+    link = _link(smtp, alice.email)
+    token = link.rsplit("/", 1)[1]
+    c = Client()
+    open_link(c, link)
+    stored = "".join(s.session_data + repr(s.get_decoded()) for s in Session.objects.all())
+    assert stored and token not in stored and token.split("-")[1] not in stored
 
 
 def test_unknown_addresses_get_the_same_answer_and_no_mail(alice, smtp, deliver):
@@ -85,9 +112,9 @@ def test_a_recipient_resets_in_their_organisations_portal(sender_client, smtp, d
     assert c.post(f"/r/{org.slug}/forgot", {"email": "bob@client.example"}).status_code == 200
     deliver()
     link = _link(smtp, "bob@client.example")
-    assert link.startswith(f"/r/{org.slug}/reset/")
+    assert link.startswith(f"/r/{org.slug}/reset#")
     form = open_link(c, link)
-    assert form.startswith(f"/r/{org.slug}/reset/")
+    assert form == f"/r/{org.slug}/reset"
     assert c.post(form, {"password": CHOSEN, "confirm": CHOSEN})["Location"] == f"/r/{org.slug}/login"
     assert client_factory().post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": NEW_PASSWORD}).status_code == 400
     assert client_factory().post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": CHOSEN}).status_code == 302
@@ -101,10 +128,10 @@ def test_forged_links_open_nothing_and_are_throttled(alice, token, settings):
 
     uid = urlsafe_base64_encode(force_bytes(alice.pk))
     c = Client()
-    statuses = [c.get(f"/reset/{uid}/{token}").status_code for _ in range(3)]
+    statuses = [post_link(c, f"/reset#{uid}/{token}").status_code for _ in range(3)]
     assert statuses == [404, 404, 429]  # after two misses, each further try must wait
     clock.travel(timedelta(seconds=61))
-    assert c.get(f"/reset/{uid}/{token}").status_code == 404
+    assert post_link(c, f"/reset#{uid}/{token}").status_code == 404
     assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 429  # the same network
 
 
@@ -125,7 +152,7 @@ def test_signing_in_normally_ends_an_unused_link(alice, smtp, deliver):
     link = _link(smtp, alice.email)
     clock.travel(timedelta(seconds=2))
     assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 302
-    assert Client().get(link).status_code == 404
+    assert post_link(Client(), link).status_code == 404
 
 
 def test_forged_links_do_not_block_the_real_one(alice, smtp, deliver):
@@ -134,7 +161,18 @@ def test_forged_links_do_not_block_the_real_one(alice, smtp, deliver):
 
     uid = urlsafe_base64_encode(force_bytes(alice.pk))
     for n in range(8):
-        Client().get(f"/reset/{uid}/forged-{n}", REMOTE_ADDR="192.0.2.66")
+        post_link(Client(), f"/reset#{uid}/forged-{n}", REMOTE_ADDR="192.0.2.66")
     Client().post("/forgot", {"email": alice.email})
     deliver()
-    assert Client().get(_link(smtp, alice.email), REMOTE_ADDR="192.0.2.67").status_code == 302
+    assert post_link(Client(), _link(smtp, alice.email), REMOTE_ADDR="192.0.2.67").status_code == 302
+
+
+def test_a_pasted_link_works_without_script(alice, smtp, deliver):
+    Client().post("/forgot", {"email": alice.email})
+    deliver()
+    url = smtp.wait_for(alice.email, RESET_SUBJECT)[-1].link()
+    c = Client()
+    page = c.get("/reset").content.decode()
+    assert "<noscript>" in page and "Paste the whole link" in page
+    assert c.post("/reset", {"link": f"  {url}  "}).status_code == 302
+    assert c.post("/reset", {"password": CHOSEN, "confirm": CHOSEN})["Location"] == "/login"

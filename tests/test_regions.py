@@ -86,10 +86,10 @@ class Deployment:
         return subprocess.run([sys.executable, "-m", "hushpost.cli", *args], env=self.env, cwd=ROOT,
                               input=stdin, capture_output=True, text=True, timeout=120)
 
-    def start(self):
+    def start(self, output=subprocess.DEVNULL):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hushpost.cli", "serve", "--workers", "1", "--threads", "4"],
-            env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env=self.env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

@@ -21,19 +21,19 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.hashers import Argon2PasswordHasher
-from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
 from django.test import Client
 
 from hushpost.accounts.actions import create_sender
 from hushpost.accounts.models import User
+from hushpost.accounts.sessions import SessionStore
 from hushpost.lib import clock
 from hushpost.messaging.models import Delivery, Message
 from hushpost.notifications.models import DevMail, Notification
 from hushpost.orgs.actions import create_organization
 from hushpost.orgs.models import Organization
 from tests.conftest import PASSWORD
-from tests.helpers import NEW_PASSWORD, PASSWORD_SUBJECT, send
+from tests.helpers import NEW_PASSWORD, PASSWORD_SUBJECT, send, signed_in_as
 from tests.test_access import (
     BACKEND,
     BOB,
@@ -57,9 +57,7 @@ def _smtp_connection_from_this_test():
 
 
 def signed_in(w: World, persona: str, **client_kwargs) -> Client:
-    client = Client(**client_kwargs)
-    client.force_login(w.users[persona], backend=BACKEND)
-    return client
+    return signed_in_as(Client(**client_kwargs), w.users[persona])
 
 
 def slug(w: World, org: str = "A") -> str:

@@ -45,8 +45,7 @@ def test_a_recipient_is_signed_out_after_fifteen_idle_minutes(sender_client, smt
 
 def test_an_organisation_sets_its_own_idle_limit(alice, org, make_sender):
     admin = make_sender(org, "ada", "Ada Admin", admin=True)
-    c = Client()
-    c.force_login(admin, backend="hushpost.accounts.backends.HushpostBackend")
+    c = signed_in_sender(admin)
     r = c.post("/app/admin/policy", {"sender_name": "Northwind", "default_restriction": "none",
                                      "default_expire_days": "0", "allowed_expiry": ["0", "7"],
                                      "sender_idle_minutes": "5"})
@@ -92,3 +91,49 @@ def test_a_recipient_signs_out_everywhere(sender_client, smtp, deliver, org, cli
     assert other.get(f"/r/{org.slug}/").status_code == 200
     assert bob.post(f"/r/{org.slug}/sign-out-everywhere").status_code == 302
     assert other.get(f"/r/{org.slug}/").status_code == 302 and bob.get(f"/r/{org.slug}/").status_code == 302
+
+
+# A copy of the session table (a backup, a replica, a leaked dump) holds no usable cookie.
+
+def _session_rows() -> list[str]:
+    from django.contrib.sessions.models import Session
+
+    return list(Session.objects.values_list("session_key", flat=True))
+
+
+def test_the_session_table_holds_no_cookie_value(alice):
+    c = signed_in_sender(alice)
+    cookie = c.cookies["hushpost_session"].value
+    rows = _session_rows()
+    assert rows and cookie not in rows
+    assert c.get("/app/").status_code == 200  # the cookie itself still works
+
+
+def test_a_session_row_cannot_be_used_as_a_cookie(alice):
+    signed_in_sender(alice)
+    for stolen in _session_rows():
+        thief = Client()
+        thief.cookies["hushpost_session"] = stolen
+        r = thief.get("/app/")
+        assert r.status_code == 302 and r["Location"].startswith("/login")
+
+
+def test_rotating_the_secret_key_keeps_everyone_signed_in(alice, settings):
+    c = signed_in_sender(alice)
+    before = set(_session_rows())
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-secret-key-for-this-deployment-0123456789"
+    assert c.get("/app/").status_code == 200
+    after = set(_session_rows())
+    assert after and after.isdisjoint(before)  # filed under the new key on first use
+    assert c.get("/app/sent").status_code == 200
+    settings.SECRET_KEY_FALLBACKS = []  # the old key retired: the row was moved, so still signed in
+    assert c.get("/app/sent").status_code == 200
+
+
+def test_signing_out_removes_the_session_row(alice):
+    c = signed_in_sender(alice)
+    [row] = _session_rows()
+    c.post("/logout")
+    assert c.get("/app/").status_code == 302
+    assert row not in _session_rows()

@@ -100,11 +100,15 @@ def test_the_second_step_waits_five_minutes_at_most(alice, sender_client):
     assert c.get("/app/").status_code == 302
 
 
-def test_turning_it_off_needs_the_password(alice, sender_client):
-    enrol(sender_client, "/app/account/2fa")
-    r = sender_client.post("/app/account/2fa", {"action": "disable", "password": "wrong"})
-    assert r.status_code == 400 and not User.objects.filter(pk=alice.pk, totp_enabled_at=None).exists()
-    sender_client.post("/app/account/2fa", {"action": "disable", "password": PASSWORD})
+def test_turning_it_off_needs_the_password_and_a_code(alice, sender_client):
+    secret, _ = enrol(sender_client, "/app/account/2fa")
+    clock.travel(timedelta(seconds=31))
+    for attempt in ({"current": "wrong", "current_code": code(secret)}, {"current": PASSWORD},
+                    {"current": PASSWORD, "current_code": "000000" if code(secret) != "000000" else "111111"}):
+        r = sender_client.post("/app/account/2fa", {"action": "disable", **attempt})
+        assert r.status_code == 400 and not User.objects.filter(pk=alice.pk, totp_enabled_at=None).exists()
+        clock.travel(timedelta(seconds=61))  # past the throttle's growing wait
+    sender_client.post("/app/account/2fa", {"action": "disable", "current": PASSWORD, "current_code": code(secret)})
     assert User.objects.get(pk=alice.pk).totp_enabled_at is None
     assert password_step(Client(), alice.email)["Location"] == "/app/"
 

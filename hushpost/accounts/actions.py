@@ -7,7 +7,6 @@ from django.db import transaction
 
 from hushpost.accounts.models import User
 from hushpost.accounts.passwords import password_problems
-from hushpost.lib import clock
 from hushpost.orgs.actions import org_for_address
 
 
@@ -61,16 +60,6 @@ def set_active(user: User, active: bool, *, by: User | None = None) -> None:
             if by.pk == user.pk or not User.objects.filter(pk=by.pk, is_active=True, is_org_admin=True).exists():
                 raise AccountError("Only an active admin of the organisation can do that.")
         User.objects.filter(pk=user.pk).update(is_active=active)
-
-
-def reset_sender_password(user: User, password: str) -> list[str]:
-    problems = password_problems(password, email=user.email, name=user.name)
-    if problems:
-        return problems
-    user.set_password(password)
-    user.password_changed_at = clock.now()
-    user.save(update_fields=["password", "password_changed_at"])  # ends the sender's sessions
-    return []
 
 
 def reset_recipient_password(user: User) -> None:

@@ -14,6 +14,7 @@ from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
+from hushpost.accounts import reauth
 from hushpost.accounts.models import User
 from hushpost.accounts.passwords import (
     canonical_temporary,
@@ -127,6 +128,7 @@ def start_session(request, user: User) -> None:
     from hushpost.accounts.middleware import SEEN, STARTED
 
     request.session[STARTED] = request.session[SEEN] = clock.now().timestamp()
+    reauth.mark_confirmed(request, user)  # the password (and code) were just given
     record(AuditEvent.Action.SIGN_IN, actor=user, request=request)
 
 
@@ -202,20 +204,14 @@ def activate_temporary_password(user_id: int, password_hash: str, *, since: date
     return True
 
 
-def set_new_password(request, user: User, new: str, confirm: str, current: str | None = None) -> list[str]:
-    """Replace the password. Outside the first-time step the current one is
-    required, so a session left open cannot be turned into a takeover."""
+def set_new_password(request, user: User, new: str, confirm: str) -> list[str]:
+    """Replace the password. Outside the first-time step the owner confirms it is
+    them (the current password, and the code where two-factor sign-in is on), so a
+    session left open cannot be turned into a takeover."""
     if not user.must_change_password:
-        from hushpost.accounts import throttle
-
-        client, account = throttle.client_address(request), throttle.account_key("current", str(user.pk))
-        refusal = throttle.check(client, account)
-        if refusal is not None:
-            return [refusal.message]
-        if not user.check_password(current or ""):
-            refusal = throttle.failed(client, account, user=user)
-            return [refusal.message if refusal else "Your current password is not right."]
-        throttle.succeeded(account, client)
+        unconfirmed = reauth.confirm(request, always=True)
+        if unconfirmed is not None:
+            return [unconfirmed.message or reauth.MISSING]
     problems = password_problems(new, email=user.email, name=user.name)
     if new != confirm:
         problems.append("The two passwords do not match.")

@@ -5,16 +5,26 @@ password hash and when it last changed, with a timestamp): setting a password
 through the link changes both, so the link works once, and it expires after
 ``PASSWORD_RESET_TIMEOUT``.  The token is made as the e-mail is written, in
 the worker; it is never stored.  Asking answers the same for any address.
+
+The token travels in the link's fragment (``/reset#<uid>/<token>``), which a
+browser never sends to a server: no access log, proxy or Referer ever sees
+it.  The page's script takes it out of the address bar and posts it once; the
+session then keeps a *ticket* (the account, the token's time and a SHA-256 of
+the token), from which no link can be rebuilt, and every step re-checks it
+against the account as it is now.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.db import transaction
+from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes, force_str
-from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+from django.utils.http import base36_to_int, urlsafe_base64_decode, urlsafe_base64_encode
 
 from hushpost.accounts.models import User
 from hushpost.accounts.passwords import password_problems
@@ -37,12 +47,30 @@ class ResetTokens(PasswordResetTokenGenerator):
         last_login = user.last_login.replace(microsecond=0, tzinfo=None).isoformat() if user.last_login else ""
         return f"{user.pk}:{user.password}:{changed}:{last_login}:{user.email}:{user.is_active}:{timestamp}"
 
+    def check_ticket(self, user, ticket: dict) -> bool:
+        """``check_token`` for a token known only by its time and SHA-256 (see :func:`ticket`)."""
+        timestamp, digest = ticket.get("ts"), ticket.get("digest")
+        if not isinstance(timestamp, int) or not isinstance(digest, str):
+            return False
+        if self._num_seconds(self._now()) - timestamp > settings.PASSWORD_RESET_TIMEOUT:
+            return False
+        return any(
+            constant_time_compare(_digest(self._make_token_with_timestamp(user, timestamp, secret)), digest)
+            for secret in [self.secret, *self.secret_fallbacks]
+        )
+
 
 tokens = ResetTokens()
 
 
-def request_reset(user: User | None) -> None:
-    """Queue a reset e-mail for a real, active account (at most one per five minutes)."""
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def request_reset(user: User | None, *, by: User | None = None) -> None:
+    """Queue a reset e-mail for a real, active account (at most one per five minutes).
+
+    ``by``: the organisation admin who sent it; the link still goes only to the owner."""
     if user is None or not user.is_active:
         return
     from hushpost.notifications.actions import queue_notification
@@ -55,31 +83,50 @@ def request_reset(user: User | None) -> None:
         ).exists()
         if not recent:
             queue_notification(Notification.Kind.RESET, user)
-        record(AuditEvent.Action.PASSWORD_RESET_REQUEST, org=user.org, actor_email=user.email, obj=user)
+        if by is None:
+            record(AuditEvent.Action.PASSWORD_RESET_REQUEST, org=user.org, actor_email=user.email, obj=user)
+        else:
+            record(AuditEvent.Action.PASSWORD_RESET_REQUEST, org=user.org, actor=by, obj=user,
+                   detail=f"sent by an admin to {user.email}")
 
 
 def link_path(user: User) -> str:
+    """The e-mailed link: the page's path, and the secret in the fragment, which stays in the browser."""
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = tokens.make_token(user)
     prefix = "" if user.is_sender else f"/r/{user.org.slug}"
-    return f"{prefix}/reset/{uid}/{token}"
+    return f"{prefix}/reset#{uid}/{token}"
 
 
-def user_for_link(uidb64: str, token: str, *, role: str, org=None) -> User | None:
+def ticket_for_link(link: str, *, role: str, org=None) -> dict | None:
+    """What the session keeps once a link (``<uid>/<token>``, or the whole URL pasted) is proven."""
+    uidb64, _, token = link.strip().rsplit("#", 1)[-1].partition("/")
     try:
         pk = int(force_str(urlsafe_base64_decode(uidb64)))
+        timestamp = base36_to_int(token.split("-", 1)[0])
     except (TypeError, ValueError, OverflowError):
         return None
+    user = _account(pk, role=role, org=org)
+    if user is None or not tokens.check_token(user, token):
+        return None
+    return {"user": user.pk, "ts": timestamp, "digest": _digest(token)}
+
+
+def user_for_ticket(ticket, *, role: str, org=None) -> User | None:
+    if not isinstance(ticket, dict) or not isinstance(ticket.get("user"), int):
+        return None
+    user = _account(ticket["user"], role=role, org=org)
+    return user if user is not None and tokens.check_ticket(user, ticket) else None
+
+
+def _account(pk: int, *, role: str, org=None) -> User | None:
     users = User.objects.filter(pk=pk, role=role, is_active=True)
     if org is not None:
         users = users.filter(org=org)
-    user = users.first()
-    if user is None or not tokens.check_token(user, token):
-        return None
-    return user
+    return users.first()
 
 
-def reset_password(user: User, new: str, confirm: str, *, token: str) -> list[str]:
+def reset_password(user: User, new: str, confirm: str, *, ticket: dict) -> list[str]:
     """Set the password from a reset link; every session of the account ends.
 
     The link is checked again under a row lock: two submissions race, one wins.
@@ -91,7 +138,7 @@ def reset_password(user: User, new: str, confirm: str, *, token: str) -> list[st
         return problems
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
-        if not tokens.check_token(user, token):
+        if not tokens.check_ticket(user, ticket):
             return ["This link has just been used. Ask for a new one if you still need it."]
         user.set_password(new)
         user.must_change_password = False

@@ -9,6 +9,7 @@ Every attempt goes through the same throttle as passwords.
 
 from __future__ import annotations
 
+import base64
 import io
 import secrets
 
@@ -38,6 +39,24 @@ def new_secret() -> str:
 
 def seal_secret(user: User, secret: str) -> bytes:
     return crypto.seal(master_key(), secret.encode(), _aad(user))
+
+
+def secret_for_session(user: User, secret: str) -> str:
+    """A secret being set up waits in the session sealed, so a copy of the session table holds none."""
+    return base64.b64encode(crypto.seal(master_key(), secret.encode(), _setup_aad(user))).decode()
+
+
+def secret_from_session(user: User, sealed) -> str | None:
+    if not isinstance(sealed, str):
+        return None
+    try:
+        return crypto.open_sealed(master_key(), base64.b64decode(sealed), _setup_aad(user)).decode()
+    except (ValueError, crypto.DecryptionError):
+        return None
+
+
+def _setup_aad(user: User) -> bytes:
+    return f"hushpost:totp-setup:{user.pk}".encode()
 
 
 def _secret(user: User) -> str | None:
@@ -100,10 +119,15 @@ def disable(user: User) -> None:
     user.totp_secret_sealed, user.totp_enabled_at = None, None
 
 
-def _digest(user: User, code: str) -> str:
+def _digest(user: User, code: str, secret: str | None = None) -> str:
     normal = "".join(ch for ch in code.lower() if ch.isalnum())
-    return salted_hmac("hushpost.accounts.recovery", f"{user.pk}:{normal}", secret=settings.SECRET_KEY,
+    return salted_hmac("hushpost.accounts.recovery", f"{user.pk}:{normal}", secret=secret or settings.SECRET_KEY,
                        algorithm="sha256").hexdigest()
+
+
+def _digests(user: User, code: str) -> list[str]:
+    """Under the secret key and each of ``SECRET_KEY_FALLBACKS``: codes outlive a key rotation."""
+    return [_digest(user, code, secret) for secret in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]]
 
 
 def _new_recovery_codes(user: User) -> list[str]:
@@ -118,9 +142,9 @@ def verify(user: User, code: str) -> str | None:
     secret = _secret(user)
     if secret is not None and _accept_code(user, secret, code):
         return "app"
-    digest = _digest(user, code)
+    digests = _digests(user, code)
     for candidate in RecoveryCode.objects.filter(user=user, used_at__isnull=True):
-        if constant_time_compare(candidate.digest, digest):
+        if any(constant_time_compare(candidate.digest, digest) for digest in digests):
             used = RecoveryCode.objects.filter(pk=candidate.pk, used_at__isnull=True).update(used_at=clock.now())
             return "recovery" if used else None
     return None

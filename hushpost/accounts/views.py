@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.shortcuts import redirect, render
 
-from hushpost.accounts import reset, throttle
+from hushpost.accounts import reauth, reset, throttle, twofactor
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 
@@ -39,38 +39,40 @@ def forgot(request, *, find_account, frame: str, login_url: str, extra: dict):
 
 
 RESET_SESSION = "hushpost_reset"
-CHOOSE_STEP = "set-password"
 
 
-def choose(request, uidb64: str, token: str, *, role: str, org, frame: str, login_url: str,
-           forgot_url: str, extra: dict):
-    """The e-mailed link. Its token moves into the session at once, so it is not in the
-    address bar, the history or any log while the password is chosen; a GET changes nothing."""
-    client = throttle.client_address(request)
-    per_client = throttle.account_key("reset-link", client)  # links are 128-bit: only guessing clients slow down
+def choose(request, *, role: str, org, frame: str, login_url: str, forgot_url: str, extra: dict):
+    """The e-mailed link's page. Its secret arrives in the fragment, which no server sees;
+    the page's script posts it once (``link``) and the session keeps only a ticket.
+    Without script, the page asks for the link to be pasted. A GET changes nothing."""
     context = {"frame": frame, "account": None, "errors": [], "forgot_url": forgot_url,
-               "minutes": settings.PASSWORD_RESET_TIMEOUT // 60, **extra}
-    prefix = forgot_url.rsplit("/forgot", 1)[0]
-    if token != CHOOSE_STEP:
+               "minutes": settings.PASSWORD_RESET_TIMEOUT // 60, "state": "opening", **extra}
+    if request.method == "POST" and "link" in request.POST:
+        client = throttle.client_address(request)
+        per_client = throttle.account_key("reset-link", client)  # links are 128-bit: only guessing clients slow down
         refusal = throttle.check(client, per_client)
-        account = None if refusal else reset.user_for_link(uidb64, token, role=role, org=org)
-        if account is None:
+        ticket = None if refusal else reset.ticket_for_link(request.POST["link"][:400], role=role, org=org)
+        if ticket is None:
             if refusal is None:
                 throttle.failed(client, per_client)
+            context["state"] = "gone"
             return render(request, "accounts/reset.html", context, status=429 if refusal else 404)
         throttle.succeeded(per_client, client)
-        request.session[RESET_SESSION] = {"uid": uidb64, "token": token}
-        return redirect(f"{prefix}/reset/{uidb64}/{CHOOSE_STEP}")
-    stored = request.session.get(RESET_SESSION) or {}
-    account = None
-    if stored.get("uid") == uidb64:
-        account = reset.user_for_link(uidb64, stored.get("token", ""), role=role, org=org)
+        request.session[RESET_SESSION] = ticket
+        return redirect(request.path)
+    ticket = request.session.get(RESET_SESSION)
+    account = reset.user_for_ticket(ticket, role=role, org=org) if ticket else None
     if account is None:
-        return render(request, "accounts/reset.html", context, status=404)
-    context["account"] = account
+        if ticket is not None:
+            del request.session[RESET_SESSION]  # used or expired; a newer link may be on its way in
+        if request.method == "POST":
+            context["state"] = "gone"
+            return render(request, "accounts/reset.html", context, status=404)
+        return render(request, "accounts/reset.html", context)
+    context["account"], context["state"] = account, "choose"
     if request.method == "POST":
         errors = reset.reset_password(account, request.POST.get("password", ""), request.POST.get("confirm", ""),
-                                      token=stored["token"])
+                                      ticket=ticket)
         if not errors:
             request.session.pop(RESET_SESSION, None)
             throttle.succeeded(throttle.account_key(f"r{account.org_id}" if account.is_recipient else "sender",
@@ -88,7 +90,7 @@ WRONG_CODE = "That code is not right. Use the 6-digit code your authenticator ap
 
 def second_factor(request, *, role: str, org, frame: str, login_url: str, next_url: str, extra: dict):
     """The second step of signing in: a code from the authenticator app, or a recovery code."""
-    from hushpost.accounts import flows, twofactor
+    from hushpost.accounts import flows
 
     user = flows.pending_second_factor(request, role=role, org=org)
     if user is None:
@@ -116,37 +118,48 @@ def second_factor(request, *, role: str, org, frame: str, login_url: str, next_u
 
 
 def two_factor_settings(request, *, frame: str, here: str, extra: dict):
-    """Turn two-factor sign-in on (scan, confirm a code, keep the recovery codes) or off."""
-    from hushpost.accounts import twofactor
+    """Turn two-factor sign-in on (scan, confirm a code, keep the recovery codes) or off.
 
+    Each change asks the owner to confirm it is them: new codes and turning it off
+    every time, turning it on unless they signed in or confirmed a moment ago."""
     user = request.user
-    context = {"frame": frame, "here": here, "required": twofactor.required(user), "error": "", **extra}
+    enabled = twofactor.enabled(user)
+    context = {"frame": frame, "here": here, "required": twofactor.required(user), "error": "",
+               "reauth": reauth.fields(request, always=enabled), **extra}
     action = request.POST.get("action") if request.method == "POST" else None
-    if twofactor.enabled(user):
-        if action == "disable" and not context["required"]:
-            if not user.check_password(request.POST.get("password", "")):
-                context["error"] = "Your password is not right."
-            else:
+    status = 200
+    if enabled:
+        if action in ("disable", "codes") and not (action == "disable" and context["required"]):
+            unconfirmed = reauth.confirm(request, always=True)
+            if unconfirmed is not None:
+                context["error"] = unconfirmed.message or reauth.MISSING
+                status = max(unconfirmed.status, 400)
+            elif action == "disable":
                 twofactor.disable(user)
                 record(AuditEvent.Action.ADMIN, actor=user, request=request, detail="turned off two-factor sign-in")
                 flash.success(request, "Two-factor sign-in is off.")
                 return redirect(here)
-        elif action == "codes":
-            codes = twofactor.enable_new_codes(user)
-            record(AuditEvent.Action.ADMIN, actor=user, request=request, detail="made new recovery codes")
-            return render(request, "accounts/recovery_codes.html", {**context, "codes": codes})
+            else:
+                codes = twofactor.enable_new_codes(user)
+                record(AuditEvent.Action.ADMIN, actor=user, request=request, detail="made new recovery codes")
+                return render(request, "accounts/recovery_codes.html", {**context, "codes": codes})
         context["left"] = twofactor.recovery_codes_left(user)
-        return render(request, "accounts/two_factor.html", context, status=400 if context["error"] else 200)
-    secret = request.session.get(SETUP)
+        return render(request, "accounts/two_factor.html", context, status=status)
+    secret = twofactor.secret_from_session(user, request.session.get(SETUP))
     if action == "enable" and secret:
-        codes = twofactor.enable(user, secret, request.POST.get("code", ""))
+        unconfirmed = reauth.confirm(request)
+        codes = twofactor.enable(user, secret, request.POST.get("code", "")) if unconfirmed is None else None
         if codes is not None:
             request.session.pop(SETUP, None)
             record(AuditEvent.Action.ADMIN, actor=user, request=request, detail="turned on two-factor sign-in")
             return render(request, "accounts/recovery_codes.html", {**context, "codes": codes, "first": True})
-        context["error"] = "That code is not right. Check the time on your phone, and type the code shown now."
+        context["error"] = (unconfirmed.message or reauth.MISSING) if unconfirmed is not None else \
+            "That code is not right. Check the time on your phone, and type the code shown now."
+        context["reauth"] = reauth.fields(request)
+        status = max(unconfirmed.status, 400) if unconfirmed is not None else 400
     if not secret:
-        secret = request.session[SETUP] = twofactor.new_secret()
+        secret = twofactor.new_secret()
+        request.session[SETUP] = twofactor.secret_for_session(user, secret)  # sealed: no secret in the session
     context["uri"], context["qr"] = twofactor.provisioning(user, secret)
     context["secret"] = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
-    return render(request, "accounts/two_factor.html", context, status=400 if context["error"] else 200)
+    return render(request, "accounts/two_factor.html", context, status=status)

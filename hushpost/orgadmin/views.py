@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import wraps
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages as flash
-from django.contrib.auth import update_session_auth_hash
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404
@@ -14,12 +14,11 @@ from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
-from hushpost.accounts import throttle
+from hushpost.accounts import reauth, reset, throttle
 from hushpost.accounts.actions import (
     AccountError,
     create_sender,
     reset_recipient_password,
-    reset_sender_password,
     set_active,
 )
 from hushpost.accounts.models import User
@@ -32,6 +31,10 @@ from hushpost.notifications.models import Notification
 from hushpost.orgadmin.access import access_member_for_admin, access_message_for_admin
 from hushpost.orgadmin.forms import AddSenderForm, PolicyForm
 from hushpost.senders.views import sender_required
+
+# Changes to accounts and policy ask the admin to confirm it is them (hushpost/accounts/reauth.py).
+ADMIN_FRAME = "senders/app.html"
+confirmed = reauth.required(ADMIN_FRAME, tab="admin")
 
 
 def org_admin_required(view):
@@ -46,6 +49,7 @@ def org_admin_required(view):
 
 
 @org_admin_required
+@confirmed
 def senders(request):
     form = AddSenderForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -73,6 +77,7 @@ def senders(request):
 
 @require_POST
 @org_admin_required
+@confirmed
 def sender_active(request, user_id):
     member = access_member_for_admin(request.user, user_id, User.Role.SENDER)
     if member.pk == request.user.pk:
@@ -89,23 +94,18 @@ def sender_active(request, user_id):
     return redirect("orgadmin:senders")
 
 
+@require_POST
 @org_admin_required
-def sender_password(request, user_id):
+@confirmed
+def sender_reset(request, user_id):
+    """E-mail the sender a reset link. An admin never chooses or sees anyone's password."""
     member = access_member_for_admin(request.user, user_id, User.Role.SENDER)
-    errors: list[str] = []
-    if request.method == "POST":
-        errors = reset_sender_password(member, request.POST.get("password", ""))
-        if not errors and member.pk == request.user.pk:
-            update_session_auth_hash(request, member)  # other sessions end, this one stays
-        if not errors:
-            _audit(request, f"set a new password for {member.email}", member)
-            flash.success(request, f"{member.email} has a new password; their sessions have ended.")
-            return redirect("orgadmin:senders")
-    return render(
-        request, "orgadmin/sender_password.html",
-        {"member": member, "errors": errors, "tab": "admin", "section": "senders"},
-        status=400 if errors else 200,
-    )
+    reset.request_reset(member, by=request.user)
+    _audit(request, f"sent a password reset link to {member.email}", member)
+    minutes = settings.PASSWORD_RESET_TIMEOUT // 60
+    flash.success(request, f"A password reset link is on its way to {member.email}. "
+                           f"It works once, for {minutes} minutes; their password stays as it is until then.")
+    return redirect("orgadmin:senders")
 
 
 @org_admin_required
@@ -131,6 +131,7 @@ def recipients(request):
 
 @require_POST
 @org_admin_required
+@confirmed
 def recipient_reset(request, user_id):
     member = access_member_for_admin(request.user, user_id, User.Role.RECIPIENT)
     reset_recipient_password(member)
@@ -140,6 +141,7 @@ def recipient_reset(request, user_id):
 
 
 @org_admin_required
+@confirmed
 def policy(request):
     org = request.user.org
     form = PolicyForm(request.POST or None, instance=org)
@@ -157,6 +159,7 @@ def policy(request):
 
 @require_POST
 @org_admin_required
+@confirmed
 def unlock(request, user_id):
     """End a lockout now (the owner asked, or the admin knows the attempts were theirs)."""
     role = request.POST.get("role")

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.views.decorators.http import require_POST
 
-from hushpost.accounts import throttle
+from hushpost.accounts import reauth, throttle
 from hushpost.accounts import views as account_pages
 from hushpost.accounts.flows import (
     begin_session,
@@ -163,7 +163,6 @@ def set_password(request):
             request.user,
             request.POST.get("password", ""),
             request.POST.get("confirm", ""),
-            current=request.POST.get("current"),
         )
         if not errors:
             flash.success(request, "Your password is set. Use it next time you sign in.")
@@ -171,7 +170,8 @@ def set_password(request):
     return render(
         request,
         "recipients/set_password.html",
-        {"org": request.org, "errors": errors, "first_time": request.user.must_change_password},
+        {"org": request.org, "errors": errors, "first_time": request.user.must_change_password,
+         "reauth": reauth.fields(request, always=True)},
         status=400 if errors else 200,
     )
 
@@ -341,10 +341,10 @@ def forgot_password(request, org):
         frame="recipients/portal.html", login_url=f"/r/{organisation.slug}/login", extra={"org": organisation})
 
 
-def reset_password(request, org, uidb64, token):
+def reset_password(request, org):
     organisation = _org(org)
     return account_pages.choose(
-        request, uidb64, token, role="recipient", org=organisation, frame="recipients/portal.html",
+        request, role="recipient", org=organisation, frame="recipients/portal.html",
         login_url=f"/r/{organisation.slug}/login", forgot_url=f"/r/{organisation.slug}/forgot",
         extra={"org": organisation})
 

@@ -13,7 +13,7 @@ from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from hushpost.accounts import throttle
+from hushpost.accounts import reauth, throttle
 from hushpost.accounts import views as account_pages
 from hushpost.accounts.flows import (
     begin_session,
@@ -317,8 +317,8 @@ def forgot_password(request):
                                 login_url="/login", extra={})
 
 
-def reset_password(request, uidb64, token):
-    return account_pages.choose(request, uidb64, token, role="sender", org=None, frame="base.html",
+def reset_password(request):
+    return account_pages.choose(request, role="sender", org=None, frame="base.html",
                                 login_url="/login", forgot_url="/forgot", extra={})
 
 
@@ -327,11 +327,12 @@ def account(request):
     errors: list[str] = []
     if request.method == "POST":
         errors = set_new_password(request, request.user, request.POST.get("password", ""),
-                                  request.POST.get("confirm", ""), current=request.POST.get("current", ""))
+                                  request.POST.get("confirm", ""))
         if not errors:
             flash.success(request, "Your password is changed. Every other session is signed out.")
             return redirect("senders:account")
-    return render(request, "senders/account.html", {"errors": errors, "tab": "account"},
+    return render(request, "senders/account.html",
+                  {"errors": errors, "tab": "account", "reauth": reauth.fields(request, always=True)},
                   status=400 if errors else 200)
 
 

@@ -1,0 +1,106 @@
+"""'Confirm it's you': the password, and the second factor where it is on, before a security change.
+
+A stolen session must not become a lasting takeover.  So every change that
+would let its holder keep or widen their hold asks again for what only the
+owner knows, through the sign-in throttle (slowed, then locked, and the owner
+told by e-mail):
+
+* always, inline in the form: a new password, turning two-factor sign-in on
+  or off, new recovery codes;
+* in the admin area, where an admin makes many changes in a row: once per
+  ``REAUTH_MINUTES`` (signing in counts), asked on a page of its own that
+  carries the admin's form on unchanged.
+
+The session remembers only *when* the owner last confirmed, never a secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import wraps
+
+from django.conf import settings
+from django.shortcuts import render
+
+from hushpost.accounts import throttle, twofactor
+from hushpost.lib import clock
+
+CONFIRMED = "hushpost_confirmed"
+PASSWORD_FIELD, CODE_FIELD = "current", "current_code"
+MISSING = "Enter your current password to confirm it's you."
+WRONG = "Your current password is not right."
+WRONG_WITH_CODE = "Your current password or the code is not right."
+
+
+def mark_confirmed(request, user) -> None:
+    """Signing in, or answering the question, starts the confirmation window."""
+    request.session[CONFIRMED] = {"user": user.pk, "at": clock.now().timestamp()}
+
+
+def recent(request) -> bool:
+    stamp = request.session.get(CONFIRMED)
+    if not isinstance(stamp, dict) or stamp.get("user") != request.user.pk:
+        return False
+    age = clock.now().timestamp() - stamp.get("at", 0)
+    return 0 <= age <= settings.REAUTH_MINUTES * 60
+
+
+def fields(request, *, always: bool = False) -> dict:
+    """For the template: whether to ask, and whether for a code too."""
+    return {"ask": always or not recent(request), "code": twofactor.enabled(request.user),
+            "minutes": settings.REAUTH_MINUTES}
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    message: str  # empty when the question was not answered at all
+    status: int
+
+
+def confirm(request, *, always: bool = False) -> Unconfirmed | None:
+    """None when the owner has confirmed: recently (unless ``always``), or by this request's fields."""
+    user = request.user
+    if not always and recent(request):
+        return None
+    if PASSWORD_FIELD not in request.POST:
+        return Unconfirmed("", 200)
+    client, account = throttle.client_address(request), throttle.account_key("confirm", str(user.pk))
+    refusal = throttle.check(client, account)
+    if refusal is not None:
+        return Unconfirmed(refusal.message, 429)
+    wants_code = twofactor.enabled(user)
+    # The code is tried only after the password passes, so a wrong password never uses up a recovery code.
+    if user.check_password(request.POST.get(PASSWORD_FIELD, "")) and (
+            not wants_code or twofactor.verify(user, request.POST.get(CODE_FIELD, "")) is not None):
+        throttle.succeeded(account, client)
+        mark_confirmed(request, user)
+        return None
+    refusal = throttle.failed(client, account, user=user)
+    if refusal is not None:
+        return Unconfirmed(refusal.message, 429)
+    return Unconfirmed(WRONG_WITH_CODE if wants_code else WRONG, 400)
+
+
+CARRIED_OVER_EXCEPT = {"csrfmiddlewaretoken", PASSWORD_FIELD, CODE_FIELD}
+
+
+def required(frame: str, **extra):
+    """For POST views of the admin area: ask first, on a page that posts the same form on."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method == "POST":
+                problem = confirm(request)
+                if problem is not None:
+                    carried = [(name, value) for name, values in request.POST.lists()
+                               if name not in CARRIED_OVER_EXCEPT for value in values]
+                    return render(request, "accounts/confirm.html", {
+                        "frame": frame, "error": problem.message, "carried": carried,
+                        "action": request.get_full_path(), "reauth": fields(request), **extra},
+                        status=problem.status)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

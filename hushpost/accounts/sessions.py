@@ -1,0 +1,82 @@
+"""Sessions whose rows are no use as cookies.
+
+Django's database store keeps each session under its key, the very value the
+browser's cookie carries, so a copy of the session table (a backup, a replica,
+a read-only SQL injection) would be a list of live sign-ins.  This store keeps
+only a keyed hash of the key: HMAC-SHA256 under a key derived from
+``SECRET_KEY`` (which is not in the database), cut to the 40 characters of
+Django's own ``session_key`` column.  160 bits cannot be turned back into a
+cookie, and without the secret key nobody can even test a guess.
+
+Rows made under a key in ``SECRET_KEY_FALLBACKS`` are found too and moved to
+the current key on first use, so rotating the secret key signs nobody out.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+
+SALT = "hushpost.accounts.sessions"
+
+
+def stored_key(session_key: str, secret: str | None = None) -> str:
+    """What the database holds for a session: never the cookie's value itself."""
+    return salted_hmac(SALT, session_key, secret=secret, algorithm="sha256").hexdigest()[:40]
+
+
+def _candidates(session_key: str) -> list[str]:
+    return [stored_key(session_key)] + [stored_key(session_key, s) for s in settings.SECRET_KEY_FALLBACKS]
+
+
+class SessionStore(DatabaseStore):
+    def _get_session_from_db(self):
+        if not self.session_key:
+            self._session_key = None
+            return None
+        candidates = _candidates(self.session_key)
+        rows = {s.session_key: s for s in self.model.objects.filter(session_key__in=candidates,
+                                                                     expire_date__gt=timezone.now())}
+        for position, key in enumerate(candidates):
+            row = rows.get(key)
+            if row is None:
+                continue
+            if position:  # made under an older secret key: file it under the current one
+                self.model.objects.filter(session_key=key).update(session_key=candidates[0])
+                row.session_key = candidates[0]
+            return row
+        self._session_key = None
+        return None
+
+    def exists(self, session_key):
+        return self.model.objects.filter(session_key__in=_candidates(session_key)).exists()
+
+    def create_model_instance(self, data):
+        return self.model(
+            session_key=stored_key(self._get_or_create_session_key()),
+            session_data=self.encode(data),
+            expire_date=self.get_expiry_date(),
+        )
+
+    def delete(self, session_key=None):
+        if session_key is None:
+            if self.session_key is None:
+                return
+            session_key = self.session_key
+        self.model.objects.filter(session_key__in=_candidates(session_key)).delete()
+
+    # Hushpost serves WSGI only; the async variants go through the same code.
+    async def _aget_session_from_db(self):
+        return await sync_to_async(self._get_session_from_db)()
+
+    async def aexists(self, session_key):
+        return await sync_to_async(self.exists)(session_key)
+
+    async def acreate_model_instance(self, data):
+        return await sync_to_async(self.create_model_instance)(data)
+
+    async def adelete(self, session_key=None):
+        return await sync_to_async(self.delete)(session_key)
