@@ -45,6 +45,10 @@ def _dev_secret(filename: str) -> str:
 DEBUG = envbool("DEBUG", False)
 
 SECRET_KEY = envsecret("SECRET_KEY") or ("" if PRODUCTION else _dev_secret("secret.key"))
+# Earlier secret keys, still accepted while a new one takes over (sessions, reset links,
+# recovery codes): comma- or line-separated, inline or in a _FILE.
+SECRET_KEY_FALLBACKS = [k.strip() for k in (envsecret("SECRET_KEY_FALLBACKS") or "").replace(",", "\n").splitlines()
+                        if k.strip()]
 # The master key wraps every organisation key; see hushpost/lib/crypto.py.
 MASTER_KEY = envsecret("MASTER_KEY") or ("" if PRODUCTION else _dev_secret("master.key"))
 

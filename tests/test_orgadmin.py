@@ -135,6 +135,11 @@ def test_admin_sends_a_sender_a_reset_link_and_never_sets_a_password(admin, alic
     assert sender_client.get("/app/").status_code == 200
     assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 302
     assert not any(m.to == admin.email for m in smtp.messages)
+    # Asked again at once: no second e-mail, and the admin is told why.
+    r = c.post(f"/app/admin/senders/{alice.pk}/reset", follow=True)
+    assert "less than five minutes ago" in r.content.decode()
+    deliver()
+    assert len(smtp.to(alice.email, "Secure Messaging Password Reset")) == 1
 
 
 def test_admin_sends_a_recipient_a_new_temporary_password(admin, alice, sender_client, smtp, deliver, org, client_factory):

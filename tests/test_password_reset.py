@@ -176,3 +176,28 @@ def test_a_pasted_link_works_without_script(alice, smtp, deliver):
     assert "<noscript>" in page and "Paste the whole link" in page
     assert c.post("/reset", {"link": f"  {url}  "}).status_code == 302
     assert c.post("/reset", {"password": CHOSEN, "confirm": CHOSEN})["Location"] == "/login"
+
+
+def test_opening_a_link_gives_the_browser_a_new_session_key(alice, smtp, deliver):
+    """A session someone planted in the browser (a cookie set from a sibling site) never holds the ticket."""
+    Client().post("/forgot", {"email": alice.email})
+    deliver()
+    link = _link(smtp, alice.email)
+    from hushpost.accounts.sessions import SessionStore
+
+    store = SessionStore()
+    store["planted"] = "by the attacker"
+    store.save()
+    victim, planter = Client(), Client()
+    victim.cookies["hushpost_session"] = planter.cookies["hushpost_session"] = store.session_key
+    open_link(victim, link)
+    assert victim.cookies["hushpost_session"].value != store.session_key
+    assert 'name="password"' not in planter.get("/reset").content.decode()
+
+
+def test_a_signed_in_sender_who_must_set_up_two_factor_stays_on_the_reset_page(alice, sender_client, org):
+    """Any redirect would carry the link's fragment, and so its secret, on to the next address."""
+    org.require_2fa_senders = True
+    org.save()
+    assert sender_client.get("/app/")["Location"] == "/app/account/2fa"
+    assert sender_client.get("/reset").status_code == 200

@@ -54,6 +54,16 @@ def test_guessing_the_confirmation_slows_down_locks_and_tells_the_owner(alice, s
     assert User.objects.get(pk=alice.pk).totp_enabled_at is not None
     deliver()
     assert smtp.wait_for(alice.email, "Secure Messaging Account Locked")
+    # One count with signing in: the same lock, which an admin sees and can lift.
+    assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 429
+    admin = User.objects.create(org=alice.org, email="ada@northwind.example", role=User.Role.SENDER,
+                                is_org_admin=True)
+    admin.set_password(PASSWORD)
+    admin.save()
+    ada = signed_in_sender(admin)
+    assert "Locked" in ada.get("/app/admin/").content.decode()
+    assert ada.post(f"/app/admin/people/{alice.pk}/unlock", {"role": "sender"}).status_code == 302
+    assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 302
 
 
 def test_a_password_change_needs_the_code_when_two_factor_is_on(alice, sender_client):
@@ -128,9 +138,46 @@ def test_the_secret_being_set_up_is_sealed_in_the_session(alice, sender_client):
 
 def test_recovery_codes_outlive_a_secret_key_rotation(alice, sender_client, settings):
     _, codes = enrol(sender_client, "/app/account/2fa")
-    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
-    settings.SECRET_KEY = "the-deployments-next-secret-key-0123456789abcdef"
+    settings.SECRET_KEY = "the-deployments-next-secret-key-0123456789abcdef"  # the old key retired at once
+    settings.SECRET_KEY_FALLBACKS = []
     c = Client()
     password_step(c, alice.email)
     r = c.post("/login/2fa", {"code": codes[0]})
     assert r.status_code == 302 and r["Location"] == "/app/"
+
+
+def test_codes_made_under_the_secret_key_still_work_while_it_is_a_fallback(alice, sender_client, settings):
+    from hushpost.accounts import twofactor
+
+    enrol(sender_client, "/app/account/2fa")
+    RecoveryCode.objects.filter(user=alice).update(digest=twofactor._digest(alice, "abcde-fghjk", settings.SECRET_KEY))
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "the-deployments-next-secret-key-0123456789abcdef"
+    c = Client()
+    password_step(c, alice.email)
+    assert c.post("/login/2fa", {"code": "abcde-fghjk"})["Location"] == "/app/"
+
+
+def test_a_mistyped_new_password_does_not_use_up_a_recovery_code(alice, sender_client):
+    _, codes = enrol(sender_client, "/app/account/2fa")
+    r = sender_client.post("/app/account", {"current": PASSWORD, "current_code": codes[0],
+                                            "password": CHOSEN, "confirm": CHOSEN + "x"})
+    assert r.status_code == 400 and "do not match" in r.content.decode()
+    assert RecoveryCode.objects.filter(user=alice, used_at=None).count() == 10
+
+
+def test_an_admin_recall_asks_to_confirm_too(org, alice, make_sender, smtp, deliver):
+    from hushpost.messaging.models import Delivery
+    from tests.helpers import send
+
+    admin = make_sender(org, "ada", "Ada Admin", admin=True)
+    send(signed_in_sender(alice), to="bob@client.example")
+    uid = Delivery.objects.get().message.uid
+    c = signed_in_sender(admin)
+    clock.travel(timedelta(minutes=11))
+    c.get("/app/admin/messages")
+    r = c.post(f"/app/admin/messages/{uid}/recall")
+    assert r.status_code == 200 and "Confirm it's you" in r.content.decode()
+    assert Delivery.objects.get().recalled_at is None
+    assert c.post(f"/app/admin/messages/{uid}/recall", {"current": PASSWORD}).status_code == 302
+    assert Delivery.objects.get().recalled_at is not None

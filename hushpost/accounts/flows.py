@@ -208,10 +208,6 @@ def set_new_password(request, user: User, new: str, confirm: str) -> list[str]:
     """Replace the password. Outside the first-time step the owner confirms it is
     them (the current password, and the code where two-factor sign-in is on), so a
     session left open cannot be turned into a takeover."""
-    if not user.must_change_password:
-        unconfirmed = reauth.confirm(request, always=True)
-        if unconfirmed is not None:
-            return [unconfirmed.message or reauth.MISSING]
     problems = password_problems(new, email=user.email, name=user.name)
     if new != confirm:
         problems.append("The two passwords do not match.")
@@ -219,6 +215,11 @@ def set_new_password(request, user: User, new: str, confirm: str) -> list[str]:
         problems.append("Choose a new password, not the temporary one from the e-mail.")
     if problems:
         return problems
+    if not user.must_change_password:
+        # Only once the new password is acceptable, so a typo never uses up a recovery code.
+        unconfirmed = reauth.confirm(request, always=True)
+        if unconfirmed is not None:
+            return [unconfirmed.message or reauth.MISSING]
     with transaction.atomic():
         user.set_password(new)
         user.must_change_password = False

@@ -34,7 +34,7 @@ class PasswordChangeRequiredMiddleware:
                 logout(request)
                 messages.error(request, "That session has timed out. Sign in again to get a new temporary password.")
                 return redirect(f"/r/{slug}/login")
-            allowed = (f"/r/{user.org.slug}/password", f"/r/{user.org.slug}/logout")
+            allowed = (f"/r/{user.org.slug}/password", f"/r/{user.org.slug}/logout", *reset_pages(user))
             if request.path not in allowed:
                 target = allowed[0]
                 if request.method == "GET" and request.path.startswith(f"/r/{user.org.slug}/"):
@@ -42,6 +42,12 @@ class PasswordChangeRequiredMiddleware:
                     target += "?" + urlencode({"next": request.get_full_path()})
                 return redirect(target)
         return self.get_response(request)
+
+
+def reset_pages(user) -> tuple[str, str]:
+    # A reset link opened while signed in stays on its page: a redirect would carry
+    # the link's secret (after '#') on to the next address and into the history.
+    return ("/reset", f"/r/{user.org.slug}/reset")
 
 
 class SessionLimitsMiddleware:
@@ -109,7 +115,7 @@ class TwoFactorRequiredMiddleware:
 
             if twofactor.required(user) and not twofactor.enabled(user):
                 here = "/app/account/2fa" if user.is_sender else f"/r/{user.org.slug}/2fa"
-                allowed = {here, "/logout", f"/r/{user.org.slug}/logout"}
+                allowed = {here, "/logout", f"/r/{user.org.slug}/logout", *reset_pages(user)}
                 if request.path not in allowed:
                     return redirect(here)
         return self.get_response(request)

@@ -64,7 +64,8 @@ def confirm(request, *, always: bool = False) -> Unconfirmed | None:
         return None
     if PASSWORD_FIELD not in request.POST:
         return Unconfirmed("", 200)
-    client, account = throttle.client_address(request), throttle.account_key("confirm", str(user.pk))
+    # Counted as sign-in attempts on the account: the same five tries, the same lock an admin can lift.
+    client, account = throttle.client_address(request), throttle.sign_in_key(user)
     refusal = throttle.check(client, account)
     if refusal is not None:
         return Unconfirmed(refusal.message, 429)

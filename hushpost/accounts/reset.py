@@ -67,12 +67,13 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def request_reset(user: User | None, *, by: User | None = None) -> None:
+def request_reset(user: User | None, *, by: User | None = None) -> bool:
     """Queue a reset e-mail for a real, active account (at most one per five minutes).
 
-    ``by``: the organisation admin who sent it; the link still goes only to the owner."""
+    ``by``: the organisation admin who sent it; the link still goes only to the owner.
+    True when an e-mail was queued."""
     if user is None or not user.is_active:
-        return
+        return False
     from hushpost.notifications.actions import queue_notification
     from hushpost.notifications.models import Notification
 
@@ -85,9 +86,10 @@ def request_reset(user: User | None, *, by: User | None = None) -> None:
             queue_notification(Notification.Kind.RESET, user)
         if by is None:
             record(AuditEvent.Action.PASSWORD_RESET_REQUEST, org=user.org, actor_email=user.email, obj=user)
-        else:
+        elif not recent:
             record(AuditEvent.Action.PASSWORD_RESET_REQUEST, org=user.org, actor=by, obj=user,
-                   detail=f"sent by an admin to {user.email}")
+                   detail=f"an admin had a reset link sent to {user.email}")
+    return not recent
 
 
 def link_path(user: User) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -68,6 +69,11 @@ def normalise_ip(address: str) -> str:
 
 def account_key(portal: str, email: str) -> str:
     return f"{portal}:{email.strip().lower()}"
+
+
+def sign_in_key(user: User) -> str:
+    """The account name a person signs in with: their portal and address."""
+    return account_key("sender" if user.is_sender else f"r{user.org_id}", user.email)
 
 
 def _hash(key: str) -> str:
@@ -134,7 +140,7 @@ def check(client: str, account: str) -> Refusal | None:
             wait = (row.locked_until - now).total_seconds()
             return Refusal(LOCKED.format(wait=_minutes(wait)), int(wait) + 1)
         if row.next_allowed_at is not None and row.next_allowed_at > now:
-            wait = int((row.next_allowed_at - now).total_seconds()) + 1
+            wait = max(1, math.ceil((row.next_allowed_at - now).total_seconds()))
             return Refusal(SLOW_DOWN.format(wait=wait, s="s" if wait != 1 else ""), wait)
         client_row.failures += 1
         if client_row.failures >= settings.CLIENT_FAILURES:
@@ -196,12 +202,9 @@ def lookup_allowed(client: str) -> bool:
 
 def locked_until(user: User):
     """When the user's account name is unlocked again, or None (for the admin pages)."""
-    portal = "sender" if user.is_sender else f"r{user.org_id}"
-    row = _peek(Throttle.Scope.ACCOUNT, account_key(portal, user.email))
+    row = _peek(Throttle.Scope.ACCOUNT, sign_in_key(user))
     return row.locked_until if row is not None and _locked(row) else None
 
 
 def unlock(user: User) -> bool:
-    portal = "sender" if user.is_sender else f"r{user.org_id}"
-    return bool(Throttle.objects.filter(scope=Throttle.Scope.ACCOUNT,
-                                        key=_hash(account_key(portal, user.email))).delete()[0])
+    return bool(Throttle.objects.filter(scope=Throttle.Scope.ACCOUNT, key=_hash(sign_in_key(user))).delete()[0])

@@ -119,21 +119,25 @@ def disable(user: User) -> None:
     user.totp_secret_sealed, user.totp_enabled_at = None, None
 
 
-def _digest(user: User, code: str, secret: str | None = None) -> str:
+def _digest(user: User, code: str, key: str | bytes) -> str:
     normal = "".join(ch for ch in code.lower() if ch.isalnum())
-    return salted_hmac("hushpost.accounts.recovery", f"{user.pk}:{normal}", secret=secret or settings.SECRET_KEY,
-                       algorithm="sha256").hexdigest()
+    return salted_hmac("hushpost.accounts.recovery", f"{user.pk}:{normal}", secret=key, algorithm="sha256").hexdigest()
 
 
 def _digests(user: User, code: str) -> list[str]:
-    """Under the secret key and each of ``SECRET_KEY_FALLBACKS``: codes outlive a key rotation."""
-    return [_digest(user, code, secret) for secret in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]]
+    """Recovery codes are HMACs under the account's own authenticator secret, which is sealed under
+    the master key: not in the database in usable form, and untouched by a secret-key rotation.
+    Codes made before that are checked under the secret key and each of its fallbacks."""
+    secret = _secret(user)
+    own = [_digest(user, code, secret)] if secret else []
+    return own + [_digest(user, code, key) for key in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]]
 
 
 def _new_recovery_codes(user: User) -> list[str]:
     RecoveryCode.objects.filter(user=user).delete()
     codes = ["".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(10)) for _ in range(RECOVERY_CODES)]
-    RecoveryCode.objects.bulk_create(RecoveryCode(user=user, digest=_digest(user, c)) for c in codes)
+    secret = _secret(user)
+    RecoveryCode.objects.bulk_create(RecoveryCode(user=user, digest=_digest(user, c, secret)) for c in codes)
     return [f"{c[:5]}-{c[5:]}" for c in codes]
 
 

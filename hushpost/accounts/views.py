@@ -58,6 +58,7 @@ def choose(request, *, role: str, org, frame: str, login_url: str, forgot_url: s
             context["state"] = "gone"
             return render(request, "accounts/reset.html", context, status=429 if refusal else 404)
         throttle.succeeded(per_client, client)
+        request.session.cycle_key()  # a session someone planted never holds the ticket
         request.session[RESET_SESSION] = ticket
         return redirect(request.path)
     ticket = request.session.get(RESET_SESSION)
@@ -75,8 +76,7 @@ def choose(request, *, role: str, org, frame: str, login_url: str, forgot_url: s
                                       ticket=ticket)
         if not errors:
             request.session.pop(RESET_SESSION, None)
-            throttle.succeeded(throttle.account_key(f"r{account.org_id}" if account.is_recipient else "sender",
-                                                    account.email))
+            throttle.succeeded(throttle.sign_in_key(account))
             flash.success(request, "Your password is changed, and every other session is signed out. "
                                    "Sign in with your new password.")
             return redirect(login_url)

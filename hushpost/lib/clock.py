@@ -1,7 +1,8 @@
 """The one source of "now" for business rules (expiry, temporary passwords).
 
 Tests move it forward with :func:`travel` to see a message expire without
-waiting; nothing else may change it.
+waiting, and may :func:`freeze` it where a wait is counted in seconds; nothing
+else may change it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,16 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 _offset = timedelta(0)
+_frozen: datetime | None = None
 
 
 def now() -> datetime:
-    return timezone.now() + _offset
+    return (_frozen or timezone.now()) + _offset
+
+
+def freeze() -> None:
+    global _frozen
+    _frozen = timezone.now()
 
 
 def travel(delta: timedelta) -> None:
@@ -23,5 +30,5 @@ def travel(delta: timedelta) -> None:
 
 
 def reset() -> None:
-    global _offset
-    _offset = timedelta(0)
+    global _offset, _frozen
+    _offset, _frozen = timedelta(0), None

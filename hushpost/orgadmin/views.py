@@ -100,11 +100,15 @@ def sender_active(request, user_id):
 def sender_reset(request, user_id):
     """E-mail the sender a reset link. An admin never chooses or sees anyone's password."""
     member = access_member_for_admin(request.user, user_id, User.Role.SENDER)
-    reset.request_reset(member, by=request.user)
-    _audit(request, f"sent a password reset link to {member.email}", member)
-    minutes = settings.PASSWORD_RESET_TIMEOUT // 60
-    flash.success(request, f"A password reset link is on its way to {member.email}. "
-                           f"It works once, for {minutes} minutes; their password stays as it is until then.")
+    if not member.is_active:
+        flash.error(request, f"{member.email} is disabled. Enable them first.")
+    elif not reset.request_reset(member, by=request.user):
+        flash.info(request, f"A reset link went to {member.email} less than five minutes ago; "
+                            "ask them to look for it (and in their spam folder).")
+    else:
+        minutes = settings.PASSWORD_RESET_TIMEOUT // 60
+        flash.success(request, f"A password reset link is on its way to {member.email}. "
+                               f"It works once, for {minutes} minutes; their password stays as it is until then.")
     return redirect("orgadmin:senders")
 
 
@@ -211,6 +215,7 @@ def messages(request):
 
 @require_POST
 @org_admin_required
+@confirmed
 def message_recall(request, uid):
     message = access_message_for_admin(request.user, uid)
     count = recall(message, by=request.user)
