@@ -80,7 +80,8 @@ ALLOWED_HOSTS = [h.strip() for h in (env("ALLOWED_HOSTS") or "").split(",") if h
 ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Without autodiscovery: the operators' site lists its models itself (hushpost/ops/admin.py).
+    "django.contrib.admin.apps.SimpleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -101,6 +102,7 @@ INSTALLED_APPS = [
     "hushpost.orgadmin",
     "hushpost.regions",
     "hushpost.server",
+    "hushpost.ops",
 ]
 
 MIDDLEWARE = [

@@ -1,12 +1,9 @@
-from django.contrib import admin
 from django.urls import include, path
 
 from hushpost.lib.views import home
 from hushpost.notifications import views as mailbox
+from hushpost.ops.site import site as ops_site
 from hushpost.regions.views import find_portal
-
-admin.site.site_header = "Hushpost operations"
-admin.site.site_title = "Hushpost operations"
 
 urlpatterns = [
     path("", home, name="home"),
@@ -18,5 +15,5 @@ urlpatterns = [
     path("dev/mailbox", mailbox.mailbox, name="dev-mailbox"),
     path("dev/mailbox/<int:pk>", mailbox.mail_detail, name="dev-mail"),
     path("dev/mailbox/<int:pk>/html", mailbox.mail_html, name="dev-mail-html"),
-    path("ops/", admin.site.urls),
+    path("ops/", ops_site.urls),
 ]

@@ -52,3 +52,29 @@ def sign_in_again(client, org, email, password=NEW_PASSWORD):
     """After days pass (the test clock), a recipient's session has ended: sign in as they would."""
     r = client.post(f"/r/{org.slug}/login", {"email": email, "password": password})
     assert r.status_code == 302, r.content[:400]
+
+
+OPS_PASSWORD = "Operator-granite-meadow-88"
+
+
+def totp_now(secret: str, offset: int = 0) -> str:
+    import pyotp
+
+    from hushpost.lib import clock
+
+    totp = pyotp.TOTP(secret)
+    return totp.generate_otp(totp.timecode(clock.now()) + offset)
+
+
+def ops_enrol(client, email: str, password: str = OPS_PASSWORD) -> tuple[str, list[str]]:
+    """An operator's first sign-in at /ops/: the password, then setting up the authenticator app."""
+    import re
+
+    r = client.post("/ops/login/", {"username": email, "password": password})
+    assert r.status_code == 302 and r["Location"] == "/ops/login/enrol/", r.content[:400]
+    page = client.get("/ops/login/enrol/").content.decode()
+    secret = re.search(r'<code class="secret">([A-Z2-7 ]+)</code>', page).group(1).replace(" ", "")
+    r = client.post("/ops/login/enrol/", {"code": totp_now(secret)})
+    assert r.status_code == 200 and "Keep these recovery codes somewhere safe" in r.content.decode()
+    return secret, re.findall(r"<code>([a-z2-9]{5}-[a-z2-9]{5})</code>", r.content.decode())
+

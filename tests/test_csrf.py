@@ -75,8 +75,8 @@ def _every_route():
                 yield route, p.callback
 
     for route, view in walk(get_resolver().url_patterns):
-        if route.startswith(("ops/", "static/")) or "<path:" in route:
-            continue  # Django's own admin (its own CSRF), static files
+        if (route.startswith(("ops/", "static/")) and not route.startswith("ops/login")) or "<path:" in route:
+            continue  # Django's own admin pages (their own CSRF), static files; the operators' sign-in is ours
         path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: samples[m.group(1)], "/" + route)
         yield path, view
 

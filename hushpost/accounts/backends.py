@@ -6,32 +6,13 @@ from hushpost.accounts.models import User
 class HushpostBackend:
     """Restores the signed-in user from the session.
 
-    Portal sign-in goes through :mod:`hushpost.accounts.flows`, never through
-    ``authenticate()``; ``authenticate`` here serves only Django's admin, and
-    only for platform operators.
+    Nothing signs in through ``authenticate()``: the portals go through
+    :mod:`hushpost.accounts.flows` and operators through :mod:`hushpost.ops.signin`,
+    both throttled and both with their second factor, so no path here can open a
+    session with a password alone.
     """
 
     def authenticate(self, request, username=None, password=None, **kwargs):
-        """Operators at /ops/: throttled, locked and audited like every other sign-in."""
-        from hushpost.accounts import throttle
-        from hushpost.audit.actions import record
-        from hushpost.audit.models import AuditEvent
-
-        if not username or not password:
-            return None
-        email = username.strip().lower()[:254]
-        client = throttle.client_address(request) if request is not None else "unknown"
-        account = throttle.account_key("ops", email)
-        if throttle.check(client, account) is not None:
-            return None
-        user = User.objects.filter(role=User.Role.OPERATOR, email=email, is_active=True).first()
-        if user is None:
-            User().set_password(password)  # same work whether or not the account exists
-        elif user.check_password(password):
-            throttle.succeeded(account, client)
-            record(AuditEvent.Action.SIGN_IN, actor=user, client=client, detail="operators' admin")
-            return user
-        throttle.failed(client, account, user=user)
         return None
 
     def get_user(self, user_id):

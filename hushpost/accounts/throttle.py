@@ -73,7 +73,8 @@ def account_key(portal: str, email: str) -> str:
 
 def sign_in_key(user: User) -> str:
     """The account name a person signs in with: their portal and address."""
-    return account_key("sender" if user.is_sender else f"r{user.org_id}", user.email)
+    portal = "ops" if user.role == User.Role.OPERATOR else "sender" if user.is_sender else f"r{user.org_id}"
+    return account_key(portal, user.email)
 
 
 def _hash(key: str) -> str:
@@ -170,7 +171,9 @@ def failed(client: str, account: str, user: User | None = None) -> Refusal | Non
         if newly_locked:
             record(AuditEvent.Action.LOCKOUT, org=org, actor_email=who, client=client,
                    object_type="account", object_id=portal)
-            if user is not None:
+            if user is not None and user.org_id is not None:
+                # Operators have no organisation to send the e-mail in the name of;
+                # their lockout is in the audit trail.
                 from hushpost.notifications.actions import queue_notification
                 from hushpost.notifications.models import Notification
 
@@ -200,11 +203,17 @@ def lookup_allowed(client: str) -> bool:
     return True
 
 
+def _keys(user: User) -> list[str]:
+    """The account's throttle keys: its sign-in name, and its second step."""
+    return [sign_in_key(user), account_key("2fa", str(user.pk))]
+
+
 def locked_until(user: User):
-    """When the user's account name is unlocked again, or None (for the admin pages)."""
-    row = _peek(Throttle.Scope.ACCOUNT, sign_in_key(user))
-    return row.locked_until if row is not None and _locked(row) else None
+    """When the user's account is unlocked again, or None (for the admin pages)."""
+    rows = Throttle.objects.filter(scope=Throttle.Scope.ACCOUNT, key__in=[_hash(key) for key in _keys(user)])
+    return max((row.locked_until for row in rows if _locked(row)), default=None)
 
 
 def unlock(user: User) -> bool:
-    return bool(Throttle.objects.filter(scope=Throttle.Scope.ACCOUNT, key=_hash(sign_in_key(user))).delete()[0])
+    keys = [_hash(key) for key in _keys(user)]
+    return bool(Throttle.objects.filter(scope=Throttle.Scope.ACCOUNT, key__in=keys).delete()[0])

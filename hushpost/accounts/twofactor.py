@@ -100,13 +100,21 @@ def _accept_code(user: User, secret: str, code: str) -> bool:
     return False
 
 
-def enable(user: User, secret: str, code: str) -> list[str] | None:
-    """Turn on two-factor sign-in if ``code`` proves the app holds ``secret``; the recovery codes."""
+def enable(user: User, secret: str, code: str, *, only_if_off: bool = False) -> list[str] | None:
+    """Turn on two-factor sign-in if ``code`` proves the app holds ``secret``; the recovery codes.
+
+    ``only_if_off``: for an enrolment made before the account is signed in (operators),
+    where a second enrolment racing the first must not replace its secret.
+    """
     user.totp_secret_sealed = seal_secret(user, secret)
     if not _accept_code(user, secret, code):
         return None
     with transaction.atomic():
-        User.objects.filter(pk=user.pk).update(totp_secret_sealed=user.totp_secret_sealed, totp_enabled_at=clock.now())
+        rows = User.objects.filter(pk=user.pk)
+        if only_if_off:
+            rows = rows.filter(totp_enabled_at__isnull=True)
+        if not rows.update(totp_secret_sealed=user.totp_secret_sealed, totp_enabled_at=clock.now()):
+            return None
         codes = _new_recovery_codes(user)
     user.totp_enabled_at = clock.now()
     return codes

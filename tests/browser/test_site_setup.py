@@ -18,8 +18,8 @@ def test_static_assets_are_served_as_configured(live_server, transactional_db, p
 
 def test_operators_admin_sign_in_form_submits(site, page):
     page.goto(f"{site}/ops/login/")
-    page.get_by_label("Username").fill("ops@example.org")
+    page.get_by_label("E-mail address").fill("ops@example.org")
     page.get_by_label("Password").fill("not-the-password")
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Next").click()
     expect(page.get_by_text("This page has expired")).to_have_count(0, timeout=2_000)
-    expect(page.get_by_text("Please enter the correct")).to_be_visible(timeout=2_000)
+    expect(page.get_by_text("do not match an operator account")).to_be_visible(timeout=2_000)
