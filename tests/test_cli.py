@@ -66,6 +66,22 @@ def test_operator_account_reaches_the_admin_but_no_portal(env, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_an_operator_who_lost_the_phone_is_reset_on_the_server(env):
+    env = env | {"DJANGO_SUPERUSER_PASSWORD": "Operator-granite-meadow-88"}
+    assert run(env, "migrate", "-v0").returncode == 0
+    assert run(env, "createsuperuser", "--noinput", "--username", "ops@example.org").returncode == 0
+    assert "ops@example.org\tactive\ttwo-factor not set up yet" in run(env, "operator", "list").stdout
+    r = run(env, "shell", "-c", "from hushpost.accounts.models import User; from hushpost.lib import clock; "
+            "User.objects.update(totp_enabled_at=clock.now(), totp_secret_sealed=b'x')")
+    assert r.returncode == 0, r.stderr
+    assert "two-factor on" in run(env, "operator", "list").stdout
+    r = run(env, "operator", "reset-two-factor", "Ops@Example.org")
+    assert r.returncode == 0 and "next sign-in at /ops/ sets it up again" in r.stdout
+    assert "two-factor not set up yet" in run(env, "operator", "list").stdout
+    r = run(env, "operator", "reset-two-factor", "nobody@example.org")
+    assert r.returncode != 0 and "no operator" in r.stderr
+
+
 def test_operator_signs_in_to_the_admin(client, db):
     from hushpost.accounts.models import User
     from tests.helpers import ops_enrol
