@@ -23,9 +23,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     command = argv[1] if len(argv) > 1 else "help"
     if command not in SAFE_COMMANDS:
-        from hushpost.server.startup import refuse_unsafe_production
+        from hushpost.server.startup import make_database_dir, refuse_unsafe_production
 
         refuse_unsafe_production()
+        make_database_dir()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(argv)

@@ -35,7 +35,7 @@ def _dev_secret(filename: str) -> str:
     path = DATA_DIR / filename
     if path.exists():
         return path.read_text().strip()
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     value = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     path.touch(mode=0o600)
     path.write_text(value + "\n")

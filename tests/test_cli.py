@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +21,18 @@ def env(tmp_path):
     clean.pop("DJANGO_SETTINGS_MODULE", None)
     clean.update(HUSHPOST_MODE="development", HUSHPOST_DATA_DIR=str(tmp_path))
     return clean
+
+
+@pytest.fixture
+def production_env(env):
+    """Production mode with everything production needs; the SMTP server need not answer for these commands."""
+    return env | {
+        "HUSHPOST_MODE": "production",
+        "HUSHPOST_SECRET_KEY": secrets.token_urlsafe(48),
+        "HUSHPOST_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "HUSHPOST_EMAIL_URL": "smtp://127.0.0.1:9",
+        "HUSHPOST_BASE_URL": "http://127.0.0.1:8000",
+    }
 
 
 def run(env, *args, stdin=""):
@@ -57,6 +72,34 @@ def test_demo_setup_creates_the_demo_login(env):
     r = run(env, "demo", "--setup-only")  # running it again changes nothing
     assert r.returncode == 0, r.stderr
     assert "northwind-health" in run(env, "org", "list").stdout
+
+
+def test_demo_is_refused_in_production_and_creates_nothing(production_env, tmp_path):
+    r = run(production_env, "demo", "--setup-only")
+    assert r.returncode != 0
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    assert "refuses" in r.stderr and "HUSHPOST_MODE=development" in r.stderr
+    assert not (tmp_path / "hushpost.sqlite3").exists()  # no database, so no demo admin
+    assert run(production_env, "migrate", "-v0").returncode == 0
+    listed = run(production_env, "org", "list")
+    assert listed.returncode == 0 and "northwind" not in listed.stdout
+
+
+def test_first_migrate_in_production_creates_the_data_directory(production_env, tmp_path):
+    data = tmp_path / "new" / "var"
+    r = run(production_env | {"HUSHPOST_DATA_DIR": str(data)}, "migrate", "-v0")
+    assert r.returncode == 0, r.stderr
+    assert (data / "hushpost.sqlite3").exists()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700  # the database holds every account
+
+
+def test_a_data_directory_that_cannot_be_made_is_explained_in_one_line(production_env, tmp_path):
+    (tmp_path / "taken").write_text("a file where a directory should be")
+    data = tmp_path / "taken" / "var"
+    r = run(production_env | {"HUSHPOST_DATA_DIR": str(data)}, "migrate", "-v0")
+    assert r.returncode != 0
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    assert f"cannot create its data directory {data}" in r.stderr and "HUSHPOST_DATA_DIR" in r.stderr
 
 
 def test_operator_account_reaches_the_admin_but_no_portal(env, tmp_path):

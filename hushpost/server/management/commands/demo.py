@@ -6,7 +6,7 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from hushpost.accounts.actions import create_sender
 from hushpost.accounts.models import User
@@ -17,6 +17,8 @@ DEMO_ORG = "Northwind Health"
 DEMO_DOMAIN = "northwind.example"
 DEMO_EMAIL = "alice@northwind.example"
 DEMO_PASSWORD = "Quiet-harbour-lantern-42"  # noqa: S105 - the published demo login
+IN_PRODUCTION = ("the demo creates an organisation admin whose password is published, so production mode "
+                 "refuses it; run it with HUSHPOST_MODE=development for a local trial")
 
 
 def ensure_demo() -> None:
@@ -33,6 +35,8 @@ class Command(BaseCommand):
         parser.add_argument("--setup-only", action="store_true", help="create the demo data and exit")
 
     def handle(self, *args, setup_only, **options):
+        if settings.PRODUCTION:
+            raise CommandError(IN_PRODUCTION)  # before migrate: nothing is created
         call_command("migrate", interactive=False, verbosity=0)
         ensure_demo()
         if setup_only:
