@@ -238,6 +238,8 @@ LOCKOUT_MINUTES = envint("LOCKOUT_MINUTES", 15)
 CLIENT_FAILURES = envint("CLIENT_FAILURES", 30)
 # Look-ups that ask the other regions (login "Next", /find-my-portal), per client address per window.
 LOOKUPS_PER_WINDOW = envint("LOOKUPS_PER_WINDOW", 30)
+# /find-my-portal e-mails an address its portals at most once in this many minutes.
+PORTAL_LIST_MINUTES = envint("PORTAL_LIST_MINUTES", 15)
 # Seconds between delivery attempts of a notification; its length is the
 # number of retries before a notification is marked failed.
 NOTIFY_RETRY_SCHEDULE = [

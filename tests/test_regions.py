@@ -219,6 +219,35 @@ def test_a_recipient_of_another_region_learns_where_to_sign_in(deployments):
     assert not eu.rows("select id from notifications_devmail")  # the asking region sends it
 
 
+def test_an_address_gets_one_list_whichever_region_is_asked(deployments):
+    us, eu = deployments
+    for name in ("rosa", "ruth"):
+        r = eu.run("shell", "-c", (
+            "from hushpost.accounts.models import User; from hushpost.orgs.models import Organization; "
+            f"u = User(org=Organization.objects.get(), email='{name}@client.example', role='recipient'); "
+            "u.set_unusable_password(); u.save()"))
+        assert r.returncode == 0, r.stderr
+
+    def ask(deployment, name):
+        status, _, page = Browser().post_form(deployment.url + "/find-my-portal", {"email": f"{name}@client.example"})
+        assert status == 200 and "we have sent it a list" in page
+
+    def lists(deployment, name):
+        sent = deployment.rows("select \"to\" from notifications_devmail where subject = 'Your Secure Messaging portals'")
+        return sum(f"{name}@client.example" in to for (to,) in sent)
+
+    for deployment in (us, eu, us, eu):
+        ask(deployment, "rosa")
+        assert deployment.run("worker", "--batch").returncode == 0
+    assert (lists(us, "rosa"), lists(eu, "rosa")) == (1, 0)  # eu was asked by us: its own page sent no more
+    # Both pages asked before either worker ran: the region asked first sends, the other holds back.
+    ask(eu, "ruth")
+    ask(us, "ruth")
+    assert us.run("worker", "--batch").returncode == 0
+    assert eu.run("worker", "--batch").returncode == 0
+    assert (lists(us, "ruth"), lists(eu, "ruth")) == (0, 1)
+
+
 def test_with_one_region_down_the_other_still_signs_in(deployments):
     us, eu = deployments
     eu.stop()

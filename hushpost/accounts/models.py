@@ -121,6 +121,7 @@ class Throttle(models.Model):
         ACCOUNT = "account", "Account"
         CLIENT = "client", "Client address"
         LOOKUP = "lookup", "Portal look-ups from a client address"
+        PORTAL_LIST = "portallist", "Portal lists e-mailed to an address"
 
     scope = models.CharField(max_length=10, choices=Scope.choices)
     key = models.CharField(max_length=64)

@@ -13,6 +13,8 @@ same either way.
   names, block that address for the same time.
 * Look-ups that ask other regions (the login's "Next", /find-my-portal):
   ``LOOKUPS_PER_WINDOW`` per client address.
+* The list of portals /find-my-portal e-mails: one per address per
+  ``PORTAL_LIST_MINUTES``, whichever client asks.
 
 Checks happen before any password is hashed, so a locked account costs no
 Argon2 work and answers nothing about the password.
@@ -24,7 +26,7 @@ import hashlib
 import ipaddress
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -85,8 +87,8 @@ def _window() -> timedelta:
     return timedelta(minutes=settings.LOCKOUT_WINDOW_MINUTES)
 
 
-def _row(scope: str, key: str) -> Throttle:
-    """The throttle row, locked for update (created on first use)."""
+def _row(scope: str, key: str, window: timedelta | None = None) -> Throttle:
+    """The throttle row, locked for update (created on first use); its count starts again after ``window``."""
     digest = _hash(key)
     row = Throttle.objects.select_for_update().filter(scope=scope, key=digest).first()
     if row is None:
@@ -95,7 +97,7 @@ def _row(scope: str, key: str) -> Throttle:
                 row = Throttle.objects.create(scope=scope, key=digest, window_started_at=clock.now())
         except IntegrityError:
             row = Throttle.objects.select_for_update().get(scope=scope, key=digest)
-    if row.window_started_at + _window() <= clock.now() and not _locked(row):
+    if row.window_started_at + (window or _window()) <= clock.now() and not _locked(row):
         row.failures, row.window_started_at, row.next_allowed_at = 0, clock.now(), None
     return row
 
@@ -201,6 +203,20 @@ def lookup_allowed(client: str) -> bool:
         row.failures += 1
         row.save()
     return True
+
+
+def count_portal_list(email: str) -> tuple[bool, datetime]:
+    """Count a portal list e-mailed to ``email``: whether it is the window's first, and when the window began.
+
+    Keyed, like every row here, by a hash: the table never holds the address.
+    """
+    with transaction.atomic():
+        row = _row(Throttle.Scope.PORTAL_LIST, email.strip().lower(),
+                   window=timedelta(minutes=settings.PORTAL_LIST_MINUTES))
+        first = not row.failures
+        row.failures = 1
+        row.save()
+    return first, row.window_started_at
 
 
 def _keys(user: User) -> list[str]:

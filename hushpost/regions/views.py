@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
 from django.http import HttpResponse, HttpResponseForbidden
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from hushpost.accounts import throttle
 from hushpost.orgs.models import Domain
 from hushpost.regions.discovery import SIGNATURE, answer_to, verify
-from hushpost.regions.portals import local_portals, send_portal_list
+from hushpost.regions.portals import answer_for_region, request_portal_list
 
 
 def _signed_response(question: dict, **fields) -> HttpResponse:
@@ -40,8 +40,7 @@ def portals_lookup(request):
     question = verify(request.body, request.headers.get(SIGNATURE, ""), purpose="portals")
     if question is None or not isinstance(question.get("email"), str):
         return HttpResponseForbidden("unsigned or stale")
-    email = question["email"]
-    return _signed_response(question, email=email, portals=local_portals(email))
+    return _signed_response(question, **answer_for_region(question["email"]))
 
 
 def find_portal(request):
@@ -59,10 +58,10 @@ def find_portal(request):
             if not throttle.lookup_allowed(throttle.client_address(request)):
                 return render(request, "regions/find_portal.html",
                               {"sent": False, "error": TOO_MANY_LOOKUPS, "email": email}, status=429)
-            with transaction.atomic():
-                send_portal_list.enqueue(email)
+            request_portal_list(email)  # at most one e-mail per address per window
             sent = True
-    return render(request, "regions/find_portal.html", {"sent": sent, "error": error, "email": email},
+    return render(request, "regions/find_portal.html",
+                  {"sent": sent, "error": error, "email": email, "minutes": settings.PORTAL_LIST_MINUTES},
                   status=400 if error else 200)
 
 
