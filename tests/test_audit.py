@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import json
 import re
+from contextlib import contextmanager
 
 import pytest
 from django.core.management import call_command
@@ -12,11 +15,14 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
 
-from hushpost.audit.actions import verify
+from hushpost.audit.actions import record
+from hushpost.audit.chain import head_seal
 from hushpost.audit.models import AppendOnly, AuditEvent, AuditHead
+from hushpost.audit.verify import verify
 from hushpost.messaging.models import Message
 from tests.helpers import first_login, send
 from tests.test_attachments import upload
+from tests.test_cli import env, run  # noqa: F401 - a development environment for the real command
 
 BOB = "bob@client.example"
 BACKEND = "hushpost.accounts.backends.HushpostBackend"
@@ -93,6 +99,95 @@ def test_a_removed_event_breaks_the_chain(story):
     victim = AuditEvent.objects.filter(action="print").first()
     AuditEvent.objects.filter(pk=victim.pk)._raw_delete(AuditEvent.objects.db)
     assert verify().broken
+
+
+@contextmanager
+def owner_rights():
+    """What the database's owner can do: on PostgreSQL, switch the append-only triggers off, then on."""
+    triggers = (("audit_auditevent", "audit_append_only"), ("audit_audithead", "audit_head_kept"))
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        for table, trigger in triggers:
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for table, trigger in triggers:
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
+
+
+def remove_last_events(org, count: int) -> list[AuditEvent]:
+    """Delete the chain's last events as the database's owner could; the events left."""
+    events = list(AuditEvent.objects.filter(org=org).order_by("id"))
+    with owner_rights():
+        AuditEvent.objects.filter(pk__in=[e.pk for e in events[-count:]])._raw_delete(AuditEvent.objects.db)
+    return events[:-count]
+
+
+def test_removing_the_last_events_shows_even_with_the_head_moved_back(story, org, settings):
+    assert verify().broken == []
+    left = remove_last_events(org, 3)
+    [problem] = verify().broken
+    assert problem.startswith(f"chain {org.pk}: its last events are missing")
+    # The head moved back to the new end: its seal no longer fits.
+    AuditHead.objects.filter(chain=org.pk).update(last_hash=left[-1].hash, events=len(left))
+    [problem] = verify().broken
+    assert f"chain {org.pk}: its head's seal does not match" in problem
+    # Nor does a seal made without the master key.
+    real_key = settings.MASTER_KEY
+    settings.MASTER_KEY = base64.b64encode(b"k" * 16 + b"not the master key!!").decode()
+    forged = head_seal(org.pk, len(left), left[-1].hash)
+    settings.MASTER_KEY = real_key
+    AuditHead.objects.filter(chain=org.pk).update(seal=forged)
+    [problem] = verify().broken
+    assert "seal does not match" in problem
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="does not verify"):
+        call_command("audit", "verify", stdout=io.StringIO(), stderr=err)
+    assert f"chain {org.pk}" in err.getvalue()
+
+
+def test_a_head_restored_from_a_backup_is_caught_by_a_kept_checkpoint(story, org, tmp_path):
+    backup = AuditHead.objects.filter(chain=org.pk).values("last_hash", "events", "seal").get()
+    for n in range(2):
+        record(AuditEvent.Action.ADMIN, org=org, actor_email="ada@northwind.example", detail=f"later {n}")
+    printed = io.StringIO()
+    call_command("audit", "checkpoint", stdout=printed)
+    kept = tmp_path / "checkpoint"
+    kept.write_text(printed.getvalue())
+    out = io.StringIO()
+    call_command("audit", "verify", "--checkpoint", str(kept), stdout=out)
+    assert "Audit trail intact" in out.getvalue() and "still there" in out.getvalue()
+    remove_last_events(org, 2)
+    AuditHead.objects.filter(chain=org.pk).update(**backup)
+    # The limit the threat model names: an older head with its own older seal verifies...
+    assert verify().broken == []
+    # ...but not against a checkpoint kept outside Hushpost.
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="does not verify"):
+        call_command("audit", "verify", "--checkpoint", str(kept), stdout=io.StringIO(), stderr=err)
+    assert f"chain {org.pk}: the checkpoint saw {backup['events'] + 2} events" in err.getvalue()
+    # A checkpoint edited to match is not one.
+    edited = json.loads(kept.read_text())
+    edited["chains"][str(org.pk)] = [backup["events"], backup["last_hash"]]
+    with pytest.raises(CommandError, match="signature does not match"):
+        call_command("audit", "verify", "--checkpoint", "-", stdin=io.StringIO(json.dumps(edited)),
+                     stdout=io.StringIO())
+
+
+def test_upgrading_seals_the_heads_of_an_existing_trail(env):
+    assert run(env, "migrate", "-v0").returncode == 0
+    r = run(env, "shell", "-c", "from hushpost.audit.actions import record\nfor n in range(3): record('admin', detail=str(n))")
+    assert r.returncode == 0, r.stderr
+    # As before seals existed: the columns go, with what they held; upgrading brings them back.
+    assert run(env, "migrate", "audit", "0002", "-v0").returncode == 0
+    assert run(env, "migrate", "-v0").returncode == 0
+    r = run(env, "audit", "verify")
+    assert r.returncode == 0, r.stderr
+    assert "3 events in 1 chain(s)" in r.stdout
 
 
 def test_events_cannot_be_changed_through_the_application(story):

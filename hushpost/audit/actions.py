@@ -1,48 +1,23 @@
-"""Recording and verifying the audit trail.
+"""Recording the audit trail (checking it: :mod:`hushpost.audit.verify`).
 
 ``record`` appends one event to its organisation's hash chain inside the
-caller's transaction (the event exists exactly when the thing it records does).
+caller's transaction (the event exists exactly when the thing it records does),
+and moves the chain's sealed head on in the same transaction.
 Details are short and never hold content: no subjects, bodies or filenames.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from contextvars import ContextVar
-from dataclasses import dataclass
-from functools import lru_cache
 
 from django.db import IntegrityError, transaction
 
+from hushpost.audit.chain import GENESIS, head_seal, link
 from hushpost.audit.models import AuditEvent, AuditHead
 from hushpost.lib import clock
 
-GENESIS = "0" * 64
 # Set per request by AuditClientMiddleware; "worker", "smtpd" or "" elsewhere.
 current_client: ContextVar[str] = ContextVar("hushpost_audit_client", default="")
-
-
-def _key() -> bytes:
-    # Derived from the master key, which is not in the database: someone who can
-    # write to the database still cannot make events that verify.
-    from django.conf import settings
-
-    return _derive(settings.MASTER_KEY)
-
-
-@lru_cache(maxsize=4)
-def _derive(master_setting: str) -> bytes:
-    from hushpost.lib.crypto import master_key_from_setting
-
-    return hmac.new(master_key_from_setting(master_setting), b"hushpost:audit-chain", hashlib.sha256).digest()
-
-
-def _digest(prev: str, event: AuditEvent) -> str:
-    fields = [prev, event.org_id or 0, event.at.isoformat(), event.action, event.actor_id or 0,
-              event.actor_email, event.client, event.object_type, event.object_id, event.detail]
-    return hmac.new(_key(), json.dumps(fields, separators=(",", ":")).encode(), hashlib.sha256).hexdigest()
 
 
 def _head(chain: int) -> AuditHead:
@@ -50,11 +25,18 @@ def _head(chain: int) -> AuditHead:
     if head is None:
         try:
             with transaction.atomic():
-                AuditHead.objects.create(chain=chain, last_hash=GENESIS)
+                AuditHead.objects.create(chain=chain, last_hash=GENESIS, events=0, seal=head_seal(chain, 0, GENESIS))
         except IntegrityError:
             pass
         head = AuditHead.objects.select_for_update().get(chain=chain)
     return head
+
+
+def _advance(head: AuditHead, last_hash: str, added: int) -> None:
+    """Move the head to the chain's new end, resealed (in the appending transaction)."""
+    events = head.events + added
+    AuditHead.objects.filter(pk=head.pk).update(
+        last_hash=last_hash, events=events, seal=head_seal(head.chain, events, last_hash))
 
 
 def record(action: str, *, org=None, actor=None, actor_email: str = "", request=None, client: str = "",
@@ -80,9 +62,9 @@ def record(action: str, *, org=None, actor=None, actor_email: str = "", request=
     with transaction.atomic():
         head = _head(event.org_id or 0)
         event.prev_hash = head.last_hash
-        event.hash = _digest(head.last_hash, event)
+        event.hash = link(head.last_hash, event)
         event.save()
-        AuditHead.objects.filter(pk=head.pk).update(last_hash=event.hash)
+        _advance(head, event.hash, 1)
     return event
 
 
@@ -106,56 +88,10 @@ def record_many(entries: list[dict]) -> None:
             head = _head(chain)
             prev = head.last_hash
             for event in by_chain[chain]:
-                event.prev_hash, event.hash = prev, _digest(prev, event)
+                event.prev_hash, event.hash = prev, link(prev, event)
                 prev = event.hash
             AuditEvent.objects.bulk_create(by_chain[chain])
-            AuditHead.objects.filter(pk=head.pk).update(last_hash=prev)
-
-
-@dataclass
-class Verdict:
-    chains: int
-    events: int
-    broken: list[str]
-
-
-def verify() -> Verdict:
-    """Walk every chain in order, in one consistent snapshot; report where a link does not hold."""
-    from django.db import connection
-
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return _verify()
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        return _verify()
-
-
-def _verify() -> Verdict:
-    broken: list[str] = []
-    events = 0
-    heads = {h.chain: h.last_hash for h in AuditHead.objects.all()}
-    chains = sorted(set(heads) | set(AuditEvent.objects.values_list("org_id", flat=True).distinct()), key=lambda c: c or 0)
-    seen_chains = set()
-    for chain in chains:
-        chain = chain or 0
-        if chain in seen_chains:
-            continue
-        seen_chains.add(chain)
-        prev = GENESIS
-        rows = AuditEvent.objects.filter(org_id=chain or None).order_by("id") if chain else \
-            AuditEvent.objects.filter(org__isnull=True).order_by("id")
-        for event in rows.iterator():
-            events += 1
-            if event.prev_hash != prev or _digest(prev, event) != event.hash:
-                broken.append(f"chain {chain}: event {event.pk} ({event.at:%Y-%m-%d %H:%M:%S} {event.action}) "
-                              "does not follow from the one before it")
-                break
-            prev = event.hash
-        else:
-            if heads.get(chain, GENESIS) != prev:
-                broken.append(f"chain {chain}: its last events are missing (the head is not the last event)")
-    return Verdict(chains=len(seen_chains), events=events, broken=broken)
+            _advance(head, prev, len(by_chain[chain]))
 
 
 def now_label() -> str:

@@ -70,13 +70,17 @@ class AuditEvent(models.Model):
 
 
 class AuditHead(models.Model):
-    """The last hash of each organisation's chain (org 0: events of no organisation).
+    """The end of each organisation's chain (org 0: events of no organisation).
 
-    Appending locks this row, so events join their chain one at a time.
+    Appending locks this row, so events join their chain one at a time. The
+    ``seal`` (an HMAC under a key derived from the master key) covers the
+    count and the last hash: moving the head back over deleted events shows.
     """
 
     chain = models.BigIntegerField(unique=True)
     last_hash = models.CharField(max_length=64)
+    events = models.BigIntegerField(default=0)
+    seal = models.CharField(max_length=64, blank=True)
 
     def __str__(self) -> str:
         return f"audit chain {self.chain}"
