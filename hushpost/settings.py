@@ -113,6 +113,7 @@ MIDDLEWARE = [
     "hushpost.audit.middleware.AuditClientMiddleware",
     "hushpost.attachments.middleware.AbortUnfinishedUploads",
     "hushpost.lib.csrf.HushpostCsrfMiddleware",
+    "hushpost.lib.input.RefuseUnusableInput",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

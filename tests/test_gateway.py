@@ -476,6 +476,21 @@ def test_a_signed_in_client_relays_for_its_organisation_over_tls_only(tls_gatewa
     assert code == 250, reply
 
 
+def test_a_nul_in_a_sender_or_a_user_name_is_refused_for_good_not_retried(tls_gateway, org, alice):
+    """PostgreSQL cannot even look a NUL up: without a check the relay heard 4xx and kept retrying."""
+    gateway, trust = tls_gateway
+    with smtplib.SMTP("localhost", gateway.port, timeout=30) as client:
+        client.starttls(context=trust)
+        client.ehlo()
+        code, reply = client.docmd("MAIL", "FROM:<alice@north\x00wind.example>")
+        assert code == 553, reply
+        login = base64.b64encode(b"northwind\x00relay").decode()
+        assert client.docmd("AUTH", "LOGIN " + login)[0] == 334  # the password, please
+        code, reply = client.docmd(base64.b64encode(RELAY_PASSWORD.encode()).decode())
+        assert code == 535, reply
+    assert not Message.objects.exists()
+
+
 # Limits and failures ---------------------------------------------------------------
 
 def test_a_message_over_the_size_limit_is_refused_with_552(make_gateway, relaying, alice):

@@ -7,6 +7,8 @@ import secrets
 from django.conf import settings
 from zxcvbn import zxcvbn
 
+from hushpost.lib.input import CONTROL
+
 # No 0/o, 1/l/i: a recipient may be reading the e-mail on a phone and typing
 # it on a laptop.  31 symbols x 20 = 99 bits.
 ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
@@ -30,6 +32,9 @@ def password_problems(password: str, *, email: str, name: str = "") -> list[str]
         problems.append(f"Use at least {settings.MIN_PASSWORD_LENGTH} characters.")
     if len(password) > 256:
         problems.append("Use at most 256 characters.")
+    if CONTROL.search(password):
+        problems.append("Use letters, digits, spaces and symbols only: a control character (such as NUL) "
+                        "cannot be typed at sign-in.")
     if problems:
         return problems
     result = zxcvbn(password[:100], user_inputs=[email, email.split("@")[0], name, "hushpost"])

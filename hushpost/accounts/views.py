@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from hushpost.accounts import reauth, reset, throttle, twofactor
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
+from hushpost.lib.input import InputError, line
 
 TOO_MANY = "Too many requests from your network just now. Try again in a few minutes."
 
@@ -24,9 +25,12 @@ def forgot(request, *, find_account, frame: str, login_url: str, extra: dict):
                "minutes": settings.PASSWORD_RESET_TIMEOUT // 60, **extra}
     status = 200
     if request.method == "POST":
-        email = context["email"] = request.POST.get("email", "").strip().lower()[:254]
+        email = context["email"] = request.POST.get("email", "")
         try:
+            email = line(email, label="The e-mail address").lower()
             validate_email(email)
+        except InputError as problem:
+            context["error"], status = str(problem), 400
         except ValidationError:
             context["error"], status = "Enter the e-mail address you sign in with.", 400
         else:
@@ -80,8 +84,8 @@ def choose(request, *, role: str, org, frame: str, login_url: str, forgot_url: s
             flash.success(request, "Your password is changed, and every other session is signed out. "
                                    "Sign in with your new password.")
             return redirect(login_url)
-        context["errors"] = errors  # shown again with 200: nothing here for a log to keep
-    return render(request, "accounts/reset.html", context)
+        context["errors"] = errors  # shown again, 400 like every form with a problem
+    return render(request, "accounts/reset.html", context, status=400 if context["errors"] else 200)
 
 
 SETUP = "hushpost_2fa_setup"

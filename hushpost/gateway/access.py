@@ -19,6 +19,7 @@ from hushpost.accounts import throttle
 from hushpost.accounts.models import User
 from hushpost.gateway.config import networks_of
 from hushpost.gateway.replies import Refused
+from hushpost.lib.input import usable
 from hushpost.orgs.actions import org_for_address
 from hushpost.orgs.models import Organization
 
@@ -59,7 +60,7 @@ def authenticate(username: str, password: str, ip: str = "unknown") -> int | Non
     ip = throttle.normalise_ip(ip)
     if throttle.check(ip, account) is not None:
         return None
-    org = Organization.objects.filter(gateway_auth_user=username, is_active=True).first()
+    org = Organization.objects.filter(gateway_auth_user=username, is_active=True).first() if usable(username) else None
     if org is None or not org.gateway_auth_password:
         make_password(password)  # the same work as a real check: the timing tells nothing
         ok = False
@@ -74,6 +75,8 @@ def authenticate(username: str, password: str, ip: str = "unknown") -> int | Non
 
 def sender_of(address: str, client: Client) -> User:
     """The active sender account ``address`` names, if ``client`` may relay its mail."""
+    if not usable(address):  # a NUL would fail the query, not name a sender: refuse it for good
+        raise Refused(553, "5.1.7", "the sender address contains characters no address has")
     address = address.strip().lower()
     org = org_for_address(address) if "@" in address else None
     if org is None or not org.is_active or not client.may_relay_for(org):

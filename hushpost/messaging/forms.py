@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from hushpost.lib.input import plain_text
 from hushpost.lib.sanitize import html_to_text, sanitize_html, text_to_html
 from hushpost.messaging.actions import EXPIRY_CHOICES, Addressees, SendOptions
 from hushpost.messaging.models import Restriction
@@ -52,6 +53,7 @@ class BodyField(forms.CharField):
 
     def __init__(self, **kwargs):
         super().__init__(strip=False, **kwargs)
+        plain_text(self)
 
     def clean_body(self, value: str, fmt: str) -> str:
         if len(value.encode()) > settings.MAX_BODY_BYTES:
@@ -86,9 +88,10 @@ class _FormattedBody:
 
 
 class ComposeForm(_FormattedBody, forms.Form):
-    to = forms.CharField(label="To", max_length=10_000)
-    cc = forms.CharField(label="Cc", max_length=10_000, required=False)
-    subject = forms.CharField(label="Subject", max_length=200)
+    # Line breaks in the address fields are separators; the subject refuses them itself, saying so.
+    to = plain_text(forms.CharField(label="To", max_length=10_000))
+    cc = plain_text(forms.CharField(label="Cc", max_length=10_000, required=False))
+    subject = plain_text(forms.CharField(label="Subject", max_length=200))
     body = BodyField(label="Message", required=False)
     body_format = forms.ChoiceField(choices=[("text", "text"), ("html", "html")], required=False)
     read_receipt = forms.BooleanField(label="Request Read Receipt", required=False)

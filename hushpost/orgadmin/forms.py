@@ -3,6 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
+from hushpost.audit.models import AuditEvent
+from hushpost.lib.input import DayField, single_line
 from hushpost.messaging.actions import EXPIRY_CHOICES
 from hushpost.messaging.models import Restriction
 from hushpost.orgs.models import Organization
@@ -11,16 +13,40 @@ EXPIRY_LABELS = {0: "Never", 1: "1 Day", 7: "7 Days", 30: "30 Days"}
 
 
 class AddSenderForm(forms.Form):
-    email = forms.EmailField(label="E-mail address")
-    name = forms.CharField(label="Name", max_length=200)
+    email = single_line(forms.EmailField(label="E-mail address"))
+    name = single_line(forms.CharField(label="Name", max_length=200))  # it goes into e-mail headers
     password = forms.CharField(label="First password", widget=forms.PasswordInput, strip=False)
     admin = forms.BooleanField(label="Organisation admin", required=False)
 
-    def clean_name(self):
-        name = self.cleaned_data["name"]
-        if "\r" in name or "\n" in name:
-            raise ValidationError("A name cannot contain line breaks.")
-        return name.strip()
+
+MESSAGE_STATUSES = {"": "Any", "active": "Active", "recalled": "Recalled", "expired": "Expired"}
+
+
+class Filters(forms.Form):
+    """A search form of the admin area: each problem is told with the field's label."""
+
+    def problems(self) -> list[str]:
+        return [f"{self.fields[name].label}: {e}" if name in self.fields else e
+                for name, errors in self.errors.items() for e in errors]
+
+
+class RecipientSearch(Filters):
+    q = single_line(forms.CharField(label="Search", max_length=254, required=False))
+
+
+class MessageFilters(Filters):
+    sender = single_line(forms.CharField(label="Sender", max_length=254, required=False))
+    recipient = single_line(forms.CharField(label="Recipient", max_length=254, required=False))
+    since = DayField(label="Sent from", required=False)
+    until = DayField(label="Sent until", required=False)
+    status = forms.ChoiceField(label="State", choices=list(MESSAGE_STATUSES.items()), required=False)
+
+
+class AuditFilters(Filters):
+    actor = single_line(forms.CharField(label="Who", max_length=254, required=False))
+    action = forms.ChoiceField(label="What", choices=[("", "Anything"), *AuditEvent.Action.choices], required=False)
+    since = DayField(label="From", required=False)
+    until = DayField(label="Until", required=False)
 
 
 MAX_ATTACHMENT_MB = 10 * 1024  # 10 GB: the store streams, so size costs disk, not memory
@@ -80,6 +106,8 @@ class PolicyForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["allowed_expiry"].initial = [str(d) for d in self.instance.expiry_choices]
+        for name in ("sender_name", "notify_from_email"):  # both go into every notification's From
+            single_line(self.fields[name])
 
     def clean_notify_from_email(self):
         address = self.cleaned_data.get("notify_from_email", "").strip().lower()

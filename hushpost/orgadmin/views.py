@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -11,7 +12,6 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
 from hushpost.accounts import reauth, reset, throttle
@@ -24,14 +24,22 @@ from hushpost.accounts.actions import (
 from hushpost.accounts.models import User
 from hushpost.audit.actions import now_label, record
 from hushpost.audit.models import AuditEvent
-from hushpost.lib import clock
+from hushpost.lib.input import checks_input
 from hushpost.messaging.actions import recall
-from hushpost.messaging.models import Message
 from hushpost.notifications.models import Notification
+from hushpost.orgadmin import search
 from hushpost.orgadmin.access import access_member_for_admin, access_message_for_admin
-from hushpost.orgadmin.forms import AddSenderForm, PolicyForm
+from hushpost.orgadmin.forms import (
+    MESSAGE_STATUSES,
+    AddSenderForm,
+    AuditFilters,
+    MessageFilters,
+    PolicyForm,
+    RecipientSearch,
+)
 from hushpost.senders.views import sender_required
 
+QUERY = re.compile(r"[A-Za-z0-9_.~%+=&-]*")  # what urlencode writes, and nothing a header could break on
 # Changes to accounts and policy ask the admin to confirm it is them (hushpost/accounts/reauth.py).
 ADMIN_FRAME = "senders/app.html"
 confirmed = reauth.required(ADMIN_FRAME, tab="admin")
@@ -48,6 +56,7 @@ def org_admin_required(view):
     return wrapper
 
 
+@checks_input("email", "name", "password")
 @org_admin_required
 @confirmed
 def senders(request):
@@ -112,9 +121,15 @@ def sender_reset(request, user_id):
     return redirect("orgadmin:senders")
 
 
+@checks_input("q")
 @org_admin_required
 def recipients(request):
-    query = request.GET.get("q", "").strip()[:254]
+    search_form = RecipientSearch(request.GET)
+    context = {"q": request.GET.get("q", ""), "tab": "admin", "section": "recipients"}
+    if not search_form.is_valid():
+        return render(request, "orgadmin/recipients.html", {**context, "errors": search_form.problems()},
+                      status=400)
+    query = search_form.cleaned_data["q"]
     people = User.objects.filter(org=request.user.org, role=User.Role.RECIPIENT).order_by("email")
     if query:
         people = people.filter(Q(email__icontains=query) | Q(name__icontains=query))
@@ -127,10 +142,7 @@ def recipients(request):
     rows = [(p, latest.get(p.pk)) for p in page.object_list]
     for person, _ in rows:
         person.locked_until = throttle.locked_until(person)
-    return render(
-        request, "orgadmin/recipients.html",
-        {"rows": rows, "page": page, "q": query, "tab": "admin", "section": "recipients"},
-    )
+    return render(request, "orgadmin/recipients.html", {**context, "rows": rows, "page": page, "q": query})
 
 
 @require_POST
@@ -144,6 +156,7 @@ def recipient_reset(request, user_id):
     return redirect("orgadmin:recipients")
 
 
+@checks_input("sender_name", "notify_from_email")
 @org_admin_required
 @confirmed
 def policy(request):
@@ -175,42 +188,23 @@ def unlock(request, user_id):
     return redirect("orgadmin:recipients" if member.is_recipient else "orgadmin:senders")
 
 
-MESSAGE_STATUSES = {"": "Any", "active": "Active", "recalled": "Recalled", "expired": "Expired"}
-
-
+@checks_input("sender", "recipient", "since", "until")
 @org_admin_required
 def messages(request):
     """Find messages by sender, recipient, date and status (never by content), and recall them."""
-    f = {k: request.GET.get(k, "").strip()[:254] for k in ("sender", "recipient", "since", "until", "status")}
-    found = (Message.objects.filter(org=request.user.org, kind=Message.Kind.MESSAGE)
-             .select_related("author").prefetch_related("deliveries__recipient").order_by("-created_at", "-id"))
-    if f["sender"]:
-        found = found.filter(author__email__icontains=f["sender"])
-    if f["recipient"]:
-        found = found.filter(deliveries__recipient__email__icontains=f["recipient"]).distinct()
-    for key, lookup in (("since", "created_at__date__gte"), ("until", "created_at__date__lte")):
-        day = parse_date(f[key]) if f[key] else None
-        if day:
-            found = found.filter(**{lookup: day})
-    now = clock.now()
-    if f["status"] == "recalled":
-        found = found.filter(deliveries__recalled_at__isnull=False).distinct()
-    elif f["status"] == "expired":
-        found = found.filter(expires_at__lte=now)
-    elif f["status"] == "active":
-        found = found.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).exclude(
-            deliveries__recalled_at__isnull=False)
-    page = Paginator(found, 50).get_page(request.GET.get("page"))
+    filters = MessageFilters(request.GET)
+    f = {k: request.GET.get(k, "") for k in filters.fields}  # shown again as typed
+    context = {"f": f, "statuses": MESSAGE_STATUSES, "tab": "admin", "section": "messages"}
+    if not filters.is_valid():
+        return render(request, "orgadmin/messages.html", {**context, "errors": filters.problems()}, status=400)
+    page = Paginator(search.messages(request.user.org, filters.cleaned_data), 50).get_page(request.GET.get("page"))
     rows = []
     for m in page.object_list:
         deliveries = list(m.deliveries.all())
         recalled = sum(1 for d in deliveries if d.recalled_at)
         rows.append({"message": m, "recipients": [d.recipient.email for d in deliveries],
                      "recalled": recalled, "all_recalled": deliveries and recalled == len(deliveries)})
-    return render(request, "orgadmin/messages.html", {
-        "rows": rows, "page": page, "f": f, "statuses": MESSAGE_STATUSES, "tab": "admin", "section": "messages",
-        "query": urlencode({k: v for k, v in f.items() if v}),
-    })
+    return render(request, "orgadmin/messages.html", {**context, "rows": rows, "page": page, "query": _query(f)})
 
 
 @require_POST
@@ -221,34 +215,32 @@ def message_recall(request, uid):
     count = recall(message, by=request.user)
     flash.success(request, f"Recalled for {count} recipient{'s' if count != 1 else ''}." if count
                   else "That message was already recalled.")
-    back = request.POST.get("back", "")
-    return redirect("/app/admin/messages" + ("?" + back if back and "\n" not in back and "//" not in back else ""))
+    back = request.POST.get("back", "")  # the search it came from, as urlencode wrote it
+    return redirect("/app/admin/messages" + ("?" + back if QUERY.fullmatch(back) else ""))
 
 
 def _audit(request, detail: str, obj) -> None:
     record(AuditEvent.Action.ADMIN, actor=request.user, obj=obj, detail=detail)
 
 
+@checks_input("actor", "since", "until")
 @org_admin_required
 def audit(request):
     """The organisation's audit trail: filter by who, what and when; export as CSV."""
-    f = {k: request.GET.get(k, "").strip()[:254] for k in ("actor", "action", "since", "until")}
-    events = AuditEvent.objects.filter(org=request.user.org).order_by("-at", "-id")
-    if f["actor"]:
-        events = events.filter(actor_email__icontains=f["actor"])
-    if f["action"] in AuditEvent.Action.values:
-        events = events.filter(action=f["action"])
-    for key, lookup in (("since", "at__date__gte"), ("until", "at__date__lte")):
-        day = parse_date(f[key]) if f[key] else None
-        if day:
-            events = events.filter(**{lookup: day})
+    filters = AuditFilters(request.GET)
+    f = {k: request.GET.get(k, "") for k in filters.fields}  # shown again as typed
+    context = {"f": f, "actions": AuditEvent.Action.choices, "tab": "admin", "section": "audit"}
+    if not filters.is_valid():  # the CSV too: the page says what to fix
+        return render(request, "orgadmin/audit.html", {**context, "errors": filters.problems()}, status=400)
+    events = search.audit_events(request.user.org, filters.cleaned_data)
     if request.GET.get("format") == "csv":
         return _audit_csv(request.user.org, events)
     page = Paginator(events, 100).get_page(request.GET.get("page"))
-    return render(request, "orgadmin/audit.html", {
-        "page": page, "f": f, "actions": AuditEvent.Action.choices, "tab": "admin", "section": "audit",
-        "query": urlencode({k: v for k, v in f.items() if v}),
-    })
+    return render(request, "orgadmin/audit.html", {**context, "page": page, "query": _query(f)})
+
+
+def _query(typed: dict) -> str:
+    return urlencode({k: v.strip() for k, v in typed.items() if v.strip()})
 
 
 def _audit_csv(org, events):

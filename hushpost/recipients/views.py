@@ -28,6 +28,7 @@ from hushpost.attachments import views as attachments
 from hushpost.attachments.actions import AttachmentError, files_of
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
+from hushpost.lib.input import InputError, checks_input, line
 from hushpost.lib.sanitize import html_to_text
 from hushpost.lib.urls import safe_next
 from hushpost.lib.views import refused
@@ -51,6 +52,7 @@ from hushpost.notifications.models import Notification
 from hushpost.orgs.models import Organization
 
 SIGN_IN_FAILED = "That e-mail address and password don't match an account."
+EMAIL = "The e-mail address"
 RESEND_SALT = "hushpost.recipients.resend-temporary"
 
 
@@ -72,6 +74,7 @@ def recipient_required(view):
     return wrapper
 
 
+@checks_input("email", "password")
 def login_view(request, org):
     organisation = _org(org)
     prefix = f"/r/{organisation.slug}/"
@@ -79,15 +82,16 @@ def login_view(request, org):
     user = request.user
     if user.is_authenticated and user.is_recipient and user.org_id == organisation.pk:
         return redirect(next_url)  # a GET never changes anything, it only forwards
-    context = {
-        "org": organisation,
-        "email": request.GET.get("email", "")[:254],
-        "error": "",
-        "next": next_url,
-    }
+    context = {"org": organisation, "email": "", "error": "", "next": next_url}
+    try:
+        context["email"] = email = line(request.GET.get("email", ""), label=EMAIL)
+        if request.method == "POST":
+            context["email"] = email = line(request.POST.get("email", ""), label=EMAIL)
+    except InputError as problem:
+        context["error"] = str(problem)
+        return render(request, "recipients/login.html", context, status=400)
     status = 200
     if request.method == "POST":
-        context["email"] = email = request.POST.get("email", "")[:254]
         client = throttle.client_address(request)
         account = throttle.account_key(f"r{organisation.pk}", email)
         refusal = throttle.check(client, account)
@@ -151,6 +155,7 @@ def resend_temporary(request, org):
     return redirect(f"/r/{organisation.slug}/login?{urlencode({'email': user.email})}")
 
 
+@checks_input("current", "current_code", "password", "confirm")
 @recipient_required
 def set_password(request):
     errors: list[str] = []
@@ -231,6 +236,7 @@ def message_view(request, uid):
     )
 
 
+@checks_input("body")
 @recipient_required
 def reply(request, uid):
     access = access_message_for_recipient(request.user, uid)
@@ -334,6 +340,7 @@ def download_file(request, uid, file_uid):
     return attachments.download(request, access_message_for_recipient(request.user, uid).message, file_uid)
 
 
+@checks_input("email")
 def forgot_password(request, org):
     organisation = _org(org)
     return account_pages.forgot(
@@ -341,6 +348,7 @@ def forgot_password(request, org):
         frame="recipients/portal.html", login_url=f"/r/{organisation.slug}/login", extra={"org": organisation})
 
 
+@checks_input("password", "confirm")
 def reset_password(request, org):
     organisation = _org(org)
     return account_pages.choose(
@@ -358,6 +366,7 @@ def sign_out_everywhere_view(request):
     return redirect("recipients:login", org=slug)
 
 
+@checks_input("code")
 def second_factor(request, org):
     organisation = _org(org)
     prefix = f"/r/{organisation.slug}/"
@@ -367,6 +376,7 @@ def second_factor(request, org):
         extra={"org": organisation})
 
 
+@checks_input("code", "current", "current_code")
 @recipient_required
 def two_factor_settings(request):
     return account_pages.two_factor_settings(request, frame="recipients/portal.html",

@@ -28,6 +28,7 @@ from django_tasks import task
 
 from hushpost.accounts import throttle
 from hushpost.accounts.models import User
+from hushpost.lib.input import usable
 from hushpost.regions.discovery import ask_all
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ def answer_for_region(email: str) -> dict:
     too, and the answer says since when: the region that counted it first
     within the window sends the list, any other stays silent.
     """
+    if not usable(email):
+        return {"email": email, "portals": []}  # no account has such an address
     _, since = throttle.count_portal_list(email)
     return {"email": email, "portals": local_portals(email), "counted_at": since.isoformat()}
 

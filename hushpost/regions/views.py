@@ -9,6 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from hushpost.accounts import throttle
+from hushpost.lib.input import InputError, checks_input, line, usable
 from hushpost.orgs.models import Domain
 from hushpost.regions.discovery import SIGNATURE, answer_to, verify
 from hushpost.regions.portals import answer_for_region, request_portal_list
@@ -29,7 +30,7 @@ def domain_lookup(request):
     if question is None or not isinstance(question.get("domain"), str):
         return HttpResponseForbidden("unsigned or stale")
     domain = question["domain"]
-    hosted = Domain.objects.filter(name=domain.strip().lower(), org__is_active=True).exists()
+    hosted = usable(domain) and Domain.objects.filter(name=domain.strip().lower(), org__is_active=True).exists()
     return _signed_response(question, domain=domain, hosted=hosted)
 
 
@@ -43,15 +44,19 @@ def portals_lookup(request):
     return _signed_response(question, **answer_for_region(question["email"]))
 
 
+@checks_input("email")
 def find_portal(request):
     """A recipient who is lost: we e-mail the address the portals it has accounts with."""
     sent = False
     error = ""
     email = ""
     if request.method == "POST":
-        email = request.POST.get("email", "").strip().lower()[:254]
+        email = request.POST.get("email", "")
         try:
+            email = line(email, label="The e-mail address").lower()
             validate_email(email)
+        except InputError as problem:
+            error = str(problem)
         except ValidationError:
             error = "Enter the e-mail address your secure messages were sent to."
         else:

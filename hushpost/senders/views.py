@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import wraps
 from urllib.parse import urlencode
@@ -26,6 +27,7 @@ from hushpost.attachments import views as attachments
 from hushpost.attachments.actions import AttachmentError, files_of
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
+from hushpost.lib.input import InputError, checks_input, line
 from hushpost.lib.sanitize import html_to_text
 from hushpost.lib.urls import safe_next
 from hushpost.messaging import listing
@@ -64,6 +66,7 @@ class NotifiedState:
 
 
 SIGN_IN_FAILED = "That e-mail address and password don't match an account."
+RECIPIENT_ID = re.compile(r"[0-9]{1,18}")
 
 
 def sender_required(view):
@@ -77,6 +80,7 @@ def sender_required(view):
     return wrapper
 
 
+@checks_input("email", "password")
 def login_view(request):
     """Two steps, like the big portals: the address ("Next"), then the password.
 
@@ -85,10 +89,14 @@ def login_view(request):
     """
     if request.user.is_authenticated and request.user.is_sender:
         return redirect("senders:inbox")
-    email = request.GET.get("email", "")[:254].strip()
+    try:
+        email = line(request.GET.get("email", ""), label=EMAIL)
+        if request.method == "POST":
+            email = line(request.POST.get("email", ""), label=EMAIL)
+    except InputError as problem:
+        return _login_page(request, "", error=str(problem))
     if request.method != "POST":
         return _login_page(request, email)
-    email = request.POST.get("email", "")[:254].strip()
     password = request.POST.get("password", "")
     if not _looks_like_address(email):
         return _login_page(request, "", error=ENTER_ADDRESS)
@@ -122,6 +130,7 @@ def login_view(request):
 
 
 ENTER_ADDRESS = "Enter your e-mail address, for example name@example.org."
+EMAIL = "The e-mail address"
 
 
 def _looks_like_address(email: str) -> bool:
@@ -183,6 +192,7 @@ def sent(request):
     return render(request, "senders/sent.html", {"page": page, "rows": rows, "tab": "sent"})
 
 
+@checks_input("to", "cc", "subject", "body")
 @sender_required
 def compose(request):
     replying_to = None
@@ -312,16 +322,19 @@ def retry_notification(request, uid, notification_id):
     return redirect("senders:message", uid=uid)
 
 
+@checks_input("email")
 def forgot_password(request):
     return account_pages.forgot(request, find_account=sender_account, frame="base.html",
                                 login_url="/login", extra={})
 
 
+@checks_input("password", "confirm")
 def reset_password(request):
     return account_pages.choose(request, role="sender", org=None, frame="base.html",
                                 login_url="/login", forgot_url="/forgot", extra={})
 
 
+@checks_input("current", "current_code", "password", "confirm")
 @sender_required
 def account(request):
     errors: list[str] = []
@@ -350,7 +363,7 @@ def recall_view(request, uid):
     """The author recalls the message for one recipient (``recipient``) or for everyone."""
     message = access_own_message_for_sender(request.user, uid)
     who = request.POST.get("recipient")
-    if who is not None and not who.isdigit():
+    if who is not None and not RECIPIENT_ID.fullmatch(who):  # not str.isdigit: "²" is a digit int() refuses
         return HttpResponseBadRequest("Choose a recipient of this message.")
     ids = [int(who)] if who is not None else None
     count = recall(message, recipient_ids=ids, by=request.user)
@@ -374,12 +387,14 @@ def expiry_view(request, uid):
     return redirect("senders:message", uid=uid)
 
 
+@checks_input("code")
 def second_factor(request):
     return account_pages.second_factor(
         request, role="sender", org=None, frame="base.html", login_url="/login",
         next_url=safe_next(request, request.GET.get("next"), prefix="/app/", default="/app/"), extra={})
 
 
+@checks_input("code", "current", "current_code")
 @sender_required
 def two_factor_settings(request):
     return account_pages.two_factor_settings(request, frame="senders/app.html", here="/app/account/2fa",
