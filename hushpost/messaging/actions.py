@@ -18,6 +18,14 @@ from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.messaging.content import open_subject, seal_content
 from hushpost.messaging.models import Delivery, Message, Restriction
+from hushpost.messaging.threads import (
+    TooLongError,
+    ancestors,
+    is_withdrawn,
+    recalled_above,
+    restrictions,
+    root_of,
+)
 from hushpost.notifications.actions import queue_notification
 from hushpost.notifications.models import Notification
 
@@ -177,38 +185,45 @@ def open_message(delivery: Delivery) -> bool:
     return True
 
 
+TOO_LONG = "This conversation is too long to continue here."
+
+
 def thread_root(message: Message) -> Message:
     """The organisation sender's message a chain of replies answers."""
-    root = message
-    for _ in range(100):  # a reply chain is short; a cycle is impossible but cheap to bound
-        if root.kind == Message.Kind.MESSAGE or root.in_reply_to_id is None:
-            return root
-        root = Message.objects.select_related("author").get(pk=root.in_reply_to_id)
-    raise RefusedError("This conversation is too long to answer here.")
+    try:
+        return root_of(ancestors(message))
+    except TooLongError:
+        raise RefusedError(TOO_LONG) from None
 
 
-def check_can_reply(message: Message) -> None:
+def check_can_reply(message: Message, recipient: User | None = None) -> None:
     # Answering a reply answers the sender's message too: its restriction and
     # expiry hold for the whole conversation.
-    root = thread_root(message)
-    for m in [message] if root.pk == message.pk else [message, root]:
-        if m.no_reply:
-            raise RefusedError("The sender restricted this message: replies are not allowed.")
-        if m.is_expired:
-            raise RefusedError("This message has expired, so it can no longer be answered.")
+    rules = restrictions(message)
+    if rules.too_long:
+        raise RefusedError(TOO_LONG)
+    if rules.no_reply:
+        raise RefusedError("The sender restricted this message: replies are not allowed.")
+    if rules.expired:
+        raise RefusedError("This message has expired, so it can no longer be answered.")
+    if recipient is not None and is_withdrawn(recipient, message):
+        raise RefusedError("The sender recalled a message of this conversation, "
+                           "so it can no longer be answered.")
 
 
-def can_reply(message: Message) -> bool:
+def can_reply(message: Message, recipient: User | None = None) -> bool:
     try:
-        check_can_reply(message)
+        check_can_reply(message, recipient)
     except RefusedError:
         return False
     return True
 
 
 def check_can_print(message: Message) -> None:
-    if message.no_print:
-        raise RefusedError("The sender restricted this message: it cannot be printed.")
+    # A reply quotes the subject of what it answers and answers its content:
+    # "No Print" anywhere above it holds for it too, on every route.
+    if restrictions(message).no_print:
+        raise RefusedError("The sender restricted this conversation: it cannot be printed.")
 
 
 def reply_as_recipient(
@@ -218,7 +233,7 @@ def reply_as_recipient(
     """A recipient's reply: to the sender's Hushpost inbox (and, for Reply All,
     to the other addressees of the original)."""
     original = delivery.message
-    check_can_reply(original)
+    check_can_reply(original, recipient)
     existing = Message.objects.filter(author=recipient, send_token=send_token).first()
     if existing:
         return existing
@@ -264,10 +279,12 @@ def reply_all_addressees(message: Message, user: User) -> list[User]:
     deliveries = list(message.deliveries.select_related("recipient"))
     if any(d.recipient_id == user.pk and d.field == Delivery.Field.BCC for d in deliveries):
         return []
-    # Nor does it reach anyone the message was recalled for.
-    people = {d.recipient for d in deliveries if d.field != Delivery.Field.BCC and d.recalled_at is None}
+    # Nor does it reach anyone the message, or one it answers, was recalled for.
+    recalled = recalled_above(message)
+    people = {d.recipient for d in deliveries if d.field != Delivery.Field.BCC}
     people.add(message.author)
-    return sorted((p for p in people if p.pk != user.pk and p.is_recipient), key=lambda p: p.email)
+    return sorted((p for p in people if p.pk != user.pk and p.is_recipient and p.pk not in recalled),
+                  key=lambda p: p.email)
 
 
 def delete_for_recipient(delivery: Delivery) -> None:

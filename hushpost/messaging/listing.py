@@ -10,6 +10,7 @@ from django.core.paginator import Page, Paginator
 from hushpost.accounts.models import User
 from hushpost.messaging.content import open_subject
 from hushpost.messaging.models import Delivery, Message
+from hushpost.messaging.threads import WITHDRAWN_SUBJECT, withdrawn_from
 
 PAGE_SIZE = 50
 RECALLED = "This message was recalled by the sender"
@@ -36,11 +37,13 @@ def inbox(user: User, page_number) -> tuple[Page, list[Row]]:
         .order_by("-created_at", "-id")
     )
     page = Paginator(deliveries, PAGE_SIZE).get_page(page_number)
+    withdrawn = withdrawn_from(user)
     rows = [
         Row(
             message=d.message,
-            # A recalled message shows nothing of itself, not even its subject.
-            subject=RECALLED if d.recalled_at else open_subject(d.message),
+            # A recalled message shows nothing of itself, not even its subject,
+            # nor in the "Re:" of anything under it.
+            subject=RECALLED if d.recalled_at else _subject(d.message, withdrawn),
             when=d.created_at,
             unread=d.first_opened_at is None and not d.recalled_at,
             people=d.message.author.display_name,
@@ -57,13 +60,14 @@ def sent(user: User, page_number) -> tuple[Page, list[Row]]:
         .order_by("-created_at", "-id")
     )
     page = Paginator(messages, PAGE_SIZE).get_page(page_number)
+    withdrawn = withdrawn_from(user)  # a recipient's replies under a message recalled for them
     rows = []
     for m in page.object_list:
         deliveries = list(m.deliveries.all())
         rows.append(
             Row(
                 message=m,
-                subject=open_subject(m),
+                subject=_subject(m, withdrawn),
                 when=m.created_at,
                 people=", ".join(d.recipient.display_name for d in deliveries),
                 recipients=len(deliveries),
@@ -75,3 +79,7 @@ def sent(user: User, page_number) -> tuple[Page, list[Row]]:
             )
         )
     return page, rows
+
+
+def _subject(message: Message, withdrawn: set[int]) -> str:
+    return WITHDRAWN_SUBJECT if message.pk in withdrawn else open_subject(message)

@@ -47,6 +47,7 @@ from hushpost.messaging.actions import (
 from hushpost.messaging.content import open_content
 from hushpost.messaging.forms import ReplyForm
 from hushpost.messaging.models import Message
+from hushpost.messaging.threads import content_for, restrictions
 from hushpost.notifications.actions import queue_notification
 from hushpost.notifications.models import Notification
 from hushpost.orgs.models import Organization
@@ -215,8 +216,8 @@ def message_view(request, uid):
     if access.delivery is not None:
         open_message(access.delivery)
     record(AuditEvent.Action.OPEN, actor=request.user, obj=message)
-    content = open_content(message)
-    replyable = access.delivery is not None and can_reply(message)
+    content = content_for(request.user, message)
+    replyable = access.delivery is not None and can_reply(message, request.user)
     my_replies = Message.objects.filter(in_reply_to=message, author=request.user).order_by("created_at")
     return render(
         request,
@@ -225,6 +226,7 @@ def message_view(request, uid):
             "org": request.org,
             "message": message,
             "content": content,
+            "rules": restrictions(message),
             "files": files_of(message),
             "file_base": f"/r/{request.org.slug}/m/{message.uid}/files/",
             "access": access,
@@ -244,7 +246,7 @@ def reply(request, uid):
     if access.delivery is None:
         return refused(request, "You wrote this message; open the original to reply to it.")
     try:
-        check_can_reply(message)
+        check_can_reply(message, request.user)
     except RefusedError as e:
         return refused(request, str(e))
     reply_all = request.POST.get("reply_all") == "True" or request.GET.get("all") == "1"
@@ -281,6 +283,9 @@ def reply(request, uid):
             "org": request.org,
             "message": message,
             "content": content,
+            # The page may be printed: a "No Print" original is quoted for the
+            # screen only, as its own page shows it (the print stylesheet).
+            "rules": restrictions(message),
             "form": form,
             "reply_all": reply_all,
             "others": reply_all_addressees(message, request.user) if reply_all else [],
@@ -304,7 +309,7 @@ def print_view(request, uid):
     return render(
         request,
         "recipients/print.html",
-        {"org": request.org, "message": access.message, "content": open_content(access.message)},
+        {"org": request.org, "message": access.message, "content": content_for(request.user, access.message)},
     )
 
 

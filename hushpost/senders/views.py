@@ -28,7 +28,6 @@ from hushpost.attachments.actions import AttachmentError, files_of
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 from hushpost.lib.input import InputError, checks_input, line
-from hushpost.lib.sanitize import html_to_text
 from hushpost.lib.urls import safe_next
 from hushpost.messaging import listing
 from hushpost.messaging.access import access_message_for_sender, access_own_message_for_sender
@@ -36,6 +35,7 @@ from hushpost.messaging.actions import change_expiry, open_message, recall, send
 from hushpost.messaging.content import open_content, open_subject
 from hushpost.messaging.forms import ComposeForm
 from hushpost.messaging.models import Message
+from hushpost.messaging.threads import restrictions
 from hushpost.notifications.actions import retry_now
 from hushpost.notifications.models import Notification
 from hushpost.orgs.models import Domain
@@ -299,10 +299,10 @@ def message_view(request, uid):
             "any_active": any(d.recalled_at is None for d, _ in recipients),
             "message": message,
             "content": content,
+            "rules": restrictions(message),
             "access": access,
             "recipients": recipients,
             "replies": replies,
-            "quoted": html_to_text(content.body_html)[:2000],
             "tab": "sent" if access.is_author else "inbox",
         },
     )

@@ -1,0 +1,113 @@
+"""Conversations: a message and every reply and answer under it.
+
+What the sender decided for a message holds for everything under it.  A "No
+Print" message makes every reply below it, and every answer to those replies,
+unprintable: they quote its subject and answer its content.  A recall
+withdraws the conversation below the message from that recipient: their
+replies stay theirs, but nothing of the recalled message, not even its
+subject in a "Re:", is shown to them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from hushpost.accounts.models import User
+from hushpost.messaging.content import Content, open_content
+from hushpost.messaging.models import Delivery, Message
+
+MAX_DEPTH = 100  # a conversation is short; a cycle is impossible but cheap to bound
+# What a recipient sees instead of the subject of a message under a recalled one.
+WITHDRAWN_SUBJECT = "Re: a message the sender recalled"
+
+
+class TooLongError(Exception):
+    pass
+
+
+def ancestors(message: Message) -> list[Message]:
+    """``message`` first, then the one it answers, and so on to the conversation's top."""
+    chain = [message]
+    while chain[-1].in_reply_to_id is not None:
+        if len(chain) >= MAX_DEPTH:
+            raise TooLongError
+        parent = Message.objects.select_related("author").filter(pk=chain[-1].in_reply_to_id).first()
+        if parent is None:
+            break
+        chain.append(parent)
+    return chain
+
+
+def root_of(chain: list[Message]) -> Message:
+    """The organisation sender's message that a chain of replies answers."""
+    return next((m for m in chain if m.kind == Message.Kind.MESSAGE), chain[-1])
+
+
+@dataclass(frozen=True)
+class Restrictions:
+    """What the sender allowed for a message, as its conversation decides it."""
+
+    no_print: bool
+    no_reply: bool
+    expired: bool
+    # Deeper than anyone writes: nothing above can be read, so everything is refused.
+    too_long: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.no_reply:
+            return "Restricted by the sender: no printing, no replies."
+        return "Restricted by the sender: no printing." if self.no_print else ""
+
+
+def restrictions(message: Message) -> Restrictions:
+    """"No Print" anywhere above a message holds for it.  "No Reply" and expiry
+    are those of the sender's message a reply answers (or of the message itself):
+    a sender who answers a reply chooses them anew for the answer."""
+    try:
+        chain = ancestors(message)
+    except TooLongError:
+        return Restrictions(no_print=True, no_reply=True, expired=False, too_long=True)
+    root = root_of(chain)
+    answered = [message] if root.pk == message.pk else [message, root]
+    return Restrictions(
+        no_print=any(m.no_print for m in chain),
+        no_reply=any(m.no_reply for m in answered),
+        expired=any(m.is_expired for m in answered),
+    )
+
+
+def withdrawn_from(user: User) -> set[int]:
+    """Ids of the messages recalled for ``user`` and of every message under them."""
+    found = set(
+        Delivery.objects.filter(recipient=user, recalled_at__isnull=False).values_list("message_id", flat=True)
+    )
+    frontier = set(found)
+    for _ in range(MAX_DEPTH):
+        if not frontier:
+            break
+        below = set(Message.objects.filter(in_reply_to_id__in=frontier).values_list("pk", flat=True))
+        frontier = below - found
+        found |= frontier
+    return found
+
+
+def recalled_above(message: Message) -> set[int]:
+    """Who the message, or any message above it, was recalled for (user ids)."""
+    ids = [m.pk for m in ancestors(message)]
+    return set(
+        Delivery.objects.filter(message_id__in=ids, recalled_at__isnull=False).values_list("recipient_id", flat=True)
+    )
+
+
+def is_withdrawn(user: User, message: Message) -> bool:
+    return user.pk in recalled_above(message)
+
+
+def content_for(viewer: User, message: Message) -> Content:
+    """The message's subject and body as ``viewer`` may see them: under a message
+    recalled for them, the subject (a "Re:" of the recalled one) is withheld."""
+    content = open_content(message)
+    if is_withdrawn(viewer, message):
+        return replace(content, subject=WITHDRAWN_SUBJECT)
+    return content
