@@ -366,8 +366,8 @@ def test_an_expiry_the_organisation_does_not_allow_is_refused_with_the_reason(ga
     org.allowed_expiry_days = "0,7"
     org.save()
     code, reply = submit(gateway.port, mail("[secure] [expire=30d] Report"))
-    assert (code, reply) == (550, "5.7.0 your organisation does not allow messages to expire "
-                                  "after 30 days; allowed: never, 7d")
+    assert (code, reply) == (550, "5.7.0 Your organisation does not allow an expiry of 30 days: "
+                                  "choose never or 7 days.")
     code, reply = submit(gateway.port, mail(headers={"X-Hushpost-Options": "expire=soon"}))
     assert code == 550 and "write the expiry as a number of days" in reply
     code, reply = submit(gateway.port, mail(headers={"X-Hushpost-Options": "shred-after-reading"}))

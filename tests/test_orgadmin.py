@@ -256,7 +256,8 @@ def test_a_sender_cannot_skip_a_required_expiry(admin, sender_client):
         r = sender_client.post("/app/compose", {
             "to": "bob@client.example", "subject": "S", "body": "B", "send_token": "x" * 24,
             "confirm": "1", **extra})
-        assert r.status_code == 400 and "does not allow that expiry" in r.content.decode()
+        assert r.status_code == 400 and "Your organisation does not allow" in r.content.decode()
+        assert "choose 7 or 30 days." in r.content.decode()
     assert Message.objects.count() == 0
 
 

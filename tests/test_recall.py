@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from django.test import Client
 
+from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
+from hushpost.messaging.actions import (
+    Addressees,
+    RefusedError,
+    SendOptions,
+    change_expiry,
+    send_message,
+)
 from hushpost.messaging.models import Delivery, Message
 from tests.helpers import first_login, send
 from tests.test_attachments import content_of, upload
@@ -82,6 +91,38 @@ def test_a_sender_extends_or_shortens_the_expiry(sender_client, client_factory, 
     assert sender_client.post(f"/app/m/{message.uid}/expiry", {"expiry": "9999"}).status_code == 302
     message.refresh_from_db()
     assert message.expires_at is None  # an unknown choice changes nothing
+
+
+def test_a_changed_expiry_stays_within_the_organisations_policy(sender_client, org, alice):
+    org.allowed_expiry_days = "7,30"
+    org.save()
+    send(sender_client, to=BOB, expire_days=7)
+    message = Message.objects.get()
+    first = message.expires_at
+    page = sender_client.get(f"/app/m/{message.uid}").content.decode()
+    offered = page.split('id="expiry"')[1].split("</select>")[0]
+    assert 'value="never"' not in offered and 'value="1"' not in offered and 'value="30"' in offered
+    for choice, refusal in (("never", "does not allow messages that never expire: choose 7 or 30 days."),
+                            ("1", "does not allow an expiry of 1 day: choose 7 or 30 days.")):
+        r = sender_client.post(f"/app/m/{message.uid}/expiry", {"expiry": choice}, follow=True)
+        assert refusal in r.content.decode()
+        message.refresh_from_db()
+        assert message.expires_at == first
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.EXPIRY).exists()
+    sender_client.post(f"/app/m/{message.uid}/expiry", {"expiry": "30"})
+    message.refresh_from_db()
+    assert timedelta(days=29) < message.expires_at - clock.now() <= timedelta(days=30)
+    sender_client.post(f"/app/m/{message.uid}/expiry", {"expiry": "now"})  # expiring it now always is allowed
+    message.refresh_from_db()
+    assert message.is_expired
+    # The actions hold the rule themselves, whoever calls them.
+    alice.refresh_from_db()  # her organisation as it is now, as a request would load it
+    with pytest.raises(RefusedError, match="never expire"):
+        change_expiry(message, None, by=alice)
+    with pytest.raises(RefusedError, match="never expire"):
+        send_message(author=alice, addressees=Addressees(to=[BOB]), subject="S", body_html="<p>B</p>",
+                     options=SendOptions(expire_days=0), send_token="policy-check-token-1")
+    assert Message.objects.count() == 1
 
 
 def test_an_admin_finds_messages_by_metadata_and_recalls_them(sender_client, make_sender, make_org, org, client_factory):

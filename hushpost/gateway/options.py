@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 
 from hushpost.gateway.replies import Refused
-from hushpost.messaging.actions import SendOptions
+from hushpost.messaging.actions import RefusedError, SendOptions, check_expiry
 from hushpost.messaging.forms import ComposeForm
 from hushpost.messaging.models import Restriction
 from hushpost.orgs.models import Organization
@@ -66,11 +66,10 @@ def read_options(subject: str, header: str, org: Organization) -> tuple[str, Sen
     if header:
         _apply_header(options, header)
     subject = TAG.sub(lambda m: _apply_tag(options, m), subject)
-    if options.expire_days not in form.allowed_expiry:
-        allowed = ", ".join("never" if d == 0 else f"{d}d" for d in form.allowed_expiry)
-        asked = f"to expire after {_days(options.expire_days)}" if options.expire_days else "never to expire"
-        raise Refused(550, "5.7.0", f"your organisation does not allow messages {asked}; "
-                                    f"allowed: {allowed}")
+    try:
+        check_expiry(org, options.expire_days)  # before any file is stored; send_message checks again
+    except RefusedError as e:
+        raise Refused(550, "5.7.0", str(e)) from None
     return clean_subject(subject), options
 
 
@@ -136,6 +135,3 @@ def _expiry(value: str, where: str) -> int:
         raise Refused(550, "5.6.0", f"{where}: write the expiry as a number of days (7d) or never")
     return int(match.group(1))
 
-
-def _days(n: int) -> str:
-    return f"{n} day" + ("s" if n != 1 else "")

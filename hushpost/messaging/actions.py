@@ -28,12 +28,36 @@ from hushpost.messaging.threads import (
 )
 from hushpost.notifications.actions import queue_notification
 from hushpost.notifications.models import Notification
+from hushpost.orgs.models import Organization
 
 EXPIRY_CHOICES = (0, 1, 7, 30)  # days; 0 = never
 
 
 class RefusedError(Exception):
     """The action is not allowed for this message; the text says why, for the user."""
+
+
+def check_expiry(org: Organization, days: int) -> None:
+    """The organisation's expiry policy, for every way an expiry is set: Compose,
+    the SMTP gateway and a change on a sent message's page.  ``days`` 0 is never."""
+    if org.allows_expiry(days):
+        return
+    asked = "messages that never expire" if days == 0 else f"an expiry of {_days(days)}"
+    raise RefusedError(f"Your organisation does not allow {asked}: choose {expiry_choices_text(org)}.")
+
+
+def expiry_choices_text(org: Organization) -> str:
+    """"never or 7 days", "1, 7 or 30 days": the choices in words."""
+    days = [d for d in org.expiry_choices if d]
+    words = ["never"] if 0 in org.expiry_choices else []
+    if days:
+        numbers = ", ".join(str(d) for d in days[:-1]) + (" or " if len(days) > 1 else "")
+        words.append(numbers + _days(days[-1]))
+    return " or ".join(words)
+
+
+def _days(n: int) -> str:
+    return f"{n} day" + ("s" if n != 1 else "")
 
 
 @dataclass
@@ -108,6 +132,7 @@ def send_message(
     """
     if not author.is_sender:
         raise ValueError("only an organisation's senders send messages")
+    check_expiry(author.org, options.expire_days)
     # No look-up first: the unique (author, send_token) constraint turns a
     # repeated submit into an IntegrityError, answered with the first message.
     now = clock.now()
@@ -314,7 +339,12 @@ def recall(message: Message, *, recipient_ids: list[int] | None = None, by: User
 
 
 def change_expiry(message: Message, days: int | None, by: User | None = None) -> None:
-    """Set a sent message's expiry anew: ``days`` from now, 0 for now, None for never."""
+    """Set a sent message's expiry anew: ``days`` from now, 0 for now, None for never.
+
+    Within the organisation's policy, as when it was sent; expiring it now always is.
+    """
+    if days != 0:
+        check_expiry(message.org, days or 0)
     expires_at = None if days is None else clock.now() + timedelta(days=days)
     with transaction.atomic():
         Message.objects.filter(pk=message.pk).update(expires_at=expires_at)

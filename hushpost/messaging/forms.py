@@ -12,7 +12,14 @@ from django.core.validators import validate_email
 
 from hushpost.lib.input import plain_text
 from hushpost.lib.sanitize import html_to_text, sanitize_html, text_to_html
-from hushpost.messaging.actions import EXPIRY_CHOICES, Addressees, SendOptions
+from hushpost.messaging.actions import (
+    EXPIRY_CHOICES,
+    Addressees,
+    RefusedError,
+    SendOptions,
+    check_expiry,
+    expiry_choices_text,
+)
 from hushpost.messaging.models import Restriction
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -113,15 +120,16 @@ class ComposeForm(_FormattedBody, forms.Form):
     def __init__(self, *args, org=None, **kwargs):
         """``org``'s policy decides the expiry choices and the options preselected."""
         super().__init__(*args, **kwargs)
-        self.allowed_expiry = list(EXPIRY_CHOICES)
+        self.org = org
         if org is None:
             return
-        allowed = [d for d in org.expiry_choices if d in EXPIRY_CHOICES] or [0]
-        self.allowed_expiry = allowed
+        allowed = org.expiry_choices
         self.fields["expire_days"].choices = [
             (str(d), label) for d, label in ((int(v), lab) for v, lab in self.fields["expire_days"].choices)
             if d in allowed
         ]
+        self.fields["expire_days"].error_messages["invalid_choice"] = (
+            f"Your organisation does not allow that expiry: choose {expiry_choices_text(org)}.")
         default = org.default_expire_days if org.default_expire_days in allowed else allowed[0]
         self.fields["expire_days"].initial = str(default)
         self.fields["read_receipt"].initial = org.default_read_receipt
@@ -152,8 +160,11 @@ class ComposeForm(_FormattedBody, forms.Form):
     def clean_expire_days(self):
         # An empty or missing value is "never", which the policy may not allow either.
         days = self.cleaned_data.get("expire_days") or 0
-        if days not in self.allowed_expiry:
-            raise ValidationError("Your organisation does not allow that expiry.")
+        if self.org is not None:
+            try:
+                check_expiry(self.org, days)  # the action checks again: the rule lives there
+            except RefusedError as e:
+                raise ValidationError(str(e)) from None
         return days
 
     def clean(self):

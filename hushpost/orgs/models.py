@@ -58,7 +58,14 @@ class Organization(models.Model):
 
     @property
     def expiry_choices(self) -> list[int]:
-        return sorted({int(d) for d in self.allowed_expiry_days.split(",") if d.strip().isdigit()})
+        """Days from now a sender may have a message expire after; 0 is never.
+
+        A policy that names none leaves the one choice there was before any policy: never.
+        """
+        return sorted({int(d) for d in self.allowed_expiry_days.split(",") if d.strip().isdigit()}) or [0]
+
+    def allows_expiry(self, days: int) -> bool:
+        return days in self.expiry_choices
 
 
 class Domain(models.Model):

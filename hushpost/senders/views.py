@@ -31,7 +31,13 @@ from hushpost.lib.input import InputError, checks_input, line
 from hushpost.lib.urls import safe_next
 from hushpost.messaging import listing
 from hushpost.messaging.access import access_message_for_sender, access_own_message_for_sender
-from hushpost.messaging.actions import change_expiry, open_message, recall, send_message
+from hushpost.messaging.actions import (
+    RefusedError,
+    change_expiry,
+    open_message,
+    recall,
+    send_message,
+)
 from hushpost.messaging.content import open_content, open_subject
 from hushpost.messaging.forms import ComposeForm
 from hushpost.messaging.models import Message
@@ -217,7 +223,7 @@ def compose(request):
                     in_reply_to=replying_to,
                     file_uids=file_uids,
                 )
-            except AttachmentError as exc:
+            except (AttachmentError, RefusedError) as exc:
                 form.add_error(None, str(exc))
             else:
                 count = addressees.count
@@ -296,6 +302,8 @@ def message_view(request, uid):
         {
             "files": files_of(message),
             "file_base": f"/app/m/{message.uid}/files/",
+            "expiry_options": [(value, label) for value, label, days in EXPIRY_CHANGES
+                               if days == 0 or message.org.allows_expiry(days or 0)],
             "any_active": any(d.recalled_at is None for d, _ in recipients),
             "message": message,
             "content": content,
@@ -371,16 +379,25 @@ def recall_view(request, uid):
     return redirect("senders:message", uid=uid)
 
 
+# The sent message's "Change expiry" choices: (form value, label, days for change_expiry).
+EXPIRY_CHANGES = [("1", "1 day from now", 1), ("7", "7 days from now", 7), ("30", "30 days from now", 30),
+                  ("never", "Never", None), ("now", "Now (expire it)", 0)]
+
+
 @require_POST
 @sender_required
 def expiry_view(request, uid):
     message = access_own_message_for_sender(request.user, uid)
     choice = request.POST.get("expiry", "")
-    allowed = {"now": 0, "never": None, **{str(d): d for d in (1, 7, 30)}}
+    allowed = {value: days for value, _, days in EXPIRY_CHANGES}
     if choice not in allowed:
         flash.error(request, "Choose when the message should expire.")
         return redirect("senders:message", uid=uid)
-    change_expiry(message, allowed[choice], by=request.user)
+    try:
+        change_expiry(message, allowed[choice], by=request.user)
+    except RefusedError as e:  # the organisation's policy: the page offers only what it allows
+        flash.error(request, str(e))
+        return redirect("senders:message", uid=uid)
     flash.success(request, "The message no longer expires." if choice == "never" else
                   "The message has expired." if choice == "now" else
                   f"The message now expires in {choice} day{'s' if choice != '1' else ''}.")
