@@ -88,7 +88,7 @@ def test_recipient_must_set_password_before_anything_else(sender_client, client_
     assert r.status_code == 400 and b"don&#x27;t match" in r.content
 
 
-def test_read_receipt_reply_and_answer(sender_client, client_factory, smtp, deliver, org, alice):
+def test_read_receipt_reply_and_the_senders_reply(sender_client, client_factory, smtp, deliver, org, alice):
     send(sender_client, to="bob@client.example", subject="Your test results", read_receipt=True,
          restriction="no_print", expire_days=7)
     deliver()
@@ -120,9 +120,13 @@ def test_read_receipt_reply_and_answer(sender_client, client_factory, smtp, deli
     reply = Message.objects.get(kind="reply")
     page = sender_client.get(f"/app/m/{reply.uid}").content.decode()
     assert "see you Tuesday" in page
+    # One word for one act: the sender's button is "Reply", as the recipient's is.
+    assert f'href="/app/compose?reply_to={reply.uid}">Reply</a>' in page and "Answer" not in page
+    compose = sender_client.get(f"/app/compose?reply_to={reply.uid}").content.decode()
+    assert "<h1>Reply</h1>" in compose and "Answer" not in compose
     status = sender_client.get(f"/app/m/{message.uid}").content.decode()
     assert "Notified" in status and "Not yet" not in status
-    # The sender answers the reply; Bob gets only a message notification.
+    # The sender replies to the reply; Bob gets only a message notification.
     r = send(sender_client, to="bob@client.example", subject="Re: Your test results",
              in_reply_to=reply.uid)
     assert r.status_code == 302

@@ -548,12 +548,12 @@ FLOW_SECRETS = {
     "subject": "Ultrasound follow-up ZX41QHTMVK",
     "body": "Your ultrasound shows WQ93KJDPRA nothing of concern",
     "reply": "Thank you, I will bring VJ27MCXZLE to the clinic",
-    "answer": "Please also bring LP58TGWYSN next time",
+    "senders_reply": "Please also bring LP58TGWYSN next time",
 }
 
 
 def _full_flow(w: World, deliver) -> None:
-    """Send (to a known and a new recipient), deliver, read, reply, read the reply, answer it."""
+    """Send (to a known and a new recipient), deliver, read, reply, read the reply, reply to it."""
     alice, bob = signed_in(w, "alice"), signed_in(w, "bob")
     r = send(alice, to=f"{BOB}, newcomer@client.example", subject=FLOW_SECRETS["subject"],
              body=f"<p>{FLOW_SECRETS['body']}</p>", read_receipt=True)
@@ -566,7 +566,7 @@ def _full_flow(w: World, deliver) -> None:
     deliver()
     reply = Message.objects.get(in_reply_to__uid=uid, kind=Message.Kind.REPLY)
     assert FLOW_SECRETS["reply"] in alice.get(f"/app/m/{reply.uid}").content.decode()
-    r = send(alice, to=BOB, subject="Re: " + FLOW_SECRETS["subject"], body=FLOW_SECRETS["answer"],
+    r = send(alice, to=BOB, subject="Re: " + FLOW_SECRETS["subject"], body=FLOW_SECRETS["senders_reply"],
              body_format="text", in_reply_to=reply.uid)
     assert r.status_code == 302
     deliver()

@@ -1,6 +1,6 @@
 """Conversations: what the sender decided for a message holds for every message under it.
 
-"No Print" on the sender's message refuses printing of every reply and answer
+"No Print" on the sender's message refuses printing of every reply
 in its conversation; a recall takes the recalled message's subject out of
 everything the recipient sees, their own earlier replies included.
 """
@@ -36,25 +36,25 @@ def conversation(sender_client, client_factory, smtp, deliver, org):
     return start
 
 
-def _answer(sender_client, reply: Message, **options) -> Message:
-    """Alice answers Ann's reply from Compose, without any restriction of its own."""
+def _sender_reply(sender_client, reply: Message, **options) -> Message:
+    """Alice replies to Ann's reply from Compose, without any restriction of its own."""
     r = send(sender_client, to=ANN, subject="Re: " + SUBJECT, in_reply_to=reply.uid, **options)
     assert r.status_code == 302
     return Message.objects.filter(kind="message").latest("id")
 
 
-def test_no_print_holds_for_every_reply_and_answer_in_the_conversation(conversation, sender_client, org):
+def test_no_print_holds_for_every_reply_in_the_conversation(conversation, sender_client, org):
     original, reply, readers = conversation(restriction="no_print")
-    answer = _answer(sender_client, reply)
+    senders_reply = _sender_reply(sender_client, reply)
     base = f"/r/{org.slug}/m/"
-    for reader, uid in ((readers[ANN], reply.uid), (readers[BEN], reply.uid), (readers[ANN], answer.uid)):
+    for reader, uid in ((readers[ANN], reply.uid), (readers[BEN], reply.uid), (readers[ANN], senders_reply.uid)):
         r = reader.get(f"{base}{uid}/print")
         assert r.status_code == 403 and "cannot be printed" in r.content.decode()
         page = reader.get(f"{base}{uid}").content.decode()
         assert f"{uid}/print" not in page
         assert "Restricted by the sender: no printing." in page
         assert 'class="message-card card no-print"' in page  # the print stylesheet hides its content
-    # Ben answers Ann's reply: the page quotes it for the screen only, as its own page shows it.
+    # Ben replies to Ann's reply: the page quotes it for the screen only, as its own page shows it.
     page = readers[BEN].get(f"{base}{reply.uid}/reply").content.decode()
     assert "Agreed QX43" in page and 'class="card quoted no-print"' in page
     assert "the original message is not printed" in page
@@ -74,12 +74,12 @@ def test_an_unrestricted_conversation_prints(conversation, sender_client, org):
 
 def test_a_recall_takes_the_subject_out_of_the_recipients_own_replies(conversation, sender_client, org):
     original, reply, readers = conversation()
-    answer = _answer(sender_client, reply)
+    senders_reply = _sender_reply(sender_client, reply)
     ann, ben = Delivery.objects.get(message=original, recipient__email=ANN), readers[BEN]
     sender_client.post(f"/app/m/{original.uid}/recall", {"recipient": ann.recipient_id})
     base = f"/r/{org.slug}"
     pages = {path: readers[ANN].get(base + path) for path in
-             ("/", "/sent", f"/m/{reply.uid}", f"/m/{reply.uid}/print", f"/m/{answer.uid}")}
+             ("/", "/sent", f"/m/{reply.uid}", f"/m/{reply.uid}/print", f"/m/{senders_reply.uid}")}
     for path, r in pages.items():
         assert r.status_code == 200, path
         text = r.content.decode()
@@ -90,8 +90,8 @@ def test_a_recall_takes_the_subject_out_of_the_recipients_own_replies(conversati
     assert "Re: Settlement QX41" in ben.get(base + "/").content.decode()
 
 
-def test_after_a_recall_nothing_under_the_message_reaches_or_answers_the_recipient(conversation, sender_client,
-                                                                                   org):
+def test_after_a_recall_nothing_under_the_message_reaches_the_recipient_or_takes_a_reply(
+        conversation, sender_client, org):
     original, reply, readers = conversation()
     ben = Delivery.objects.get(message=original, recipient__email=BEN).recipient
     sender_client.post(f"/app/m/{original.uid}/recall", {"recipient": ben.pk})

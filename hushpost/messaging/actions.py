@@ -230,10 +230,10 @@ def check_can_reply(message: Message, recipient: User | None = None) -> None:
     if rules.no_reply:
         raise RefusedError("The sender restricted this message: replies are not allowed.")
     if rules.expired:
-        raise RefusedError("This message has expired, so it can no longer be answered.")
+        raise RefusedError("This message has expired, so you can no longer reply to it.")
     if recipient is not None and is_withdrawn(recipient, message):
         raise RefusedError("The sender recalled a message of this conversation, "
-                           "so it can no longer be answered.")
+                           "so you can no longer reply to it.")
 
 
 def can_reply(message: Message, recipient: User | None = None) -> bool:

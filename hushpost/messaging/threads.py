@@ -1,8 +1,8 @@
-"""Conversations: a message and every reply and answer under it.
+"""Conversations: a message and every reply under it.
 
 What the sender decided for a message holds for everything under it.  A "No
-Print" message makes every reply below it, and every answer to those replies,
-unprintable: they quote its subject and answer its content.  A recall
+Print" message makes every reply below it unprintable, the sender's replies to
+those replies included: they quote its subject and reply to its content.  A recall
 withdraws the conversation below the message from that recipient: their
 replies stay theirs, but nothing of the recalled message, not even its
 subject in a "Re:", is shown to them again.
@@ -63,7 +63,7 @@ class Restrictions:
 def restrictions(message: Message) -> Restrictions:
     """"No Print" anywhere above a message holds for it.  "No Reply" and expiry
     are those of the sender's message a reply answers (or of the message itself):
-    a sender who answers a reply chooses them anew for the answer."""
+    a sender who replies to a reply chooses them anew for that message."""
     try:
         chain = ancestors(message)
     except TooLongError:
