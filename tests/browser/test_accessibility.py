@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 from hushpost.messaging.models import Message
 from tests.browser.steps import (
     MOBILE,
+    VIEWPORT,
     choose_options,
     recipient_first_sign_in,
     send_message,
@@ -50,6 +51,10 @@ def test_pages_have_no_serious_accessibility_problems(site, page, bob_context, s
     check(page, "sent message with delivery status", found)
     page.goto(f"{site}/app/sent")
     check(page, "sent list", found)
+    page.set_viewport_size(MOBILE)
+    page.reload()
+    check(page, "sent list on a phone", found)
+    page.set_viewport_size(VIEWPORT)
     deliver()
 
     bob = bob_context.new_page()

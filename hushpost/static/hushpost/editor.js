@@ -26,7 +26,15 @@
     try { document.execCommand("defaultParagraphSeparator", false, "p"); } catch (e) { /* older browsers */ }
 
     function sync() { textarea.value = area.innerHTML; }
-    area.addEventListener("input", sync);
+    area.addEventListener("input", function () {
+      // Chromium types the first line as bare text; as a paragraph like the
+      // lines after it, it keeps the same spacing in the editor and once sent.
+      var first = area.firstChild;
+      if (first && first.nodeType === Node.TEXT_NODE && first.textContent.trim()) {
+        document.execCommand("formatBlock", false, "p");
+      }
+      sync();
+    });
     field.closest("form").addEventListener("submit", sync);
 
     editor.querySelectorAll("[data-cmd]").forEach(function (button) {
