@@ -58,9 +58,11 @@ def test_no_print_holds_for_every_reply_in_the_conversation(conversation, sender
     page = readers[BEN].get(f"{base}{reply.uid}/reply").content.decode()
     assert "Agreed QX43" in page and 'class="card quoted no-print"' in page
     assert "the original message is not printed" in page
-    # The sender's own pages treat the conversation the same way.
+    # The sender's own pages treat the conversation the same way, and say why.
     page = sender_client.get(f"/app/m/{reply.uid}").content.decode()
     assert 'class="message-card card no-print"' in page
+    page = sender_client.get(f"/app/m/{senders_reply.uid}").content.decode()
+    assert 'the conversation began with a "No Print" message' in page
 
 
 def test_an_unrestricted_conversation_prints(conversation, sender_client, org):

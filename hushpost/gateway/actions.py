@@ -28,7 +28,7 @@ from hushpost.gateway import options as mail_options
 from hushpost.gateway.access import Client, sender_of
 from hushpost.gateway.parse import Mail, MailFile, parse_mail
 from hushpost.gateway.replies import TEMPORARY, Refused, Reply
-from hushpost.messaging.actions import Addressees, send_message
+from hushpost.messaging.actions import Addressees, RefusedError, send_message
 from hushpost.messaging.forms import BodyField
 from hushpost.messaging.models import Message
 
@@ -75,6 +75,8 @@ def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Cli
         reply = refusal.reply
     except AttachmentError as exc:
         reply = Reply(552, "5.3.4", str(exc))
+    except RefusedError as exc:  # the organisation's policy, checked again as the message is stored
+        reply = Reply(550, "5.7.0", str(exc))
     except Exception as exc:
         # The exception's type only: some messages quote header values.
         log.warning("gateway could not store message id=%s org=%s (%s); answered 451", facts["id"], facts["org"],
