@@ -27,15 +27,23 @@ class TooLongError(Exception):
 
 def ancestors(message: Message) -> list[Message]:
     """``message`` first, then the one it answers, and so on to the conversation's top."""
+    chain, complete = _walk(message)
+    if not complete:
+        raise TooLongError
+    return chain
+
+
+def _walk(message: Message) -> tuple[list[Message], bool]:
+    """As much of the chain as MAX_DEPTH allows, and whether it reached the top."""
     chain = [message]
     while chain[-1].in_reply_to_id is not None:
         if len(chain) >= MAX_DEPTH:
-            raise TooLongError
+            return chain, False
         parent = Message.objects.select_related("author").filter(pk=chain[-1].in_reply_to_id).first()
         if parent is None:
             break
         chain.append(parent)
-    return chain
+    return chain, True
 
 
 def root_of(chain: list[Message]) -> Message:
@@ -93,15 +101,23 @@ def withdrawn_from(user: User) -> set[int]:
 
 
 def recalled_above(message: Message) -> set[int]:
-    """Who the message, or any message above it, was recalled for (user ids)."""
-    ids = [m.pk for m in ancestors(message)]
+    """Who the message, or any message above it, was recalled for (user ids).
+
+    Of a conversation too long to read to its top, the part that can be read
+    (nobody can reply in one, so nothing more reaches anyone through it).
+    """
+    ids = [m.pk for m in _walk(message)[0]]
     return set(
         Delivery.objects.filter(message_id__in=ids, recalled_at__isnull=False).values_list("recipient_id", flat=True)
     )
 
 
 def is_withdrawn(user: User, message: Message) -> bool:
-    return user.pk in recalled_above(message)
+    chain, complete = _walk(message)
+    if not complete:
+        return True  # what is above cannot be read: withhold rather than show
+    ids = [m.pk for m in chain]
+    return Delivery.objects.filter(message_id__in=ids, recipient=user, recalled_at__isnull=False).exists()
 
 
 def content_for(viewer: User, message: Message) -> Content:
