@@ -47,13 +47,15 @@ def test_no_print_holds_for_every_reply_in_the_conversation(conversation, sender
     original, reply, readers = conversation(restriction="no_print")
     senders_reply = _sender_reply(sender_client, reply)
     base = f"/r/{org.slug}/m/"
-    for reader, uid in ((readers[ANN], reply.uid), (readers[BEN], reply.uid), (readers[ANN], senders_reply.uid)):
+    for reader, uid in ((readers[ANN], original.uid), (readers[ANN], reply.uid), (readers[BEN], reply.uid), (readers[ANN], senders_reply.uid)):
         r = reader.get(f"{base}{uid}/print")
         assert r.status_code == 403 and "cannot be printed" in r.content.decode()
         page = reader.get(f"{base}{uid}").content.decode()
         assert f"{uid}/print" not in page
         assert "Restricted by the sender: no printing." in page
         assert 'class="message-card card no-print"' in page  # the print stylesheet hides its content
+        # Browsers print the page's title in the header: a restricted one names no subject.
+        assert "<title>Restricted message" in page
     # Ben replies to Ann's reply: the page quotes it for the screen only, as its own page shows it.
     page = readers[BEN].get(f"{base}{reply.uid}/reply").content.decode()
     assert "Agreed QX43" in page and 'class="card quoted no-print"' in page
