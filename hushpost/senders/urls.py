@@ -1,14 +1,14 @@
 from django.urls import path
 
-from hushpost.senders import views
+from hushpost.senders import signin, views
 
 app_name = "senders"
 urlpatterns = [
-    path("login", views.login_view, name="login"),
-    path("logout", views.logout_view, name="logout"),
-    path("login/2fa", views.second_factor, name="second-factor"),
-    path("forgot", views.forgot_password, name="forgot"),
-    path("reset", views.reset_password, name="reset"),
+    path("login", signin.login_view, name="login"),
+    path("logout", signin.logout_view, name="logout"),
+    path("login/2fa", signin.second_factor, name="second-factor"),
+    path("forgot", signin.forgot_password, name="forgot"),
+    path("reset", signin.reset_password, name="reset"),
     path("app/", views.inbox, name="inbox"),
     path("app/sent", views.sent, name="sent"),
     path("app/compose", views.compose, name="compose"),
