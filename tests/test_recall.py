@@ -17,7 +17,7 @@ from hushpost.messaging.actions import (
     send_message,
 )
 from hushpost.messaging.models import Delivery, Message
-from tests.helpers import first_login, send
+from tests.helpers import first_login, send, signed_in_as
 from tests.test_attachments import content_of, upload
 
 BOB, CAROL = "bob@client.example", "carol@client.example"
@@ -129,7 +129,7 @@ def test_an_admin_finds_messages_by_metadata_and_recalls_them(sender_client, mak
     send(sender_client, to=BOB, subject="Searchable secret QX90")
     send(sender_client, to=CAROL, subject="Other")
     admin = client_factory()
-    admin.force_login(make_sender(org, "ada", "Ada Admin", admin=True), backend=BACKEND)
+    signed_in_as(admin, make_sender(org, "ada", "Ada Admin", admin=True))
     page = admin.get("/app/admin/messages", {"recipient": "bob@"}).content.decode()
     assert BOB in page and CAROL not in page and "QX90" not in page  # never content
     assert "No messages match." in admin.get("/app/admin/messages", {"sender": "QX90"}).content.decode()
@@ -143,7 +143,7 @@ def test_an_admin_finds_messages_by_metadata_and_recalls_them(sender_client, mak
     # Another organisation's admin finds nothing and recalls nothing.
     other = make_org("Harbour Legal", "harbour.example")
     theirs = client_factory()
-    theirs.force_login(make_sender(other, "hal", "Hal", admin=True), backend=BACKEND)
+    signed_in_as(theirs, make_sender(other, "hal", "Hal", admin=True))
     assert BOB not in theirs.get("/app/admin/messages").content.decode()
     to_carol = Message.objects.get(deliveries__recipient__email=CAROL)
     assert theirs.post(f"/app/admin/messages/{to_carol.uid}/recall").status_code == 404
