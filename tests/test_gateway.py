@@ -583,7 +583,7 @@ def test_logs_never_hold_content_subjects_or_addresses(gateway, alice, caplog):
 def test_operators_configure_an_organisation_with_the_cli(org, monkeypatch):
     out = io.StringIO()
     monkeypatch.setattr("sys.stdin", io.StringIO(RELAY_PASSWORD + "\n"))
-    call_command("gateway", "set", org.slug, "--networks", "10.1.2.3/8 192.0.2.7", "--auth-user",
+    call_command("gateway", "set", org.slug, "--networks", "10.0.0.0/8 192.0.2.7", "--auth-user",
                  "northwind-relay", "--keyword", "[Encrypt]", "--route-all", stdout=out)
     call_command("gateway", "show", org.slug, stdout=out)
     shown = " ".join(out.getvalue().split())

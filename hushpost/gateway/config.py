@@ -23,12 +23,21 @@ class GatewayConfigError(ValueError):
     """A gateway setting is refused; the text says why, for the operator."""
 
 
+# The widest network an operator may give without saying so explicitly.  IPv4: a /8
+# (10.0.0.0/8, a whole private range, is the most any organisation's own relays
+# span).  IPv6: a /32, the smallest block a registry allocates to a provider; an
+# organisation's own site is a /48, so anything wider spans other people's hosts.
+WIDEST_PREFIX = {4: 8, 6: 32}
+
+
+def _items(value: str) -> list[str]:
+    return [item for item in re.split(r"[,\s]+", value.strip()) if item]
+
+
 def parse_networks(value: str) -> list[Network]:
-    """``10.0.0.0/8, 192.0.2.7`` (commas or spaces) as networks; a bare address is one host."""
+    """Stored networks (written through :func:`clean_networks`) as network objects."""
     networks: list[Network] = []
-    for item in re.split(r"[,\s]+", value.strip()):
-        if not item:
-            continue
+    for item in _items(value):
         try:
             network = ipaddress.ip_network(item, strict=False)
         except ValueError:
@@ -40,10 +49,47 @@ def parse_networks(value: str) -> list[Network]:
     return networks
 
 
+def is_wide(network: Network) -> bool:
+    return network.prefixlen < WIDEST_PREFIX[network.version]
+
+
+def clean_networks(value: str, *, allow_wide: bool = False) -> str:
+    """The one check of networks an operator sets (``gateway set``, the operators' admin).
+
+    ``10.0.0.0/8, 192.0.2.7`` (commas or spaces); a bare address is one host.
+    An address with host bits (10.1.2.3/8) is a typo, never read as the network
+    around it, and a network wider than :data:`WIDEST_PREFIX` needs ``allow_wide``:
+    a mistyped prefix must not open the gateway to everyone.  Returns the text to store.
+    """
+    networks = parse_networks(value)  # refuses what is no network at all
+    for item in _items(value):
+        try:
+            ipaddress.ip_network(item)
+        except ValueError:
+            host = ipaddress.ip_interface(item)
+            hint = f"{host.ip}/{host.max_prefixlen} for that one host"
+            if not is_wide(host.network):
+                hint = f"{host.network} for the whole network, or {hint}"
+            raise GatewayConfigError(
+                f"{item!r} has host bits set (beyond its /{host.network.prefixlen} prefix): did you mean {hint}?"
+            ) from None
+    for network in networks:
+        if is_wide(network) and not allow_wide:
+            bits = network.max_prefixlen - network.prefixlen
+            count = f"{network.num_addresses:,}" if bits <= 32 else f"2^{bits}"
+            raise GatewayConfigError(
+                f"{network} spans {count} addresses: wider than "
+                f"/{WIDEST_PREFIX[network.version]}, the widest "
+                f"IPv{network.version} network an organisation's relays need; allow it explicitly "
+                "(--allow-wide-network) only if every address in it is yours alone"
+            )
+    return ", ".join(str(n) for n in networks)
+
+
 def networks_of(org: Organization) -> list[Network]:
     try:
         return parse_networks(org.gateway_networks)
-    except GatewayConfigError:  # only `gateway set` writes them, validated; never widen on a bad one
+    except GatewayConfigError:  # written only through clean_networks; never widen on a bad one
         return []
 
 
@@ -69,11 +115,12 @@ def configure(
     remove_auth: bool = False,
     keyword: str | None = None,
     route_all: bool | None = None,
+    allow_wide_network: bool = False,
 ) -> Organization:
     """Change the settings given (None leaves one as it is) and save them."""
     changed: list[str] = []
     if networks is not None:
-        org.gateway_networks = ", ".join(str(n) for n in parse_networks(networks))
+        org.gateway_networks = clean_networks(networks, allow_wide=allow_wide_network)
         changed.append("gateway_networks")
     if remove_auth and auth_user is not None:
         raise GatewayConfigError("give either a new gateway user or --no-auth, not both")
@@ -106,7 +153,8 @@ def configure(
 
 def describe(org: Organization) -> list[tuple[str, str]]:
     """The settings as an operator reads them; the password hash never appears."""
-    networks = ", ".join(str(n) for n in networks_of(org)) or "none"
+    networks = ", ".join(f"{n} (wide: allowed explicitly)" if is_wide(n) else str(n)
+                         for n in networks_of(org)) or "none"
     user = org.gateway_auth_user if org.gateway_auth_user and org.gateway_auth_password else None
     if accepts_anything(org):
         accepts = "yes"

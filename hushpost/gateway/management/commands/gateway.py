@@ -18,6 +18,8 @@ class Command(BaseCommand):
         set_.add_argument("org", metavar="ORG_SLUG")
         set_.add_argument("--networks", default=None,
                           help="client networks that may relay, e.g. 10.0.0.0/8,192.0.2.7/32 ('' for none)")
+        set_.add_argument("--allow-wide-network", action="store_true",
+                          help="accept a network wider than /8 (IPv4) or /32 (IPv6); only if it is all yours")
         set_.add_argument("--auth-user", default=None,
                           help="SMTP AUTH user name; its password is read from stdin (or prompted)")
         set_.add_argument("--no-auth", action="store_true", help="remove the SMTP AUTH user")
@@ -36,7 +38,7 @@ class Command(BaseCommand):
             try:
                 configure(found, networks=options["networks"], auth_user=options["auth_user"],
                           password=password, remove_auth=options["no_auth"], keyword=options["keyword"],
-                          route_all=options["route_all"])
+                          route_all=options["route_all"], allow_wide_network=options["allow_wide_network"])
             except GatewayConfigError as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(self.style.SUCCESS(f"Gateway settings of {found.slug} saved."))
