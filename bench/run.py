@@ -231,8 +231,10 @@ class CpuSampler:
     backends that start and end inside the window (a worker's connection) count.
     """
 
-    def __init__(self, gunicorn_master: int | None = None, fixed: dict | None = None):
-        self.gunicorn_master = gunicorn_master
+    def __init__(self, gunicorn_master: int | None = None, fixed: dict | None = None,
+                 trees: dict[str, int] | None = None):
+        # A tree is a process with its children: gunicorn's master and workers, smtpd and its readers.
+        self.trees = {**(trees or {}), **({"gunicorn": gunicorn_master} if gunicorn_master else {})}
         self.fixed = fixed or {}
         self.base: dict[int, float] = {}
         self.last: dict[str, dict[int, float]] = defaultdict(dict)
@@ -242,9 +244,8 @@ class CpuSampler:
     def groups(self) -> dict[str, list[int]]:
         procs = all_procs()
         groups = {"postgres": ours_postgres(procs), **self.fixed}
-        if self.gunicorn_master:
-            groups["gunicorn"] = [self.gunicorn_master] + [
-                p for p, pp, _ in procs if pp == self.gunicorn_master]
+        for name, root in self.trees.items():
+            groups[name] = [root] + [p for p, pp, _ in procs if pp == root]
         return groups
 
     def sample(self) -> None:
@@ -269,7 +270,7 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
         self.sample()
-        names = set(self.fixed) | {"postgres"} | ({"gunicorn"} if self.gunicorn_master else set())
+        names = set(self.fixed) | {"postgres"} | set(self.trees)
         return {name: sum(max(0.0, cpu - self.base.get(pid, 0.0))
                           for pid, cpu in self.last[name].items()) for name in names}
 

@@ -279,6 +279,8 @@ SMTPD_REQUIRE_TLS = envbool("SMTPD_REQUIRE_TLS", True)
 SMTPD_ALLOW_PLAINTEXT = envbool("SMTPD_ALLOW_PLAINTEXT", False)
 SMTPD_MAX_BYTES = envint("SMTPD_MAX_BYTES", 150 * 1024 * 1024)
 SMTPD_THREADS = envint("SMTPD_THREADS", 8)
+# CPU seconds a reader process may spend parsing one message, plus 0.1 s per MB of it.
+SMTPD_READ_CPU_SECONDS = envint("SMTPD_READ_CPU_SECONDS", 5)
 
 LOGGING = {
     "version": 1,

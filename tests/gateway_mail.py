@@ -38,6 +38,25 @@ def mail(subject="[secure] Your test results", body="Dear Bob,\n\nYour results a
     return msg
 
 
+def semicolons(size: int) -> bytes:
+    """A folded header value of about ``size`` bytes of ``;``: the costliest thing for Python's
+    header parser to read (its time grows faster than the square of the length)."""
+    line = b" " + b";" * 76 + b"\r\n"
+    return line * (size // len(line))
+
+
+def slow_to_parse(parts: int, size: int) -> bytes:
+    """An e-mail from Alice whose ``parts`` files each carry a Content-Disposition of ``size`` bytes."""
+    raw = (b"From: alice@northwind.example\r\nTo: bob@client.example\r\nSubject: [secure] Slow\r\n"
+           b"Message-ID: <slow@northwind.example>\r\nMIME-Version: 1.0\r\n"
+           b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+           b"--b\r\nContent-Type: text/plain\r\n\r\nThe files.\r\n")
+    for _ in range(parts):
+        raw += (b"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n"
+                + semicolons(size) + b"\r\n%PDF-1.7\r\n")
+    return raw + b"--b--\r\n"
+
+
 def as_bytes(message: EmailMessage | bytes) -> bytes:
     if isinstance(message, bytes):
         return message
@@ -48,12 +67,6 @@ def submit(port: int, message: EmailMessage | bytes, *, mail_from: str | None = 
            rcpts: list[str] | None = None, host: str = "127.0.0.1", starttls: ssl.SSLContext | None = None,
            login: tuple[str, str] | None = None, size: bool = True) -> tuple[int, str]:
     """Relay ``message`` as a mail server would; the first refusal, or the DATA reply."""
-    raw = as_bytes(message)
-    if mail_from is None or rcpts is None:
-        parsed = email.message_from_bytes(raw, policy=email.policy.default)
-        mail_from = mail_from or parseaddr(str(parsed["From"]))[1]
-        headers = [str(h) for name in ("To", "Cc") for h in parsed.get_all(name) or []]
-        rcpts = rcpts or [a for _, a in getaddresses(headers)]
     with smtplib.SMTP(host, port, timeout=60) as client:
         client.ehlo()
         if starttls is not None:
@@ -64,16 +77,29 @@ def submit(port: int, message: EmailMessage | bytes, *, mail_from: str | None = 
                 client.login(*login)
             except smtplib.SMTPAuthenticationError as exc:
                 return exc.smtp_code, exc.smtp_error.decode()
-        options = [f"SIZE={len(raw)}"] if size and client.has_extn("size") else []
-        code, text = client.mail(mail_from, options)
-        if code != 250:
-            return code, text.decode()
-        for rcpt in rcpts:
-            code, text = client.rcpt(rcpt)
-            if code != 250:
-                return code, text.decode()
-        code, text = client.data(raw)
+        return transaction(client, message, mail_from=mail_from, rcpts=rcpts, size=size)
+
+
+def transaction(client: smtplib.SMTP, message: EmailMessage | bytes, *, mail_from: str | None = None,
+                rcpts: list[str] | None = None, size: bool = True) -> tuple[int, str]:
+    """One mail transaction on an open session; the first refusal, or the DATA reply."""
+    raw = as_bytes(message)
+    if mail_from is None or rcpts is None:
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        mail_from = mail_from or parseaddr(str(parsed["From"]))[1]
+        headers = [str(h) for name in ("To", "Cc") for h in parsed.get_all(name) or []]
+        rcpts = rcpts or [a for _, a in getaddresses(headers)]
+    options = [f"SIZE={len(raw)}"] if size and client.has_extn("size") else []
+    code, text = client.mail(mail_from, options)
+    if code != 250:
         return code, text.decode()
+    for rcpt in rcpts:
+        code, text = client.rcpt(rcpt)
+        if code != 250:
+            client.rset()
+            return code, text.decode()
+    code, text = client.data(raw)
+    return code, text.decode()
 
 
 class TcpProxy:

@@ -26,13 +26,13 @@ from hushpost.attachments.actions import AttachmentError
 from hushpost.attachments.models import Attachment
 from hushpost.gateway import options as mail_options
 from hushpost.gateway.access import Client, sender_of
-from hushpost.gateway.parse import Mail, MailFile, parse_mail
+from hushpost.gateway.parse import Mail, MailFile
+from hushpost.gateway.reader import read_mail
 from hushpost.gateway.replies import TEMPORARY, Refused, Reply
 from hushpost.messaging.actions import Addressees, RefusedError, send_message
 from hushpost.messaging.forms import BodyField
 from hushpost.messaging.models import Message
 
-MAX_BOUNDARY_LINES = 2000  # about a thousand MIME parts; parsing costs grow with each
 log = logging.getLogger("hushpost.gateway")
 MAX_ADDRESS = User._meta.get_field("email").max_length
 CHUNK = 1024 * 1024
@@ -88,12 +88,7 @@ def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Cli
 
 
 def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client, facts: dict) -> Reply:
-    if raw.count(b"\n--") > MAX_BOUNDARY_LINES:
-        raise Refused(554, "5.6.0", "the message has too many MIME parts to be read")
-    try:
-        mail = parse_mail(raw)
-    except RecursionError:
-        raise Refused(554, "5.6.0", "the message's MIME structure is nested too deeply to be read") from None
+    mail = read_mail(raw, settings.SMTPD_READ_CPU_SECONDS)
     message_id = mail.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
     facts["id"] = hashlib.sha256(message_id.encode()).hexdigest()[:16]
     facts["files"] = len(mail.files)
@@ -174,7 +169,7 @@ def _store_files(author: User, mail_files: list[MailFile]) -> list[Attachment]:
     drafts: list[Attachment] = []
     try:
         for f in mail_files:
-            data = f.data()
+            data = f.content
             drafts.append(files.receive(author, f.name, f.content_type,
                                         (data[i:i + CHUNK] for i in range(0, len(data), CHUNK))))
     except BaseException:

@@ -1,7 +1,8 @@
 """A relayed e-mail, read: its addresses, subject, body and files.
 
 Pure parsing, no database: ``parse_mail`` turns the raw bytes into a
-:class:`Mail`.  The body is the text the person wrote (HTML preferred over
+:class:`Mail` of plain data (the gateway runs it in a reader process, see
+:mod:`.reader`).  The body is the text the person wrote (HTML preferred over
 plain text, from whatever nesting of multiparts the mail client built); every
 other part is a file, byte for byte as it was attached.  An inline image keeps
 its Content-ID.  Charsets and transfer encodings are decoded by the standard
@@ -17,23 +18,29 @@ import mimetypes
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
+from hushpost.gateway.replies import Refused
 from hushpost.lib.sanitize import text_to_html
 
 BODY_TYPES = ("text/html", "text/plain")
 MAX_CONTENT_ID = 200
+# Header fields are counted and measured as the parser meets them, before any
+# is read: reading one costs time that grows faster than its length.
+MAX_HEADER_BYTES = 32 * 1024  # one field, its folded lines included (a long To list fits)
+MAX_HEADER_FIELDS = 10_000  # every part's fields together (fifty forwarded e-mails fit)
+MAX_HEADERS_BYTES = 1024 * 1024  # every part's fields together
 
 
 @dataclass
 class MailFile:
-    """A part that becomes an attached file; ``data()`` decodes it when needed."""
+    """A part that becomes an attached file, decoded."""
 
-    part: EmailMessage
     name: str
     content_type: str
-    size: int
+    content: bytes
 
-    def data(self) -> bytes:
-        return _payload(self.part)
+    @property
+    def size(self) -> int:
+        return len(self.content)
 
 
 @dataclass
@@ -49,8 +56,34 @@ class Mail:
     files: list[MailFile] = field(default_factory=list)
 
 
+class _Tally:
+    fields = 0
+    size = 0
+
+
+class _CountingPolicy(email.policy.EmailPolicy):
+    """The standard policy, refusing (552) headers over the limits before they are parsed."""
+
+    tally: _Tally | None = None
+
+    def header_source_parse(self, sourcelines):
+        size = sum(len(line) for line in sourcelines)
+        self.tally.fields += 1
+        self.tally.size += size
+        if size > MAX_HEADER_BYTES:
+            name = "".join(c for c in sourcelines[0].split(":", 1)[0][:40] if c.isalnum() or c in "-_")
+            raise Refused(552, "5.3.4", f"the message has a {name or 'header'} field of {size // 1024} KB; "
+                                        f"Hushpost reads header fields of at most {MAX_HEADER_BYTES // 1024} KB")
+        if self.tally.fields > MAX_HEADER_FIELDS:
+            raise Refused(552, "5.3.4", f"the message has more than {MAX_HEADER_FIELDS:,} header fields")
+        if self.tally.size > MAX_HEADERS_BYTES:
+            raise Refused(552, "5.3.4", f"the message's header fields come to more than "
+                                        f"{MAX_HEADERS_BYTES // (1024 * 1024)} MB")
+        return super().header_source_parse(sourcelines)
+
+
 def parse_mail(raw: bytes) -> Mail:
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    msg = email.message_from_bytes(raw, policy=_CountingPolicy(tally=_Tally()))
     body_parts: list[EmailMessage] = []
     files: list[MailFile] = []
     _walk(msg, body_parts, files)
@@ -143,9 +176,7 @@ def _file(part: EmailMessage, files: list[MailFile]) -> MailFile:
         ext = ".eml" if ctype == "message/rfc822" else (mimetypes.guess_extension(ctype) or ".bin")
         stem = "forwarded-message" if ctype == "message/rfc822" else "attachment"
         name = f"{stem}-{len(files) + 1}{ext}"
-    return MailFile(
-        part=part, name=name, content_type=ctype, size=len(_payload(part)),
-    )
+    return MailFile(name=name, content_type=ctype, content=_payload(part))
 
 
 def _payload(part: EmailMessage) -> bytes:

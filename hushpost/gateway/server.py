@@ -34,6 +34,7 @@ from hushpost.audit.actions import current_client
 from hushpost.gateway import actions
 from hushpost.gateway.access import Client, authenticate
 from hushpost.gateway.config import GatewayConfigError
+from hushpost.gateway.reader import close_readers
 
 log = logging.getLogger("hushpost.gateway")
 
@@ -185,6 +186,7 @@ class Gateway:
         self.controller.stop()
         self._close_connections()
         self.executor.shutdown(wait=True)
+        close_readers()
 
     def _close_connections(self) -> None:
         # Each worker thread holds its own database connection: close them
