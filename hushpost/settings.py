@@ -281,6 +281,12 @@ SMTPD_MAX_BYTES = envint("SMTPD_MAX_BYTES", 150 * 1024 * 1024)
 SMTPD_THREADS = envint("SMTPD_THREADS", 8)
 # CPU seconds a reader process may spend parsing one message, plus 0.1 s per MB of it.
 SMTPD_READ_CPU_SECONDS = envint("SMTPD_READ_CPU_SECONDS", 5)
+# Open connections in all and per client address (beyond them: 421), and seconds a session
+# may sit without a command, or take to send its message.
+SMTPD_MAX_CONNECTIONS = envint("SMTPD_MAX_CONNECTIONS", 200)
+SMTPD_MAX_PER_CLIENT = envint("SMTPD_MAX_PER_CLIENT", 20)
+SMTPD_IDLE_TIMEOUT = envint("SMTPD_IDLE_TIMEOUT", 300)
+SMTPD_DATA_TIMEOUT = envint("SMTPD_DATA_TIMEOUT", 600)
 
 LOGGING = {
     "version": 1,

@@ -1,24 +1,36 @@
-"""The gateway's limits: no single message can hold it.
+"""The gateway's limits: no single message, and no single client, can hold it.
 
 Messages built to be slow to parse are refused (552 at once for oversized
 headers; 554 once a message has spent its CPU budget), and the session goes on
-to the next message.
+to the next message.  Connections beyond the caps get 421; a session that sits
+idle, or trickles its message in, is closed.  The caps and timeouts are tested
+on a real `hushpost smtpd` process with its own database.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import smtplib
+import socket
+import sqlite3
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from hushpost.attachments.models import Attachment
 from hushpost.messaging.content import open_content
 from hushpost.messaging.models import Message
+from tests.conftest import PASSWORD
 from tests.gateway_mail import ALICE, BOB, mail, semicolons, slow_to_parse, submit, transaction
-from tests.test_gateway import make_gateway, relaying  # noqa: F401
+from tests.settings import _free_port
+from tests.test_gateway import make_gateway, relaying, start_smtpd, stop_smtpd  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).parent.parent
 STORED = (250, "2.0.0 stored as a secure message")
 
 
@@ -70,3 +82,114 @@ def test_a_message_that_spends_its_cpu_budget_bounces_and_the_next_one_is_stored
     assert submit(gateway.port, mail("[secure] Another session")) == STORED
     assert subjects(alice) == ["Right after", "Another session"]
     assert not Attachment.objects.exists()
+
+
+# `hushpost smtpd`: connections and time -------------------------------------------------------
+
+def cli(env: dict, *args: str, stdin: str = "") -> None:
+    result = subprocess.run([sys.executable, "-m", "hushpost.cli", *args], env=env, cwd=ROOT, input=stdin,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    """A data directory of its own (SQLite) where Northwind's server on 127.0.0.1 relays for Alice."""
+    data = tmp_path_factory.mktemp("smtpd")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUSHPOST_", "DJANGO_"))}
+    env |= {"HUSHPOST_MODE": "development", "HUSHPOST_DATA_DIR": str(data)}
+    cli(env, "migrate", "-v0")
+    cli(env, "org", "add", "--name", "Northwind Health", "--domain", "northwind.example")
+    cli(env, "user", "add", "--email", ALICE, "--name", "Alice Moreno", stdin=PASSWORD + "\n")
+    cli(env, "gateway", "set", "northwind-health", "--networks", "127.0.0.1")
+    return env, data / "hushpost.sqlite3"
+
+
+@pytest.fixture
+def smtpd(deployment):
+    """Start `hushpost smtpd` with the given HUSHPOST_SMTPD_* settings; its port."""
+    env, _ = deployment
+    started = []
+
+    def start(**smtpd_settings) -> int:
+        port = _free_port()
+        extra = {f"HUSHPOST_SMTPD_{name}": str(value) for name, value in smtpd_settings.items()}
+        started.append(start_smtpd(env | extra, port))
+        return port
+
+    yield start
+    for process in started:
+        stop_smtpd(process)
+
+
+def stored(deployment) -> int:
+    with sqlite3.connect(deployment[1]) as db:
+        return db.execute("SELECT count(*) FROM messaging_message").fetchone()[0]
+
+
+def connect(port: int, source: str = "127.0.0.1") -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
+
+
+def greeted(port: int, source: str = "127.0.0.1") -> socket.socket:
+    sock = connect(port, source)
+    assert sock.recv(4096).startswith(b"220 ")
+    return sock
+
+
+def test_connections_beyond_the_caps_get_421_and_a_freed_slot_serves_a_relay(smtpd, deployment):
+    port = smtpd(MAX_PER_CLIENT=3, MAX_CONNECTIONS=4)
+    held = [greeted(port) for _ in range(3)]
+    with connect(port) as extra:
+        assert read_until_closed(extra) == (b"421 4.7.0 too many connections from 127.0.0.1 (at most 3); "
+                                            b"please try again later\r\n")
+    held.append(greeted(port, "127.0.0.2"))  # another client still has room
+    with connect(port, "127.0.0.3") as extra:
+        assert read_until_closed(extra) == (b"421 4.3.2 Hushpost is at its limit of connections; "
+                                            b"please try again later\r\n")
+    before = stored(deployment)
+    held.pop(0).close()
+    deadline = time.monotonic() + 10  # the gateway notices the closed connection within moments
+    while (reply := submit(port, mail("[secure] Once a slot is free")))[0] == 421 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert reply == STORED
+    assert stored(deployment) == before + 1
+    for sock in held:
+        sock.close()
+
+
+def test_an_idle_session_is_closed_after_the_idle_timeout(smtpd):
+    port = smtpd(IDLE_TIMEOUT=2)
+    with greeted(port) as idle:
+        idle.sendall(b"EHLO relay.northwind.example\r\n")
+        started = time.monotonic()
+        closing = read_until_closed(idle)
+        waited = time.monotonic() - started
+    assert closing.endswith(b"421 4.4.2 no command for 2 s; closing the connection\r\n")
+    assert 1.5 < waited < 25
+    assert submit(port, mail("[secure] Sent at a normal pace")) == STORED
+
+
+def test_a_message_that_trickles_in_is_cut_off_after_the_data_timeout(smtpd):
+    port = smtpd(DATA_TIMEOUT=3, IDLE_TIMEOUT=60)
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.ehlo()
+        assert client.mail(ALICE)[0] == 250 and client.rcpt(BOB)[0] == 250
+        client.putcmd("data")
+        assert client.getreply()[0] == 354
+        started, answer = time.monotonic(), b""
+        while not answer and time.monotonic() - started < 25:
+            client.sock.sendall(b"X-Trickle: one line a second\r\n")
+            if select.select([client.sock], [], [], 1)[0]:
+                answer = client.sock.recv(4096)
+        waited = time.monotonic() - started
+    assert answer == b"421 4.4.2 the message did not arrive within 3 s; closing the connection\r\n"
+    assert 2 < waited < 25
+    assert submit(port, mail("[secure] Sent at a normal pace")) == STORED

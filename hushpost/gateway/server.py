@@ -25,7 +25,6 @@ import ssl
 import threading
 from base64 import b64decode
 
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, AuthResult
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -35,6 +34,7 @@ from hushpost.gateway import actions
 from hushpost.gateway.access import Client, authenticate
 from hushpost.gateway.config import GatewayConfigError
 from hushpost.gateway.reader import close_readers
+from hushpost.gateway.session import ConnectionLimits, LimitedController
 
 log = logging.getLogger("hushpost.gateway")
 
@@ -98,6 +98,7 @@ class Handler:
         return str(reply)
 
     async def handle_DATA(self, server, session, envelope):
+        server.stop_the_clock()
         reply = await self._call(
             actions.receive_mail, envelope.original_content,
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), client=_client(session),
@@ -156,7 +157,8 @@ class Gateway:
 
     def __init__(self, host: str, port: int, *, tls_context: ssl.SSLContext | None = None,
                  require_tls: bool = True, max_bytes: int = 150 * 1024 * 1024, threads: int = 8,
-                 hostname: str | None = None):
+                 hostname: str | None = None, max_connections: int = 200, max_per_client: int = 20,
+                 idle_timeout: float = 300, data_timeout: float = 600):
         # aiosmtpd logs addresses at INFO and every line of content at DEBUG.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.threads = max(1, threads)
@@ -164,10 +166,12 @@ class Gateway:
         self.tls = tls_context is not None
         self.require_tls = self.tls and require_tls
         self.max_bytes = max_bytes
-        self.controller = Controller(
-            Handler(self.executor), hostname=host, port=port, server_hostname=hostname or None,
-            ident="Hushpost", data_size_limit=max_bytes, tls_context=tls_context,
-            require_starttls=self.require_tls, auth_require_tls=True,
+        self.limits = ConnectionLimits(max_connections, max_per_client)
+        self.controller = LimitedController(
+            Handler(self.executor), limits=self.limits, data_timeout=data_timeout, timeout=idle_timeout,
+            hostname=host, port=port, server_hostname=hostname or None, ident="Hushpost",
+            data_size_limit=max_bytes, tls_context=tls_context, require_starttls=self.require_tls,
+            auth_require_tls=True,
         )
 
     @property
@@ -245,4 +249,6 @@ def build(bind: str | None = None) -> Gateway:
         )
     return Gateway(host, port, tls_context=context, require_tls=settings.SMTPD_REQUIRE_TLS,
                    max_bytes=settings.SMTPD_MAX_BYTES, threads=settings.SMTPD_THREADS,
-                   hostname=settings.SMTPD_HOSTNAME)
+                   hostname=settings.SMTPD_HOSTNAME, max_connections=settings.SMTPD_MAX_CONNECTIONS,
+                   max_per_client=settings.SMTPD_MAX_PER_CLIENT, idle_timeout=settings.SMTPD_IDLE_TIMEOUT,
+                   data_timeout=settings.SMTPD_DATA_TIMEOUT)

@@ -1,0 +1,113 @@
+"""One SMTP connection to the gateway: how many may be open, and for how long.
+
+aiosmtpd's own session, with Hushpost's limits on top: at most so many
+connections in all and per client address (an IPv6 client by its /64, as the
+sign-in throttle counts it), the ones beyond answered ``421`` and closed before
+the greeting, so idle connections cannot use up the gateway's file descriptors;
+an idle session is closed after ``idle_timeout`` seconds without a command, and
+the message itself (DATA) must arrive within ``data_timeout`` seconds.  Both
+close with a ``421`` so the relay knows to try again.  While the gateway stores
+a message the clock stops: that time is the gateway's, not the client's.
+
+aiosmtpd keeps one idle timer per session, reset on each command; the DATA
+deadline reuses it (its ``_reset_timeout``, ``_timeout_cb`` and
+``_timeout_handle``, stable throughout aiosmtpd 1.4).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+from hushpost.accounts.throttle import normalise_ip
+
+log = logging.getLogger("hushpost.gateway")
+
+
+class ConnectionLimits:
+    """Open connections, in all and per client; used on the SMTP event loop's thread only."""
+
+    def __init__(self, total: int, per_client: int):
+        self.total, self.per_client = max(1, total), max(1, per_client)
+        self.open: Counter[str] = Counter()
+
+    def admit(self, client: str) -> str | None:
+        """None, counting the connection in; or the 421 line that refuses it."""
+        if sum(self.open.values()) >= self.total:
+            return "421 4.3.2 Hushpost is at its limit of connections; please try again later"
+        if self.open[client] >= self.per_client:
+            return f"421 4.7.0 too many connections from {client} (at most {self.per_client}); please try again later"
+        self.open[client] += 1
+        return None
+
+    def release(self, client: str) -> None:
+        self.open[client] -= 1
+        if self.open[client] <= 0:
+            del self.open[client]
+
+
+class Session(SMTP):
+    def __init__(self, handler, *, limits: ConnectionLimits, data_timeout: float, **kwargs):
+        super().__init__(handler, **kwargs)
+        self.limits = limits
+        self.data_timeout = data_timeout
+        self.client: str | None = None  # set once the connection is counted in
+        self.released = False
+        self.in_data = False
+
+    def connection_made(self, transport) -> None:
+        if self.client is None:  # not the second call that STARTTLS makes
+            peer = transport.get_extra_info("peername")
+            client = normalise_ip(peer[0] if isinstance(peer, tuple | list) and peer else "")
+            refusal = self.limits.admit(client)
+            if refusal is not None:
+                log.info("gateway refused a connection client=%s reply=421", client)
+                transport.write(refusal.encode() + b"\r\n")
+                transport.close()
+                return
+            self.client = client
+        super().connection_made(transport)
+
+    def connection_lost(self, error) -> None:
+        if self.client is None:  # refused: aiosmtpd never saw it
+            return
+        if not self.released:
+            self.released = True
+            self.limits.release(self.client)
+        super().connection_lost(error)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self.in_data = True
+        self._reset_timeout(self.data_timeout)
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.in_data = False
+            if self.transport is not None:
+                self._reset_timeout()  # idle again, waiting for the next command
+
+    def stop_the_clock(self) -> None:
+        """The message has arrived; storing it is the gateway's time, not the client's."""
+        self._timeout_handle.cancel()
+
+    def _timeout_cb(self) -> None:
+        if self.transport is not None:
+            why = (f"the message did not arrive within {self.data_timeout:.0f} s" if self.in_data
+                   else f"no command for {self._timeout_duration:.0f} s")
+            self.transport.write(f"421 4.4.2 {why}; closing the connection\r\n".encode())
+        super()._timeout_cb()
+
+
+class LimitedController(Controller):
+    """aiosmtpd's controller, making :class:`Session` s (its documented ``factory`` hook)."""
+
+    def __init__(self, handler, *, limits: ConnectionLimits, data_timeout: float, **kwargs):
+        super().__init__(handler, **kwargs)
+        self.limits = limits
+        self.data_timeout = data_timeout
+
+    def factory(self):
+        return Session(self.handler, limits=self.limits, data_timeout=self.data_timeout, **self.SMTP_kwargs)
