@@ -5,6 +5,8 @@ from hushpost.notifications import views as mailbox
 from hushpost.ops.site import site as ops_site
 from hushpost.regions.views import find_portal
 
+handler400 = "hushpost.lib.views.bad_request"
+
 urlpatterns = [
     path("", home, name="home"),
     path("app/admin/", include("hushpost.orgadmin.urls")),

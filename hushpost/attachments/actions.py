@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from hushpost.accounts.models import User
 from hushpost.attachments.models import Attachment
-from hushpost.attachments.names import safe_content_type, safe_filename
+from hushpost.attachments.names import name_problem, safe_content_type, safe_filename
 from hushpost.attachments.store import get_store
 from hushpost.lib import clock, crypto, streams
 from hushpost.messaging.content import data_key
@@ -89,6 +89,8 @@ class Receiver:
     def __init__(self, owner: User, name: str, content_type: str = ""):
         if not owner.is_authenticated or owner.org_id is None:
             raise AttachmentError("Sign in to attach files.")
+        if problem := name_problem(name):
+            raise AttachmentError(problem)
         self.owner = owner
         self.name = safe_filename(name)
         self.content_type = safe_content_type(content_type)

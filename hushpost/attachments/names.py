@@ -13,8 +13,18 @@ RESERVED = {"CON", "PRN", "AUX", "NUL", "CLOCK$", "CONIN$", "CONOUT$",
 DROPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
 UNSAFE = re.compile(r'[<>:"|?*/\\]')
 MAX_LENGTH = 150
+# No file system holds a longer name, so a longer one is no file's: refused, not cut, and
+# before any work on it (normalising Unicode takes time that grows faster than the length).
+MAX_GIVEN_LENGTH = 255
 MAX_TYPE_LENGTH = 100
 CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
+
+
+def name_problem(raw: str | None) -> str | None:
+    """Why a file's name as given cannot be taken, or None; :func:`safe_filename` then cleans it."""
+    if raw and len(raw) > MAX_GIVEN_LENGTH:
+        return f"A file's name is longer than {MAX_GIVEN_LENGTH} characters. Rename the file and attach it again."
+    return None
 
 
 def safe_filename(raw: str | None) -> str:

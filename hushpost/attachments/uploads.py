@@ -107,6 +107,7 @@ class EncryptingUploadHandler(FileUploadHandler):
             self._note(STORE_FAILED)
             return None
         self.receiver = None
+        self.request.stored_uploads = [*getattr(self.request, "stored_uploads", []), attachment]
         return DraftFile(attachment)
 
     def upload_interrupted(self):

@@ -13,6 +13,7 @@ from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.template.defaultfilters import filesizeformat
 
 from hushpost.attachments import actions
+from hushpost.attachments.names import name_problem
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 
@@ -28,7 +29,9 @@ def upload(request):
     body is read; an over-limit ``Content-Length`` is refused unread.
     """
     user = request.user
-    name = unquote(request.headers.get("X-File-Name", ""))[:1000]
+    name = unquote(request.headers.get("X-File-Name", ""))
+    if problem := name_problem(name):  # before anything else is said about the file, or read
+        return JsonResponse({"error": problem}, status=400)
     try:
         length = int(request.headers["Content-Length"])
     except (KeyError, ValueError):

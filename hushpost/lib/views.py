@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import redirect, render
+
+UNREADABLE_FORM = ("The form could not be read, and nothing of it was kept: a part of it is too large to "
+                   "read, usually a file whose name is too long (a file's name and type must fit in 1 KB). "
+                   "Go back, rename the file and attach it again.")
 
 
 def csrf_failure(request, reason=""):
@@ -19,3 +24,12 @@ def home(request):
 def refused(request, text: str, status: int = 403):
     """A restriction the server enforces, explained in words."""
     return render(request, "refused.html", {"reason": text}, status=status)
+
+
+def bad_request(request, exception=None):
+    """Django's 400, in words: a form it could not read says what to do about it."""
+    if isinstance(exception, MultiPartParserError):
+        reason = UNREADABLE_FORM
+    else:
+        reason = "The request could not be understood. Go back and try again."
+    return render(request, "400.html", {"reason": reason}, status=400)
