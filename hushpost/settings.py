@@ -267,6 +267,11 @@ FILE_UPLOAD_HANDLERS = ["hushpost.attachments.uploads.EncryptingUploadHandler"]
 # Draft uploads not attached to a message within this time are deleted.
 UPLOAD_DRAFT_HOURS = envint("UPLOAD_DRAFT_HOURS", 24)
 
+# `hushpost serve` (hushpost/server/worker.py): seconds a client has to send a request's
+# headers; its body gets as long again plus a second per REQUEST_MIN_RATE bytes received.
+REQUEST_TIMEOUT = envint("REQUEST_TIMEOUT", 10)
+REQUEST_MIN_RATE = envint("REQUEST_MIN_RATE", 500)
+
 # SMTP gateway (`hushpost smtpd`, docs/gateway.md): organisations' mail servers
 # relay mail here and it becomes secure messages.  STARTTLS (and with it SMTP
 # AUTH) needs a certificate and key; with one, TLS is required unless turned off.

@@ -22,7 +22,11 @@ class Command(BaseCommand):
             "--bind", bind,
             "--workers", str(workers),
             "--threads", str(threads),
-            "--worker-class", "gthread",
+            # gthread with deadlines for reading a request (see hushpost/server/worker.py).
+            "--worker-class", "hushpost.server.worker.Worker",
+            # gunicorn's own defaults, stated: longer lines or more fields are refused with a 400.
+            "--limit-request-line", "4094", "--limit-request-fields", "100",
+            "--limit-request-field_size", "8190",  # sic: gunicorn spells this one with "_"
             "--access-logfile", "-",
             # Path only: query strings can carry addresses, which stay out of logs.
             "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
