@@ -46,14 +46,16 @@ def read_mail(raw: bytes, base_seconds: float) -> Mail:
     """``raw`` parsed by a reader process; :class:`Refused` if it cannot or may not be read."""
     if raw.count(b"\n--") > MAX_BOUNDARY_LINES:
         raise Refused(554, "5.6.0", "the message has too many MIME parts to be read")
-    reader = _pool.take()
+    reader: Reader | None = _pool.take()
     try:
-        mail = reader.read(raw, cpu_budget(raw, base_seconds))
+        return reader.read(raw, cpu_budget(raw, base_seconds))
     except ReaderFailed:
         reader.close()
+        reader = None
         raise
-    _pool.give_back(reader)
-    return mail
+    finally:
+        if reader is not None:  # it answered (a refusal too): it serves the next message
+            _pool.give_back(reader)
 
 
 def close_readers() -> None:

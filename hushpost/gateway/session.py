@@ -20,7 +20,7 @@ import logging
 from collections import Counter
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, syntax
 
 from hushpost.accounts.throttle import normalise_ip
 
@@ -79,6 +79,7 @@ class Session(SMTP):
             self.limits.release(self.client)
         super().connection_lost(error)
 
+    @syntax("DATA")  # as aiosmtpd's own, so HELP still lists it
     async def smtp_DATA(self, arg: str) -> None:
         self.in_data = True
         self._reset_timeout(self.data_timeout)
