@@ -66,6 +66,32 @@ def test_operator_sets_up_an_organisation_and_a_sender(env, tmp_path):
     assert (tmp_path / "hushpost.sqlite3").exists()
 
 
+def test_identities_change_on_the_server_shell_not_in_ops(env):
+    """What /ops/ shows read-only, the server's shell changes, and the audit trail keeps."""
+    assert run(env, "migrate", "-v0").returncode == 0
+    assert run(env, "org", "add", "--name", "Harbour Legal", "--domain", "harbour.example").returncode == 0
+    r = run(env, "user", "add", "--email", "ann@harbour.example", "--name", "Ann", stdin="Solid-granite-meadow-88\n")
+    assert r.returncode == 0, r.stderr
+    r = run(env, "user", "set", "--email", "ann@harbour.example", "--admin", "--name", "Ann Lee")
+    assert r.returncode == 0 and "changed name, admin of ann@harbour.example" in r.stdout, r.stderr
+    r = run(env, "user", "set", "--email", "ann@harbour.example", "--new-email", "ann@elsewhere.example")
+    assert r.returncode != 0 and "not at one of Harbour Legal's domains" in r.stderr
+    r = run(env, "org", "add-domain", "harbour-legal", "harbour-law.example")
+    assert r.returncode == 0 and "now has the domain harbour-law.example" in r.stdout, r.stderr
+    assert run(env, "org", "add-domain", "harbour-legal", "harbour-law.example").returncode != 0
+    r = run(env, "user", "set", "--email", "ann@harbour.example", "--new-email", "ann@harbour-law.example",
+            "--no-admin")
+    assert r.returncode == 0 and "(now ann@harbour-law.example)" in r.stdout, r.stderr
+    r = run(env, "user", "set", "--email", "nobody@harbour.example", "--admin")
+    assert r.returncode != 0 and "no sender has the address" in r.stderr
+    r = run(env, "audit", "verify")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run(env, "shell", "-c", "from hushpost.audit.models import AuditEvent as E; "
+            "print(*E.objects.filter(action='admin').values_list('actor_email', 'detail'), sep='\\n')")
+    assert "('hushpost org add-domain (server shell)', 'added the domain harbour-law.example')" in r.stdout
+    assert "changed admin, e-mail of ann@harbour.example (now ann@harbour-law.example)" in r.stdout
+
+
 def test_demo_setup_creates_the_demo_login(env):
     r = run(env, "demo", "--setup-only")
     assert r.returncode == 0, r.stderr

@@ -7,6 +7,7 @@ from django.db import transaction
 
 from hushpost.accounts.models import User
 from hushpost.accounts.passwords import password_problems
+from hushpost.lib import clock
 from hushpost.orgs.actions import org_for_address
 
 
@@ -43,6 +44,37 @@ def create_sender(
     user.set_password(password)
     user.save()
     return user
+
+
+def update_sender(user: User, *, name: str | None = None, admin: bool | None = None,
+                  email: str | None = None) -> list[str]:
+    """Change a sender's name, admin flag or address (``hushpost user set``); what changed.
+
+    A new address stays within the organisation's domains. Changing it ends every
+    session and every reset link of the account (both are bound to the address).
+    """
+    changed = []
+    if name is not None and name.strip() != user.name:
+        if "\r" in name or "\n" in name:
+            raise AccountError("a name cannot contain line breaks")
+        user.name, changed = name.strip(), [*changed, "name"]
+    if admin is not None and admin != user.is_org_admin:
+        user.is_org_admin, changed = admin, [*changed, "admin"]
+    if email is not None and email.strip().lower() != user.email:
+        email = email.strip().lower()
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise AccountError(f"{email!r} is not an e-mail address") from None
+        owner = org_for_address(email)
+        if owner is None or owner.pk != user.org_id:
+            raise AccountError(f"{email} is not at one of {user.org.name}'s domains")
+        if User.objects.filter(org=user.org, role=user.role, email=email).exists():
+            raise AccountError(f"{email} already has a sender account")
+        user.email, user.sessions_ended_at, changed = email, clock.now(), [*changed, "e-mail"]
+    if changed:
+        user.save()
+    return changed
 
 
 def set_active(user: User, active: bool, *, by: User | None = None) -> None:

@@ -46,3 +46,11 @@ def org_for_address(email: str) -> Organization | None:
     domain = email.rsplit("@", 1)[-1].lower()
     found = Domain.objects.select_related("org").filter(name=domain).first()
     return found.org if found else None
+
+
+def add_domain(org: Organization, domain: str) -> Domain:
+    """Another mail domain of the organisation's staff (``hushpost org add-domain``)."""
+    domain = normalize_domain(domain)
+    if Domain.objects.filter(name=domain).exists():
+        raise OrgError(f"domain already belongs to an organisation: {domain}")
+    return Domain.objects.create(org=org, name=domain)

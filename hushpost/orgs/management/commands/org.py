@@ -1,13 +1,16 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from hushpost.orgs.actions import OrgError, create_organization, normalize_domain
+from hushpost.audit.actions import record
+from hushpost.audit.models import AuditEvent
+from hushpost.orgs.actions import OrgError, add_domain, create_organization, normalize_domain
 from hushpost.orgs.models import Organization
 from hushpost.regions.discovery import regions_hosting
 
 
 class Command(BaseCommand):
-    help = "Manage organisations: 'org add --name NAME --domain DOMAIN', 'org list'."
+    help = ("Manage organisations: 'org add --name NAME --domain DOMAIN', 'org add-domain SLUG DOMAIN', "
+            "'org list'.")
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -21,6 +24,11 @@ class Command(BaseCommand):
                          help="display name on notifications (default: the name)")
         add.add_argument("--skip-region-check", action="store_true",
                          help="create it even if another region cannot be asked whether it hosts the domain")
+        more = sub.add_parser("add-domain", help="another mail domain of an organisation's staff")
+        more.add_argument("slug")
+        more.add_argument("domain")
+        more.add_argument("--skip-region-check", action="store_true",
+                          help="add it even if another region cannot be asked whether it hosts the domain")
         sub.add_parser("list", help="list organisations")
 
     def handle(self, *args, action, **options):
@@ -29,6 +37,8 @@ class Command(BaseCommand):
                 domains = ", ".join(d.name for d in org.domains.all())
                 self.stdout.write(f"{org.slug}\t{org.name}\t{domains}")
             return
+        if action == "add-domain":
+            return self._add_domain(options["slug"], options["domain"], skip_silent=options["skip_region_check"])
         region = (options["region"] or settings.REGION).lower()
         if region != settings.REGION:
             where = settings.REGIONS.get(region)
@@ -45,6 +55,19 @@ class Command(BaseCommand):
         except OrgError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"Created organisation {org.name} ({org.slug})"))
+
+    def _add_domain(self, slug, domain, *, skip_silent):
+        org = Organization.objects.filter(slug=slug).first()
+        if org is None:
+            raise CommandError(f"no organisation {slug!r} here; 'hushpost org list' shows them")
+        try:
+            self._check_other_regions([domain], skip_silent=skip_silent)
+            added = add_domain(org, domain)
+        except OrgError as exc:
+            raise CommandError(str(exc)) from None
+        record(AuditEvent.Action.ADMIN, org=org, actor_email="hushpost org add-domain (server shell)", obj=org,
+               detail=f"added the domain {added.name}")
+        self.stdout.write(self.style.SUCCESS(f"{org.name} now has the domain {added.name}"))
 
     def _check_other_regions(self, domains, *, skip_silent):
         """A domain lives in one region: refuse one that another region already hosts."""
