@@ -97,6 +97,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         return salted_hmac("hushpost.accounts.session", f"{self.password}:{ended}", secret=secret,
                            algorithm="sha256").hexdigest()
 
+    def get_short_name(self) -> str:
+        # What Django's admin greets an operator with, rather than the internal sign-in key.
+        return self.display_name
+
     @property
     def display_name(self) -> str:
         return self.name or self.email

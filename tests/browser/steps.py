@@ -13,11 +13,9 @@ from tests.helpers import MESSAGE_SUBJECT, NEW_PASSWORD, PASSWORD_SUBJECT
 
 # Every run saves its screenshots under var/screenshots; `make screenshots`
 # runs the browser tests with HUSHPOST_SCREENSHOT_DIR=docs/screenshots to
-# refresh the ones the README shows.
-SCREENSHOTS = Path(
-    os.environ.get("HUSHPOST_SCREENSHOT_DIR")
-    or Path(__file__).resolve().parents[2] / "var" / "screenshots"
-)
+# refresh the ones the README shows (those whose names start with their number).
+WORK_SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("HUSHPOST_SCREENSHOT_DIR") or WORK_SCREENSHOTS)
 VIEWPORT = {"width": 1280, "height": 800}
 MOBILE = {"width": 390, "height": 844}
 BOB = "bob@client.example"
@@ -30,9 +28,11 @@ RESTRICTIONS = {
 
 
 def shot(page: Page, name: str) -> Path:
-    """Save what the user sees now as docs/screenshots/<name>.png."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    """Save what the user sees now: as docs/screenshots/<name>.png for the README's numbered
+    pictures, under var/screenshots for the others (pictures a test looks at)."""
+    folder = SCREENSHOTS if name[:1].isdigit() else WORK_SCREENSHOTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     page.screenshot(path=str(path), animations="disabled", caret="hide")
     return path
 

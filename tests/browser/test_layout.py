@@ -84,7 +84,7 @@ def test_lists_give_subjects_the_room_there_is_and_phones_a_tidy_menu(site, page
 
     page.set_viewport_size(MOBILE)
     page.reload()
-    shot(page, "layout-sent-phone")
+    shot(page, "24-sent-on-a-phone")
     _no_sideways_scroll(page)
     _one_line(page, "nav.sidenav")
     # A subject longer than a phone is wide ends in an ellipsis inside the screen.

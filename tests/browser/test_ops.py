@@ -32,7 +32,7 @@ def test_an_operator_enrols_at_the_first_sign_in_and_then_signs_in_with_a_code(s
     expect(page.get_by_role("heading", name="Set up two-factor sign-in")).to_be_visible()
     expect(page.locator("figure.qr svg")).to_be_visible()
     check(page, "operator's two-factor enrolment", found)
-    shot(page, "ops-two-factor-enrolment")
+    shot(page, "22-operators-sign-in")
     page.goto(f"{site}/ops/accounts/user/")  # nothing opens before it is set up
     expect(page.get_by_label("E-mail address")).to_be_visible()
 
@@ -58,5 +58,5 @@ def test_an_operator_enrols_at_the_first_sign_in_and_then_signs_in_with_a_code(s
     expect(later.locator("div.readonly", has_text=alice.email)).to_be_visible()
     expect(later.locator("input[name=email]")).to_have_count(0)  # read-only: no field to type into
     expect(later.get_by_label("Is active")).to_be_visible()
-    shot(later, "ops-account-read-only")
+    shot(later, "23-operators-read-only")
     assert found == {}, found
