@@ -15,6 +15,8 @@ from django.core.wsgi import get_wsgi_application
 from django.http import HttpResponse
 from django.urls import path
 
+from hushpost.lib.env import envint
+
 
 def ok(request):
     return HttpResponse(b"ok", content_type="text/plain")
@@ -32,6 +34,10 @@ if not settings.configured:
         MIDDLEWARE=[],
         DATABASES={},
         USE_TZ=True,
+        # Read by the worker class `hushpost serve` runs (hushpost/server/worker.py): the same
+        # request deadlines as Hushpost's own settings, from the same variables.
+        REQUEST_TIMEOUT=envint("REQUEST_TIMEOUT", 10),
+        REQUEST_MIN_RATE=envint("REQUEST_MIN_RATE", 500),
     )
 
 application = get_wsgi_application()

@@ -1,0 +1,24 @@
+"""`make bench` measures Hushpost against a trivial Django view served by the very gunicorn
+command line `hushpost serve` builds: that baseline must keep answering whenever the server's
+command line changes (a worker class, an option), or the benchmark cannot run at all."""
+
+from __future__ import annotations
+
+import os
+
+from bench.common import Server, free_port
+from bench.run import serve_argv
+
+
+def test_the_benchmarks_baseline_view_answers_under_hushpost_serve(tmp_path):
+    port = free_port()
+    argv = serve_argv(f"127.0.0.1:{port}", workers=1)
+    assert "hushpost.wsgi:application" in argv
+    argv = ["bench.trivial:application" if a == "hushpost.wsgi:application" else a for a in argv]
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    server = Server("trivial", argv, env, port, "/", tmp_path)
+    server.start()  # waits for a 200 on /, or fails with the server's log
+    try:
+        assert server.ready()
+    finally:
+        assert server.stop() == 0
