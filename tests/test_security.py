@@ -679,7 +679,7 @@ def quick_password_check(monkeypatch):
     lookup and session, with a plain comparison instead of 0.2 s of hashing."""
     from hushpost.accounts import flows
 
-    monkeypatch.setattr(flows, "_verify", lambda user, password: user is not None and password in (
+    monkeypatch.setattr(flows, "verify_password", lambda user, password: user is not None and password in (
         PASSWORD, NEW_PASSWORD))
 
 

@@ -43,7 +43,7 @@ class SignIn:
         return self.temporary_expired or self.temporary_used
 
 
-def _verify(user: User | None, password: str) -> bool:
+def verify_password(user: User | None, password: str) -> bool:
     """One Argon2 computation whatever the case, so timing tells nothing either."""
     if user is None or not user.has_usable_password():
         _DUMMY.set_password(password)
@@ -72,12 +72,12 @@ def recipient_account(org: Organization, email: str) -> User | None:
 
 def sign_in_sender(email: str, password: str) -> SignIn:
     user = sender_account(email)
-    return SignIn(user=user) if _verify(user, password) else SignIn()
+    return SignIn(user=user) if verify_password(user, password) else SignIn()
 
 
 def sign_in_recipient(org: Organization, email: str, password: str) -> SignIn:
     user = recipient_account(org, email)
-    if not _verify(user, password) or user is None:  # _verify is False for None
+    if not verify_password(user, password) or user is None:  # False for None
         return SignIn()
     if user.must_change_password and (
         user.temp_password_expires_at is None or user.temp_password_expires_at <= clock.now()
@@ -219,7 +219,7 @@ def set_new_password(request, user: User, new: str, confirm: str) -> list[str]:
         # Only once the new password is acceptable, so a typo never uses up a recovery code.
         unconfirmed = reauth.confirm(request, always=True)
         if unconfirmed is not None:
-            return [unconfirmed.message or reauth.MISSING]
+            return [unconfirmed.inline[0]]
     with transaction.atomic():
         user.set_password(new)
         user.must_change_password = False

@@ -56,6 +56,11 @@ class Unconfirmed:
     message: str  # empty when the question was not answered at all
     status: int
 
+    @property
+    def inline(self) -> tuple[str, int]:
+        """For a form that asks in its own fields: an unanswered question is a mistake too."""
+        return self.message or MISSING, max(self.status, 400)
+
 
 def confirm(request, *, always: bool = False) -> Unconfirmed | None:
     """None when the owner has confirmed: recently (unless ``always``), or by this request's fields."""
@@ -82,7 +87,7 @@ def confirm(request, *, always: bool = False) -> Unconfirmed | None:
     return Unconfirmed(WRONG_WITH_CODE if wants_code else WRONG, 400)
 
 
-CARRIED_OVER_EXCEPT = {"csrfmiddlewaretoken", PASSWORD_FIELD, CODE_FIELD}
+CARRIED_OVER_EXCEPT = {"csrfmiddlewaretoken", "username", PASSWORD_FIELD, CODE_FIELD}
 
 
 def required(frame: str, **extra):

@@ -65,13 +65,15 @@ def _secret(user: User) -> str | None:
     return crypto.open_sealed(master_key(), bytes(user.totp_secret_sealed), _aad(user)).decode()
 
 
-def provisioning(user: User, secret: str) -> tuple[str, str]:
-    """The otpauth:// URI and its QR code as inline SVG markup."""
+def provisioning(user: User, secret: str) -> dict:
+    """What an enrolment page shows: the otpauth:// URI, its QR code as inline SVG markup,
+    and the key in groups of four for typing."""
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
     out = io.BytesIO()
     qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=8).save(out)
     svg = out.getvalue().decode()
-    return uri, svg[svg.index("<svg"):]
+    return {"uri": uri, "qr": svg[svg.index("<svg"):],
+            "secret": " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))}
 
 
 def required(user: User) -> bool:

@@ -90,6 +90,7 @@ def choose(request, *, role: str, org, frame: str, login_url: str, forgot_url: s
 
 SETUP = "hushpost_2fa_setup"
 WRONG_CODE = "That code is not right. Use the 6-digit code your authenticator app shows now, or a recovery code."
+WRONG_FIRST_CODE = "That code is not right. Check the time on your phone, and type the code shown now."
 
 
 def second_factor(request, *, role: str, org, frame: str, login_url: str, next_url: str, extra: dict):
@@ -136,8 +137,7 @@ def two_factor_settings(request, *, frame: str, here: str, extra: dict):
         if action in ("disable", "codes") and not (action == "disable" and context["required"]):
             unconfirmed = reauth.confirm(request, always=True)
             if unconfirmed is not None:
-                context["error"] = unconfirmed.message or reauth.MISSING
-                status = max(unconfirmed.status, 400)
+                context["error"], status = unconfirmed.inline
             elif action == "disable":
                 twofactor.disable(user)
                 record(AuditEvent.Action.ADMIN, actor=user, request=request, detail="turned off two-factor sign-in")
@@ -157,13 +157,10 @@ def two_factor_settings(request, *, frame: str, here: str, extra: dict):
             request.session.pop(SETUP, None)
             record(AuditEvent.Action.ADMIN, actor=user, request=request, detail="turned on two-factor sign-in")
             return render(request, "accounts/recovery_codes.html", {**context, "codes": codes, "first": True})
-        context["error"] = (unconfirmed.message or reauth.MISSING) if unconfirmed is not None else \
-            "That code is not right. Check the time on your phone, and type the code shown now."
+        context["error"], status = unconfirmed.inline if unconfirmed is not None else (WRONG_FIRST_CODE, 400)
         context["reauth"] = reauth.fields(request)
-        status = max(unconfirmed.status, 400) if unconfirmed is not None else 400
     if not secret:
         secret = twofactor.new_secret()
         request.session[SETUP] = twofactor.secret_for_session(user, secret)  # sealed: no secret in the session
-    context["uri"], context["qr"] = twofactor.provisioning(user, secret)
-    context["secret"] = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+    context.update(twofactor.provisioning(user, secret))
     return render(request, "accounts/two_factor.html", context, status=status)

@@ -23,7 +23,8 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
-from django.shortcuts import render
+
+from hushpost.lib.views import refused
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tabs and line breaks allowed
@@ -135,4 +136,4 @@ class RefuseUnusableInput:
 
 
 def _refuse(request, reason: str, *, back: str):
-    return render(request, "bad_input.html", {"reason": reason, "back": back}, status=400)
+    return refused(request, reason, 400, heading="This cannot be used", back=back)

@@ -21,9 +21,9 @@ def home(request):
     return redirect("senders:login")
 
 
-def refused(request, text: str, status: int = 403):
-    """A restriction the server enforces, explained in words."""
-    return render(request, "refused.html", {"reason": text}, status=status)
+def refused(request, text: str, status: int = 403, *, heading: str = "Not allowed", back: str = ""):
+    """What the server will not do, explained in words (``back``: where the Back button leads)."""
+    return render(request, "refused.html", {"reason": text, "heading": heading, "back": back}, status=status)
 
 
 def bad_request(request, exception=None):
@@ -32,4 +32,4 @@ def bad_request(request, exception=None):
         reason = UNREADABLE_FORM
     else:
         reason = "The request could not be understood. Go back and try again."
-    return render(request, "400.html", {"reason": reason}, status=400)
+    return refused(request, reason, 400, heading="Could not be read")

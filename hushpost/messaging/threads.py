@@ -34,7 +34,16 @@ def ancestors(message: Message) -> list[Message]:
 
 
 def _walk(message: Message) -> tuple[list[Message], bool]:
-    """As much of the chain as MAX_DEPTH allows, and whether it reached the top."""
+    """As much of the chain as MAX_DEPTH allows, and whether it reached the top.
+
+    Walked once per loaded message (what a message answers never changes), however
+    many of the questions below a page asks about it."""
+    if not hasattr(message, "_conversation"):
+        message._conversation = _climb(message)
+    return message._conversation
+
+
+def _climb(message: Message) -> tuple[list[Message], bool]:
     chain = [message]
     while chain[-1].in_reply_to_id is not None:
         if len(chain) >= MAX_DEPTH:
@@ -113,11 +122,8 @@ def recalled_above(message: Message) -> set[int]:
 
 
 def is_withdrawn(user: User, message: Message) -> bool:
-    chain, complete = _walk(message)
-    if not complete:
-        return True  # what is above cannot be read: withhold rather than show
-    ids = [m.pk for m in chain]
-    return Delivery.objects.filter(message_id__in=ids, recipient=user, recalled_at__isnull=False).exists()
+    # What is above a conversation too long to read cannot be known: withhold rather than show.
+    return not _walk(message)[1] or user.pk in recalled_above(message)
 
 
 def content_for(viewer: User, message: Message) -> Content:

@@ -1,8 +1,8 @@
 """Every change made at /ops/ joins the audit trail: who, which object, which fields.
 
 Django's admin calls ``save_model`` (change forms and editable lists alike)
-and ``log_deletions`` (one object or a bulk delete) inside the transaction that
-makes the change; the actions of :mod:`hushpost.ops.admin` call :meth:`audit`.
+inside the transaction that makes the change; the actions of
+:mod:`hushpost.ops.admin` call :meth:`audit`.  Nothing is added or deleted here.
 Details name fields, never their values.
 """
 
@@ -39,15 +39,8 @@ class AuditedAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        if not change:
-            self.audit(request, obj, "added")
-        elif form.changed_data:
+        if form.changed_data:
             self.audit(request, obj, "changed " + ", ".join(form.changed_data))
-
-    def log_deletions(self, request, queryset):
-        for obj in queryset:
-            self.audit(request, obj, "deleted")
-        return super().log_deletions(request, queryset)
 
     def apply(self, request, objects, change, verb: str, noun: str) -> None:
         """An action: ``change`` each object in one transaction, record those it changed (it

@@ -14,7 +14,8 @@ class OperatorPasswordChangeForm(PasswordChangeForm):
     """Django's form, with the current password throttled and the portals' strength rules."""
 
     def clean_old_password(self):
-        client, account = current_client.get(), throttle.account_key("current", str(self.user.pk))
+        # Counted with the operator's sign-in attempts: a session holder gets no extra guesses.
+        client, account = current_client.get(), throttle.sign_in_key(self.user)
         refusal = throttle.check(client, account)
         if refusal is not None:
             raise ValidationError(refusal.message)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.contrib.auth import login
 
 from hushpost.accounts import throttle, twofactor
-from hushpost.accounts.flows import BACKEND
+from hushpost.accounts.flows import BACKEND, verify_password
 from hushpost.accounts.models import User
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
@@ -41,9 +41,7 @@ def check_password(request, email: str, password: str) -> tuple[User | None, thr
     if refusal is not None:
         return None, refusal
     user = _operators().filter(email=email).first()
-    if user is None:
-        User().set_password(password)  # the same Argon2 work whether or not the account exists
-    elif user.check_password(password):
+    if verify_password(user, password):  # the same Argon2 work whether or not the account exists
         throttle.succeeded(account, client)
         return user, None
     return None, throttle.failed(client, account, user=user)
@@ -68,11 +66,12 @@ def pending(request) -> tuple[User | None, str]:
     return user, state.get("next", "")
 
 
-def enrolment_secret(request) -> str:
-    """The secret being enrolled: made once per half signed-in session, kept only there."""
-    secret = request.session.get(SETUP)
+def enrolment_secret(request, user: User) -> str:
+    """The secret being enrolled: made once per half signed-in session, kept only there, sealed."""
+    secret = twofactor.secret_from_session(user, request.session.get(SETUP))
     if not secret:
-        secret = request.session[SETUP] = twofactor.new_secret()
+        secret = twofactor.new_secret()
+        request.session[SETUP] = twofactor.secret_for_session(user, secret)
     return secret
 
 
@@ -91,7 +90,7 @@ def _second_step(request, user: User, attempt) -> tuple[object, throttle.Refusal
 
 def enrol(request, user: User, code: str) -> tuple[list[str] | None, throttle.Refusal | None]:
     """Turn two-factor sign-in on with the code the app shows, and sign in: the recovery codes."""
-    secret = request.session.get(SETUP, "")
+    secret = twofactor.secret_from_session(user, request.session.get(SETUP))
     codes, refusal = _second_step(
         request, user, lambda: twofactor.enable(user, secret, code, only_if_off=True) if secret else None)
     if codes is not None:

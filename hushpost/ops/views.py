@@ -8,12 +8,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from hushpost.accounts import twofactor
+from hushpost.accounts.views import WRONG_CODE, WRONG_FIRST_CODE
 from hushpost.lib.urls import safe_next
 from hushpost.ops import signin
 
 NOT_AN_OPERATOR = "That e-mail address and password do not match an operator account."
-WRONG_CODE = "That code is not right. Use the 6-digit code your authenticator app shows now, or a recovery code."
-WRONG_FIRST_CODE = "That code is not right. Check the time on your phone, and type the code shown now."
 TIMED_OUT = "Sign in again: the second step waits a few minutes at most."
 
 
@@ -75,7 +74,7 @@ def enrol(request, site):
         return _to(site, "login")
     if twofactor.enabled(user):
         return _to(site, "ops-code")
-    secret = signin.enrolment_secret(request)
+    secret = signin.enrolment_secret(request, user)
     context = {"title": "Set up two-factor sign-in", "error": ""}
     status = 200
     if request.method == "POST":
@@ -85,6 +84,5 @@ def enrol(request, site):
                          {"title": "Two-factor sign-in is on", "codes": codes, "next": next_url})
         context["error"] = refusal.message if refusal else WRONG_FIRST_CODE
         status = 429 if refusal else 400
-    context["uri"], context["qr"] = twofactor.provisioning(user, secret)
-    context["secret"] = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+    context.update(twofactor.provisioning(user, secret))
     return _page(request, site, "ops/enrol.html", context, status=status)
