@@ -160,7 +160,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["hushpost.accounts.backends.HushpostBackend"]
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    # Only for the temporary passwords in Password Notifications (99 random bits).
+    "hushpost.accounts.passwords.TemporaryPasswordHasher",
+]
 LOGIN_URL = "/login"
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
@@ -243,6 +247,10 @@ LOOKUPS_PER_WINDOW = envint("LOOKUPS_PER_WINDOW", 30)
 PORTAL_LIST_MINUTES = envint("PORTAL_LIST_MINUTES", 15)
 # Seconds between delivery attempts of a notification; its length is the
 # number of retries before a notification is marked failed.
+# How long a worker's claim on a notification lasts if the worker stops
+# answering (killed, or its machine gone): its e-mails go out from another
+# worker within this long. One e-mail may take at most a third of it.
+NOTIFY_LEASE_SECONDS = max(3, envint("NOTIFY_LEASE_SECONDS", 60))
 NOTIFY_RETRY_SCHEDULE = [
     int(s) for s in (env("NOTIFY_RETRY_SCHEDULE", "30,60,300,900,1800,3600,7200,14400") or "").split(",")
 ]

@@ -4,11 +4,10 @@ import itertools
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 
 from hushpost.accounts.actions import create_sender
 from hushpost.lib import clock
-from hushpost.notifications.actions import connection
+from hushpost.notifications.relay import relay as connection
 from hushpost.orgs import keys
 from hushpost.orgs.actions import create_organization
 from tests.settings import SMTP_PORT
@@ -105,18 +104,16 @@ def _forget_org_keys():
 def run_worker() -> None:
     """Deliver every notification that is due, as `hushpost worker` would.
 
-    It is the real db_worker loop in batch mode; only its connection recycling
+    It is the real worker loop in batch mode; only its connection recycling
     is switched off, because inside a test's transaction it would close the
     connection the test is using.
     """
     from unittest import mock
 
-    from django_tasks_db.management.commands import db_worker
+    from hushpost.server import background
 
-    with mock.patch.object(db_worker, "close_old_connections", lambda: None):
-        call_command(
-            "db_worker", batch=True, queue_name="*", reload=False, startup_delay=False, verbosity=0
-        )
+    with mock.patch.object(background, "close_old_connections", lambda: None):
+        background.BackgroundWorker(interval=0, batch=True, heartbeat=False).run()
 
 
 @pytest.fixture

@@ -33,8 +33,8 @@ from django.test.utils import override_settings
 from hushpost.accounts.actions import create_sender
 from hushpost.accounts.models import User
 from hushpost.messaging.models import Delivery, Message
-from hushpost.notifications.actions import connection
 from hushpost.notifications.models import DevMail, Notification
+from hushpost.notifications.relay import relay as connection
 from hushpost.orgs.actions import create_organization
 from hushpost.orgs.models import Organization
 from tests.conftest import PASSWORD, run_worker

@@ -161,3 +161,22 @@ def test_operator_signs_in_to_the_admin(client, db):
     assert client.get("/ops/notifications/notification/").status_code == 200
     # Operators have no portal: the sender app does not take them.
     assert client.get("/app/").status_code == 302
+
+
+def test_a_worker_started_before_migrate_says_so_and_starts_once_migrated(env):
+    worker = subprocess.Popen([*HUSHPOST, "worker", "--interval", "0.1"], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              cwd=Path(__file__).parent.parent)
+    try:
+        first = worker.stdout.readline()
+        assert "not migrated" in first and "run `hushpost migrate`" in first
+        assert run(env, "migrate", "-v0").returncode == 0
+        # It was waiting, not dead: once the schema is there it starts by itself.
+        lines = [worker.stdout.readline() for _ in range(2)]
+        assert any("started" in line for line in lines), lines
+        assert worker.poll() is None
+    finally:
+        worker.terminate()
+        out, _ = worker.communicate(timeout=30)
+    assert worker.returncode == 0
+    assert "Traceback" not in first + "".join(lines) + out

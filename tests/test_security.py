@@ -56,7 +56,7 @@ SESSION_COOKIE = "hushpost_session"
 @pytest.fixture(autouse=True)
 def _smtp_connection_from_this_test():
     """The worker keeps one connection per process; start each test with a fresh one."""
-    from hushpost.notifications.actions import connection as worker_connection
+    from hushpost.notifications.relay import relay as worker_connection
 
     worker_connection.close()
     yield

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hushpost.lib.email_url import parse_email_url
-from hushpost.notifications.actions import connection
 from hushpost.notifications.models import Notification
+from hushpost.notifications.relay import relay as connection
 from tests.helpers import MESSAGE_SUBJECT, send
 from tests.settings import _free_port
 

@@ -11,15 +11,15 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import login, logout, update_session_auth_hash
-from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
 from hushpost.accounts import reauth
 from hushpost.accounts.models import User
 from hushpost.accounts.passwords import (
     canonical_temporary,
-    generate_temporary_password,
+    hash_temporary,
     password_problems,
+    temporary_password_for,
 )
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
@@ -175,18 +175,20 @@ def sign_out_everywhere(request, user: User) -> None:
     logout(request)
 
 
-def new_temporary_password() -> tuple[str, str]:
-    """A fresh temporary password and its Argon2id hash.
+def temporary_password(seed: str) -> tuple[str, str]:
+    """The temporary password of the Password Notification ``seed`` and its hash.
 
     The plaintext goes into the e-mail and nowhere else; the hash replaces the
     account's password only once the mail server has accepted the e-mail
     (:func:`activate_temporary_password`), so a failed send locks nobody out.
     """
-    password = generate_temporary_password()
-    return password, make_password(password)
+    password = temporary_password_for(seed)
+    return password, hash_temporary(password)
 
 
 def activate_temporary_password(user_id: int, password_hash: str, *, since: datetime) -> bool:
+    """Make the e-mailed password the one that works; call inside the
+    transaction that records its e-mail as sent."""
     with transaction.atomic():
         user = User.objects.select_for_update(of=("self",)).select_related("org").get(pk=user_id)
         if not password_notification_wanted(user, since=since):

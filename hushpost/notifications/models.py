@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models.functions import Now
 
 from hushpost.lib import clock
 
@@ -43,15 +44,26 @@ class Notification(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
-    next_attempt_at = models.DateTimeField(default=clock.now)
-    # Set while a worker is sending, so two workers never send the same e-mail.
+    # Times that decide who sends what, and when, come from the database's
+    # clock: the web servers and workers that write them may disagree.
+    next_attempt_at = models.DateTimeField(db_default=Now())
+    # Set while a worker is sending, so two workers never send the same e-mail:
+    # the worker named in lease_owner holds it until lease_until.
     lease_until = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=64, blank=True, editable=False)
+    # The last attempt failed because the mail relay itself was unreachable,
+    # not because of this address: it goes as soon as the relay is back.
+    waiting_for_relay = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=clock.now)
     sent_at = models.DateTimeField(null=True, blank=True)
     smtp_message_id = models.CharField(max_length=255, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="notification_due")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="notification_due"),
+            # A recipient's e-mails go in the order they were queued.
+            models.Index(fields=["user", "status"], name="notification_user_pending"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.status})"

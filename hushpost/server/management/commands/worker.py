@@ -1,11 +1,11 @@
-from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from hushpost.notifications.actions import requeue_overdue
+from hushpost.server.background import BackgroundWorker
 
 
 class Command(BaseCommand):
-    help = "Run the background worker that delivers notifications."
+    help = ("Run the background worker: delivers notifications and runs queued tasks. "
+            "Rides out database and mail relay outages; stop it with SIGTERM.")
 
     def add_arguments(self, parser):
         parser.add_argument("--interval", type=float, default=0.5,
@@ -13,15 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("--batch", action="store_true", help="deliver what is due, then exit")
 
     def handle(self, *args, interval, batch, **options):
-        requeued = requeue_overdue()
-        if requeued:
-            self.stdout.write(f"Re-queued {requeued} overdue notification(s).")
-        call_command(
-            "db_worker",
-            interval=interval,
-            batch=batch,
-            reload=False,
-            queue_name="*",
-            startup_delay=False,
-            verbosity=options.get("verbosity", 1),
-        )
+        worker = BackgroundWorker(interval=interval, batch=batch, heartbeat=not batch)
+        worker.configure_signals()
+        try:
+            worker.run()
+        finally:
+            worker.reset_signals()

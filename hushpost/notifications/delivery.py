@@ -1,0 +1,293 @@
+"""Delivering notifications: each e-mail sent once, in order, and recorded with its audit event.
+
+A worker claims due notifications under a lease (``lease_owner`` until
+``lease_until``, both judged by the database's clock, never the worker's own).
+Before each e-mail it confirms the notification is still its own and renews the
+lease, and the send has a deadline well inside the lease, so no other worker
+can take an e-mail over while it is being sent. Once the relay accepts it, its
+"sent" state, its audit event and (for a Password Notification) the temporary
+password it carries are committed together; a database outage at that moment
+is waited out rather than forgotten.
+
+A worker that dies leaves its claims behind; they lapse after one lease and any
+worker's next sweep sends them. A recipient's e-mails go in the order they were
+queued: nothing is claimed while an earlier one for the same person waits, so
+the Password Notification always arrives before the message it unlocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Now
+
+from hushpost.accounts.flows import (
+    activate_temporary_password,
+    password_notification_wanted,
+    temporary_password,
+)
+from hushpost.audit.actions import record
+from hushpost.audit.models import AuditEvent
+from hushpost.lib import clock
+from hushpost.lib.db import DATABASE_ERRORS, through_outages
+from hushpost.notifications.emails import build_email
+from hushpost.notifications.models import Notification
+from hushpost.notifications.relay import Failure, relay
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+# While the relay is down, one connection attempt this often tells when it is back.
+PROBE_SECONDS = 10.0
+Status = Notification.Status
+
+# Set by a worker that is shutting down: finish the e-mail in hand, send no more.
+stopping = threading.Event()
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=settings.NOTIFY_LEASE_SECONDS)
+
+
+def send_deadline() -> float:
+    """The longest one e-mail may take: a third of the lease, so that a send
+    that started on a freshly renewed lease always ends inside it."""
+    return settings.NOTIFY_LEASE_SECONDS / 3
+
+
+_identity: tuple[int, str] = (0, "")
+
+
+def worker_id() -> str:
+    """This process's name in leases and task records (new after a fork)."""
+    global _identity
+    pid = os.getpid()
+    if _identity[0] != pid:
+        _identity = (pid, f"{socket.gethostname()[:40]}:{pid}:{secrets.token_hex(4)}")
+    return _identity[1]
+
+
+def deliver(key: str) -> str:
+    """The task queued with each notification: send what is due, this one
+    among them if it may go now. Returns the notification's status after."""
+    deliver_due()
+    return Notification.objects.filter(key=key).values_list("status", flat=True).first() or "gone"
+
+
+def deliver_due(limit: int = BATCH) -> int:
+    """Claim up to ``limit`` due notifications and send them over one
+    connection, for at most a third of a lease. Returns how many it tried."""
+    if not _relay_ready():
+        return 0
+    owner = worker_id()
+    started = time.monotonic()
+    batch = _claim(owner, limit)
+    held_back: set[int] = set()  # people whose earlier e-mail did not go: the rest waits
+    tried = 0
+    for index, notification in enumerate(batch):
+        if stopping.is_set() or time.monotonic() - started > send_deadline() or relay.down:
+            _release(owner, [n.pk for n in batch[index:]])
+            break
+        if notification.user_id in held_back:
+            _release(owner, [notification.pk])
+            continue
+        try:
+            status = send(notification, owner)
+        except BaseException:
+            # The database went away mid-batch: hand back what was not tried.
+            _release(owner, [n.pk for n in batch[index + 1:]], quietly=True)
+            raise
+        tried += 1
+        if status not in (Status.SENT, Status.CANCELLED):
+            held_back.add(notification.user_id)
+    return tried
+
+
+def _relay_ready() -> bool:
+    """False while this worker knows the relay is down and a probe says it still is."""
+    if not relay.down:
+        if time.monotonic() - relay.probed_at > PROBE_SECONDS:
+            relay.probed_at = time.monotonic()
+            _wake_if_relay_back()
+        return True
+    if time.monotonic() - relay.probed_at < PROBE_SECONDS:
+        return False
+    if not relay.probe(within=send_deadline()):
+        return False
+    relay.down = False
+    log.info("mail relay answers again; sending what waited for it")
+    _wake_relay_waiters()
+    return True
+
+
+def _wake_if_relay_back() -> None:
+    """Another worker may have seen the relay down: if e-mails wait for it and it answers, they go now."""
+    waiting = Notification.objects.filter(
+        status=Status.PENDING, waiting_for_relay=True, next_attempt_at__gt=Now()
+    ).exists()
+    if waiting and relay.probe(within=send_deadline()):
+        _wake_relay_waiters()
+
+
+def _wake_relay_waiters() -> None:
+    Notification.objects.filter(status=Status.PENDING, waiting_for_relay=True).update(next_attempt_at=Now())
+
+
+def _claim(owner: str, limit: int) -> list[Notification]:
+    """Claim due notifications, oldest first, keeping each person's in order,
+    and drop their own queued tasks: this batch sends them."""
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    with transaction.atomic():
+        rows = list(
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.PENDING, next_attempt_at__lte=Now())
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=Now()))
+            .order_by("id")
+            .values_list("pk", "user_id", "task_id")[:limit]
+        )
+        if not rows:
+            return []
+        waiting: dict[int, list[int]] = {}
+        for pk, user_id in (
+            Notification.objects.filter(
+                user_id__in={user for _, user, _ in rows}, status=Status.PENDING, pk__lt=rows[-1][0]
+            ).order_by("id").values_list("pk", "user_id")
+        ):
+            waiting.setdefault(user_id, []).append(pk)
+        claimed: set[int] = set()
+        for pk, user_id, _ in rows:
+            if all(earlier in claimed for earlier in waiting.get(user_id, []) if earlier < pk):
+                claimed.add(pk)
+        if not claimed:
+            return []
+        Notification.objects.filter(pk__in=claimed).update(lease_until=Now() + lease(), lease_owner=owner)
+        DBTaskResult.objects.filter(
+            id__in=[task for pk, _, task in rows if pk in claimed and task], status=TaskResultStatus.READY
+        ).delete()
+    return _load(Q(pk__in=claimed))
+
+
+def _release(owner: str, pks: list[int], *, quietly: bool = False) -> None:
+    """Hand claimed notifications back unsent, for the next sweep."""
+    if not pks:
+        return
+    try:
+        Notification.objects.filter(pk__in=pks, lease_owner=owner, status=Status.PENDING).update(
+            lease_until=None, lease_owner=""
+        )
+    except DATABASE_ERRORS:
+        if not quietly:
+            raise  # otherwise they lapse with the lease
+
+
+def release_all(owner: str | None = None) -> int:
+    """Hand back every notification this worker holds (after an outage, or at exit)."""
+    return Notification.objects.filter(lease_owner=owner or worker_id(), status=Status.PENDING).update(
+        lease_until=None, lease_owner=""
+    )
+
+
+def _load(filter_) -> list[Notification]:
+    return list(
+        Notification.objects.filter(filter_)
+        .select_related("org", "user", "delivery__message__author", "delivery__recipient")
+        # An e-mail needs names and addresses, never the ciphertext (up to a
+        # megabyte per message) or anyone's password hash.
+        .defer(
+            "delivery__message__subject_ct", "delivery__message__body_ct",
+            "delivery__message__wrapped_key", "delivery__message__author__password",
+            "delivery__recipient__password",
+        )
+        .order_by("id")
+    )
+
+
+def send(notification: Notification, owner: str) -> str:
+    """Send one claimed notification and record the outcome; returns its status."""
+    # Still ours? Then a whole lease from now for this one e-mail.
+    mine = Notification.objects.filter(
+        pk=notification.pk, status=Status.PENDING, lease_owner=owner, lease_until__gt=Now()
+    ).update(lease_until=Now() + lease())
+    if not mine:
+        return "lost"
+    password = password_hash = ""
+    if notification.kind == Notification.Kind.PASSWORD:
+        if not _password_mail_wanted(notification):
+            Notification.objects.filter(pk=notification.pk, lease_owner=owner).update(
+                status=Status.CANCELLED, lease_until=None, lease_owner=""
+            )
+            return Status.CANCELLED
+        password, password_hash = temporary_password(str(notification.key))
+    try:
+        email = build_email(notification, temporary_password=password)
+        relay.send(email, within=send_deadline())
+    except DATABASE_ERRORS:
+        raise
+    except Exception as exc:
+        return _failed(notification, owner, Failure.of(exc))
+    relay_was_down, relay.down = relay.down, False
+    through_outages(lambda: _sent(notification, owner, email, password_hash), stop=stopping)
+    if relay_was_down:
+        _wake_relay_waiters()
+    return Status.SENT
+
+
+def _sent(notification: Notification, owner: str, email, password_hash: str) -> None:
+    """The relay accepted it: its state, its audit event and the password it
+    carries, in one transaction."""
+    with transaction.atomic():
+        updated = Notification.objects.filter(
+            pk=notification.pk, status=Status.PENDING, lease_owner=owner
+        ).update(
+            status=Status.SENT, attempts=F("attempts") + 1, sent_at=clock.now(), lease_until=None,
+            lease_owner="", last_error="", waiting_for_relay=False,
+            smtp_message_id=email.extra_headers.get("Message-ID", "")[:255],
+        )
+        if not updated:
+            # Only after an outage longer than the lease: another worker has it now.
+            log.error("notification %s was accepted by the relay after its lease ran out", notification.pk)
+            return
+        if password_hash:
+            activate_temporary_password(notification.user_id, password_hash, since=notification.created_at)
+        record(
+            AuditEvent.Action.NOTIFICATION, org=notification.org, actor_email=notification.user.email,
+            client="worker", object_type="notification", object_id=str(notification.key),
+            detail=notification.get_kind_display(),
+        )
+
+
+def _failed(notification: Notification, owner: str, failure: Failure) -> str:
+    log.warning("notification %s attempt failed: %s", notification.pk, failure.reason)
+    if failure.relay_down:
+        relay.down = True
+    schedule = settings.NOTIFY_RETRY_SCHEDULE
+    attempts = notification.attempts + 1
+    fields = {"attempts": attempts, "last_error": failure.reason[:500], "lease_until": None,
+              "lease_owner": "", "waiting_for_relay": failure.relay_down}
+    if failure.permanent or attempts > len(schedule):
+        fields["status"] = status = Status.FAILED
+    else:
+        status = Status.PENDING
+        fields["next_attempt_at"] = Now() + timedelta(seconds=schedule[attempts - 1])
+    Notification.objects.filter(pk=notification.pk, lease_owner=owner).update(**fields)
+    return status
+
+
+def _password_mail_wanted(notification: Notification) -> bool:
+    user = notification.user
+    user.refresh_from_db()
+    newer = Notification.objects.filter(
+        user=user, kind=Notification.Kind.PASSWORD, pk__gt=notification.pk
+    ).exclude(status=Status.CANCELLED)
+    return password_notification_wanted(user, since=notification.created_at) and not newer.exists()

@@ -1,0 +1,223 @@
+"""``hushpost worker``: runs queued tasks and delivers notifications, whatever happens to the database.
+
+It is django-tasks-db's worker (its claiming and running of tasks) inside a
+loop that does not die: a database error anywhere is waited out with backoff
+and the loop goes on. Beside the task queue it sweeps the notifications table
+itself, so e-mails whose task was lost with a killed worker, or whose retry is
+due, go out without waiting for new traffic. A heartbeat thread records that
+the worker is alive; a task left RUNNING by a worker whose heartbeat stopped
+goes back in the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from datetime import timedelta
+
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
+from django.db.migrations.executor import MigrationExecutor
+from django.db.models.functions import Now
+from django_tasks import TaskResultStatus
+from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
+from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
+
+from hushpost.lib.db import DATABASE_ERRORS, Outage, reset_connections
+from hushpost.notifications import delivery
+from hushpost.server.models import WorkerProcess
+
+log = logging.getLogger("hushpost.worker")
+
+BEAT_SECONDS = 5.0
+# A worker silent this long is gone: its running tasks go back in the queue.
+DEAD_AFTER = timedelta(seconds=30)
+REAP_SECONDS = 15.0
+
+
+class BackgroundWorker(Worker):
+    def __init__(self, *, interval: float, batch: bool, max_tasks: int | None = None,
+                 heartbeat: bool = True) -> None:
+        super().__init__(
+            queue_names=["*"], interval=interval, batch=batch, backend_name="default",
+            startup_delay=False, max_tasks=max_tasks, worker_id=delivery.worker_id(),
+            excluded_queue_names=[],
+        )
+        self.heartbeat = heartbeat
+        self.stop = delivery.stopping
+        self.outage = Outage(stop=self.stop)
+        self.reaped_at = 0.0
+        self.unsettled = False  # a database error interrupted work: tidy up once it is back
+
+    # Signals -------------------------------------------------------------
+
+    def shutdown(self, signum, frame) -> None:
+        if not self.running:  # asked twice: stop now
+            self.reset_signals()
+            sys.exit(1)
+        log.warning("%s received: finishing the e-mail in hand, then stopping", signal.strsignal(signum))
+        self.running = False
+        self.stop.set()
+
+    # The loop ------------------------------------------------------------
+
+    def run(self) -> None:
+        self.stop.clear()
+        if not self.wait_until_ready():
+            return
+        beat = _Heartbeat(self.worker_id, self.stop) if self.heartbeat else None
+        if beat:
+            beat.start()
+        log.info("worker %s started", self.worker_id)
+        try:
+            while self.running:
+                try:
+                    worked = self.step()
+                except DATABASE_ERRORS as exc:
+                    self.unsettled = True
+                    self.outage.wait(exc)
+                    continue
+                self.outage.ended()
+                if self.max_tasks is not None and self._run_tasks >= self.max_tasks:
+                    return
+                if not worked:
+                    if self.batch:
+                        return
+                    self.stop.wait(self.interval)
+        finally:
+            try:
+                delivery.release_all(self.worker_id)
+            except DATABASE_ERRORS:
+                pass  # they lapse with their lease
+            if beat:
+                beat.finish()
+            log.info("worker %s stopped", self.worker_id)
+
+    def step(self) -> bool:
+        """One round: a queued task if any, else a sweep for due notifications."""
+        close_old_connections()
+        if self.unsettled:
+            self.settle()
+        if time.monotonic() - self.reaped_at > REAP_SECONDS:
+            self.reap()
+        task = self.next_task()
+        if task is None:
+            return delivery.deliver_due() > 0
+        # A task that fails while the database is away raises here, when its
+        # outcome cannot be written; one that failed for that reason but could
+        # still be recorded leaves notifications this worker holds.
+        self.run_task(task)
+        if task.status == TaskResultStatus.FAILED:
+            self.unsettled = True
+        return True
+
+    def next_task(self) -> DBTaskResult | None:
+        tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
+        with exclusive_transaction(tasks.db):
+            try:
+                task = tasks.get_locked()
+            except DATABASE_ERRORS as exc:
+                if is_locked_database_exception(exc):
+                    return None  # SQLite busy with another writer: next round
+                raise
+            if task is not None:
+                task.claim(self.worker_id)
+        return task
+
+    def settle(self) -> None:
+        """After an outage: what this worker was doing when it began goes back to be done again."""
+        requeued = _requeue_running({self.worker_id})
+        released = delivery.release_all(self.worker_id)
+        self.unsettled = False
+        if requeued or released:
+            log.info("resumed: %d task(s) re-queued, %d e-mail(s) handed back", requeued, released)
+
+    def reap(self) -> None:
+        """Tasks left RUNNING by workers that stopped beating go back in the queue."""
+        self.reaped_at = time.monotonic()
+        live = set(
+            WorkerProcess.objects.filter(beat_at__gt=Now() - DEAD_AFTER).values_list("worker_id", flat=True)
+        )
+        live.add(self.worker_id)
+        running = DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).values_list("id", "worker_ids")
+        dead = {ids[-1] for _, ids in running if ids and ids[-1] not in live}
+        if dead:
+            count = _requeue_running(dead)
+            log.warning("re-queued %d task(s) left running by %d stopped worker(s)", count, len(dead))
+        WorkerProcess.objects.filter(beat_at__lt=Now() - timedelta(days=1)).delete()
+
+    def wait_until_ready(self) -> bool:
+        """Wait for a reachable, migrated database, saying once what is missing."""
+        said = ""
+        while self.running:
+            try:
+                close_old_connections()
+                connection = connections[DEFAULT_DB_ALIAS]
+                executor = MigrationExecutor(connection)
+                pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+                problem = "" if not pending else (
+                    f"the database is not migrated ({len(pending)} migration(s) to apply): "
+                    "run `hushpost migrate`; waiting"
+                )
+            except DATABASE_ERRORS as exc:
+                problem = f"the database cannot be reached ({str(exc).strip().splitlines()[0][:200]}); waiting"
+                reset_connections()
+            if not problem:
+                if said:
+                    log.warning("database ready; starting")
+                return True
+            if problem.split("(")[0] != said.split("(")[0]:
+                log.warning("worker not started: %s", problem)
+                said = problem
+            self.stop.wait(2.0)
+        return False
+
+
+def _requeue_running(worker_ids: set[str]) -> int:
+    count = 0
+    for task_id, ids in DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).values_list(
+        "id", "worker_ids"
+    ):
+        if ids and ids[-1] in worker_ids:
+            count += DBTaskResult.objects.filter(id=task_id, status=TaskResultStatus.RUNNING).update(
+                status=TaskResultStatus.READY, started_at=None
+            )
+    return count
+
+
+class _Heartbeat(threading.Thread):
+    """Records every few seconds, on its own connection, that the worker lives."""
+
+    def __init__(self, worker_id: str, stop: threading.Event) -> None:
+        super().__init__(name="hushpost-heartbeat", daemon=True)
+        self.worker_id = worker_id
+        self.stop = stop
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                updated = WorkerProcess.objects.filter(worker_id=self.worker_id).update(beat_at=Now())
+                if not updated:
+                    WorkerProcess.objects.create(worker_id=self.worker_id, hostname=socket.gethostname()[:255],
+                                                 pid=os.getpid())
+            except DATABASE_ERRORS:
+                reset_connections()
+            except Exception:  # noqa: BLE001 - a heartbeat must never stop the worker
+                log.exception("heartbeat failed")
+            self.done.wait(BEAT_SECONDS)
+        try:
+            WorkerProcess.objects.filter(worker_id=self.worker_id).delete()
+        except DATABASE_ERRORS:
+            pass
+        finally:
+            connections.close_all()
+
+    def finish(self) -> None:
+        self.done.set()
+        self.join(timeout=5)
