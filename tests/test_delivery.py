@@ -261,3 +261,20 @@ def test_a_stopped_worker_finds_its_queue_intact(sender_client, smtp, deliver):
     clock.travel(timedelta(hours=2))  # the worker was stopped for a while: late, not lost
     deliver()
     assert len(smtp.to(BOB)) == 2
+
+
+def test_a_relay_down_longer_than_the_whole_schedule_fails_the_notification(
+    sender_client, smtp, deliver, probe_now, settings
+):
+    settings.NOTIFY_RETRY_SCHEDULE = [30, 30]
+    smtp.stop()
+    send(sender_client, to=BOB)
+    for _ in range(5):  # asked again and again as the relay seems to come and go
+        deliver()
+        _due_now()
+    assert Notification.objects.get(kind="password").status == "pending"  # attempts alone don't end it
+    clock.travel(timedelta(minutes=2))  # longer than the schedule's 60 s in all
+    deliver()
+    note = Notification.objects.get(kind="password")
+    assert note.status == "failed" and "refused the connection" in note.last_error
+    assert "Failed" in _status_page(sender_client)

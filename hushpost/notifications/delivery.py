@@ -122,6 +122,7 @@ def _relay_ready() -> bool:
     if time.monotonic() - relay.probed_at < PROBE_SECONDS:
         return False
     if not relay.probe(within=send_deadline()):
+        _give_up_waiting()
         return False
     relay.down = False
     log.info("mail relay answers again; sending what waited for it")
@@ -136,6 +137,16 @@ def _wake_if_relay_back() -> None:
     ).exists()
     if waiting and relay.probe(within=send_deadline()):
         _wake_relay_waiters()
+
+
+def _give_up_waiting() -> None:
+    """E-mails that have waited for the relay longer than the whole retry schedule fail,
+    so their senders see it and can act."""
+    cutoff = clock.now() - timedelta(seconds=sum(settings.NOTIFY_RETRY_SCHEDULE))
+    Notification.objects.filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lte=Now()),
+        status=Status.PENDING, waiting_for_relay=True, created_at__lt=cutoff,
+    ).update(status=Status.FAILED, lease_until=None, lease_owner="")
 
 
 def _wake_relay_waiters() -> None:
@@ -275,11 +286,17 @@ def _failed(notification: Notification, owner: str, failure: Failure) -> str:
     attempts = notification.attempts + 1
     fields = {"attempts": attempts, "last_error": failure.reason[:500], "lease_until": None,
               "lease_owner": "", "waiting_for_relay": failure.relay_down}
-    if failure.permanent or attempts > len(schedule):
+    if failure.relay_down:
+        # Tried again whenever the relay seems back, so the attempts say
+        # little: it gives up after the schedule's whole length instead.
+        gives_up = notification.created_at < clock.now() - timedelta(seconds=sum(schedule))
+    else:
+        gives_up = attempts > len(schedule)
+    if failure.permanent or gives_up or not schedule:
         fields["status"] = status = Status.FAILED
     else:
         status = Status.PENDING
-        fields["next_attempt_at"] = Now() + timedelta(seconds=schedule[attempts - 1])
+        fields["next_attempt_at"] = Now() + timedelta(seconds=schedule[min(attempts, len(schedule)) - 1])
     Notification.objects.filter(pk=notification.pk, lease_owner=owner).update(**fields)
     return status
 

@@ -34,9 +34,9 @@ class Failure:
             code, reply = next(iter(exc.recipients.values()))
             return cls(code >= 500, False, f"{code} {_text(reply)}")
         if isinstance(exc, smtplib.SMTPResponseException):
-            code = exc.smtp_code
-            # 421: the service is shutting down or overloaded, not this address.
-            return cls(code >= 500, code == 421, f"{code} {_text(exc.smtp_error)}")
+            # Even a 421 (shutting down, overloaded) is an answer: the relay is
+            # up, and the retry schedule decides when to ask again.
+            return cls(exc.smtp_code >= 500, False, f"{exc.smtp_code} {_text(exc.smtp_error)}")
         if isinstance(exc, ConnectionRefusedError):
             return cls(False, True, "mail server refused the connection")
         if isinstance(exc, TimeoutError):  # socket timeouts and SendDeadline alike
