@@ -203,8 +203,8 @@ def test_sent_list_summarises_each_message(sender_client, client_factory, smtp, 
     first_login(bob, smtp, org, "bob@client.example")
     bob.get(f"/r/{org.slug}/m/{Message.objects.get().uid}")
     page = sender_client.get("/app/sent").content.decode()
-    assert "Board pack" in page and "Opened 1/2" in page and "Receipt" in page
-    assert "Not delivered" not in page
+    assert "Board pack" in page and "Opened by 1 of 2" in page and "Receipt" in page
+    assert "Failed" not in page and "Pending" not in page
 
 
 def test_recipient_sees_their_replies_under_the_message(sender_client, client_factory, smtp, deliver, org):

@@ -10,6 +10,7 @@ from django.core.paginator import Page, Paginator
 from hushpost.accounts.models import User
 from hushpost.messaging.content import open_subject
 from hushpost.messaging.models import Delivery, Message
+from hushpost.messaging.status import Summary, notifications_of, recipient_states, summarise
 from hushpost.messaging.threads import WITHDRAWN_SUBJECT, withdrawn_from
 
 PAGE_SIZE = 50
@@ -28,6 +29,8 @@ class Row:
     opened: int = 0
     replied: int = 0
     problem: bool = False
+    # A sender's Sent rows: the message page's delivery states in one line.
+    state: Summary | None = None
 
 
 def inbox(user: User, page_number) -> tuple[Page, list[Row]]:
@@ -53,10 +56,11 @@ def inbox(user: User, page_number) -> tuple[Page, list[Row]]:
     return page, rows
 
 
-def sent(user: User, page_number) -> tuple[Page, list[Row]]:
+def sent(user: User, page_number, *, delivery_state: bool = False) -> tuple[Page, list[Row]]:
+    """The user's sent messages; with ``delivery_state``, each with its summary from ``status``."""
     messages = (
         Message.objects.filter(author=user)
-        .prefetch_related("deliveries__recipient", "deliveries__notifications")
+        .prefetch_related("deliveries__recipient", notifications_of("deliveries"))
         .order_by("-created_at", "-id")
     )
     page = Paginator(messages, PAGE_SIZE).get_page(page_number)
@@ -76,6 +80,7 @@ def sent(user: User, page_number) -> tuple[Page, list[Row]]:
                 problem=any(
                     n.status == "failed" for d in deliveries for n in d.notifications.all()
                 ),
+                state=summarise(recipient_states(deliveries)) if delivery_state else None,
             )
         )
     return page, rows

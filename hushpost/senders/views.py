@@ -35,33 +35,10 @@ from hushpost.messaging.actions import (
 from hushpost.messaging.content import open_content, open_subject
 from hushpost.messaging.forms import ComposeForm
 from hushpost.messaging.models import Message
+from hushpost.messaging.status import notifications_of, recipient_states, summarise
 from hushpost.messaging.threads import restrictions
 from hushpost.notifications.actions import retry_now
 from hushpost.notifications.models import Notification
-
-
-class NotifiedState:
-    """What the sender needs to know about a recipient's e-mails, in one state.
-
-    A new recipient gets two (password, then message); the worst one counts.
-    """
-
-    def __init__(self, status: str, sent_at=None, problem: Notification | None = None):
-        self.status, self.sent_at, self.problem = status, sent_at, problem
-
-    @classmethod
-    def of(cls, notifications: list[Notification]) -> NotifiedState:
-        notifications = [n for n in notifications if n.status != Notification.Status.CANCELLED]
-        for n in notifications:
-            if n.status == Notification.Status.FAILED:
-                return cls("failed", problem=n)
-        for n in notifications:
-            if n.status == Notification.Status.PENDING:
-                return cls("pending", problem=n)
-        if not notifications:
-            return cls("pending")
-        return cls("sent", sent_at=max(n.sent_at for n in notifications))
-
 
 RECIPIENT_ID = re.compile(r"[0-9]{1,18}")
 
@@ -85,7 +62,7 @@ def inbox(request):
 
 @sender_required
 def sent(request):
-    page, rows = listing.sent(request.user, request.GET.get("page"))
+    page, rows = listing.sent(request.user, request.GET.get("page"), delivery_state=True)
     return render(request, "senders/sent.html", {"page": page, "rows": rows, "tab": "sent"})
 
 
@@ -176,11 +153,9 @@ def message_view(request, uid):
     content = open_content(message)
     recipients = []
     if access.is_author:
-        deliveries = message.deliveries.select_related("recipient").order_by("id")
-        notes: dict[int, list[Notification]] = {}
-        for n in Notification.objects.filter(delivery__message=message).order_by("id"):
-            notes.setdefault(n.delivery_id, []).append(n)
-        recipients = [(d, NotifiedState.of(notes.get(d.pk, []))) for d in deliveries]
+        recipients = recipient_states(
+            message.deliveries.select_related("recipient").prefetch_related(notifications_of()).order_by("id")
+        )
     replies = [
         (r, open_subject(r))
         for r in Message.objects.filter(in_reply_to=message, kind=Message.Kind.REPLY)
@@ -201,6 +176,7 @@ def message_view(request, uid):
             "rules": restrictions(message),
             "access": access,
             "recipients": recipients,
+            "summary": summarise(recipients) if access.is_author else None,
             "replies": replies,
             "tab": "sent" if access.is_author else "inbox",
         },

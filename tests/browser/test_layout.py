@@ -70,9 +70,10 @@ def _one_line(page: Page, nav: str) -> None:
     assert max(b["right"] for b in boxes) <= MOBILE["width"], "the menu runs off the screen"
 
 
-def test_lists_give_subjects_the_room_there_is_and_phones_a_tidy_menu(site, page, org, make_sender):
+def test_lists_give_subjects_the_room_there_is_and_phones_a_tidy_menu(site, page, org, make_sender, smtp, deliver):
     ada = make_sender(org, "ada", "Ada Admin", admin=True)
     _send(ada, LONG_SUBJECT)
+    deliver()
     _send(ada, SUBJECT, read_receipt=True, restriction="no_print", expire_days=7)
     sign_in_sender(page, site, ada)
     page.goto(f"{site}/app/sent")
@@ -81,6 +82,10 @@ def test_lists_give_subjects_the_room_there_is_and_phones_a_tidy_menu(site, page
     shot(page, "layout-sent-desktop")
     assert _fits(page, f".message-row:has-text('{SUBJECT}') .subject")["whole"], "the subject is cut off at 1280 px"
     expect(row.get_by_text("No print")).to_be_visible()
+    # Each row says how its message is doing, as the message page does.
+    expect(row.locator(".delivery-state")).to_have_text("Delivery: Pending")
+    delivered = page.locator(".message-row", has_text="Quarterly statement").locator(".delivery-state")
+    expect(delivered).to_have_text("Delivery: Notified")
 
     page.set_viewport_size(MOBILE)
     page.reload()
@@ -91,6 +96,9 @@ def test_lists_give_subjects_the_room_there_is_and_phones_a_tidy_menu(site, page
     long_subject = page.locator(".message-row .subject").first
     assert long_subject.evaluate("el => getComputedStyle(el).textOverflow") == "ellipsis"
     assert _fits(page, ".message-row .subject")["inside"]
+    for state in page.locator(".delivery-state").all():
+        box = state.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= MOBILE["width"], "a delivery state is off the screen"
     org_name = _fits(page, ".brand-org")
     assert org_name["visible"] and org_name["inside"] and org_name["whole"], org_name
     # Keyboard users reach every item of the compact menu.

@@ -1,0 +1,92 @@
+"""How a sent message is doing: per recipient (the message page) and in one line (the Sent list).
+
+Both pages read these functions over the same rows, so the list can never say
+"Notified" while the message page still says "Pending".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Prefetch
+
+from hushpost.messaging.models import Delivery
+from hushpost.notifications.models import Notification
+
+
+@dataclass(frozen=True)
+class RecipientState:
+    """What the sender needs to know about the e-mails telling one recipient, in one state.
+
+    A new recipient gets two (password, then message); the worst one counts. Only
+    e-mails to the recipient count: a read receipt hangs off the same delivery but
+    goes to the sender. ``cancelled``: nothing was sent because the message was
+    recalled first.
+    """
+
+    status: str  # "pending", "sent", "failed" or "cancelled"
+    sent_at: datetime | None = None
+    problem: Notification | None = None
+
+    @classmethod
+    def of(cls, delivery: Delivery, notifications: list[Notification]) -> RecipientState:
+        mine = [n for n in notifications if n.user_id == delivery.recipient_id]
+        live = [n for n in mine if n.status != Notification.Status.CANCELLED]
+        for n in live:
+            if n.status == Notification.Status.FAILED:
+                return cls("failed", problem=n)
+        for n in live:
+            if n.status == Notification.Status.PENDING:
+                return cls("pending", problem=n)
+        if not live:
+            return cls("cancelled" if mine else "pending")
+        return cls("sent", sent_at=max(n.sent_at for n in live))
+
+    @property
+    def retrying(self) -> bool:
+        return self.status == "pending" and self.problem is not None and bool(self.problem.last_error)
+
+
+@dataclass(frozen=True)
+class Summary:
+    label: str  # "Pending", "Notified", "Failed: 1 of 3", "Opened by 2 of 3", ...
+    tone: str  # "wait", "ok", "bad" or "muted", as the message page's states
+
+
+def notifications_of(deliveries: str = "") -> Prefetch:
+    """Prefetch each delivery's notifications in the order they were queued
+    (``deliveries``: the path to the deliveries, as "deliveries" from a message)."""
+    path = f"{deliveries}__notifications" if deliveries else "notifications"
+    return Prefetch(path, queryset=Notification.objects.order_by("id"))
+
+
+def recipient_states(deliveries: Iterable[Delivery]) -> list[tuple[Delivery, RecipientState]]:
+    """Each delivery with its state, from the notifications prefetched by ``notifications_of``."""
+    return [(d, RecipientState.of(d, list(d.notifications.all()))) for d in deliveries]
+
+
+def summarise(states: list[tuple[Delivery, RecipientState]]) -> Summary:
+    """One line for the whole message: what needs the sender's attention first.
+
+    Failures first, then e-mails still on their way, then who opened it. A recalled
+    recipient is left out of the counts, as the message page sets that row apart.
+    """
+    live = [(d, s) for d, s in states if d.recalled_at is None]
+    if not live:
+        return Summary("Recalled", "muted")
+    total = len(live)
+    failed = sum(1 for _, s in live if s.status == "failed")
+    if failed:
+        return Summary("Failed" if failed == total else f"Failed: {failed} of {total}", "bad")
+    pending = [s for _, s in live if s.status == "pending"]
+    if pending:
+        label = "Pending" if len(pending) == total else f"Pending: {len(pending)} of {total}"
+        if any(s.retrying for s in pending):
+            label += ", retrying"
+        return Summary(label, "wait")
+    opened = sum(1 for d, _ in live if d.first_opened_at)
+    if opened:
+        return Summary(f"Opened by {opened} of {total}", "ok")
+    return Summary("Notified", "ok")
