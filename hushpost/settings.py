@@ -305,9 +305,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"storage_full_once": {"()": "hushpost.lib.diskfull.SkipStorageFullResponses"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
+        # "ERROR hushpost.storage storage full: ..." is the one line to alert on.
+        "django.request": {"filters": ["storage_full_once"]},
         "django.tasks": {"level": "WARNING"},
         "django_tasks": {"level": "WARNING"},
         "django_tasks_db": {"level": "WARNING"},

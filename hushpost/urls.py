@@ -6,6 +6,7 @@ from hushpost.ops.site import site as ops_site
 from hushpost.regions.views import find_portal
 
 handler400 = "hushpost.lib.views.bad_request"
+handler500 = "hushpost.server.errors.server_error"
 
 urlpatterns = [
     path("", home, name="home"),

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import errno
 import itertools
+import os
 
 import pytest
 from django.conf import settings
@@ -91,6 +93,47 @@ def store(request, settings, tmp_path):
         root = tmp_path / "files"
         settings.FILE_STORAGE = {**settings.FILE_STORAGE, "kind": "local", "root": str(root)}
         yield lambda: {p.name: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+class NearlyFullFile:
+    """A real file on a disk with ``room`` bytes left: the write that does not fit puts what
+    fits on disk and fails with ENOSPC, as the kernel's would."""
+
+    def __init__(self, file, room: int):
+        self.file, self.room = file, room
+
+    def write(self, data) -> int:
+        fits = max(0, self.room)
+        self.room -= len(data)
+        if len(data) > fits:
+            self.file.write(bytes(data[:fits]))
+            self.file.flush()  # the half-written part really is on disk
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+@pytest.fixture
+def files_dir(settings, tmp_path):
+    """The local store, in a folder of this test's own."""
+    root = tmp_path / "files"
+    settings.FILE_STORAGE = {**settings.FILE_STORAGE, "kind": "local", "root": str(root)}
+    return root
+
+
+@pytest.fixture
+def full_disk(monkeypatch, files_dir):
+    """The store's disk has 64 KiB left for each file it writes (a full disk cannot be made
+    safely on a shared machine; this is the store's own write failing as it would)."""
+    from hushpost.attachments import store
+
+    def nearly_full_open(path, mode="r", *args, **kwargs):
+        return NearlyFullFile(open(path, mode, *args, **kwargs), 64 * 1024)  # noqa: SIM115
+
+    monkeypatch.setattr(store, "open", nearly_full_open, raising=False)
+    return files_dir
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NoReturn
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -116,16 +117,19 @@ class Receiver:
             raise AttachmentError(
                 f"{self.name} is larger than {self.limit // MB} MB, the largest file your organisation allows.",
                 status=413)
-        self._stream.write(chunk)
+        try:
+            self._stream.write(chunk)
+        except Exception as exc:
+            self._raise_store_error(exc)
 
     def finish(self) -> Attachment:
         self._writer.complete = True  # the store keeps the file only from here on
         context, self._context = self._context, None
         try:
             context.__exit__(None, None, None)  # writes the last segment, commits the store
-        except Exception:
+        except Exception as exc:
             self._writer_abort()
-            raise
+            self._raise_store_error(exc)
         version, org_key = keys.current_key(self.owner.org)
         attachment = Attachment(
             uid=self.uid, org_id=self.owner.org_id, owner=self.owner, draft_key_version=version,
@@ -142,6 +146,14 @@ class Receiver:
             raise
         self.done = True
         return attachment
+
+    def _raise_store_error(self, exc: Exception) -> NoReturn:
+        """Tink passes a store's failure on as text only; the store's own error (a full
+        disk, say) is the one that says what happened."""
+        stored = getattr(self._writer, "error", None)
+        if stored is not None and stored is not exc:
+            raise stored from exc
+        raise exc
 
     def abort(self) -> None:
         if self.done:

@@ -68,6 +68,7 @@ class _LocalWriter(io.RawIOBase):
         self._file = open(self.part, "wb")  # noqa: SIM115
         self.failed = False
         self.complete = False
+        self.error: OSError | None = None  # what the disk said, for callers that only see Tink's text
 
     def writable(self) -> bool:
         return True
@@ -75,8 +76,8 @@ class _LocalWriter(io.RawIOBase):
     def write(self, data) -> int:
         try:
             return self._file.write(data)
-        except OSError:
-            self.failed = True
+        except OSError as exc:
+            self.failed, self.error = True, exc
             raise
 
     def abort(self) -> None:
@@ -93,9 +94,10 @@ class _LocalWriter(io.RawIOBase):
             if self.failed or not self.complete:
                 raise OSError("write aborted")
             os.replace(self.part, self.path)
-        except OSError:
+        except OSError as exc:
             self.part.unlink(missing_ok=True)
             self.failed = True
+            self.error = self.error or exc
             raise
         finally:
             super().close()

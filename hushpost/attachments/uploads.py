@@ -16,6 +16,7 @@ from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopFut
 from django.urls import Resolver404, resolve
 
 from hushpost.attachments.actions import AttachmentError, Receiver
+from hushpost.lib.diskfull import storage_full
 
 log = logging.getLogger(__name__)
 FIELD = "files"
@@ -78,9 +79,8 @@ class EncryptingUploadHandler(FileUploadHandler):
             self.request.open_uploads.append(self.receiver)  # aborted if never finished
         except AttachmentError as exc:
             self._refuse(str(exc))
-        except Exception:
-            log.warning("an upload could not be stored", exc_info=True)
-            self._refuse(STORE_FAILED)
+        except Exception as exc:
+            self._store_failed(exc)
         raise StopFutureHandlers
 
     def receive_data_chunk(self, raw_data, start):
@@ -90,9 +90,8 @@ class EncryptingUploadHandler(FileUploadHandler):
             self.receiver.write(raw_data)
         except AttachmentError as exc:
             self._refuse(str(exc))
-        except Exception:  # the store failed (disk full, S3 down): nothing is kept
-            log.warning("an upload could not be stored", exc_info=True)
-            self._refuse(STORE_FAILED)
+        except Exception as exc:  # the store failed (disk full, S3 down): nothing is kept
+            self._store_failed(exc)
         return None
 
     def file_complete(self, file_size):
@@ -100,10 +99,12 @@ class EncryptingUploadHandler(FileUploadHandler):
             return None
         try:
             attachment = self.receiver.finish()
-        except Exception:
-            log.warning("an upload could not be stored", exc_info=True)
+        except Exception as exc:
             self.receiver.abort()
             self.receiver = None
+            if storage_full(exc):
+                raise
+            log.warning("an upload could not be stored", exc_info=True)
             self._note(STORE_FAILED)
             return None
         self.receiver = None
@@ -113,6 +114,17 @@ class EncryptingUploadHandler(FileUploadHandler):
     def upload_interrupted(self):
         if getattr(self, "receiver", None) is not None:
             self.receiver.abort()
+
+    def _store_failed(self, exc: Exception):
+        """A full disk ends the whole request (``hushpost.server.errors`` says so); any other
+        failure refuses this file and lets the form say why."""
+        if storage_full(exc):
+            if self.receiver is not None:
+                self.receiver.abort()
+                self.receiver = None
+            raise exc
+        log.warning("an upload could not be stored", exc_info=True)
+        self._refuse(STORE_FAILED)
 
     def _refuse(self, reason: str):
         if self.receiver is not None:

@@ -16,6 +16,7 @@ from hushpost.attachments import actions
 from hushpost.attachments.names import name_problem
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
+from hushpost.lib.diskfull import storage_full
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ def upload(request):
         attachment = actions.receive(user, name, request.content_type, chunks, expected_size=length)
     except actions.AttachmentError as exc:
         return JsonResponse({"error": str(exc)}, status=exc.status)
-    except Exception:  # the store refused or is down: nothing was kept
+    except Exception as exc:  # the store refused or is down: nothing was kept
+        if storage_full(exc):
+            raise  # not a moment's trouble: answered as such by hushpost.server.errors
         log.warning("an upload could not be stored", exc_info=True)
         return JsonResponse({"error": "The file could not be stored just now. Try again in a moment."},
                             status=503)

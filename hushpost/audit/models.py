@@ -36,6 +36,7 @@ class AuditEvent(models.Model):
         RECALL = "recall", "Message recalled"
         EXPIRY = "expiry", "Expiry changed"
         ADMIN = "admin", "Administration"
+        STORAGE_FULL = "storage_full", "Storage full: not saved"
 
     # No database constraints: the trail outlives the rows it names, and no
     # deletion elsewhere ever reaches back to change an event.

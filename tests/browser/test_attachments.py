@@ -301,6 +301,20 @@ def test_a_file_over_the_organisations_limit_is_refused_in_its_row(site, page, o
     assert Message.objects.get(uid=uid).attachments.count() == 1
 
 
+def test_a_file_that_does_not_fit_on_a_full_disk_says_so_in_its_row(site, page, alice, tmp_path, full_disk):
+    scan = write_file(tmp_path, "Scan of passport.pdf", os.urandom(MB // 2))
+    sign_in_sender(page, site, alice)
+    write_message(page, to=BOB, subject="Passport", text="The scan follows.")
+    pick_files(page, scan)
+    alert = file_row(page, "Scan of passport.pdf").get_by_role("alert")
+    expect(alert).to_contain_text("Hushpost has run out of storage space, so this file was not stored.")
+    expect(alert).to_contain_text("This has been recorded for your organisation's administrator.")
+    alert.scroll_into_view_if_needed()
+    shot(page, "attachments-storage-full")
+    assert Attachment.objects.count() == 0
+    assert not [p for p in full_disk.rglob("*") if p.is_file()]
+
+
 def test_a_recipient_attaches_a_file_to_a_reply(site, page, bob_context, smtp, deliver, org, alice, tmp_path):
     signed = write_file(tmp_path, "Signed consent form.pdf", b"%PDF-1.4 signed " + os.urandom(200 * 1024))
     sign_in_sender(page, site, alice)

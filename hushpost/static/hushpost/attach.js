@@ -89,6 +89,7 @@
     item._xhr = xhr;
     xhr.open("POST", url);
     xhr.setRequestHeader("X-CSRFToken", csrf);
+    xhr.setRequestHeader("Accept", "application/json");  // errors come back as {"error": ...}
     xhr.setRequestHeader("X-File-Name", encodeURIComponent(file.name));
     xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
     xhr.upload.addEventListener("progress", function (e) {
@@ -155,6 +156,7 @@
       var xhr = new XMLHttpRequest();
       xhr.open("POST", url + "/" + encodeURIComponent(item.dataset.uid) + "/discard");
       xhr.setRequestHeader("X-CSRFToken", csrf);
+    xhr.setRequestHeader("Accept", "application/json");  // errors come back as {"error": ...}
       xhr.send();
     }
     item.remove();
