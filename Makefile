@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/hushpost
 export HUSHPOST_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run install install-test browser services test test-sqlite test-postgres lint screenshots bench clean
+.PHONY: run install install-test browser deploy-tools services test test-sqlite test-postgres lint screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ browser:
 	  echo "Installing Chromium (Debian package)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core) >/dev/null; }
 
+## systemd-analyze checks deploy/systemd/ (tests/test_deploy.py); Debian's systemd package has it.
+deploy-tools:
+	@command -v systemd-analyze >/dev/null 2>&1 || { \
+	  echo "Installing systemd-analyze (Debian package systemd)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd) >/dev/null; }
+
 ## PostgreSQL must be up for the production-database half of the suite.
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
@@ -37,10 +43,10 @@ services:
 lint: install-test
 	$(BIN)/ruff check hushpost tests bench
 
-test-sqlite: install-test browser
+test-sqlite: install-test browser deploy-tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test-postgres: install-test browser services
+test-postgres: install-test browser deploy-tools services
 	HUSHPOST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -q -p no:cacheprovider
 
 ## make test: lint, then the whole suite on SQLite and again on PostgreSQL.
