@@ -6,7 +6,7 @@ import os
 import sys
 
 # Commands that only read or help may run on an unfinished production set-up.
-SAFE_COMMANDS = {"help", "--help", "-h", "version", "--version", "check_production"}
+SAFE_COMMANDS = {"help", "--help", "-h", "version", "--version"}
 
 
 def main(argv: list[str] | None = None) -> None:

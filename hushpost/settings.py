@@ -2,7 +2,7 @@
 
 Defaults are the embedded ones (SQLite under the data directory, the dev
 mailbox) but only in development mode; production mode (the default) refuses
-to start on anything unsafe and says why, see :func:`check_production`.
+to start on anything unsafe and says why, see :func:`_production_problems`.
 """
 
 from __future__ import annotations
@@ -54,6 +54,11 @@ MASTER_KEY = envsecret("MASTER_KEY") or ("" if PRODUCTION else _dev_secret("mast
 
 BASE_URL = (env("BASE_URL") or "http://" + (env("BIND", "127.0.0.1:8000") or "")).rstrip("/")
 BIND = env("BIND", "127.0.0.1:8000")
+# `hushpost serve`: gunicorn processes (0: two per core, plus one), threads in each, and the
+# reverse proxies whose X-Forwarded-* headers it believes.
+WEB_WORKERS = envint("WORKERS", 0)
+WEB_THREADS = envint("THREADS", 4)
+FORWARDED_ALLOW_IPS = env("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # The region this deployment serves, and every region's public URL.
 REGION = (env("REGION", "local") or "local").lower()

@@ -15,7 +15,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from hushpost.attachments.actions import purge_stale_drafts
+from hushpost.attachments.cleanup import purge_stale_drafts
 from hushpost.attachments.models import Attachment
 from hushpost.lib import clock
 from hushpost.lib.streams import StreamError
@@ -363,7 +363,7 @@ def test_a_recipient_with_nothing_to_answer_cannot_upload(sender_client, bob, or
 
 
 def test_a_draft_sent_meanwhile_is_not_purged(sender_client):
-    from hushpost.attachments.actions import _delete_draft
+    from hushpost.attachments.cleanup import _delete_draft
 
     uid = upload(sender_client, b"keep", "keep.txt").json()["uid"]
     stale_view = Attachment.objects.get(uid=uid)  # loaded as a draft by the purge...

@@ -14,6 +14,7 @@ from django.test import Client
 
 from hushpost.accounts.models import Throttle
 from hushpost.lib import clock
+from hushpost.lib.client import client_address
 from hushpost.notifications.models import Notification
 from tests.conftest import PASSWORD
 from tests.helpers import PASSWORD_SUBJECT, send, signed_in_as
@@ -150,11 +151,10 @@ def test_portal_lookups_are_limited_per_client(db, settings):
 
 @pytest.mark.parametrize(("behind_proxy", "counted_as"), [(False, "10.0.0.1"), (True, "198.51.100.77")])
 def test_the_client_address_comes_from_the_proxy_only_when_told(alice, settings, behind_proxy, counted_as):
-    from hushpost.accounts import throttle
 
     settings.BEHIND_TLS_PROXY = behind_proxy
     request = Client().get("/login", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.77").wsgi_request
-    assert throttle.client_address(request) == counted_as
+    assert client_address(request) == counted_as
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,8 +7,13 @@ from django.db import transaction
 
 from hushpost.accounts.models import User
 from hushpost.accounts.passwords import password_problems
+from hushpost.audit.actions import record
+from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
+from hushpost.notifications.actions import queue_notification
+from hushpost.notifications.models import Notification
 from hushpost.orgs.actions import org_for_address
+from hushpost.orgs.models import Organization
 
 
 class AccountError(ValueError):
@@ -16,9 +21,10 @@ class AccountError(ValueError):
 
 
 def create_sender(
-    *, email: str, name: str, password: str, admin: bool = False, org=None
+    *, email: str, name: str, password: str, admin: bool = False, org=None, by: User | None = None
 ) -> User:
-    """A new sender; with ``org``, the address must be at one of its domains."""
+    """A new sender; with ``org``, the address must be at one of its domains.
+    ``by``: the organisation admin who added them (recorded in the audit trail)."""
     email = email.strip().lower()
     try:
         validate_email(email)
@@ -42,7 +48,11 @@ def create_sender(
         raise AccountError(" ".join(problems))
     user = User(org=org, email=email, name=name.strip(), role=User.Role.SENDER, is_org_admin=admin)
     user.set_password(password)
-    user.save()
+    with transaction.atomic():
+        user.save()
+        if by is not None:
+            record(AuditEvent.Action.ADMIN, actor=by, obj=user,
+                   detail=f"added sender {user.email}" + (" (admin)" if admin else ""))
     return user
 
 
@@ -84,21 +94,20 @@ def set_active(user: User, active: bool, *, by: User | None = None) -> None:
     is made: two admins disabling each other at the same moment leave one of
     them active, because the organisation's row is locked while it is checked.
     """
-    from hushpost.orgs.models import Organization
-
     with transaction.atomic():
         if by is not None:
             Organization.objects.select_for_update().filter(pk=by.org_id).first()
             if by.pk == user.pk or not User.objects.filter(pk=by.pk, is_active=True, is_org_admin=True).exists():
                 raise AccountError("Only an active admin of the organisation can do that.")
         User.objects.filter(pk=user.pk).update(is_active=active)
+        if by is not None:
+            record(AuditEvent.Action.ADMIN, actor=by, obj=user,
+                   detail=f"{'enabled' if active else 'disabled'} {user.email}")
 
 
-def reset_recipient_password(user: User) -> None:
-    """Send a new Password Notification; the recipient's password stops working now."""
-    from hushpost.notifications.actions import queue_notification
-    from hushpost.notifications.models import Notification
-
+def reset_recipient_password(user: User, *, by: User | None = None) -> None:
+    """Send a new Password Notification; the recipient's password stops working now.
+    ``by``: the organisation admin who asked (recorded in the audit trail)."""
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(
             must_change_password=True,
@@ -108,3 +117,6 @@ def reset_recipient_password(user: User) -> None:
         )
         user.refresh_from_db()
         queue_notification(Notification.Kind.PASSWORD, user)
+        if by is not None:
+            record(AuditEvent.Action.ADMIN, actor=by, obj=user,
+                   detail=f"sent a new temporary password to {user.email}")

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.db import transaction
 
-from hushpost.accounts import reauth
+from hushpost.accounts import reauth, twofactor
 from hushpost.accounts.models import User
 from hushpost.accounts.passwords import (
     canonical_temporary,
@@ -21,6 +21,7 @@ from hushpost.accounts.passwords import (
     password_problems,
     temporary_password_for,
 )
+from hushpost.accounts.sessions import SEEN, STARTED
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
@@ -125,8 +126,6 @@ def password_notification_wanted(user: User, *, since: datetime) -> bool:
 
 def start_session(request, user: User) -> None:
     login(request, user, backend=BACKEND)  # rotates the session key: no fixation
-    from hushpost.accounts.middleware import SEEN, STARTED
-
     request.session[STARTED] = request.session[SEEN] = clock.now().timestamp()
     reauth.mark_confirmed(request, user)  # the password (and code) were just given
     record(AuditEvent.Action.SIGN_IN, actor=user, request=request)
@@ -142,8 +141,6 @@ def begin_session(request, user: User) -> bool:
     Returns True when the second step is needed. Until then the session holds
     only which account is half signed in, for five minutes.
     """
-    from hushpost.accounts import twofactor
-
     if not twofactor.enabled(user):
         start_session(request, user)
         return False
@@ -237,3 +234,22 @@ def set_new_password(request, user: User, new: str, confirm: str) -> list[str]:
     update_session_auth_hash(request, user)
     record(AuditEvent.Action.PASSWORD_CHANGE, actor=user, request=request)
     return []
+
+
+def turn_on_two_factor(user: User, secret: str, code: str) -> list[str] | None:
+    """Two-factor sign-in on, if ``code`` proves the app holds ``secret``: the recovery codes."""
+    codes = twofactor.enable(user, secret, code)
+    if codes is not None:
+        record(AuditEvent.Action.ADMIN, actor=user, detail="turned on two-factor sign-in")
+    return codes
+
+
+def turn_off_two_factor(user: User) -> None:
+    twofactor.disable(user)
+    record(AuditEvent.Action.ADMIN, actor=user, detail="turned off two-factor sign-in")
+
+
+def renew_recovery_codes(user: User) -> list[str]:
+    codes = twofactor.enable_new_codes(user)
+    record(AuditEvent.Action.ADMIN, actor=user, detail="made new recovery codes")
+    return codes

@@ -7,7 +7,9 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.shortcuts import redirect
 
+from hushpost.accounts import twofactor
 from hushpost.accounts.flows import temporary_session_ends
+from hushpost.accounts.sessions import SEEN, STARTED
 from hushpost.lib import clock
 
 
@@ -91,7 +93,6 @@ class SessionLimitsMiddleware:
         return None
 
 
-STARTED, SEEN = "hushpost_started", "hushpost_seen"
 
 
 def idle_minutes(user) -> int:
@@ -111,8 +112,6 @@ class TwoFactorRequiredMiddleware:
         # A temporary password is replaced first (the middleware before this one), then this.
         if user is not None and user.is_authenticated and (user.is_sender or user.is_recipient) \
                 and not user.must_change_password and not request.path.startswith("/static/"):
-            from hushpost.accounts import twofactor
-
             if twofactor.required(user) and not twofactor.enabled(user):
                 here = "/app/account/2fa" if user.is_sender else f"/r/{user.org.slug}/2fa"
                 allowed = {here, "/logout", f"/r/{user.org.slug}/logout", *reset_pages(user)}

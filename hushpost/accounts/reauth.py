@@ -24,6 +24,7 @@ from django.shortcuts import render
 
 from hushpost.accounts import throttle, twofactor
 from hushpost.lib import clock
+from hushpost.lib.client import client_address
 
 CONFIRMED = "hushpost_confirmed"
 PASSWORD_FIELD, CODE_FIELD = "current", "current_code"
@@ -70,7 +71,7 @@ def confirm(request, *, always: bool = False) -> Unconfirmed | None:
     if PASSWORD_FIELD not in request.POST:
         return Unconfirmed("", 200)
     # Counted as sign-in attempts on the account: the same five tries, the same lock an admin can lift.
-    client, account = throttle.client_address(request), throttle.sign_in_key(user)
+    client, account = client_address(request), throttle.sign_in_key(user)
     refusal = throttle.check(client, account)
     if refusal is not None:
         return Unconfirmed(refusal.message, 429)

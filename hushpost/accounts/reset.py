@@ -31,6 +31,8 @@ from hushpost.accounts.passwords import password_problems
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
+from hushpost.notifications.actions import queue_notification
+from hushpost.notifications.models import Notification
 
 RESEND_AFTER = timedelta(minutes=5)
 
@@ -74,9 +76,6 @@ def request_reset(user: User | None, *, by: User | None = None) -> bool:
     True when an e-mail was queued."""
     if user is None or not user.is_active:
         return False
-    from hushpost.notifications.actions import queue_notification
-    from hushpost.notifications.models import Notification
-
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()
         recent = Notification.objects.filter(

@@ -20,6 +20,10 @@ from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+# When the session began and when it was last seen (epoch seconds): the limits
+# on a session's length and idle time are measured from these.
+STARTED, SEEN = "hushpost_started", "hushpost_seen"
+
 SALT = "hushpost.accounts.sessions"
 
 

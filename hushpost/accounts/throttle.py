@@ -23,7 +23,6 @@ Argon2 work and answers nothing about the password.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +35,8 @@ from hushpost.accounts.models import Throttle, User
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
+from hushpost.notifications.actions import queue_notification
+from hushpost.notifications.models import Notification
 
 MAX_DELAY_SECONDS = 60
 FREE_TRIES = 2  # a typo or two costs no wait; after that 2, 4, 8… seconds
@@ -45,28 +46,6 @@ FREE_TRIES = 2  # a typo or two costs no wait; after that 2, 4, 8… seconds
 class Refusal:
     message: str
     retry_after: int  # seconds
-
-
-def client_address(request) -> str:
-    """The client's address: REMOTE_ADDR, or the proxy's X-Forwarded-For when behind one."""
-    address = request.META.get("REMOTE_ADDR", "")
-    if settings.BEHIND_TLS_PROXY:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
-        address = forwarded or address
-    return normalise_ip(address)
-
-
-def normalise_ip(address: str) -> str:
-    """One key per client: IPv4 as is (also when written as IPv6), IPv6 by its /64."""
-    try:
-        ip = ipaddress.ip_address(address.strip("[]"))
-    except ValueError:
-        return "unknown"
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    if ip.version == 6:  # one person usually holds a whole /64
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address) + "/64"
-    return str(ip)
 
 
 def account_key(portal: str, email: str) -> str:
@@ -176,9 +155,6 @@ def failed(client: str, account: str, user: User | None = None) -> Refusal | Non
             if user is not None and user.org_id is not None:
                 # Operators have no organisation to send the e-mail in the name of;
                 # their lockout is in the audit trail.
-                from hushpost.notifications.actions import queue_notification
-                from hushpost.notifications.models import Notification
-
                 queue_notification(Notification.Kind.LOCKOUT, user)
     if newly_locked:
         minutes = settings.LOCKOUT_MINUTES * 60
@@ -230,6 +206,11 @@ def locked_until(user: User):
     return max((row.locked_until for row in rows if _locked(row)), default=None)
 
 
-def unlock(user: User) -> bool:
+def unlock(user: User, *, by: User | None = None) -> bool:
+    """End a lockout now; ``by``, the organisation admin who did, is recorded."""
     keys = [_hash(key) for key in _keys(user)]
-    return bool(Throttle.objects.filter(scope=Throttle.Scope.ACCOUNT, key__in=keys).delete()[0])
+    with transaction.atomic():
+        ended = bool(Throttle.objects.filter(scope=Throttle.Scope.ACCOUNT, key__in=keys).delete()[0])
+        if by is not None:
+            record(AuditEvent.Action.ADMIN, actor=by, obj=user, detail=f"unlocked {user.email}")
+    return ended

@@ -12,9 +12,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.shortcuts import redirect, render
 
-from hushpost.accounts import reauth, reset, throttle, twofactor
-from hushpost.audit.actions import record
-from hushpost.audit.models import AuditEvent
+from hushpost.accounts import flows, reauth, reset, throttle, twofactor
+from hushpost.lib.client import client_address
 from hushpost.lib.input import InputError, line
 
 TOO_MANY = "Too many requests from your network just now. Try again in a few minutes."
@@ -34,7 +33,7 @@ def forgot(request, *, find_account, frame: str, login_url: str, extra: dict):
         except ValidationError:
             context["error"], status = "Enter the e-mail address you sign in with.", 400
         else:
-            if not throttle.lookup_allowed(throttle.client_address(request)):
+            if not throttle.lookup_allowed(client_address(request)):
                 context["error"], status = TOO_MANY, 429
             else:
                 reset.request_reset(find_account(email))
@@ -52,7 +51,7 @@ def choose(request, *, role: str, org, frame: str, login_url: str, forgot_url: s
     context = {"frame": frame, "account": None, "errors": [], "forgot_url": forgot_url,
                "minutes": settings.PASSWORD_RESET_TIMEOUT // 60, "state": "opening", **extra}
     if request.method == "POST" and "link" in request.POST:
-        client = throttle.client_address(request)
+        client = client_address(request)
         per_client = throttle.account_key("reset-link", client)  # links are 128-bit: only guessing clients slow down
         refusal = throttle.check(client, per_client)
         ticket = None if refusal else reset.ticket_for_link(request.POST["link"][:400], role=role, org=org)
@@ -95,8 +94,6 @@ WRONG_FIRST_CODE = "That code is not right. Check the time on your phone, and ty
 
 def second_factor(request, *, role: str, org, frame: str, login_url: str, next_url: str, extra: dict):
     """The second step of signing in: a code from the authenticator app, or a recovery code."""
-    from hushpost.accounts import flows
-
     user = flows.pending_second_factor(request, role=role, org=org)
     if user is None:
         flash.info(request, "Sign in again: the second step waits five minutes at most.")
@@ -104,7 +101,7 @@ def second_factor(request, *, role: str, org, frame: str, login_url: str, next_u
     context = {"frame": frame, "error": "", "login_url": login_url, **extra}
     if request.method != "POST":
         return render(request, "accounts/second_factor.html", context)
-    client = throttle.client_address(request)
+    client = client_address(request)
     account = throttle.account_key("2fa", str(user.pk))
     refusal = throttle.check(client, account)
     if refusal is None:
@@ -139,23 +136,20 @@ def two_factor_settings(request, *, frame: str, here: str, extra: dict):
             if unconfirmed is not None:
                 context["error"], status = unconfirmed.inline
             elif action == "disable":
-                twofactor.disable(user)
-                record(AuditEvent.Action.ADMIN, actor=user, request=request, detail="turned off two-factor sign-in")
+                flows.turn_off_two_factor(user)
                 flash.success(request, "Two-factor sign-in is off.")
                 return redirect(here)
             else:
-                codes = twofactor.enable_new_codes(user)
-                record(AuditEvent.Action.ADMIN, actor=user, request=request, detail="made new recovery codes")
+                codes = flows.renew_recovery_codes(user)
                 return render(request, "accounts/recovery_codes.html", {**context, "codes": codes})
         context["left"] = twofactor.recovery_codes_left(user)
         return render(request, "accounts/two_factor.html", context, status=status)
     secret = twofactor.secret_from_session(user, request.session.get(SETUP))
     if action == "enable" and secret:
         unconfirmed = reauth.confirm(request)
-        codes = twofactor.enable(user, secret, request.POST.get("code", "")) if unconfirmed is None else None
+        codes = flows.turn_on_two_factor(user, secret, request.POST.get("code", "")) if unconfirmed is None else None
         if codes is not None:
             request.session.pop(SETUP, None)
-            record(AuditEvent.Action.ADMIN, actor=user, request=request, detail="turned on two-factor sign-in")
             return render(request, "accounts/recovery_codes.html", {**context, "codes": codes, "first": True})
         context["error"], status = unconfirmed.inline if unconfirmed is not None else (WRONG_FIRST_CODE, 400)
         context["reauth"] = reauth.fields(request)

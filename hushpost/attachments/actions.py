@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
 
+from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -25,9 +26,12 @@ from hushpost.accounts.models import User
 from hushpost.attachments.models import Attachment
 from hushpost.attachments.names import name_problem, safe_content_type, safe_filename
 from hushpost.attachments.store import get_store
+from hushpost.attachments.tasks import purge_drafts
+from hushpost.audit.actions import record
+from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock, crypto, streams
 from hushpost.messaging.content import data_key
-from hushpost.messaging.models import Message
+from hushpost.messaging.models import Delivery, Message, Restriction
 from hushpost.orgs import keys
 
 log = logging.getLogger(__name__)
@@ -183,10 +187,6 @@ class Receiver:
 
 def _queue_purge() -> None:
     """Once the draft is old enough to go, a task looks for drafts nobody sent."""
-    from django.conf import settings
-
-    from hushpost.attachments.tasks import purge_drafts
-
     delay = timedelta(hours=settings.UPLOAD_DRAFT_HOURS, minutes=1)
     purge_drafts.using(run_after=timezone.now() + delay).enqueue()
 
@@ -205,8 +205,6 @@ def _check_quota(owner: User) -> None:
 
 
 def _can_reply_to_something(user: User) -> bool:
-    from hushpost.messaging.models import Delivery, Restriction
-
     return (Delivery.objects.filter(recipient=user, deleted_at__isnull=True)
             .exclude(message__restriction=Restriction.NO_PRINT_NO_REPLY)
             .filter(models.Q(message__expires_at__isnull=True) | models.Q(message__expires_at__gt=clock.now()))
@@ -277,37 +275,17 @@ def files_of(message: Message) -> list[FileInfo]:
     return [describe(a, message) for a in message.attachments.order_by("position", "pk")]
 
 
-def open_file(message: Message, uid: str) -> tuple[FileInfo, Iterator[bytes]] | None:
-    """A file of ``message`` (already checked by the access gate), as decrypted chunks."""
+def open_file(message: Message, uid: str, *, by: User) -> tuple[FileInfo, Iterator[bytes]] | None:
+    """A file of ``message`` (already checked by the access gate), as decrypted
+    chunks; each download by ``by`` is recorded in the audit trail."""
     attachment = message.attachments.filter(uid=uid).first()
     if attachment is None:
         return None
+    record(AuditEvent.Action.DOWNLOAD, actor=by, obj=message, detail=f"file {uid}")
     packed = _unseal(attachment, message)
     info = _info(attachment, packed)
     source = get_store().reader(attachment.store_key)
     return info, streams.decrypted_chunks(packed["k"], source, streams.file_aad(attachment.org_id, attachment.uid))
-
-
-def _delete_draft(attachment: Attachment) -> bool:
-    """Delete a draft row and its blob, unless it was sent in the meantime."""
-    deleted, _ = Attachment.objects.filter(pk=attachment.pk, message__isnull=True).delete()
-    if deleted:
-        transaction.on_commit(lambda: get_store().delete(attachment.store_key))
-    return bool(deleted)
-
-
-def discard_draft(owner: User, uid: str) -> bool:
-    attachment = Attachment.objects.filter(owner=owner, message__isnull=True, uid=uid).first()
-    return attachment is not None and _delete_draft(attachment)
-
-
-def purge_stale_drafts(hours: int) -> int:
-    """Delete drafts nobody attached within ``hours``, and partial files a killed process left."""
-    cutoff = clock.now() - timedelta(hours=hours)
-    stale = list(Attachment.objects.filter(message__isnull=True, created_at__lt=cutoff)[:500])
-    removed = sum(_delete_draft(a) for a in stale)
-    get_store().sweep_partial(hours * 3600)
-    return removed
 
 
 def draft_infos(owner: User, uids: Iterable[str]) -> list[FileInfo]:

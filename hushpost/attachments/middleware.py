@@ -9,7 +9,7 @@ drops them all): nobody can attach them, so they go too.
 
 from __future__ import annotations
 
-from hushpost.attachments.actions import discard_draft
+from hushpost.attachments.cleanup import discard_draft
 
 
 class AbortUnfinishedUploads:

@@ -12,10 +12,9 @@ from urllib.parse import quote, unquote
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.template.defaultfilters import filesizeformat
 
-from hushpost.attachments import actions
+from hushpost.attachments import actions, cleanup
 from hushpost.attachments.names import name_problem
-from hushpost.audit.actions import record
-from hushpost.audit.models import AuditEvent
+from hushpost.attachments.uploads import upload_errors
 from hushpost.lib.diskfull import storage_full
 
 log = logging.getLogger(__name__)
@@ -71,8 +70,6 @@ def _body(request):
 def form_files(request) -> tuple[list[str], list[str]]:
     """The drafts a Compose or Reply form carries: uploaded by script (``attachment``
     fields) or with the form itself (``files``); and any upload refused on the way."""
-    from hushpost.attachments.uploads import upload_errors
-
     uids = request.POST.getlist("attachment")[: actions.MAX_FILES + 1]
     uids += [f.attachment.uid for f in request.FILES.getlist("files") if hasattr(f, "attachment")]
     return list(dict.fromkeys(uids)), upload_errors(request)
@@ -86,17 +83,16 @@ def form_context(user, uids: list[str]) -> dict:
 
 
 def discard(request, uid: str):
-    found = actions.discard_draft(request.user, uid)
+    found = cleanup.discard_draft(request.user, uid)
     return JsonResponse({"discarded": found}, status=200 if found else 404)
 
 
 def download(request, message, uid: str):
     """A file of a message the caller's gate has already let them see; always a download, always audited."""
-    opened = actions.open_file(message, uid)
+    opened = actions.open_file(message, uid, by=request.user)
     if opened is None:
         raise Http404
     info, chunks = opened
-    record(AuditEvent.Action.DOWNLOAD, actor=request.user, obj=message, detail=f"file {uid}")
     response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
     response["Content-Length"] = str(info.size)
     response["Content-Disposition"] = disposition(info.name)

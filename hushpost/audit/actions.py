@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from hushpost.audit.chain import GENESIS, head_seal, link
 from hushpost.audit.models import AuditEvent, AuditHead
 from hushpost.lib import clock
+from hushpost.lib.client import client_address
 
 # Set per request by AuditClientMiddleware; "worker", "smtpd" or "" elsewhere.
 current_client: ContextVar[str] = ContextVar("hushpost_audit_client", default="")
@@ -43,8 +44,6 @@ def record(action: str, *, org=None, actor=None, actor_email: str = "", request=
            obj=None, object_type: str = "", object_id: str = "", detail: str = "") -> AuditEvent:
     """Append an event. ``request`` gives the client address; ``obj`` a message, user or file."""
     if request is not None and not client:
-        from hushpost.accounts.throttle import client_address
-
         client = client_address(request)
     client = client or current_client.get()
     if obj is not None:

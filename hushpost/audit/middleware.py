@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hushpost.audit.actions import current_client
+from hushpost.lib.client import client_address
 
 
 class AuditClientMiddleware:
@@ -10,8 +11,6 @@ class AuditClientMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from hushpost.accounts.throttle import client_address
-
         token = current_client.set(client_address(request))
         try:
             return self.get_response(request)

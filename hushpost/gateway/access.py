@@ -19,6 +19,7 @@ from hushpost.accounts import throttle
 from hushpost.accounts.models import User
 from hushpost.gateway.config import networks_of
 from hushpost.gateway.replies import Refused
+from hushpost.lib.client import normalise_ip
 from hushpost.lib.input import usable
 from hushpost.orgs.actions import org_for_address
 from hushpost.orgs.models import Organization
@@ -57,7 +58,7 @@ def authenticate(username: str, password: str, ip: str = "unknown") -> int | Non
     guessing relay is slowed, then locked out, before any password is hashed.
     """
     account = throttle.account_key("gateway", username)
-    ip = throttle.normalise_ip(ip)
+    ip = normalise_ip(ip)
     if throttle.check(ip, account) is not None:
         return None
     org = Organization.objects.filter(gateway_auth_user=username, is_active=True).first() if usable(username) else None

@@ -22,6 +22,7 @@ from django.core.validators import validate_email
 
 from hushpost.accounts.models import User
 from hushpost.attachments import actions as files
+from hushpost.attachments import cleanup
 from hushpost.attachments.actions import AttachmentError
 from hushpost.attachments.models import Attachment
 from hushpost.gateway import options as mail_options
@@ -184,6 +185,6 @@ def _discard_unsent(author: User, drafts: list[Attachment]) -> None:
     try:
         unsent = Attachment.objects.filter(pk__in=[d.pk for d in drafts], message__isnull=True)
         for uid in unsent.values_list("uid", flat=True):
-            files.discard_draft(author, uid)
+            cleanup.discard_draft(author, uid)
     except Exception:  # the database is away: the stale-draft purge removes them later
         log.warning("gateway could not remove unsent drafts now; the draft purge will", exc_info=True)

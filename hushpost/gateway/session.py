@@ -22,7 +22,7 @@ from collections import Counter
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, syntax
 
-from hushpost.accounts.throttle import normalise_ip
+from hushpost.lib.client import normalise_ip
 
 log = logging.getLogger("hushpost.gateway")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from hushpost.accounts.models import User
@@ -73,3 +74,13 @@ def access_message_for_recipient(user: User, uid: str, *, include_recalled: bool
     (``include_recalled``), to say that it was recalled.
     """
     return _load(user, uid, role=User.Role.RECIPIENT, include_deleted=False, include_recalled=include_recalled)
+
+
+def replies_for_sender(user: User, message: Message) -> QuerySet[Message]:
+    """The replies to ``message`` that ``user``, a sender, may see: those they wrote
+    and those addressed to them, oldest first."""
+    return (
+        Message.objects.filter(in_reply_to=message, kind=Message.Kind.REPLY)
+        .filter(Q(author=user) | Q(deliveries__recipient=user))
+        .distinct().select_related("author").order_by("created_at")
+    )

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 
 from hushpost.accounts.models import User
+from hushpost.attachments import actions as files
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
@@ -94,7 +95,7 @@ def _recipient_account(org_id: int, email: str) -> tuple[User, bool]:
         return User.objects.get(org_id=org_id, role=User.Role.RECIPIENT, email=email), False
 
 
-def _deliver(message: Message, addressees: Addressees) -> None:
+def _create_deliveries(message: Message, addressees: Addressees) -> None:
     seen: set[str] = set()
     for field_name, addresses in ((Delivery.Field.TO, addressees.to), (Delivery.Field.CC, addressees.cc),
                                   (Delivery.Field.BCC, addressees.bcc)):
@@ -121,14 +122,13 @@ def send_message(
     send_token: str,
     in_reply_to: Message | None = None,
     file_uids: list[str] | tuple[str, ...] = (),
-    attach_files=None,
 ) -> Message:
     """Store and encrypt a sender's message and queue its notifications.
 
     Idempotent per ``send_token``: a repeated submit returns the first message.
-    ``file_uids`` names the sender's uploaded drafts to attach; ``attach_files``,
-    a function of the stored message, attaches files some other way (the SMTP
-    gateway's).  Either runs in the message's transaction: all or nothing.
+    ``file_uids`` names the sender's uploaded drafts to attach (the SMTP gateway
+    stores a message's files as drafts first); they are attached in the
+    message's transaction: all or nothing.
     """
     if not author.is_sender:
         raise ValueError("only an organisation's senders send messages")
@@ -153,9 +153,7 @@ def send_message(
         seal_content(message, subject, body_html)
         message.save()
         _attach_drafts(message, author, file_uids)
-        if attach_files is not None:
-            attach_files(message)
-        _deliver(message, addressees)
+        _create_deliveries(message, addressees)
         record(AuditEvent.Action.SEND, actor=author, obj=message,
                detail=f"{addressees.count} recipient(s), {message.attachments.count()} file(s)")
         return message
@@ -166,8 +164,6 @@ def send_message(
 def _attach_drafts(message: Message, owner: User, file_uids) -> None:
     # After the message row: a repeated submit stops at its unique token first.
     if file_uids:
-        from hushpost.attachments import actions as files
-
         drafts = files.drafts(owner, file_uids)
         files.check_total(owner, drafts)
         files.attach(message, drafts)
@@ -187,6 +183,20 @@ def _store_once(author: User, send_token: str, store) -> Message:
         if existing is None:
             raise
         return existing
+
+
+def read_message(reader: User, message: Message, delivery: Delivery | None) -> None:
+    """``reader`` sees ``message``: every view is audited, and the first opening of
+    their copy (``delivery``) counts as read."""
+    if delivery is not None:
+        open_message(delivery)
+    record(AuditEvent.Action.OPEN, actor=reader, obj=message)
+
+
+def print_message(reader: User, message: Message) -> None:
+    """``reader`` prints ``message``, unless the conversation may not be printed."""
+    check_can_print(message)
+    record(AuditEvent.Action.PRINT, actor=reader, obj=message)
 
 
 def open_message(delivery: Delivery) -> bool:

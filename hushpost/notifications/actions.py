@@ -8,12 +8,11 @@ from django.db import transaction
 from django.db.models.functions import Now
 
 from hushpost.notifications.models import Notification
+from hushpost.notifications.tasks import deliver_notification
 
 
 def queue_notification(kind: str, user, *, delivery=None) -> Notification:
     """Record an e-mail owed and enqueue its delivery; call inside the causing transaction."""
-    from hushpost.notifications.tasks import deliver_notification
-
     # The task is created first, under the notification's own key, so the row
     # can record its task without a second write.
     key = uuid.uuid4()
@@ -25,8 +24,6 @@ def queue_notification(kind: str, user, *, delivery=None) -> Notification:
 
 def retry_now(notification: Notification) -> None:
     """Put a failed notification back in the queue (the sender's Retry button)."""
-    from hushpost.notifications.tasks import deliver_notification
-
     with transaction.atomic():
         updated = Notification.objects.filter(
             pk=notification.pk, status=Notification.Status.FAILED

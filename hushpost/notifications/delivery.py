@@ -30,15 +30,11 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
 
-from hushpost.accounts.flows import (
-    activate_temporary_password,
-    password_notification_wanted,
-    temporary_password,
-)
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.lib.db import DATABASE_ERRORS, through_outages
+from hushpost.notifications import kinds
 from hushpost.notifications.emails import build_email
 from hushpost.notifications.models import Notification
 from hushpost.notifications.relay import Failure, relay
@@ -232,31 +228,31 @@ def send(notification: Notification, owner: str) -> str:
     ).update(lease_until=Now() + lease())
     if not mine:
         return "lost"
-    password = password_hash = ""
-    if notification.kind == Notification.Kind.PASSWORD:
-        if not _password_mail_wanted(notification):
-            Notification.objects.filter(pk=notification.pk, lease_owner=owner).update(
-                status=Status.CANCELLED, lease_until=None, lease_owner=""
-            )
-            return Status.CANCELLED
-        password, password_hash = temporary_password(str(notification.key))
+    kind = kinds.of(notification)
+    prepared = kind.prepare(notification)
+    if prepared is None:  # no longer wanted (a password chosen since, a newer e-mail queued)
+        Notification.objects.filter(pk=notification.pk, lease_owner=owner).update(
+            status=Status.CANCELLED, lease_until=None, lease_owner=""
+        )
+        return Status.CANCELLED
     try:
-        email = build_email(notification, temporary_password=password)
+        email = build_email(notification, prepared)
         relay.send(email, within=send_deadline())
     except DATABASE_ERRORS:
         raise
     except Exception as exc:
         return _failed(notification, owner, Failure.of(exc))
     relay_was_down, relay.down = relay.down, False
-    through_outages(lambda: _sent(notification, owner, email, password_hash), stop=stopping)
+    through_outages(lambda: _sent(notification, owner, email, kind, prepared), stop=stopping)
     if relay_was_down:
         _wake_relay_waiters()
     return Status.SENT
 
 
-def _sent(notification: Notification, owner: str, email, password_hash: str) -> None:
-    """The relay accepted it: its state, its audit event and the password it
-    carries, in one transaction."""
+def _sent(notification: Notification, owner: str, email, kind: kinds.EmailKind,
+          prepared: kinds.Prepared) -> None:
+    """The relay accepted it: its state, its audit event and what its kind does
+    next (a Password Notification's password starts to work), in one transaction."""
     with transaction.atomic():
         updated = Notification.objects.filter(
             pk=notification.pk, status=Status.PENDING, lease_owner=owner
@@ -269,8 +265,8 @@ def _sent(notification: Notification, owner: str, email, password_hash: str) -> 
             # Only after an outage longer than the lease: another worker has it now.
             log.error("notification %s was accepted by the relay after its lease ran out", notification.pk)
             return
-        if password_hash:
-            activate_temporary_password(notification.user_id, password_hash, since=notification.created_at)
+        if kind.accepted is not None:
+            kind.accepted(notification, prepared)
         record(
             AuditEvent.Action.NOTIFICATION, org=notification.org, actor_email=notification.user.email,
             client="worker", object_type="notification", object_id=str(notification.key),
@@ -299,12 +295,3 @@ def _failed(notification: Notification, owner: str, failure: Failure) -> str:
         fields["next_attempt_at"] = Now() + timedelta(seconds=schedule[min(attempts, len(schedule)) - 1])
     Notification.objects.filter(pk=notification.pk, lease_owner=owner).update(**fields)
     return status
-
-
-def _password_mail_wanted(notification: Notification) -> bool:
-    user = notification.user
-    user.refresh_from_db()
-    newer = Notification.objects.filter(
-        user=user, kind=Notification.Kind.PASSWORD, pk__gt=notification.pk
-    ).exclude(status=Status.CANCELLED)
-    return password_notification_wanted(user, since=notification.created_at) and not newer.exists()

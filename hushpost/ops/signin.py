@@ -19,6 +19,7 @@ from hushpost.accounts.models import User
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
+from hushpost.lib.client import client_address
 
 PENDING = "hushpost_ops_pending"
 VERIFIED = "hushpost_ops_verified"
@@ -36,7 +37,7 @@ def _operators():
 def check_password(request, email: str, password: str) -> tuple[User | None, throttle.Refusal | None]:
     """The operator whose password this is, or None; a Refusal while throttled."""
     email = email.strip().lower()[:254]
-    client, account = throttle.client_address(request), throttle.account_key("ops", email)
+    client, account = client_address(request), throttle.account_key("ops", email)
     refusal = throttle.check(client, account)
     if refusal is not None:
         return None, refusal
@@ -77,7 +78,7 @@ def enrolment_secret(request, user: User) -> str:
 
 def _second_step(request, user: User, attempt) -> tuple[object, throttle.Refusal | None]:
     """Run ``attempt`` under the throttle of the account's second step; its result or a Refusal."""
-    client, account = throttle.client_address(request), throttle.account_key("2fa", str(user.pk))
+    client, account = client_address(request), throttle.account_key("2fa", str(user.pk))
     refusal = throttle.check(client, account)
     if refusal is not None:
         return None, refusal

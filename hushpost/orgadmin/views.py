@@ -22,7 +22,7 @@ from hushpost.accounts.actions import (
     set_active,
 )
 from hushpost.accounts.models import User
-from hushpost.audit.actions import now_label, record
+from hushpost.audit.actions import now_label
 from hushpost.audit.models import AuditEvent
 from hushpost.lib.input import checks_input
 from hushpost.messaging.actions import recall
@@ -37,6 +37,7 @@ from hushpost.orgadmin.forms import (
     PolicyForm,
     RecipientSearch,
 )
+from hushpost.orgs.actions import change_policy
 from hushpost.senders.views import sender_required
 
 QUERY = re.compile(r"[A-Za-z0-9_.~%+=&-]*")  # what urlencode writes, and nothing a header could break on
@@ -66,12 +67,11 @@ def senders(request):
             user = create_sender(
                 email=form.cleaned_data["email"], name=form.cleaned_data["name"],
                 password=form.cleaned_data["password"], admin=form.cleaned_data["admin"],
-                org=request.user.org,
+                org=request.user.org, by=request.user,
             )
         except AccountError as e:
             form.add_error(None, str(e))
         else:
-            _audit(request, f"added sender {user.email}" + (" (admin)" if user.is_org_admin else ""), user)
             flash.success(request, f"{user.email} can now sign in and send secure messages.")
             return redirect("orgadmin:senders")
     people = list(User.objects.filter(org=request.user.org, role=User.Role.SENDER).order_by("email"))
@@ -98,7 +98,6 @@ def sender_active(request, user_id):
     except AccountError as exc:
         flash.error(request, str(exc))
         return redirect("orgadmin:senders")
-    _audit(request, f"{'enabled' if active else 'disabled'} {member.email}", member)
     flash.success(request, f"{member.email} is {'enabled' if active else 'disabled'}.")
     return redirect("orgadmin:senders")
 
@@ -150,8 +149,7 @@ def recipients(request):
 @confirmed
 def recipient_reset(request, user_id):
     member = access_member_for_admin(request.user, user_id, User.Role.RECIPIENT)
-    reset_recipient_password(member)
-    _audit(request, f"sent a new temporary password to {member.email}", member)
+    reset_recipient_password(member, by=request.user)
     flash.success(request, f"A new Secure Messaging Password Notification is on its way to {member.email}.")
     return redirect("orgadmin:recipients")
 
@@ -163,8 +161,7 @@ def policy(request):
     org = request.user.org
     form = PolicyForm(request.POST or None, instance=org)
     if request.method == "POST" and form.is_valid():
-        form.save()
-        _audit(request, "changed the policy: " + ", ".join(form.changed_data)[:250], org)
+        change_policy(form.save(commit=False), form.changed_data, by=request.user)
         flash.success(request, "The organisation's settings are saved.")
         return redirect("orgadmin:policy")
     return render(
@@ -182,8 +179,7 @@ def unlock(request, user_id):
     role = request.POST.get("role")
     member = access_member_for_admin(
         request.user, user_id, User.Role.RECIPIENT if role == "recipient" else User.Role.SENDER)
-    throttle.unlock(member)
-    _audit(request, f"unlocked {member.email}", member)
+    throttle.unlock(member, by=request.user)
     flash.success(request, f"{member.email} can sign in again.")
     return redirect("orgadmin:recipients" if member.is_recipient else "orgadmin:senders")
 
@@ -217,10 +213,6 @@ def message_recall(request, uid):
                   else "That message was already recalled.")
     back = request.POST.get("back", "")  # the search it came from, as urlencode wrote it
     return redirect("/app/admin/messages" + ("?" + back if QUERY.fullmatch(back) else ""))
-
-
-def _audit(request, detail: str, obj) -> None:
-    record(AuditEvent.Action.ADMIN, actor=request.user, obj=obj, detail=detail)
 
 
 @checks_input("actor", "since", "until")

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils.text import slugify
 
+from hushpost.audit.actions import record
+from hushpost.audit.models import AuditEvent
 from hushpost.orgs.keys import create_org_key
 from hushpost.orgs.models import Domain, Organization
 
@@ -54,3 +56,10 @@ def add_domain(org: Organization, domain: str) -> Domain:
     if Domain.objects.filter(name=domain).exists():
         raise OrgError(f"domain already belongs to an organisation: {domain}")
     return Domain.objects.create(org=org, name=domain)
+
+
+def change_policy(org: Organization, fields: list[str], *, by) -> None:
+    """Save the policy already set on ``org`` (``fields`` name what changed); ``by``, the admin, is recorded."""
+    with transaction.atomic():
+        org.save()
+        record(AuditEvent.Action.ADMIN, actor=by, obj=org, detail="changed the policy: " + ", ".join(fields)[:250])

@@ -26,8 +26,7 @@ from hushpost.accounts.flows import (
 from hushpost.accounts.models import User
 from hushpost.attachments import views as attachments
 from hushpost.attachments.actions import AttachmentError, files_of
-from hushpost.audit.actions import record
-from hushpost.audit.models import AuditEvent
+from hushpost.lib.client import client_address
 from hushpost.lib.input import InputError, checks_input, line
 from hushpost.lib.sanitize import html_to_text
 from hushpost.lib.urls import safe_next
@@ -37,10 +36,10 @@ from hushpost.messaging.access import access_message_for_recipient
 from hushpost.messaging.actions import (
     RefusedError,
     can_reply,
-    check_can_print,
     check_can_reply,
     delete_for_recipient,
-    open_message,
+    print_message,
+    read_message,
     reply_all_addressees,
     reply_as_recipient,
 )
@@ -93,7 +92,7 @@ def login_view(request, org):
         return render(request, "recipients/login.html", context, status=400)
     status = 200
     if request.method == "POST":
-        client = throttle.client_address(request)
+        client = client_address(request)
         account = throttle.account_key(f"r{organisation.pk}", email)
         refusal = throttle.check(client, account)
         if refusal is not None:
@@ -213,9 +212,7 @@ def message_view(request, uid):
     if access.delivery is not None and access.delivery.recalled_at is not None:
         return render(request, "recipients/recalled.html",
                       {"org": request.org, "message": message, "delivery": access.delivery, "tab": "inbox"})
-    if access.delivery is not None:
-        open_message(access.delivery)
-    record(AuditEvent.Action.OPEN, actor=request.user, obj=message)
+    read_message(request.user, message, access.delivery)
     content = content_for(request.user, message)
     replyable = access.delivery is not None and can_reply(message, request.user)
     my_replies = Message.objects.filter(in_reply_to=message, author=request.user).order_by("created_at")
@@ -302,10 +299,9 @@ def reply(request, uid):
 def print_view(request, uid):
     access = access_message_for_recipient(request.user, uid)
     try:
-        check_can_print(access.message)
+        print_message(request.user, access.message)
     except RefusedError as e:
         return refused(request, str(e))
-    record(AuditEvent.Action.PRINT, actor=request.user, obj=access.message)
     return render(
         request,
         "recipients/print.html",

@@ -9,6 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from hushpost.accounts import throttle
+from hushpost.lib.client import client_address
 from hushpost.lib.input import InputError, checks_input, line, usable
 from hushpost.orgs.models import Domain
 from hushpost.regions.discovery import SIGNATURE, answer_to, verify
@@ -60,7 +61,7 @@ def find_portal(request):
         except ValidationError:
             error = "Enter the e-mail address your secure messages were sent to."
         else:
-            if not throttle.lookup_allowed(throttle.client_address(request)):
+            if not throttle.lookup_allowed(client_address(request)):
                 return render(request, "regions/find_portal.html",
                               {"sent": False, "error": TOO_MANY_LOOKUPS, "email": email}, status=429)
             request_portal_list(email)  # at most one e-mail per address per window

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from hushpost.accounts import throttle
 from hushpost.accounts import views as account_pages
 from hushpost.accounts.flows import begin_session, sender_account, sign_in_sender
+from hushpost.lib.client import client_address
 from hushpost.lib.input import InputError, checks_input, line
 from hushpost.lib.urls import safe_next
 from hushpost.orgs.models import Domain
@@ -42,7 +43,7 @@ def login_view(request):
     password = request.POST.get("password", "")
     if not _looks_like_address(email):
         return _login_page(request, "", error=ENTER_ADDRESS)
-    client = throttle.client_address(request)
+    client = client_address(request)
     try:
         elsewhere = _region_elsewhere(email, client)
     except LookupRefused:

@@ -20,21 +20,22 @@ from hushpost.accounts.flows import (
 )
 from hushpost.attachments import views as attachments
 from hushpost.attachments.actions import AttachmentError, files_of
-from hushpost.audit.actions import record
-from hushpost.audit.models import AuditEvent
 from hushpost.lib.input import checks_input
 from hushpost.messaging import listing
-from hushpost.messaging.access import access_message_for_sender, access_own_message_for_sender
+from hushpost.messaging.access import (
+    access_message_for_sender,
+    access_own_message_for_sender,
+    replies_for_sender,
+)
 from hushpost.messaging.actions import (
     RefusedError,
     change_expiry,
-    open_message,
+    read_message,
     recall,
     send_message,
 )
 from hushpost.messaging.content import open_content, open_subject
 from hushpost.messaging.forms import ComposeForm
-from hushpost.messaging.models import Message
 from hushpost.messaging.status import notifications_of, recipient_states, summarise
 from hushpost.messaging.threads import restrictions
 from hushpost.notifications.actions import retry_now
@@ -147,9 +148,8 @@ def download_file(request, uid, file_uid):
 def message_view(request, uid):
     access = access_message_for_sender(request.user, uid)
     message = access.message
-    if access.delivery is not None:
-        open_message(access.delivery)
-        record(AuditEvent.Action.OPEN, actor=request.user, obj=message)
+    if access.delivery is not None:  # a reply addressed to this sender, not their own message
+        read_message(request.user, message, access.delivery)
     content = open_content(message)
     recipients = []
     if access.is_author:
@@ -158,9 +158,7 @@ def message_view(request, uid):
         )
     replies = [
         (r, open_subject(r))
-        for r in Message.objects.filter(in_reply_to=message, kind=Message.Kind.REPLY)
-        .select_related("author").order_by("created_at")
-        if r.author_id == request.user.pk or r.deliveries.filter(recipient=request.user).exists()
+        for r in replies_for_sender(request.user, message)
     ]
     return render(
         request,

@@ -11,9 +11,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", default=settings.BIND)
-        parser.add_argument("--workers", type=int, default=int(os.environ.get("HUSHPOST_WORKERS", "0") or 0),
+        parser.add_argument("--workers", type=int, default=settings.WEB_WORKERS,
                             help="worker processes (default: 2 x cores + 1)")
-        parser.add_argument("--threads", type=int, default=int(os.environ.get("HUSHPOST_THREADS", "4")))
+        parser.add_argument("--threads", type=int, default=settings.WEB_THREADS)
 
     def handle(self, *args, bind, workers, threads, **options):
         workers = workers or (2 * (os.cpu_count() or 1) + 1)
@@ -30,7 +30,7 @@ class Command(BaseCommand):
             "--access-logfile", "-",
             # Path only: query strings can carry addresses, which stay out of logs.
             "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
-            "--forwarded-allow-ips", os.environ.get("HUSHPOST_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+            "--forwarded-allow-ips", settings.FORWARDED_ALLOW_IPS,
             # One control socket per deployment, so regions on one machine don't share one.
             "--control-socket", str(Path(settings.DATA_DIR) / "gunicorn.ctl"),
         ]

@@ -1,0 +1,50 @@
+"""The e-mails messages cause: the Secure Messaging Notification, the read receipt, the reply notice."""
+
+from __future__ import annotations
+
+from hushpost.messaging.content import open_subject
+from hushpost.notifications import kinds
+from hushpost.notifications.emails import absolute, recipient_login_link
+from hushpost.notifications.models import Notification
+
+Kind = Notification.Kind
+
+
+def _delivery(notification: Notification):
+    if notification.delivery is None:
+        raise ValueError(f"a {notification.kind} notification needs a delivery")
+    return notification.delivery
+
+
+def _message_context(notification: Notification) -> dict:
+    message = _delivery(notification).message
+    org = notification.org
+    return {"link": recipient_login_link(org.slug, notification.user.email, f"/r/{org.slug}/m/{message.uid}"),
+            "author": message.author, "expires_at": message.expires_at}
+
+
+def _read_receipt_context(notification: Notification) -> dict:
+    delivery = _delivery(notification)
+    context = {"link": absolute(f"/app/m/{delivery.message.uid}"), "reader": delivery.recipient,
+               "opened_at": delivery.first_opened_at}
+    if notification.org.receipt_includes_subject:
+        # The organisation chose this: the one case where an e-mail names content.
+        context["message_subject"] = open_subject(delivery.message)
+    return context
+
+
+def _reply_context(notification: Notification) -> dict:
+    message = _delivery(notification).message
+    return {"link": absolute(f"/app/m/{message.uid}"), "author": message.author}
+
+
+kinds.register(kinds.EmailKind(
+    Kind.MESSAGE, "Secure Messaging Notification", "messaging/email/message", context=_message_context,
+))
+kinds.register(kinds.EmailKind(
+    Kind.READ_RECEIPT, "Secure Messaging Read Receipt", "messaging/email/read_receipt",
+    context=_read_receipt_context,
+))
+kinds.register(kinds.EmailKind(
+    Kind.REPLY, "Secure Messaging Reply Notification", "messaging/email/reply", context=_reply_context,
+))
