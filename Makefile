@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/hushpost
 export HUSHPOST_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run install install-test browser deploy-tools services test test-sqlite test-postgres lint screenshots bench clean
+.PHONY: run install install-test browser deploy-tools faults services test test-sqlite test-postgres lint screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ deploy-tools:
 	  echo "Installing systemd-analyze (Debian package systemd)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd) >/dev/null; }
 
+## libfaketime from Debian's packages: the fault tests run one worker with its clock ten minutes ahead.
+faults:
+	@test -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 || { \
+	  echo "Installing libfaketime (Debian package faketime)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime) >/dev/null; }
+
 ## PostgreSQL must be up for the production-database half of the suite.
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
@@ -46,10 +52,11 @@ lint: install-test
 test-sqlite: install-test browser deploy-tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test-postgres: install-test browser deploy-tools services
+test-postgres: install-test browser deploy-tools faults services
 	HUSHPOST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -q -p no:cacheprovider
 
-## make test: lint, then the whole suite on SQLite and again on PostgreSQL.
+## make test: lint, then the whole suite on SQLite and again on PostgreSQL; the fault tests
+## (tests/faults/) only in the PostgreSQL run, on a PostgreSQL server of their own.
 test: lint test-sqlite test-postgres
 
 ## The README's screenshots, taken by the browser tests.

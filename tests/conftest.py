@@ -64,6 +64,8 @@ def _test_database_may_be_emptied(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
+                if "audit_auditevent" not in connection.introspection.table_names(cursor):
+                    return  # no test of this session uses it (the fault tests bring their own)
                 for table, trigger in TRUNCATE_GUARDS.items():
                     cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
 

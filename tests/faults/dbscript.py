@@ -1,0 +1,99 @@
+"""What the fault tests do to and read from Hushpost's database, as separate processes.
+
+``python -m tests.faults.dbscript seed --recipients M --messages N`` sets up an
+organisation with one sender and sends N messages, each to the same M new
+external recipients, through the real send action: each recipient is owed a
+Password Notification and N Secure Messaging Notifications.
+
+``python -m tests.faults.dbscript inspect`` reads, on standard input, the
+temporary passwords the relay saw ([[address, password], ...]) and prints, as
+JSON, every notification's state, the audit events recorded per notification,
+and whether each password is one the recipient can sign in with now.
+
+Both run under the same HUSHPOST_* environment as the workers, so they read
+the same database with the same keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from collections import Counter
+
+SENDER = "nadia@harbour.example"
+PASSWORD = "Quiet-harbour-lantern-42"
+
+
+def recipient(i: int) -> str:
+    return f"patient{i:03d}@mail.example"
+
+
+def seed(recipients: int, messages: int) -> dict:
+    from hushpost.accounts.actions import create_sender
+    from hushpost.messaging.actions import Addressees, SendOptions, send_message
+    from hushpost.orgs.actions import create_organization
+
+    create_organization(name="Harbour Clinic", domains=["harbour.example"])
+    author = create_sender(email=SENDER, name="Nadia Okafor", password=PASSWORD)
+    to = [recipient(i) for i in range(recipients)]
+    for n in range(messages):
+        send_message(author=author, addressees=Addressees(to=to), subject=f"Test results {n + 1}",
+                     body_html=f"<p>Your results, part {n + 1}.</p>", options=SendOptions(),
+                     send_token=uuid.uuid4().hex)
+    return {"recipients": to, "messages": messages}
+
+
+def inspect(passwords: list[list[str]]) -> dict:
+    from django.contrib.auth.hashers import check_password
+
+    from hushpost.accounts.models import User
+    from hushpost.audit.models import AuditEvent
+    from hushpost.lib import clock
+    from hushpost.notifications.models import Notification
+
+    notifications = [
+        {"key": str(key), "kind": kind, "status": status, "email": email}
+        for key, kind, status, email in Notification.objects.order_by("id").values_list(
+            "key", "kind", "status", "user__email")
+    ]
+    audit = Counter(AuditEvent.objects.filter(action=AuditEvent.Action.NOTIFICATION)
+                    .values_list("object_id", flat=True))
+    works = []
+    for address, password in passwords:
+        user = User.objects.get(role=User.Role.RECIPIENT, email=address)
+        # The hasher's own check, not user.check_password(), which would rehash
+        # and save the password: looking must not change what is looked at.
+        works.append(
+            check_password(password, user.password)
+            and user.must_change_password
+            and user.temp_password_expires_at is not None
+            and user.temp_password_expires_at > clock.now()
+        )
+    return {"notifications": notifications, "audit": dict(audit), "passwords_work": works}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="action", required=True)
+    seeding = sub.add_parser("seed")
+    seeding.add_argument("--recipients", type=int, required=True)
+    seeding.add_argument("--messages", type=int, required=True)
+    sub.add_parser("inspect")
+    args = parser.parse_args()
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hushpost.settings")
+    import django
+
+    django.setup()
+    if args.action == "seed":
+        result = seed(args.recipients, args.messages)
+    else:
+        result = inspect(json.load(sys.stdin))
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
