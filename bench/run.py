@@ -967,19 +967,20 @@ def profile_send(seeds: dict, n: int = 150) -> dict:
 
 
 def profile_notify(seeds: dict, n: int = 300) -> dict:
-    """The worker loop in-process (db_worker's Worker, batch mode): breakdown + cProfile."""
+    """The worker loop in-process (``hushpost worker``'s BackgroundWorker, batch mode):
+    breakdown + cProfile."""
     import cProfile
     import logging
 
-    from django_tasks_db.management.commands.db_worker import Worker
-
-    from hushpost.notifications import actions as notification_actions
+    from hushpost.notifications import delivery
     from hushpost.notifications import tasks as notification_tasks
+    from hushpost.server.background import BackgroundWorker
 
-    def worker() -> Worker:
-        return Worker(queue_names=["*"], interval=0, batch=True, backend_name="default",
-                      startup_delay=False, max_tasks=None, worker_id="bench-profile",
-                      excluded_queue_names=[])
+    def worker() -> BackgroundWorker:
+        loop = BackgroundWorker(interval=0, batch=True, heartbeat=False)
+        # The loop, not the start-up (measured on its own in (b)): no migration check.
+        loop.wait_until_ready = lambda: True
+        return loop
 
     clear_queue()
     tasks_logger = logging.getLogger("django.tasks")
@@ -991,9 +992,9 @@ def profile_notify(seeds: dict, n: int = 300) -> dict:
         seed_notifications(seeds["senders"][0], seeds["pool"], n)
         bd = Breakdown()
         bd.timed(notification_tasks, "deliver", "deliver", scope=True)
-        bd.timed(notification_actions, "build_email", "build_email")
-        bd.timed(notification_actions.connection, "send", "SMTP send")
-        bd.timed(notification_actions, "_load", "load")
+        bd.timed(delivery, "build_email", "build_email")
+        bd.timed(delivery.relay, "send", "SMTP send")
+        bd.timed(delivery, "_load", "load")
         t0, c0 = time.perf_counter(), time.process_time()
         with bd:
             worker().run()
@@ -1006,7 +1007,7 @@ def profile_notify(seeds: dict, n: int = 300) -> dict:
     finally:
         tasks_logger.removeHandler(handler)
         tasks_logger.setLevel(saved)
-        notification_actions.connection.close()
+        delivery.relay.close()
     return {"n": n, "ms": 1000 * wall / n, "cpu_ms": 1000 * cpu / n, "bd": bd,
             "table": profile_table(prof, 24), "own_table": profile_table(prof, 14, "own")}
 
