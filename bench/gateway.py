@@ -489,7 +489,7 @@ def profile_gateway(seeds: dict, breakdown_cls, profile_table: Callable,
     prof.disable()
     logger.removeHandler(handler)
     logger.propagate = saved
-    own = _own_by_area(prof)
+    own = own_by_area(prof)
     clear_queue()
     return {"n": n, "ms": 1000 * wall / n, "cpu_ms": 1000 * cpu / n, "bd": bd, "own": own,
             "table": profile_table(prof, 24), "own_table": profile_table(prof, 16, "own")}
@@ -510,14 +510,14 @@ AREAS = (
 OTHER = "Everything else (Django's other parts, Python's standard library)"
 
 
-def _area(where: str) -> str:
-    for label, needles in AREAS:
+def _area(where: str, areas=AREAS) -> str:
+    for label, needles in areas:
         if any(needle in where for needle in needles):
             return label
     return OTHER
 
 
-def _own_by_area(prof) -> list[tuple[str, float]]:
+def own_by_area(prof, areas=AREAS) -> list[tuple[str, float]]:
     """Own CPU time (cProfile) grouped by where the code lives.
 
     A built-in's time (``len``, ``str.join``, a C method) goes to the code that
@@ -527,7 +527,7 @@ def _own_by_area(prof) -> list[tuple[str, float]]:
     import pstats
 
     stats = pstats.Stats(prof, stream=io.StringIO())
-    totals: dict[str, float] = {label: 0.0 for label, _ in AREAS}
+    totals: dict[str, float] = {label: 0.0 for label, _ in areas}
     totals[OTHER] = 0.0
     for (filename, _line, func), (_cc, _nc, tt, _ct, callers) in stats.stats.items():
         if filename == "~" and callers:
@@ -535,9 +535,9 @@ def _own_by_area(prof) -> list[tuple[str, float]]:
             spread = sum(caller_tt.values())
             for (cfile, _cline, cfunc), ctt in caller_tt.items():
                 share = tt * (ctt / spread if spread else 1 / len(caller_tt))
-                totals[_area(f"{cfile}:{cfunc}")] += share
+                totals[_area(f"{cfile}:{cfunc}", areas)] += share
         else:
-            totals[_area(f"{filename}:{func}")] += tt
+            totals[_area(f"{filename}:{func}", areas)] += tt
     out = sorted(((k, v) for k, v in totals.items() if k != OTHER), key=lambda kv: -kv[1])
     out.append((OTHER, totals[OTHER]))
     out.append(("Total", sum(totals.values())))

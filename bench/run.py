@@ -17,7 +17,14 @@ gunicorn) and the real worker against it, and measures, in one run:
     (bench/files.py);
 (e) messages accepted per second by the SMTP gateway (``hushpost smtpd``) vs a
     plain aiosmtpd sink, one process each, under the same SMTP load
-    (bench/gateway.py).
+    (bench/gateway.py);
+(f) Password Notifications (every recipient new) delivered per second by one
+    and by two ``hushpost worker`` processes vs plain smtplib, with what the
+    workers' database sessions wait for (bench/password_mail.py,
+    bench/workers.py, bench/password_diagnosis.py);
+(g) the time from sending a message to its e-mail reaching the sink while the
+    send load of (a) runs for a minute, with one and with two workers
+    (bench/latency.py).
 
 Trials of a measurement and its baseline alternate and repeat; the medians are
 reported.  Each path is then profiled in-process (cProfile).  The report is
@@ -55,7 +62,14 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench import files, gateway, loadgen  # noqa: E402
+from bench import (  # noqa: E402
+    files,
+    gateway,
+    latency,
+    loadgen,
+    password_diagnosis,
+    password_mail,
+)
 from bench.common import (  # noqa: E402
     Server,
     free_port,
@@ -82,6 +96,10 @@ TARGETS = {
     "download": ("Download / file read", "report", None),
     "files_rss": ("Peak RSS growth of a worker (MB)", "< 64 MB", lambda mb: mb < 64),
     "gateway": ("SMTP gateway / plain aiosmtpd sink", ">= 0.30", lambda r: r >= 0.30),
+    "password": ("Worker / plain smtplib, new recipients", ">= 0.50",
+                 lambda r: r >= password_mail.ONE_X_SMTPLIB),
+    "password_scale": ("Two workers / one worker", ">= 1.60",
+                       lambda r: r >= password_mail.TWO_X_ONE),
 }
 
 
@@ -103,12 +121,17 @@ class Config:
     files_rounds: int = 2
     gateway_rounds: int = 3
     gateway_clients: int = 8
+    password_rounds: int = 3
+    password_count: int = 300  # messages to new recipients: twice as many e-mails
+    latency_seconds: float = 60.0
+    latency_workers: tuple[int, ...] = (1, 2)
 
     @classmethod
     def quick(cls) -> Config:
         return cls(rounds_http=2, warmup=1.0, duration=4.0, notify_rounds=2, notify_count=200,
                    inbox_large=2_000, latency_rounds=3, latency_requests=15,
-                   files_mb=256, files_rounds=1, gateway_rounds=2)
+                   files_mb=256, files_rounds=1, gateway_rounds=2, password_rounds=2,
+                   password_count=100, latency_seconds=10.0)
 
 
 @dataclass
@@ -119,12 +142,15 @@ class Results:
     inbox_rounds: list[dict] = field(default_factory=list)
     files_rounds: list[dict] = field(default_factory=list)
     gateway_rounds: list[dict] = field(default_factory=list)
+    password_rounds: list[dict] = field(default_factory=list)
+    latency_runs: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     profiles: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     config: Config = field(default_factory=Config)
     started: float = 0.0
     finished: float = 0.0
+    quick: bool = False
 
 
 # --------------------------------------------------------------------- machine
@@ -1096,6 +1122,10 @@ def write_report(res: Results, path: Path) -> None:
         add(row)
     for row in gateway.summary_rows(res, verdict):
         add(row)
+    for row in password_mail.summary_rows(res, verdict):
+        add(row)
+    for row in latency.summary_rows(res):
+        add(row)
     add("")
     if "send" in s:
         add(f"Cross-check for (a), less sensitive to other tenants' load: CPU cost of a trivial "
@@ -1116,6 +1146,8 @@ def write_report(res: Results, path: Path) -> None:
             f"p95 {x['measured']:.1f} vs {x['baseline']:.1f} ms); see the profile of (c).")
     if gateway.cross_check_text(res):
         add(gateway.cross_check_text(res))
+    if password_mail.cross_check_text(res):
+        add(password_mail.cross_check_text(res))
     add("")
     add("## Machine and versions")
     add("")
@@ -1195,6 +1227,10 @@ def write_report(res: Results, path: Path) -> None:
         add(files.method_text(res))
     if gateway.method_text(res):
         add(gateway.method_text(res))
+    if password_mail.method_text(res):
+        add(password_mail.method_text(res))
+    if latency.method_text(res):
+        add(latency.method_text(res))
     add("* **CPU accounting.** Over each measured window the bench samples utime+stime from "
         "`/proc` every 0.1 s for the gunicorn master and workers, PostgreSQL's processes (its "
         f"background processes and the backends connected to `{DB_NAME}`, not those of other "
@@ -1261,6 +1297,10 @@ def write_report(res: Results, path: Path) -> None:
         add(files.rounds_text(res))
     if res.gateway_rounds:
         add(gateway.rounds_text(res))
+    if res.password_rounds:
+        add(password_mail.rounds_text(res))
+    if res.latency_runs:
+        add(latency.rounds_text(res))
     if res.profiles:
         add("## Profiles: what bounds each number")
         add("")
@@ -1276,7 +1316,8 @@ def write_report(res: Results, path: Path) -> None:
     add("## Running it")
     add("")
     add("```sh")
-    add("make bench                                    # the full run, about 6 minutes on 2 cores")
+    took = "" if res.quick else f" (this one: {(res.finished - res.started) / 60:.0f} minutes)"
+    add(f"make bench                                    # the full run{took}")
     add(".venv/bin/python bench/run.py --quick         # shorter trials, smaller inbox; not for the record")
     add(".venv/bin/python bench/run.py --no-profile    # measurements only")
     add("```")
@@ -1563,7 +1604,7 @@ def main() -> int:
     cfg = Config.quick() if args.quick else Config()
     ncpu = os.cpu_count() or 1
     cfg.workers = cfg.workers or 2 * ncpu + 1
-    res = Results(config=cfg, started=time.monotonic())
+    res = Results(config=cfg, started=time.monotonic(), quick=args.quick)
 
     workdir = Path(tempfile.mkdtemp(prefix="hushpost-bench-"))
     web_port, trivial_port, smtp_port = free_port(), free_port(), free_port()
@@ -1587,7 +1628,7 @@ def main() -> int:
     log(f"{ncpu} cores; logs in {workdir}")
     res.machine = machine_info()
     create_database()
-    sink = Sink(smtp_port)
+    sink = Sink(smtp_port, workdir / "arrivals.log")
     servers: list[Server] = []
     failed = False
     try:
@@ -1624,8 +1665,14 @@ def main() -> int:
         bench_send(cfg, res, product, trivial, seeds)
         log("(b) worker vs smtplib")
         bench_notify(cfg, res, env, sink, seeds, workdir)
+        log("(f) Password Notifications: one and two workers vs smtplib")
+        password_mail.bench_password_mail(cfg, res, env, sink, seeds, workdir,
+                                          cpu_sampler=CpuSampler, clear_queue=clear_queue)
         log("(c) inbox latency")
         bench_inbox(cfg, res, product, seeds)
+        log(f"(g) send to delivery under {cfg.latency_seconds:g} s of sending")
+        latency.bench_latency(cfg, res, env, sink, product, seeds, workdir, password=PASSWORD,
+                              http_trial=http_trial, clear_queue=clear_queue)
         log(f"(d) a {cfg.files_mb} MB file up and down vs file copy and read")
         files.bench_files(cfg, res, product, seeds, workdir, PASSWORD)
         for server in servers:
@@ -1634,11 +1681,15 @@ def main() -> int:
         gateway.bench_gateway(cfg, res, env, seeds, workdir, cpu_sampler=CpuSampler,
                               clear_queue=clear_queue)
 
-        for key in ("send", "notify", "inbox", "gateway"):
+        for key in ("send", "notify", "inbox", "gateway", "password"):
             s = res.summary[key]
             target, result = verdict(key, s["ratio"])
             log(f"{key}: ratio {s['ratio']:.3f} (target {target}) {result}; "
                 f"rounds {[round(x, 3) for x in s['ratios']]}")
+        s = res.summary["password"]
+        target, result = verdict("password_scale", s["scale"])
+        log(f"password_scale: two workers / one {s['scale']:.3f} (target {target}) {result}; "
+            f"rounds {[round(x, 3) for x in s['scales']]}")
         for key in ("upload", "download"):
             s = res.summary[key]
             log(f"{key}: {s['measured']:.1f} vs {s['baseline']:.1f} MB/s, ratio {s['ratio']:.3f} "
@@ -1651,6 +1702,10 @@ def main() -> int:
             res.profiles["send"] = describe_send(profile_send(seeds), res)
             log("profiling the worker")
             res.profiles["notify"] = describe_notify(profile_notify(seeds), res)
+            log("(f) one and two workers under stopwatches and cProfile")
+            res.profiles["password"] = password_diagnosis.describe(
+                password_diagnosis.diagnose(cfg, env, sink, seeds, workdir, CpuSampler,
+                                            profile_table), res)
             log("profiling the inbox page")
             res.profiles["inbox"] = describe_inbox(profile_inbox(seeds), res)
             log("profiling the file transfers")
@@ -1661,9 +1716,9 @@ def main() -> int:
                 gateway.profile_gateway(seeds, Breakdown, profile_table, clear_queue), res)
         res.machine["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
         res.finished = time.monotonic()
-        gateway_note = gateway.note(res)
-        if gateway_note:
-            res.notes.append(gateway_note)
+        for note in (gateway.note(res), password_mail.note(res)):
+            if note:
+                res.notes.append(note)
         if args.quick:
             res.notes.append("Run with --quick: shorter trials and a smaller large inbox; "
                              "not a full run.")

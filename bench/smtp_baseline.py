@@ -3,7 +3,9 @@
 Builds the same kind of e-mail the worker sends (text + HTML alternative, the
 same subject, sender, headers and body sizes, taken from a real notification
 rendered by Hushpost) and sends ``--count`` of them over one SMTP connection,
-as the worker does with its per-process connection.
+as the worker does with its per-process connection.  Given several samples
+(``--sample`` repeated) it sends them in turn: a new recipient's Password
+Notification, then the Secure Messaging Notification it unlocks, and so on.
 
     python -m bench.smtp_baseline --port 2525 --count 500 --sample sample.json
 """
@@ -35,15 +37,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--sample", required=True)
+    parser.add_argument("--sample", required=True, action="append")
     args = parser.parse_args()
-    with open(args.sample) as f:
-        sample = json.load(f)
-    recipients = sample["recipients"]
+    samples = []
+    for path in args.sample:
+        with open(path) as f:
+            samples.append(json.load(f))
+    recipients = samples[0]["recipients"]
     started = time.monotonic()
     with smtplib.SMTP("127.0.0.1", args.port, timeout=10) as smtp:
         for i in range(args.count):
-            smtp.send_message(build(sample, recipients[i % len(recipients)]))
+            sample = samples[i % len(samples)]
+            to = recipients[(i // len(samples)) % len(recipients)]
+            smtp.send_message(build(sample, to))
     print(json.dumps({"seconds": time.monotonic() - started}))
 
 

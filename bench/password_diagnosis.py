@@ -1,0 +1,332 @@
+"""Why (f) scales as it does: one and two workers under stopwatches, cProfile and the scheduler.
+
+After the measurements (unless ``--no-profile``), :func:`diagnose` runs (f)'s
+worker trial three more times with ``bench/worker_probe.py`` in place of
+``hushpost worker``: one and two workers under stopwatches, then two under
+cProfile.  :func:`describe` puts together, for the report, what each worker's
+time per e-mail is made of with one and with two workers (the kernel's
+scheduler statistics of the measured trials: running, waiting for a CPU,
+blocked), what their database sessions waited for (``pg_stat_activity``), which
+step of ``notifications.delivery`` grew (the stopwatches), how long the
+audit-chain head row stays locked per e-mail, and where the CPU goes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pstats
+import re
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.common import log
+from bench.password_mail import ONE_X_SMTPLIB, POLL, TWO_X_ONE, worker_trial
+
+
+def probe_argv(workdir: Path, label: str, cprofile: bool) -> list[str]:
+    """The instrumented worker's command line; ``{i}`` names each process's files."""
+    out = workdir / f"probe-{label}-{{i}}.json"
+    argv = [sys.executable, "-m", "bench.worker_probe", "--out", str(out)]
+    if cprofile:
+        argv += ["--cprofile", str(workdir / f"probe-{label}-{{i}}.prof")]
+    return [*argv, "--", "--interval", f"{POLL:g}"]
+
+
+def diagnose(cfg, env: dict, sink, seeds: dict, workdir: Path, cpu_sampler,
+             profile_table: Callable) -> dict:
+    """One and two workers under stopwatches, then two under cProfile."""
+    author = seeds["senders"][0]
+    run = secrets.token_hex(3)
+    out: dict = {}
+    for label, processes, cprofile in (("one", 1, False), ("two", 2, False),
+                                       ("two-cprofile", 2, True)):
+        argv = probe_argv(workdir, label, cprofile)
+        trial = worker_trial(env, sink, author, cfg, processes, f"{run}-probe-{label}", workdir,
+                             cpu_sampler, argv=argv)
+        files = [Path(str(workdir / f"probe-{label}-{i}.json")) for i in range(processes)]
+        found = [json.loads(f.read_text()) for f in files]
+        out[label] = {"trial": trial, "processes": found}
+        if cprofile:
+            stats = pstats.Stats(str(workdir / f"probe-{label}-0.prof"))
+            for i in range(1, processes):
+                stats.add(str(workdir / f"probe-{label}-{i}.prof"))
+            merged = workdir / f"probe-{label}.prof"
+            stats.dump_stats(str(merged))
+            out[label].update(prof=str(merged), emails=trial["count"],
+                              own_table=profile_table(str(merged), 16, "own"))
+        log(f"(f) probe {label}: {trial['rate']:.1f} e-mails/s")
+    return out
+
+
+def per_email(processes: list[dict]) -> dict:
+    """Stopwatch totals of the probe's processes, per e-mail sent (ms), and per process."""
+    emails = sum(p["calls"].get("send one", 0) for p in processes) or 1
+    labels = {k for p in processes for k in p["secs"]}
+    ms = {k: 1000 * sum(p["secs"].get(k, 0.0) for p in processes) / emails for k in labels}
+    calls = {k: sum(p["calls"].get(k, 0) for p in processes) / emails for k in labels}
+    statements: dict[tuple[str, str], list[float]] = {}
+    for p in processes:
+        for scope, sql, count, secs in p["statements"]:
+            key = (scope, re.sub(r'"s\d+_x\d+"', '"sN_xN"', sql))
+            acc = statements.setdefault(key, [0, 0.0])
+            acc[0] += count
+            acc[1] += secs
+    return {
+        "emails": emails,
+        "ms": ms, "calls": calls,
+        # Wall time of each process from its first claim to its last e-mail, per e-mail it sent.
+        "busy_ms": [1000 * p["busy_s"] / max(p["calls"].get("send one", 0), 1) for p in processes],
+        "sent_each": [p["calls"].get("send one", 0) for p in processes],
+        "statements": {k: (c / emails, 1000 * s / emails) for k, (c, s) in statements.items()},
+    }
+
+
+
+# ------------------------------------------------------------- diagnosis text
+
+WORKER_AREAS = (
+    ("Django ORM and database driver (building and compiling queries, psycopg, model "
+     "instances, transactions)", ("django/db/", "psycopg/", "django/dispatch/")),
+    ("Templates (each e-mail's text and HTML parts)", ("django/template/", "django/templatetags/",
+                                                       "django/utils/html", "/templates/")),
+    ("MIME building (Python's `email` package, `django.core.mail`)", ("email/",
+                                                                       "django/core/mail/")),
+    ("SMTP client and socket", ("smtplib", "socket", "ssl.py", "selectors")),
+    ("Keyed hashes (audit chain links and head seals, temporary password)",
+     ("hmac", "hashlib", "audit/chain", "accounts/passwords", "django/utils/crypto")),
+    ("Task queue (django-tasks, django-tasks-db)", ("django_tasks",)),
+    ("Logging", ("logging/",)),
+    ("Hushpost's own code (delivery, audit, accounts)", ("hushpost/",)),
+)
+
+def _step_rows(one: dict, two: dict) -> list[tuple[str, float, float]]:
+    """(step, ms per e-mail with one worker, with two) from the stopwatches."""
+
+    def ms(p: dict, label: str) -> float:
+        return p["ms"].get(label, 0.0)
+
+    def rows(p: dict) -> list[float]:
+        lease = ms(p, "autocommit write @ send one")
+        head = ms(p, "audit head SELECT FOR UPDATE")
+        return [
+            sum(p["busy_ms"]) / len(p["busy_ms"]),
+            ms(p, "send one"),
+            lease,
+            ms(p, "password still wanted"),
+            ms(p, "temporary password"),
+            ms(p, "build_email"),
+            ms(p, "SQL statement @ send one") - lease,
+            ms(p, "SMTP"),
+            ms(p, "record sent"),
+            ms(p, "SQL statement @ record sent"),
+            ms(p, "activate password"),
+            ms(p, "audit record"),
+            head,
+            ms(p, "SQL statement @ audit record") - head,
+            ms(p, "audit record") - ms(p, "SQL statement @ audit record"),
+            ms(p, "COMMIT @ record sent"),
+            ms(p, "audit head held"),
+            ms(p, "claim"),
+        ]
+
+    labels = [
+        "Wall time per e-mail in each worker (first to last e-mail)",
+        "`delivery.send` (one e-mail, start to end)",
+        "- lease renewal: `UPDATE notifications_notification SET lease_until = ...` "
+        "(autocommit, so a durable commit of its own)",
+        "- `_password_mail_wanted`: `user.refresh_from_db()` and the newer-password `EXISTS`",
+        "- `temporary_password` (HMAC-SHA256 derivation + keyed hash)",
+        "- `build_email` (2 templates, MIME)",
+        "- its other SQL: `SELECT orgs_organization` (`build_email` -> "
+        "`temporary_password_days(user)` reads `user.org`, not loaded with the batch)",
+        "- SMTP (MAIL, RCPT, DATA into the sink)",
+        "- `_sent` (its transaction, COMMIT included)",
+        "- - `UPDATE notifications_notification SET status = 'sent' ...`",
+        "- - `activate_temporary_password` (`SELECT accounts_user ... FOR UPDATE`, "
+        "`UPDATE accounts_user`; Password Notifications only)",
+        "- - `audit.actions.record`",
+        "- - - `SELECT ... FROM audit_audithead ... FOR UPDATE` (waits while another "
+        "worker's transaction holds the row)",
+        "- - - its other SQL (SAVEPOINT, `INSERT audit_auditevent`, `UPDATE audit_audithead`, "
+        "RELEASE)",
+        "- - - its Python (link hash, head seal)",
+        "- - COMMIT (WAL flush)",
+        "Audit head row held per e-mail (from the `FOR UPDATE` returning to the end of COMMIT)",
+        "`_claim` (per e-mail; 50 per batch)",
+    ]
+    return [(label, a, b) for label, a, b in zip(labels, rows(one), rows(two), strict=True)]
+
+
+def merge_db(trials: list[dict]) -> dict:
+    """LockWaits summaries of several trials, averaged."""
+    n = max(len(trials), 1)
+    doing: dict[str, float] = {}
+    waits: dict[tuple, float] = {}
+    statements: dict[str, str] = {}
+    for db in trials:
+        for label, v in db["doing"].items():
+            doing[label] = doing.get(label, 0.0) + v / n
+        for *key, v in db["waits"]:
+            waits[tuple(key)] = waits.get(tuple(key), 0.0) + v / n
+        statements.update(db["statements"])
+    return {"doing": sorted(doing.items(), key=lambda kv: -kv[1]),
+            "waits": sorted(waits.items(), key=lambda kv: -kv[1]),
+            "lock_waiting": sum(db["lock_waiting"] for db in trials) / n,
+            "statements": statements}
+
+
+def _verdict(s: dict, steps: list[tuple[str, float, float]], ncpu: int) -> str:
+    """What serialises two workers, from the scheduler's statistics and the stopwatches."""
+    one, two = s["sched"]["one"], s["sched"]["two"]
+    c2, m2 = s["cpu"]["two"], s["machine"]["two"]
+    grew = {k: two[k] - one[k] for k in ("each", "running", "queued", "blocked")}
+    lock = steps[12][2] - steps[12][1]
+    smtp = steps[7][2] - steps[7][1]
+    total_cpu = c2["worker"] + c2["postgres"] + c2["sink"]
+    free = max(ncpu - m2["other_cores"], 0.05)
+    split = (f"With a second worker each worker's e-mail took {grew['each']:+.2f} ms longer "
+             f"({one['each']:.2f} -> {two['each']:.2f} ms, kernel scheduler statistics of the "
+             f"worker processes): {grew['queued']:+.2f} ms more waiting for a CPU while "
+             f"runnable, {grew['running']:+.2f} ms more running, {grew['blocked']:+.2f} ms more "
+             f"blocked on its sockets (PostgreSQL's answers, row locks, WAL flushes, the sink); "
+             f"the stopwatches put {lock:+.2f} ms of it in the wait for the audit head row "
+             f"and {smtp:+.2f} ms in the SMTP conversation.")
+    largest = max(("queued", "running", "blocked"), key=lambda k: grew[k])
+    if s["scale"] >= TWO_X_ONE:
+        return (f"**Two workers scale: x{s['scale']:.2f}.**  {split}  While the two ran, the "
+                f"machine's {ncpu} cores were {m2['busy']:.0%} busy ({m2['other_cores']:.2f} "
+                f"cores of it other tenants' work).  What would serialise more workers is "
+                f"below: the CPU first (an e-mail costs {total_cpu:.2f} ms of CPU in all, so "
+                f"{ncpu} cores carry about {1000 * ncpu / total_cpu:.0f} e-mails/s), then the "
+                "audit-chain head row.")
+    if largest in ("queued", "running"):
+        return (f"**What serialises two workers: the CPU.**  {split}  While the two ran, the "
+                f"machine's {ncpu} cores were {m2['busy']:.0%} busy, {m2['other_cores']:.2f} "
+                f"cores of it other tenants' work; an e-mail costs {total_cpu:.2f} ms of CPU in "
+                f"all ({c2['worker']:.2f} ms in the worker, {c2['postgres']:.2f} ms in "
+                f"PostgreSQL, {c2['sink']:.2f} ms in the sink), so the {free:.2f} cores left "
+                f"carry about {1000 * free / total_cpu:.0f} e-mails/s, and two workers "
+                f"delivered {s['two']:.0f}/s.  A second worker only adds a runnable process "
+                "competing for the same cores; no lock keeps it waiting for long.")
+    if lock >= 0.5 * grew["blocked"]:
+        return (f"**What serialises two workers: the audit-chain head row.**  {split}  Every "
+                "e-mail's `_sent` transaction (`hushpost/notifications/delivery.py`) calls "
+                "`record()` (`hushpost/audit/actions.py`), whose `_head()` locks the "
+                "organisation's `audit_audithead` row (the statement below) until the COMMIT, "
+                "so one organisation's e-mails are recorded one at a time whatever the number "
+                "of workers.")
+    return f"**What grows most with a second worker: time blocked on its sockets.**  {split}"
+
+
+def describe(d: dict, res) -> str:
+    from bench.gateway import own_by_area
+
+    s = res.summary["password"]
+    ncpu = os.cpu_count() or 1
+    one, two = per_email(d["one"]["processes"]), per_email(d["two"]["processes"])
+    steps = _step_rows(one, two)
+    held1, held2 = steps[16][1], steps[16][2]
+    db1 = merge_db([r["one"]["db"] for r in res.password_rounds])
+    db2 = merge_db([r["two"]["db"] for r in res.password_rounds])
+    c1, c2, m = s["cpu"]["one"], s["cpu"]["two"], s["machine"]
+    sc1, sc2 = s["sched"]["one"], s["sched"]["two"]
+    ok = s["scale"] >= TWO_X_ONE
+    head = (f"### (f) Password Notifications: two workers x{s['scale']:.2f} one "
+            f"({'met' if ok else 'missed'}: >= {TWO_X_ONE:.2f}); one worker "
+            f"{s['ratio']:.3f} x smtplib ({'met' if s['ratio'] >= ONE_X_SMTPLIB else 'missed'}: "
+            f">= {ONE_X_SMTPLIB:.2f})")
+    sched_rows = [
+        ("Wall time (trial length x workers / e-mails)", "each"),
+        ("- running on a CPU", "running"),
+        ("- runnable, waiting for a CPU", "queued"),
+        ("- blocked on its sockets: PostgreSQL (statements, row locks, WAL flushes), the sink",
+         "blocked"),
+        ("The sink process: running", "sink_running"),
+        ("The sink process: runnable, waiting for a CPU", "sink_queued"),
+    ]
+    sched = "\n".join(["| Per e-mail, each worker process (`/proc/<pid>/schedstat`), ms | "
+                       "1 worker | 2 workers | Change |", "|---|---:|---:|---:|"]
+                      + [f"| {label} | {sc1[k]:.2f} | {sc2[k]:.2f} | {sc2[k] - sc1[k]:+.2f} |"
+                         for label, k in sched_rows])
+    table = "\n".join(
+        ["| Step (stopwatches in the worker process) | 1 worker, ms per e-mail | 2 workers, ms "
+         "per e-mail (each) | Change |", "|---|---:|---:|---:|"]
+        + [f"| {label} | {a:.2f} | {b:.2f} | {b - a:+.2f} |" for label, a, b in steps])
+    d1, d2 = dict(db1["doing"]), dict(db2["doing"])
+    labels = sorted(set(d1) | set(d2), key=lambda k: -d2.get(k, 0.0))
+    doing = "\n".join(["| The workers' database sessions (average number in each state, over "
+                       "the 25 ms samples) | 1 worker | 2 workers |", "|---|---:|---:|"]
+                      + [f"| {k} | {d1.get(k, 0.0):.3f} | {d2.get(k, 0.0):.3f} |"
+                         for k in labels])
+    waits = "\n".join(["| Waiting statement | The session holding the lock is ... | Sessions "
+                       "waiting (average) |", "|---|---|---:|"]
+                      + [f"| `{w}` | {h} | {v:.3f} |"
+                         for (_, w, _, h), v in db2["waits"][:6]]) \
+        if db2["waits"] else "No session of the two workers was seen waiting for a lock."
+    head_sql = db2["statements"].get("SELECT audit_audithead FOR UPDATE", "")
+    areas = own_by_area(d["two-cprofile"]["prof"], WORKER_AREAS)
+    total = areas[-1][1] or 1.0
+    area_rows = "\n".join(["| Where the workers' CPU goes (cProfile, own time, both processes) | "
+                           "share |", "|---|---:|"]
+                          + [f"| {label} | {v / total:.0%} |" for label, v in areas[:-1]])
+    probe1, probe2 = d["one"]["trial"], d["two"]["trial"]
+    cap = 1000 / held2 if held2 else float("inf")
+    sql1 = one["ms"].get("SQL statement", 0.0) + one["ms"].get("COMMIT", 0.0)
+    base_ms = 1000 / s["baseline"]
+    smtplib_cpu = s["cpu"]["smtplib"]["client"] + s["cpu"]["smtplib"]["sink"]
+    return f"""{head}
+
+{_verdict(s, steps, ncpu)}
+
+Measured (rounds above, medians): one worker {s['measured']:.1f} e-mails/s, two workers
+{s['two']:.1f}/s, smtplib {s['baseline']:.1f}/s.  CPU per e-mail: one worker {c1['worker']:.2f} ms
++ PostgreSQL {c1['postgres']:.2f} ms + sink {c1['sink']:.2f} ms; two workers {c2['worker']:.2f} +
+{c2['postgres']:.2f} + {c2['sink']:.2f} ms.  Machine: {m['one']['cores_busy']:.2f} of {ncpu} cores
+busy with one worker, {m['two']['cores_busy']:.2f} with two ({m['one']['other_cores']:.2f} and
+{m['two']['other_cores']:.2f} cores of it other tenants' work); the worker processes used
+{s['cores']['one']['worker']:.2f} and {s['cores']['two']['worker']:.2f} cores, PostgreSQL
+{s['cores']['one']['postgres']:.2f} and {s['cores']['two']['postgres']:.2f}, the sink
+{s['cores']['one']['sink']:.2f} and {s['cores']['two']['sink']:.2f}.
+
+{sched}
+
+**Lock waits** (`pg_stat_activity` every 25 ms during the measured trials; for a waiting session,
+`pg_blocking_pids` and what that session was doing): on average {db2['lock_waiting']:.3f} of the
+two workers' sessions were waiting for a lock ({db1['lock_waiting']:.3f} with one worker), so each
+worker spent about {db2['lock_waiting'] / 2:.1%} of its time blocked on a lock.
+
+{doing}
+
+{waits}
+
+{f"The statement that waits, in full: `{head_sql}`." if head_sql else ""}
+
+**Stopwatches** (`bench/worker_probe.py`; the same trial again: one worker {probe1['rate']:.1f}
+e-mails/s, two {probe2['rate']:.1f}/s, e-mails per worker {two['sent_each']}):
+
+{table}
+
+The audit head row stays locked {held2:.2f} ms per e-mail with two workers ({held1:.2f} ms with
+one): from the `FOR UPDATE` returning, through the event INSERT, the head's seal and UPDATE and
+the COMMIT's WAL flush, plus whatever time the holder spends waiting for a CPU meanwhile.  So
+however many workers run, one organisation's e-mails cannot be recorded faster than about
+{cap:.0f}/s on this machine; at the two workers' {probe2['rate']:.0f}/s the row was locked
+{probe2['rate'] * held2 / 1000:.0%} of the time.
+
+**One worker vs smtplib.**  smtplib took {base_ms:.2f} ms per e-mail and {smtplib_cpu:.2f} ms of
+CPU (client and sink).  One worker took {sc1['each']:.2f} ms per e-mail: {sc1['running']:.2f} ms
+running, {sc1['queued']:.2f} ms waiting for a CPU, {sc1['blocked']:.2f} ms blocked.  Per e-mail it
+runs {one['calls'].get('SQL statement', 0):.1f} SQL statements and
+{one['calls'].get('COMMIT', 0):.1f} COMMITs plus {one['calls'].get('autocommit write', 0):.1f}
+write in autocommit (the lease renewal, a WAL flush of its own), {sql1:.2f} ms waiting on
+PostgreSQL in all, against {one['ms'].get('SMTP', 0):.2f} ms for the SMTP conversation.
+
+{area_rows}
+
+cProfile of the two workers (CPU time, both processes; {d['two-cprofile']['emails']} e-mails),
+by own time:
+
+{d['two-cprofile']['own_table']}"""
