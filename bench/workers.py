@@ -194,6 +194,26 @@ def session_label(state: str, wait_type: str, wait_event: str) -> str | None:
     return None
 
 
+def _holders(blockers: list[int], by_pid: dict[int, tuple]) -> list[int]:
+    """The sessions at the head of the queue: ``pg_blocking_pids`` names the sessions a
+    waiter waits for, which may be waiting too (queued ahead for the same row); those
+    are followed to the sessions that hold the lock and are not waiting themselves."""
+    found: list[int] = []
+    seen: set[int] = set()
+    todo = list(blockers)
+    while todo:
+        pid = todo.pop(0)
+        if pid in seen:
+            continue
+        seen.add(pid)
+        row = by_pid.get(pid)
+        if row is not None and row[3] == "Lock" and row[6]:
+            todo.extend(row[6])
+        else:
+            found.append(pid)
+    return found
+
+
 def whose(application_name: str) -> str:
     return "worker" if application_name == WORKER_APP else "web server"
 
@@ -240,12 +260,7 @@ class LockWaits:
             if wait_type != "Lock":
                 continue
             waiting = self._statement(query)
-            # pg_blocking_pids also names the sessions queued ahead for the same lock;
-            # the one that matters is the session holding it, which is not waiting itself.
-            holders = [b for b in blockers or [] if by_pid.get(b, (0,) * 4)[3] != "Lock"]
-            if blockers and not holders:
-                self.waits[(whose(app), waiting, "?", "only sessions queued for it too")] += 1
-            for blocker in holders:
+            for blocker in _holders(blockers or [], by_pid):
                 holder = by_pid.get(blocker)
                 if holder is None:
                     self.waits[(whose(app), waiting, "?", "a session outside the sample")] += 1

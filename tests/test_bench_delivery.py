@@ -66,8 +66,8 @@ def test_a_worker_blocked_on_the_audit_head_is_reported_with_what_holds_it():
     waits.add([
         (101, WORKER_APP, "active", "Lock", "transactionid", HEAD_LOCK, [102]),
         (102, WORKER_APP, "idle in transaction", "Client", "ClientRead", EVENT_INSERT, None),
-        # Queued behind the worker waiting for the row, and so behind its holder too.
-        (103, "", "active", "Lock", "tuple", HEAD_LOCK, [101, 102]),
+        # Queued behind the worker that waits for the row: it waits for the row's holder too.
+        (103, "", "active", "Lock", "tuple", HEAD_LOCK, [101]),
         (104, WORKER_APP, "idle", "Client", "ClientRead", "COMMIT", None),
     ])
     waits.add([
