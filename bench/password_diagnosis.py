@@ -178,22 +178,36 @@ def merge_db(trials: list[dict]) -> dict:
             "statements": statements}
 
 
-def _verdict(s: dict, steps: list[tuple[str, float, float]], ncpu: int) -> str:
-    """What serialises two workers, from the scheduler's statistics and the stopwatches."""
+def _waiting_ms(db: dict, processes: int, each: float) -> dict[str, float]:
+    """Of each worker's time per e-mail (``each`` ms), how much its database session spent
+    waiting for a row lock and for WAL flushes, from the pg_stat_activity samples."""
+
+    def share(prefixes: tuple[str, ...]) -> float:
+        return sum(v for label, v in db["doing"] if label.startswith(prefixes)) / processes
+
+    return {"lock": share(("waiting for a lock",)) * each,
+            "wal": share(("running a statement, waiting on IO:WAL",
+                          "running a statement, waiting on LWLock:WAL")) * each}
+
+
+def _verdict(s: dict, db1: dict, db2: dict, ncpu: int) -> str:
+    """What serialises two workers: the scheduler's statistics and pg_stat_activity of the
+    measured trials (alternated with one worker, so under the same outside load)."""
     one, two = s["sched"]["one"], s["sched"]["two"]
     c2, m2 = s["cpu"]["two"], s["machine"]["two"]
     grew = {k: two[k] - one[k] for k in ("each", "running", "queued", "blocked")}
-    lock = steps[12][2] - steps[12][1]
-    smtp = steps[7][2] - steps[7][1]
+    w1, w2 = _waiting_ms(db1, 1, one["each"]), _waiting_ms(db2, 2, two["each"])
+    lock, wal = w2["lock"] - w1["lock"], w2["wal"] - w1["wal"]
     total_cpu = c2["worker"] + c2["postgres"] + c2["sink"]
     free = max(ncpu - m2["other_cores"], 0.05)
-    split = (f"With a second worker each worker's e-mail took {grew['each']:+.2f} ms longer "
-             f"({one['each']:.2f} -> {two['each']:.2f} ms, kernel scheduler statistics of the "
-             f"worker processes): {grew['queued']:+.2f} ms more waiting for a CPU while "
-             f"runnable, {grew['running']:+.2f} ms more running, {grew['blocked']:+.2f} ms more "
-             f"blocked on its sockets (PostgreSQL's answers, row locks, WAL flushes, the sink); "
-             f"the stopwatches put {lock:+.2f} ms of it in the wait for the audit head row "
-             f"and {smtp:+.2f} ms in the SMTP conversation.")
+    split = (f"With a second worker each worker's e-mail took {one['each']:.2f} -> "
+             f"{two['each']:.2f} ms ({grew['each']:+.2f} ms; kernel scheduler statistics of the "
+             f"worker processes): waiting for a CPU while runnable {grew['queued']:+.2f} ms, "
+             f"running {grew['running']:+.2f} ms, blocked on its sockets (PostgreSQL's answers, "
+             f"row locks, WAL flushes, the sink) {grew['blocked']:+.2f} ms.  "
+             f"Its database session spent {w1['lock']:.2f} -> {w2['lock']:.2f} ms per e-mail "
+             f"waiting for a row lock and {w1['wal']:.2f} -> {w2['wal']:.2f} ms waiting for WAL "
+             "flushes (pg_stat_activity).")
     largest = max(("queued", "running", "blocked"), key=lambda k: grew[k])
     if s["scale"] >= TWO_X_ONE:
         return (f"**Two workers scale: x{s['scale']:.2f}.**  {split}  While the two ran, the "
@@ -210,14 +224,18 @@ def _verdict(s: dict, steps: list[tuple[str, float, float]], ncpu: int) -> str:
                 f"PostgreSQL, {c2['sink']:.2f} ms in the sink), so the {free:.2f} cores left "
                 f"carry about {1000 * free / total_cpu:.0f} e-mails/s, and two workers "
                 f"delivered {s['two']:.0f}/s.  A second worker only adds a runnable process "
-                "competing for the same cores; no lock keeps it waiting for long.")
-    if lock >= 0.5 * grew["blocked"]:
+                "competing for the same cores; the row lock it meets (below) costs it "
+                f"{w2['lock']:.2f} ms per e-mail.")
+    if lock >= max(wal, 0.5 * grew["blocked"]):
         return (f"**What serialises two workers: the audit-chain head row.**  {split}  Every "
                 "e-mail's `_sent` transaction (`hushpost/notifications/delivery.py`) calls "
                 "`record()` (`hushpost/audit/actions.py`), whose `_head()` locks the "
                 "organisation's `audit_audithead` row (the statement below) until the COMMIT, "
                 "so one organisation's e-mails are recorded one at a time whatever the number "
                 "of workers.")
+    if wal >= 0.5 * grew["blocked"]:
+        return ("**What serialises two workers: WAL flushes** (each e-mail's two durable "
+                f"commits, the lease renewal and `_sent`'s COMMIT).  {split}")
     return f"**What grows most with a second worker: time blocked on its sockets.**  {split}"
 
 
@@ -279,7 +297,7 @@ def describe(d: dict, res) -> str:
     smtplib_cpu = s["cpu"]["smtplib"]["client"] + s["cpu"]["smtplib"]["sink"]
     return f"""{head}
 
-{_verdict(s, steps, ncpu)}
+{_verdict(s, db1, db2, ncpu)}
 
 Measured (rounds above, medians): one worker {s['measured']:.1f} e-mails/s, two workers
 {s['two']:.1f}/s, smtplib {s['baseline']:.1f}/s.  CPU per e-mail: one worker {c1['worker']:.2f} ms
@@ -304,8 +322,12 @@ worker spent about {db2['lock_waiting'] / 2:.1%} of its time blocked on a lock.
 
 {f"The statement that waits, in full: `{head_sql}`." if head_sql else ""}
 
-**Stopwatches** (`bench/worker_probe.py`; the same trial again: one worker {probe1['rate']:.1f}
-e-mails/s, two {probe2['rate']:.1f}/s, e-mails per worker {two['sent_each']}):
+**Stopwatches** (`bench/worker_probe.py`; the same trial again, once with one worker:
+{probe1['rate']:.1f} e-mails/s, {probe1['machine']['other_cores']:.2f} cores busy with other
+tenants' work; then with two: {probe2['rate']:.1f}/s, {probe2['machine']['other_cores']:.2f} cores
+of others'; e-mails per worker {two['sent_each']}).  These two trials follow each other rather
+than alternate, so on a shared machine their difference also carries the change in others' load:
+read the columns for where an e-mail's time goes, and the measured trials above for the change.
 
 {table}
 
@@ -318,11 +340,13 @@ however many workers run, one organisation's e-mails cannot be recorded faster t
 
 **One worker vs smtplib.**  smtplib took {base_ms:.2f} ms per e-mail and {smtplib_cpu:.2f} ms of
 CPU (client and sink).  One worker took {sc1['each']:.2f} ms per e-mail: {sc1['running']:.2f} ms
-running, {sc1['queued']:.2f} ms waiting for a CPU, {sc1['blocked']:.2f} ms blocked.  Per e-mail it
-runs {one['calls'].get('SQL statement', 0):.1f} SQL statements and
-{one['calls'].get('COMMIT', 0):.1f} COMMITs plus {one['calls'].get('autocommit write', 0):.1f}
-write in autocommit (the lease renewal, a WAL flush of its own), {sql1:.2f} ms waiting on
-PostgreSQL in all, against {one['ms'].get('SMTP', 0):.2f} ms for the SMTP conversation.
+running, {sc1['queued']:.2f} ms waiting for a CPU, {sc1['blocked']:.2f} ms blocked; its own CPU
+alone is {sc1['running'] / base_ms:.1f} x smtplib's whole e-mail, where the target allows
+{1 / ONE_X_SMTPLIB:.0f} x.  Per e-mail (stopwatches) it runs
+{one['calls'].get('SQL statement', 0):.1f} SQL statements, {one['calls'].get('COMMIT', 0):.1f}
+COMMITs and {one['calls'].get('autocommit write', 0):.1f} write in autocommit (the lease renewal,
+a WAL flush of its own): {sql1:.2f} ms waiting on PostgreSQL, against
+{one['ms'].get('SMTP', 0):.2f} ms for the SMTP conversation.
 
 {area_rows}
 

@@ -298,7 +298,25 @@ def cross_check_text(res) -> str:
             f"({m['one']['other_cores']:.2f} of them other tenants'), "
             f"{m['two']['cores_busy']:.2f} with two ({m['two']['other_cores']:.2f} others'), "
             f"{m['smtplib']['cores_busy']:.2f} with smtplib ({m['smtplib']['other_cores']:.2f} "
-            f"others').")
+            f"others').{quiet_text(res)}")
+
+
+QUIET = 0.5  # cores of other tenants' work, at most, in both worker trials of a round
+
+
+def quiet_text(res) -> str:
+    """Two workers vs one in the rounds other tenants left the machine to the bench, and in
+    the others: what the machine's other load does to the ratio."""
+    split: dict[bool, list[float]] = {True: [], False: []}
+    for r in res.password_rounds:
+        quiet = max(r["one"]["machine"]["other_cores"], r["two"]["machine"]["other_cores"]) < QUIET
+        split[quiet].append(r["scale"])
+    if not split[True] or not split[False]:
+        return ""
+    return (f"  Two workers / one in the {len(split[True])} round(s) where other tenants used "
+            f"less than {QUIET:g} core during both worker trials: "
+            f"{', '.join(f'x{x:.2f}' for x in split[True])}; in the other "
+            f"{len(split[False])}: {', '.join(f'x{x:.2f}' for x in split[False])}.")
 
 
 def method_text(res) -> str:

@@ -121,8 +121,8 @@ class Config:
     files_rounds: int = 2
     gateway_rounds: int = 3
     gateway_clients: int = 8
-    password_rounds: int = 3
-    password_count: int = 300  # messages to new recipients: twice as many e-mails
+    password_rounds: int = 5
+    password_count: int = 200  # messages to new recipients: twice as many e-mails
     latency_seconds: float = 60.0
     latency_workers: tuple[int, ...] = (1, 2)
 

@@ -9,9 +9,11 @@ import smtplib
 import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from types import SimpleNamespace
 
 from bench.common import free_port
 from bench.latency import delays
+from bench.password_mail import quiet_text
 from bench.sink import Sink
 from bench.workers import WORKER_APP, LockWaits, statement_label
 
@@ -95,3 +97,16 @@ def test_statements_are_named_by_verb_table_and_lock():
     assert statement_label('UPDATE "accounts_user" SET "password" = %s') == (
         "UPDATE accounts_user")
     assert statement_label("COMMIT") == "COMMIT"
+
+
+def test_two_workers_are_compared_apart_in_rounds_other_tenants_loaded_the_machine():
+    def round_(scale: float, others_one: float, others_two: float) -> dict:
+        return {"scale": scale, "one": {"machine": {"other_cores": others_one}},
+                "two": {"machine": {"other_cores": others_two}}}
+
+    res = SimpleNamespace(password_rounds=[round_(1.9, 0.1, 0.2), round_(1.1, 0.1, 1.2),
+                                           round_(1.8, 0.3, 0.4)])
+    assert quiet_text(res) == (
+        "  Two workers / one in the 2 round(s) where other tenants used less than 0.5 core "
+        "during both worker trials: x1.90, x1.80; in the other 1: x1.10.")
+    assert quiet_text(SimpleNamespace(password_rounds=[round_(1.9, 0.1, 0.2)])) == ""
