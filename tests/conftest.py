@@ -1,21 +1,28 @@
+"""Fixtures shared by the whole suite: the real SMTP sink, the stores, the people.
+
+The people come from ``tests/personas.py`` (a fixture here is one of its functions);
+shared steps from ``tests/helpers.py``. A test module imports from those, never from
+this file or from another test module (``tests/test_suite_layout.py`` checks it).
+"""
+
 from __future__ import annotations
 
 import errno
-import itertools
 import os
 
 import pytest
 from django.conf import settings
 
-from hushpost.accounts.actions import create_sender
+from hushpost.gateway.config import configure
+from hushpost.gateway.server import Gateway
 from hushpost.lib import clock
 from hushpost.notifications.relay import relay as connection
 from hushpost.orgs import keys
-from hushpost.orgs.actions import create_organization
-from tests.settings import SMTP_PORT
+from tests import personas
+from tests.deployments import two_regions
+from tests.helpers import run_worker
+from tests.settings import SMTP_PORT, _free_port
 from tests.smtp import SmtpSink
-
-PASSWORD = "Correct-horse-battery-9"
 
 
 @pytest.fixture(scope="session")
@@ -146,62 +153,48 @@ def _forget_org_keys():
     keys.forget_cached_keys()
 
 
-def run_worker() -> None:
-    """Deliver every notification that is due, as `hushpost worker` would.
-
-    It is the real worker loop in batch mode; only its connection recycling
-    is switched off, because inside a test's transaction it would close the
-    connection the test is using.
-    """
-    from unittest import mock
-
-    from hushpost.server import background
-
-    with mock.patch.object(background, "close_old_connections", lambda: None):
-        background.BackgroundWorker(interval=0, batch=True, heartbeat=False).run()
-
-
 @pytest.fixture
 def deliver():
     return run_worker
 
 
-_counter = itertools.count(1)
-
+# --- the people (tests/personas.py) -------------------------------------------------------
 
 @pytest.fixture
 def make_org(db):
-    def make(name="Northwind Health", domain=None):
-        n = next(_counter)
-        return create_organization(name=name, domains=[domain or f"org{n}.example"])
-
-    return make
+    return personas.organisation
 
 
 @pytest.fixture
-def org(make_org):
-    return make_org("Northwind Health", "northwind.example")
+def org(db):
+    """Northwind Health."""
+    return personas.northwind()
 
 
 @pytest.fixture
 def make_sender(db):
-    def make(org, local="alice", name="Alice Moreno", admin=False):
-        domain = org.domains.first().name
-        return create_sender(email=f"{local}@{domain}", name=name, password=PASSWORD, admin=admin)
-
-    return make
+    return personas.sender
 
 
 @pytest.fixture
-def alice(org, make_sender):
-    return make_sender(org, "alice", "Alice Moreno")
+def alice(org):
+    return personas.sender(org)
 
 
 @pytest.fixture
 def sender_client(client, alice):
-    response = client.post("/login", {"email": alice.email, "password": PASSWORD})
+    """Alice's browser, signed in."""
+    response = client.post("/login", {"email": alice.email, "password": personas.PASSWORD})
     assert response.status_code == 302, response.content[:500]
     return client
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker, smtp_server):
+    """The two organisations of ``personas.World``, built once for the module and committed;
+    each test runs in its own rolled-back transaction over it."""
+    with personas.committed_world(smtp_server, django_db_blocker.unblock) as built:
+        yield built
 
 
 @pytest.fixture
@@ -218,3 +211,51 @@ def client_factory(db):
     from django.test import Client
 
     return Client
+
+
+# --- the SMTP gateway, the command line, whole deployments -------------------------------
+
+@pytest.fixture
+def make_gateway(transactional_db):
+    """Start the real gateway on a free loopback port; stopped after the test."""
+    started: list[Gateway] = []
+
+    def make(**options) -> Gateway:
+        options.setdefault("max_bytes", 20 * 1024 * 1024)
+        options.setdefault("threads", 2)
+        gateway = Gateway("127.0.0.1", _free_port(), **options)
+        gateway.start()
+        started.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in started:
+        gateway.stop()
+
+
+@pytest.fixture
+def relaying(org, alice):
+    """Northwind's mail server, on loopback, may relay to the gateway."""
+    return configure(org, networks="127.0.0.1/32")
+
+
+@pytest.fixture
+def gateway(make_gateway, relaying):
+    return make_gateway()
+
+
+@pytest.fixture
+def cli_env(tmp_path):
+    """A development environment of its own for the ``hushpost`` command (``helpers.run_cli``)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HUSHPOST_")}
+    clean.pop("DJANGO_SETTINGS_MODULE", None)
+    clean.update(HUSHPOST_MODE="development", HUSHPOST_DATA_DIR=str(tmp_path))
+    return clean
+
+
+@pytest.fixture(scope="module")
+def deployments(tmp_path_factory):
+    """Two regions, us and eu, each a running deployment (``tests/deployments.py``)."""
+    running = two_regions(tmp_path_factory.mktemp("regions"))
+    yield next(running)
+    running.close()

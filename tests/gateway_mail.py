@@ -1,22 +1,26 @@
 """What the gateway tests need around it: e-mails as mail clients write them, an SMTP
-client that reports every reply instead of raising, and a TCP proxy to cut the database."""
+client that reports every reply instead of raising, a TCP proxy to cut the database, and
+`hushpost smtpd` started and stopped as a process."""
 
 from __future__ import annotations
 
 import contextlib
 import email.policy
+import signal
 import smtplib
 import socket
 import ssl
+import subprocess
+import sys
 import threading
+import time
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid, parseaddr
 
+from tests.helpers import ROOT
+from tests.personas import ALICE, BOB
 from tests.settings import _free_port
 
-ALICE = "alice@northwind.example"
-BOB = "bob@client.example"
-CAROL = "carol@client.example"
 DAVE = "dave@client.example"
 
 
@@ -161,3 +165,30 @@ class TcpProxy:
             for sock in (src, dst):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+# `hushpost smtpd` as a process ----------------------------------------------------------
+
+def start_smtpd(env: dict, port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hushpost.cli", "smtpd", "--bind", f"127.0.0.1:{port}"], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"hushpost smtpd exited: {process.communicate()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("hushpost smtpd did not start listening")
+
+
+def stop_smtpd(process: subprocess.Popen) -> tuple[str, str]:
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    return out, err

@@ -1,10 +1,10 @@
 """Who may open what: every message URL, for every persona, over HTTP.
 
-The personas live in one small world, built once for the module through the
-real portal (HTTP sends, the real worker, a real SMTP sink, first sign-ins
-with the e-mailed temporary passwords) and committed; each test then runs in
-its own rolled-back transaction, so a test that deletes or replies changes
-nothing for the next one.
+The personas live in one small world (``tests/personas.py``, the ``world``
+fixture), built once for the module through the real portal (HTTP sends, the
+real worker, a real SMTP sink, first sign-ins with the e-mailed temporary
+passwords) and committed; each test then runs in its own rolled-back
+transaction, so a test that deletes or replies changes nothing for the next one.
 
 * Alice (sender, org A) sends m1 to Bob and m2 to Carol; Bob replies (r1).
 * Dave is a second sender of org A: he sees none of it.
@@ -23,160 +23,24 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
-from django.test.utils import override_settings
 
-from hushpost.accounts.actions import create_sender
-from hushpost.accounts.models import User
 from hushpost.messaging.models import Delivery, Message
-from hushpost.notifications.models import DevMail, Notification
-from hushpost.notifications.relay import relay as connection
-from hushpost.orgs.actions import create_organization
-from hushpost.orgs.models import Organization
-from tests.conftest import PASSWORD, run_worker
-from tests.helpers import NEW_PASSWORD, PASSWORD_SUBJECT, send, signed_in_as
-
-SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-BACKEND = "hushpost.accounts.backends.HushpostBackend"
-BOB = "bob@client.example"
-BOB_B_PASSWORD = "Copper-kettle-meadow-58"
-
-# Distinctive strings: they must show up for the right person and nowhere else.
-CONTENT = {
-    "m1": ("Alpha biopsy results KX7PLW9ZRT", "<p>Alpha body <b>QZ1-benign-VW7</b></p>"),
-    "m2": ("Bravo invoice dispute KX8MQV2HNB", "<p>Bravo body QZ2-settled-HX4</p>"),
-    "mB": ("Charlie custody hearing KX9DFG4JSW", "<p>Charlie body QZ3-adjourned-PL2</p>"),
-    "mB2": ("Delta tenancy notice KX0RTY6UCE", "<p>Delta body QZ4-evicted-MN8</p>"),
-}
-REPLY_BODY = "Echo reply QZ5-thanks-RB3"
-# Each message carries one file: its bytes are a secret of their own.
-FILES = {key: f"File of {key} FZ{n}-attached-{key}".encode() for n, key in enumerate(["m1", "m2", "mB", "mB2", "r1"])}
-# What the pages would show: subjects, and a word of each body.
-# Long enough never to turn up by chance in a hash, a salt or a token.
-SECRETS = ["KX7PLW9ZRT", "KX8MQV2HNB", "KX9DFG4JSW", "KX0RTY6UCE", "QZ1-benign-VW7", "QZ2-settled-HX4",
-           "QZ3-adjourned-PL2", "QZ4-evicted-MN8", "QZ5-thanks-RB3", *(f.decode().split()[-1] for f in FILES.values())]
-
-
-@dataclass
-class World:
-    orgs: dict[str, Organization] = field(default_factory=dict)
-    users: dict[str, User] = field(default_factory=dict)
-    uids: dict[str, str] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)
-    notification: dict[str, int] = field(default_factory=dict)
-    passwords: dict[str, str] = field(default_factory=dict)
-
-    def org_of(self, target: str) -> str:
-        return "B" if target.startswith("mB") else "A"
-
-
-def _uid_from(response) -> str:
-    assert response.status_code == 302, response.content[:500]
-    return re.fullmatch(r"/app/m/([\w-]+)", response["Location"]).group(1)
-
-
-def _first_login(client, smtp, org, email, new_password):
-    """Sign in with the temporary password this organisation e-mailed, then choose one."""
-    mails = [m for m in smtp.to(email, PASSWORD_SUBJECT) if f"/r/{org.slug}/" in m.link()]
-    assert mails, f"no password e-mail from {org.slug} to {email}"
-    r = client.post(f"/r/{org.slug}/login", {"email": email, "password": mails[-1].temporary_password()})
-    assert r.status_code == 302, r.content[:400]
-    r = client.post(f"/r/{org.slug}/password", {"password": new_password, "confirm": new_password})
-    assert r.status_code == 302, r.content[:400]
-
-
-def _upload(client, url: str, data: bytes, name: str) -> str:
-    r = client.post(url, data=data, content_type="text/plain", HTTP_X_FILE_NAME=name)
-    assert r.status_code == 201, r.content[:400]
-    return r.json()["uid"]
-
-
-def build_world(smtp) -> World:
-    """Alice, Bob, Carol, Dave (org A); Charlie, Erin, Bob again (org B)."""
-    connection.close()  # an earlier test may have left the worker holding another backend
-    smtp.clear()
-    w = World()
-    w.orgs["A"] = create_organization(name="Access North Clinic", domains=["access-north.example"])
-    w.orgs["B"] = create_organization(name="Access South Legal", domains=["access-south.example"])
-    for name, email in [("alice", "alice@access-north.example"), ("dave", "dave@access-north.example"),
-                        ("charlie", "charlie@access-south.example")]:
-        w.users[name] = create_sender(email=email, name=name.title(), password=PASSWORD)
-    alice, charlie = Client(), Client()
-    for client, name in ((alice, "alice"), (charlie, "charlie")):
-        r = client.post("/login", {"email": w.users[name].email, "password": PASSWORD})
-        assert r.status_code == 302, r.content[:400]
-    for key, client, to in [("m1", alice, BOB), ("m2", alice, "carol@client.example"),
-                            ("mB", charlie, "erin@patient.example"), ("mB2", charlie, BOB)]:
-        subject, body = CONTENT[key]
-        w.files[key] = _upload(client, "/app/files", FILES[key], f"{key}.txt")
-        w.uids[key] = _uid_from(send(client, to=to, subject=subject, body=body, attachment=[w.files[key]]))
-    run_worker()
-    people = [("bob", "A", BOB, NEW_PASSWORD), ("carol", "A", "carol@client.example", NEW_PASSWORD),
-              ("erin", "B", "erin@patient.example", NEW_PASSWORD), ("bobb", "B", BOB, BOB_B_PASSWORD)]
-    clients = {}
-    for name, org, email, password in people:
-        clients[name] = Client()
-        _first_login(clients[name], smtp, w.orgs[org], email, password)
-        w.users[name] = User.objects.get(role=User.Role.RECIPIENT, org=w.orgs[org], email=email)
-        w.passwords[name] = password
-    w.files["r1"] = _upload(clients["bob"], f"/r/{w.orgs['A'].slug}/files", FILES["r1"], "r1.txt")
-    r = clients["bob"].post(
-        f"/r/{w.orgs['A'].slug}/m/{w.uids['m1']}/reply",
-        {"body": REPLY_BODY, "body_format": "text", "send_token": secrets.token_urlsafe(24),
-         "attachment": [w.files["r1"]]},
-    )
-    assert r.status_code == 302, r.content[:400]
-    w.uids["r1"] = Message.objects.get(author=w.users["bob"], kind=Message.Kind.REPLY).uid
-    run_worker()
-    for key, uid in w.uids.items():
-        kind = Notification.Kind.REPLY if key == "r1" else Notification.Kind.MESSAGE
-        w.notification[key] = Notification.objects.get(delivery__message__uid=uid, kind=kind).pk
-    assert Notification.objects.exclude(status=Notification.Status.SENT).count() == 0
-    connection.close()
-    return w
-
-
-def destroy_world() -> None:
-    """Remove everything the world committed, so other modules start empty."""
-    from django.contrib.sessions.models import Session
-    from django_tasks_db.models import DBTaskResult
-
-    Notification.objects.all().delete()
-    Delivery.objects.all().delete()
-    Message.objects.filter(kind=Message.Kind.REPLY).delete()
-    Message.objects.all().delete()
-    User.objects.all().delete()
-    Organization.objects.all().delete()
-    DBTaskResult.objects.all().delete()
-    Session.objects.all().delete()
-    DevMail.objects.all().delete()
-    # The audit trail refuses deletion; the test database is emptied as a whole instead.
-    from django.db import connection as db
-
-    with db.cursor() as cursor:
-        if db.vendor == "postgresql":
-            cursor.execute("TRUNCATE audit_auditevent, audit_audithead")
-        else:
-            cursor.execute("DELETE FROM audit_auditevent")
-            cursor.execute("DELETE FROM audit_audithead")
-
-
-@pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker, smtp_server):
-    with django_db_blocker.unblock(), override_settings(EMAIL_BACKEND=SMTP_BACKEND):
-        try:
-            built = build_world(smtp_server)
-        except BaseException:
-            destroy_world()
-            raise
-    yield built
-    with django_db_blocker.unblock():
-        destroy_world()
-
+from hushpost.notifications.models import Notification
+from tests.personas import (
+    BOB,
+    BOB_B_PASSWORD,
+    CONTENT,
+    FILES,
+    NEW_PASSWORD,
+    PASSWORD,
+    REPLY_BODY,
+    SECRETS,
+    World,
+)
 
 # --- the matrix -------------------------------------------------------------
 
@@ -283,19 +147,12 @@ def _snapshot():
     )
 
 
-def _signed_in(persona: str, w: World) -> Client:
-    client = Client()
-    if persona != "anon":
-        signed_in_as(client, w.users[persona])
-    return client
-
-
 @pytest.mark.parametrize(("action", "target", "slug", "persona"), list(_cases()))
 def test_message_urls_for_every_persona(world, db, action, target, slug, persona):
     w = world
     url_org = w.org_of(target) if slug in ("own", "-") else ("A" if w.org_of(target) == "B" else "B")
     slug_value = w.orgs[url_org].slug
-    client = _signed_in(persona, w)
+    client = w.signed_in(persona)
     before = _snapshot()
     response, path = _request(client, w, action, w.uids[target], slug_value, target)
     outcome, location = _expected(w, action, target, slug, persona)
@@ -335,7 +192,7 @@ def test_message_urls_for_every_persona(world, db, action, target, slug, persona
     for secret in SECRETS:
         assert secret not in page, f"{secret} leaked to {persona}"
     assert _snapshot() == before
-    missing, _ = _request(_signed_in(persona, w), w, action, MISSING_UID, slug_value, target)
+    missing, _ = _request(w.signed_in(persona), w, action, MISSING_UID, slug_value, target)
     if outcome == "404":
         assert response.status_code == 404
         assert response.content == missing.content
@@ -365,7 +222,7 @@ LISTS = {
 @pytest.mark.parametrize("persona", list(LISTS))
 def test_inbox_and_sent_list_only_ones_own_messages(world, db, persona):
     w = world
-    client = _signed_in(persona, w)
+    client = w.signed_in(persona)
     for template, visible in LISTS[persona].items():
         path = template.format(A=w.orgs["A"].slug, B=w.orgs["B"].slug)
         response = client.get(path)
@@ -392,7 +249,7 @@ def test_portal_pages_only_for_their_own_role_and_organisation(world, db, person
     w = world
     path = template.format(A=w.orgs["A"].slug, B=w.orgs["B"].slug)
     role, org = ROLE_ORG[persona]
-    response = _signed_in(persona, w).get(path)
+    response = w.signed_in(persona).get(path)
     if path.startswith("/app/"):
         allowed, login = role == "sender", "/login?" + urlencode({'next': path})
     else:
@@ -410,7 +267,7 @@ def test_portal_pages_only_for_their_own_role_and_organisation(world, db, person
 def test_other_organisations_login_page_shows_nothing_of_the_session(world, db):
     """Bob, signed in with org A, following org B's link: B's sign-in page, no content."""
     w = world
-    bob = _signed_in("bob", w)
+    bob = w.signed_in("bob")
     slug_b = w.orgs["B"].slug
     r = bob.get(f"/r/{slug_b}/login", {"email": BOB, "next": f"/r/{slug_b}/m/{w.uids['mB2']}"})
     assert r.status_code == 200
@@ -454,7 +311,7 @@ def test_retry_only_reaches_notifications_of_the_message_in_the_url(world, db, o
     w = world
     note = w.notification[other]
     Notification.objects.filter(pk=note).update(status=Notification.Status.FAILED)
-    alice = _signed_in("alice", w)
+    alice = w.signed_in("alice")
     r = alice.post(f"/app/m/{w.uids['m1']}/retry/{note}")
     assert r.status_code == 404
     assert Notification.objects.get(pk=note).status == Notification.Status.FAILED
@@ -462,7 +319,7 @@ def test_retry_only_reaches_notifications_of_the_message_in_the_url(world, db, o
     password_note = Notification.objects.get(kind=Notification.Kind.PASSWORD, delivery__message__uid=w.uids["m1"])
     Notification.objects.filter(pk=password_note.pk).update(status=Notification.Status.FAILED)
     assert alice.post(f"/app/m/{w.uids['m2']}/retry/{password_note.pk}").status_code == 404
-    assert _signed_in("dave", w).post(f"/app/m/{w.uids['m1']}/retry/{password_note.pk}").status_code == 404
+    assert w.signed_in("dave").post(f"/app/m/{w.uids['m1']}/retry/{password_note.pk}").status_code == 404
     r = alice.post(f"/app/m/{w.uids['m1']}/retry/{password_note.pk}")
     assert (r.status_code, r["Location"]) == (302, f"/app/m/{w.uids['m1']}")
     assert Notification.objects.get(pk=password_note.pk).status == Notification.Status.PENDING
@@ -470,7 +327,7 @@ def test_retry_only_reaches_notifications_of_the_message_in_the_url(world, db, o
 
 def test_unknown_organisation_is_not_found(world, db):
     for persona in ("anon", "bob"):
-        client = _signed_in(persona, world)
+        client = world.signed_in(persona)
         assert client.get("/r/no-such-org/").status_code == 404
         assert client.get(f"/r/no-such-org/m/{world.uids['m1']}").status_code == 404
 
@@ -478,7 +335,7 @@ def test_unknown_organisation_is_not_found(world, db):
 def test_deleted_message_is_gone_for_the_recipient_but_not_the_sender(world, db):
     w = world
     slug = w.orgs["A"].slug
-    bob, alice = _signed_in("bob", w), _signed_in("alice", w)
+    bob, alice = w.signed_in("bob"), w.signed_in("alice")
     assert bob.post(f"/r/{slug}/m/{w.uids['m1']}/delete").status_code == 302
     for suffix in ("", "/print", "/reply"):
         assert bob.get(f"/r/{slug}/m/{w.uids['m1']}{suffix}").status_code == 404
@@ -493,6 +350,6 @@ def test_deleted_message_is_gone_for_the_recipient_but_not_the_sender(world, db)
 def test_home_leads_each_persona_to_their_own_portal(world, db, persona):
     w = world
     role, org = ROLE_ORG[persona]
-    r = _signed_in(persona, w).get("/")
+    r = w.signed_in(persona).get("/")
     expected = {"sender": "/app/", "recipient": f"/r/{w.orgs[org].slug}/" if org else None, None: "/login"}[role]
     assert (r.status_code, r["Location"]) == (302, expected)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -20,19 +19,10 @@ from hushpost.attachments.models import Attachment
 from hushpost.lib import clock
 from hushpost.lib.streams import StreamError
 from hushpost.messaging.models import Message
-from tests.conftest import PASSWORD
-from tests.helpers import first_login, send, sign_in_again
+from tests.helpers import content_of, send, upload
+from tests.personas import BOB, PASSWORD, first_login, sign_in_again
 
-BOB = "bob@client.example"
 REPORT = b"%PDF-1.7 Quarterly statement for Bob: balance 1,234.56 " + os.urandom(3 * 1024 * 1024)
-
-
-def upload(client, data: bytes, name: str, url="/app/files", content_type="application/pdf"):
-    return client.post(url, data=data, content_type=content_type, HTTP_X_FILE_NAME=quote(name))
-
-
-def content_of(response) -> bytes:
-    return b"".join(response.streaming_content)
 
 
 @pytest.fixture

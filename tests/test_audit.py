@@ -20,12 +20,10 @@ from hushpost.audit.chain import head_seal
 from hushpost.audit.models import AppendOnly, AuditEvent, AuditHead
 from hushpost.audit.verify import verify
 from hushpost.messaging.models import Message
-from tests.helpers import first_login, send
-from tests.test_attachments import upload
-from tests.test_cli import env, run  # noqa: F401 - a development environment for the real command
+from tests import personas
+from tests.helpers import BACKEND, run_cli, send, upload
+from tests.personas import BOB, first_login
 
-BOB = "bob@client.example"
-BACKEND = "hushpost.accounts.backends.HushpostBackend"
 SECRETS = ("Tuesday biopsy QA71", "benign QA72", "scan-QA73.pdf", "thanks QA74")
 
 
@@ -178,14 +176,14 @@ def test_a_head_restored_from_a_backup_is_caught_by_a_kept_checkpoint(story, org
                      stdout=io.StringIO())
 
 
-def test_upgrading_seals_the_heads_of_an_existing_trail(env):
-    assert run(env, "migrate", "-v0").returncode == 0
-    r = run(env, "shell", "-c", "from hushpost.audit.actions import record\nfor n in range(3): record('admin', detail=str(n))")
+def test_upgrading_seals_the_heads_of_an_existing_trail(cli_env):
+    assert run_cli(cli_env, "migrate", "-v0").returncode == 0
+    r = run_cli(cli_env, "shell", "-c", "from hushpost.audit.actions import record\nfor n in range(3): record('admin', detail=str(n))")
     assert r.returncode == 0, r.stderr
     # As before seals existed: the columns go, with what they held; upgrading brings them back.
-    assert run(env, "migrate", "audit", "0002", "-v0").returncode == 0
-    assert run(env, "migrate", "-v0").returncode == 0
-    r = run(env, "audit", "verify")
+    assert run_cli(cli_env, "migrate", "audit", "0002", "-v0").returncode == 0
+    assert run_cli(cli_env, "migrate", "-v0").returncode == 0
+    r = run_cli(cli_env, "audit", "verify")
     assert r.returncode == 0, r.stderr
     assert "3 events in 1 chain(s)" in r.stdout
 
@@ -199,9 +197,9 @@ def test_events_cannot_be_changed_through_the_application(story):
         event.delete()
 
 
-def test_an_admin_filters_and_exports_the_trail(story, org, make_sender, make_org):
+def test_an_admin_filters_and_exports_the_trail(story, org):
     admin = Client()
-    admin.force_login(make_sender(org, "ada", "Ada Admin", admin=True), backend=BACKEND)
+    admin.force_login(personas.ada(org), backend=BACKEND)
     page = admin.get("/app/admin/audit", {"action": "download"}).content.decode()
     shown = re.findall(r'<th scope="row">([^<]+)</th>', page)
     assert shown and set(shown) == {"File downloaded"}
@@ -213,19 +211,18 @@ def test_an_admin_filters_and_exports_the_trail(story, org, make_sender, make_or
     for secret in SECRETS:
         assert all(secret not in cell for row in rows for cell in row)
     other = Client()
-    other.force_login(make_sender(make_org("Harbour Legal", "harbour.example"), "hal", "Hal", admin=True),
-                      backend=BACKEND)
+    other.force_login(personas.hal(personas.harbour()), backend=BACKEND)
     theirs = other.get("/app/admin/audit").content.decode()
     assert not {"Message sent", "File downloaded"} & set(re.findall(r'<th scope="row">([^<]+)</th>', theirs))
 
 
-def test_a_spreadsheet_formula_in_the_trail_is_defused_in_the_export(org, make_sender):
+def test_a_spreadsheet_formula_in_the_trail_is_defused_in_the_export(org):
     from hushpost.audit.actions import record
 
     record(AuditEvent.Action.ADMIN, org=org, actor_email='=HYPERLINK("http://evil.example")',
            detail="+SUM(A1:A9)", client="-1+1")
     admin = Client()
-    admin.force_login(make_sender(org, "ada", "Ada Admin", admin=True), backend=BACKEND)
+    admin.force_login(personas.ada(org), backend=BACKEND)
     rows = list(csv.reader(io.StringIO(b"".join(admin.get("/app/admin/audit", {"format": "csv"}).streaming_content)
                                        .decode())))
     [row] = [r for r in rows if "HYPERLINK" in r[2]]

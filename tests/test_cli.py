@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import stat
 import subprocess
@@ -12,21 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_cli
+
 HUSHPOST = [sys.executable, "-m", "hushpost.cli"]
 
 
 @pytest.fixture
-def env(tmp_path):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HUSHPOST_")}
-    clean.pop("DJANGO_SETTINGS_MODULE", None)
-    clean.update(HUSHPOST_MODE="development", HUSHPOST_DATA_DIR=str(tmp_path))
-    return clean
-
-
-@pytest.fixture
-def production_env(env):
+def production_env(cli_env):
     """Production mode with everything production needs; the SMTP server need not answer for these commands."""
-    return env | {
+    return cli_env | {
         "HUSHPOST_MODE": "production",
         "HUSHPOST_SECRET_KEY": secrets.token_urlsafe(48),
         "HUSHPOST_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -35,85 +28,78 @@ def production_env(env):
     }
 
 
-def run(env, *args, stdin=""):
-    return subprocess.run(
-        [*HUSHPOST, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120,
-        cwd=Path(__file__).parent.parent,
-    )
-
-
-def test_operator_sets_up_an_organisation_and_a_sender(env, tmp_path):
-    assert run(env, "migrate", "-v0").returncode == 0
-    r = run(env, "org", "add", "--name", "Harbour Legal", "--domain", "harbour.example")
+def test_operator_sets_up_an_organisation_and_a_sender(cli_env, tmp_path):
+    assert run_cli(cli_env, "migrate", "-v0").returncode == 0
+    r = run_cli(cli_env, "org", "add", "--name", "Harbour Legal", "--domain", "harbour.example")
     assert r.returncode == 0, r.stderr
     assert "Created organisation Harbour Legal (harbour-legal)" in r.stdout
-    r = run(env, "org", "add", "--name", "Copycat", "--domain", "harbour.example")
+    r = run_cli(cli_env, "org", "add", "--name", "Copycat", "--domain", "harbour.example")
     assert r.returncode != 0 and "already belongs" in r.stderr
-    r = run(env, "user", "add", "--email", "Ann@Harbour.example", "--name", "Ann Lee", "--admin",
+    r = run_cli(cli_env, "user", "add", "--email", "Ann@Harbour.example", "--name", "Ann Lee", "--admin",
             stdin="Solid-granite-meadow-88\n")
     assert r.returncode == 0, r.stderr
     assert "Created organisation admin ann@harbour.example in Harbour Legal" in r.stdout
-    r = run(env, "user", "add", "--email", "bo@elsewhere.example", "--name", "Bo",
+    r = run_cli(cli_env, "user", "add", "--email", "bo@elsewhere.example", "--name", "Bo",
             stdin="Solid-granite-meadow-88\n")
     assert r.returncode != 0 and "no organisation owns the domain" in r.stderr
-    r = run(env, "user", "add", "--email", "cy@harbour.example", "--name", "Cy", stdin="password\n")
+    r = run_cli(cli_env, "user", "add", "--email", "cy@harbour.example", "--name", "Cy", stdin="password\n")
     assert r.returncode != 0 and "at least 12 characters" in r.stderr
-    r = run(env, "user", "add", "--email", "dee@harbour.example", "--name", "Dee\r\nBcc: x@y.example",
+    r = run_cli(cli_env, "user", "add", "--email", "dee@harbour.example", "--name", "Dee\r\nBcc: x@y.example",
             stdin="Solid-granite-meadow-88\n")
     assert r.returncode != 0 and "line breaks" in r.stderr
-    r = run(env, "org", "list")
+    r = run_cli(cli_env, "org", "list")
     assert "harbour-legal\tHarbour Legal\tharbour.example" in r.stdout
     assert (tmp_path / "hushpost.sqlite3").exists()
 
 
-def test_identities_change_on_the_server_shell_not_in_ops(env):
+def test_identities_change_on_the_server_shell_not_in_ops(cli_env):
     """What /ops/ shows read-only, the server's shell changes, and the audit trail keeps."""
-    assert run(env, "migrate", "-v0").returncode == 0
-    assert run(env, "org", "add", "--name", "Harbour Legal", "--domain", "harbour.example").returncode == 0
-    r = run(env, "user", "add", "--email", "ann@harbour.example", "--name", "Ann", stdin="Solid-granite-meadow-88\n")
+    assert run_cli(cli_env, "migrate", "-v0").returncode == 0
+    assert run_cli(cli_env, "org", "add", "--name", "Harbour Legal", "--domain", "harbour.example").returncode == 0
+    r = run_cli(cli_env, "user", "add", "--email", "ann@harbour.example", "--name", "Ann", stdin="Solid-granite-meadow-88\n")
     assert r.returncode == 0, r.stderr
-    r = run(env, "user", "set", "--email", "ann@harbour.example", "--admin", "--name", "Ann Lee")
+    r = run_cli(cli_env, "user", "set", "--email", "ann@harbour.example", "--admin", "--name", "Ann Lee")
     assert r.returncode == 0 and "changed name, admin of ann@harbour.example" in r.stdout, r.stderr
-    r = run(env, "user", "set", "--email", "ann@harbour.example", "--new-email", "ann@elsewhere.example")
+    r = run_cli(cli_env, "user", "set", "--email", "ann@harbour.example", "--new-email", "ann@elsewhere.example")
     assert r.returncode != 0 and "not at one of Harbour Legal's domains" in r.stderr
-    r = run(env, "org", "add-domain", "harbour-legal", "harbour-law.example")
+    r = run_cli(cli_env, "org", "add-domain", "harbour-legal", "harbour-law.example")
     assert r.returncode == 0 and "now has the domain harbour-law.example" in r.stdout, r.stderr
-    assert run(env, "org", "add-domain", "harbour-legal", "harbour-law.example").returncode != 0
-    r = run(env, "user", "set", "--email", "ann@harbour.example", "--new-email", "ann@harbour-law.example",
+    assert run_cli(cli_env, "org", "add-domain", "harbour-legal", "harbour-law.example").returncode != 0
+    r = run_cli(cli_env, "user", "set", "--email", "ann@harbour.example", "--new-email", "ann@harbour-law.example",
             "--no-admin")
     assert r.returncode == 0 and "(now ann@harbour-law.example)" in r.stdout, r.stderr
-    r = run(env, "user", "set", "--email", "nobody@harbour.example", "--admin")
+    r = run_cli(cli_env, "user", "set", "--email", "nobody@harbour.example", "--admin")
     assert r.returncode != 0 and "no sender has the address" in r.stderr
-    r = run(env, "audit", "verify")
+    r = run_cli(cli_env, "audit", "verify")
     assert r.returncode == 0, r.stdout + r.stderr
-    r = run(env, "shell", "-c", "from hushpost.audit.models import AuditEvent as E; "
+    r = run_cli(cli_env, "shell", "-c", "from hushpost.audit.models import AuditEvent as E; "
             "print(*E.objects.filter(action='admin').values_list('actor_email', 'detail'), sep='\\n')")
     assert "('hushpost org add-domain (server shell)', 'added the domain harbour-law.example')" in r.stdout
     assert "changed admin, e-mail of ann@harbour.example (now ann@harbour-law.example)" in r.stdout
 
 
-def test_demo_setup_creates_the_demo_login(env):
-    r = run(env, "demo", "--setup-only")
+def test_demo_setup_creates_the_demo_login(cli_env):
+    r = run_cli(cli_env, "demo", "--setup-only")
     assert r.returncode == 0, r.stderr
-    r = run(env, "demo", "--setup-only")  # running it again changes nothing
+    r = run_cli(cli_env, "demo", "--setup-only")  # running it again changes nothing
     assert r.returncode == 0, r.stderr
-    assert "northwind-health" in run(env, "org", "list").stdout
+    assert "northwind-health" in run_cli(cli_env, "org", "list").stdout
 
 
 def test_demo_is_refused_in_production_and_creates_nothing(production_env, tmp_path):
-    r = run(production_env, "demo", "--setup-only")
+    r = run_cli(production_env, "demo", "--setup-only")
     assert r.returncode != 0
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert "refuses" in r.stderr and "HUSHPOST_MODE=development" in r.stderr
     assert not (tmp_path / "hushpost.sqlite3").exists()  # no database, so no demo admin
-    assert run(production_env, "migrate", "-v0").returncode == 0
-    listed = run(production_env, "org", "list")
+    assert run_cli(production_env, "migrate", "-v0").returncode == 0
+    listed = run_cli(production_env, "org", "list")
     assert listed.returncode == 0 and "northwind" not in listed.stdout
 
 
 def test_first_migrate_in_production_creates_the_data_directory(production_env, tmp_path):
     data = tmp_path / "new" / "var"
-    r = run(production_env | {"HUSHPOST_DATA_DIR": str(data)}, "migrate", "-v0")
+    r = run_cli(production_env | {"HUSHPOST_DATA_DIR": str(data)}, "migrate", "-v0")
     assert r.returncode == 0, r.stderr
     assert (data / "hushpost.sqlite3").exists()
     assert stat.S_IMODE(data.stat().st_mode) == 0o700  # the database holds every account
@@ -122,38 +108,38 @@ def test_first_migrate_in_production_creates_the_data_directory(production_env, 
 def test_a_data_directory_that_cannot_be_made_is_explained_in_one_line(production_env, tmp_path):
     (tmp_path / "taken").write_text("a file where a directory should be")
     data = tmp_path / "taken" / "var"
-    r = run(production_env | {"HUSHPOST_DATA_DIR": str(data)}, "migrate", "-v0")
+    r = run_cli(production_env | {"HUSHPOST_DATA_DIR": str(data)}, "migrate", "-v0")
     assert r.returncode != 0
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert f"cannot create its data directory {data}" in r.stderr and "HUSHPOST_DATA_DIR" in r.stderr
 
 
-def test_operator_account_reaches_the_admin_but_no_portal(env, tmp_path):
-    env = env | {"DJANGO_SUPERUSER_PASSWORD": "Operator-granite-meadow-88"}
-    assert run(env, "migrate", "-v0").returncode == 0
-    r = run(env, "createsuperuser", "--noinput", "--username", "Ops@Example.org")
+def test_operator_account_reaches_the_admin_but_no_portal(cli_env, tmp_path):
+    cli_env = cli_env | {"DJANGO_SUPERUSER_PASSWORD": "Operator-granite-meadow-88"}
+    assert run_cli(cli_env, "migrate", "-v0").returncode == 0
+    r = run_cli(cli_env, "createsuperuser", "--noinput", "--username", "Ops@Example.org")
     assert r.returncode == 0, r.stderr
 
 
-def test_an_operator_who_lost_the_phone_is_reset_on_the_server(env):
-    env = env | {"DJANGO_SUPERUSER_PASSWORD": "Operator-granite-meadow-88"}
-    assert run(env, "migrate", "-v0").returncode == 0
-    assert run(env, "createsuperuser", "--noinput", "--username", "ops@example.org").returncode == 0
-    assert "ops@example.org\tactive\ttwo-factor not set up yet" in run(env, "operator", "list").stdout
-    r = run(env, "shell", "-c", "from hushpost.accounts.models import User; from hushpost.lib import clock; "
+def test_an_operator_who_lost_the_phone_is_reset_on_the_server(cli_env):
+    cli_env = cli_env | {"DJANGO_SUPERUSER_PASSWORD": "Operator-granite-meadow-88"}
+    assert run_cli(cli_env, "migrate", "-v0").returncode == 0
+    assert run_cli(cli_env, "createsuperuser", "--noinput", "--username", "ops@example.org").returncode == 0
+    assert "ops@example.org\tactive\ttwo-factor not set up yet" in run_cli(cli_env, "operator", "list").stdout
+    r = run_cli(cli_env, "shell", "-c", "from hushpost.accounts.models import User; from hushpost.lib import clock; "
             "User.objects.update(totp_enabled_at=clock.now(), totp_secret_sealed=b'x')")
     assert r.returncode == 0, r.stderr
-    assert "two-factor on" in run(env, "operator", "list").stdout
-    r = run(env, "operator", "reset-two-factor", "Ops@Example.org")
+    assert "two-factor on" in run_cli(cli_env, "operator", "list").stdout
+    r = run_cli(cli_env, "operator", "reset-two-factor", "Ops@Example.org")
     assert r.returncode == 0 and "next sign-in at /ops/ sets it up again" in r.stdout
-    assert "two-factor not set up yet" in run(env, "operator", "list").stdout
-    r = run(env, "operator", "reset-two-factor", "nobody@example.org")
+    assert "two-factor not set up yet" in run_cli(cli_env, "operator", "list").stdout
+    r = run_cli(cli_env, "operator", "reset-two-factor", "nobody@example.org")
     assert r.returncode != 0 and "no operator" in r.stderr
 
 
 def test_operator_signs_in_to_the_admin(client, db):
     from hushpost.accounts.models import User
-    from tests.helpers import ops_enrol
+    from tests.personas import ops_enrol
 
     User.objects.create_superuser("ops@example.org", "Operator-granite-meadow-88")
     ops_enrol(client, "ops@example.org")  # the first sign-in sets up the second factor
@@ -163,14 +149,14 @@ def test_operator_signs_in_to_the_admin(client, db):
     assert client.get("/app/").status_code == 302
 
 
-def test_a_worker_started_before_migrate_says_so_and_starts_once_migrated(env):
-    worker = subprocess.Popen([*HUSHPOST, "worker", "--interval", "0.1"], env=env, text=True,
+def test_a_worker_started_before_migrate_says_so_and_starts_once_migrated(cli_env):
+    worker = subprocess.Popen([*HUSHPOST, "worker", "--interval", "0.1"], env=cli_env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               cwd=Path(__file__).parent.parent)
     try:
         first = worker.stdout.readline()
         assert "not migrated" in first and "run `hushpost migrate`" in first
-        assert run(env, "migrate", "-v0").returncode == 0
+        assert run_cli(cli_env, "migrate", "-v0").returncode == 0
         # It was waiting, not dead: once the schema is there it starts by itself.
         lines = [worker.stdout.readline() for _ in range(2)]
         assert any("started" in line for line in lines), lines

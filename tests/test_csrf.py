@@ -7,7 +7,7 @@ import re
 import pytest
 from django.test import Client
 
-from tests.conftest import PASSWORD
+from tests.personas import PASSWORD
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from hushpost.notifications.models import Notification
 from hushpost.server.background import BackgroundWorker
 from hushpost.server.models import WorkerProcess
 from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, send
-
-BOB = "bob@client.example"
+from tests.personas import BOB
 
 
 @pytest.fixture

@@ -12,16 +12,10 @@ import io
 import logging
 import os
 import quopri
-import signal
 import smtplib
-import socket
 import ssl
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from email.utils import make_msgid
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -33,15 +27,15 @@ from hushpost.attachments.actions import files_of
 from hushpost.attachments.models import Attachment
 from hushpost.gateway import server
 from hushpost.gateway.config import GatewayConfigError, configure
-from hushpost.gateway.server import Gateway, tls_context
+from hushpost.gateway.server import tls_context
 from hushpost.lib import clock
 from hushpost.lib.sanitize import sanitize_html
 from hushpost.messaging.content import open_content
 from hushpost.messaging.models import Delivery, Message, Restriction
-from tests.gateway_mail import ALICE, BOB, CAROL, DAVE, TcpProxy, as_bytes, mail, submit
-from tests.helpers import MESSAGE_SUBJECT, first_login
+from tests.gateway_mail import DAVE, TcpProxy, as_bytes, mail, start_smtpd, stop_smtpd, submit
+from tests.helpers import MESSAGE_SUBJECT, self_signed
+from tests.personas import ALICE, BOB, CAROL, first_login
 from tests.settings import _free_port
-from tests.test_smtp_tls import _self_signed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,35 +43,6 @@ MB = 1024 * 1024
 RELAY_PASSWORD = "Harbour-relay-granite-74"
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(20_000)
 GIF = b"GIF89a" + os.urandom(5_000)
-
-
-@pytest.fixture
-def make_gateway(transactional_db):
-    """Start the real gateway on a free loopback port; stopped after the test."""
-    started: list[Gateway] = []
-
-    def make(**options) -> Gateway:
-        options.setdefault("max_bytes", 20 * MB)
-        options.setdefault("threads", 2)
-        gateway = Gateway("127.0.0.1", _free_port(), **options)
-        gateway.start()
-        started.append(gateway)
-        return gateway
-
-    yield make
-    for gateway in started:
-        gateway.stop()
-
-
-@pytest.fixture
-def relaying(org, alice):
-    """Northwind's mail server, on loopback, may relay to the gateway."""
-    return configure(org, networks="127.0.0.1/32")
-
-
-@pytest.fixture
-def gateway(make_gateway, relaying):
-    return make_gateway()
 
 
 def sign_in(smtp, deliver, org, email) -> Client:
@@ -426,7 +391,7 @@ def test_a_client_outside_the_organisations_networks_is_refused(gateway, org, al
 
 @pytest.fixture
 def tls_gateway(make_gateway, org, alice, tmp_path):
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     configure(org, networks="", auth_user="northwind-relay", password=RELAY_PASSWORD)
     gateway = make_gateway(tls_context=tls_context(str(cert), str(key)))
     client_context = ssl.create_default_context(cafile=str(cert))
@@ -606,31 +571,6 @@ def test_operators_configure_an_organisation_with_the_cli(org, monkeypatch):
 
 
 # `hushpost smtpd` as a process ----------------------------------------------------------
-
-def start_smtpd(env: dict, port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hushpost.cli", "smtpd", "--bind", f"127.0.0.1:{port}"], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"hushpost smtpd exited: {process.communicate()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("hushpost smtpd did not start listening")
-
-
-def stop_smtpd(process: subprocess.Popen) -> tuple[str, str]:
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
-    return out, err
-
 
 def test_the_database_failing_mid_delivery_answers_451_and_the_retry_is_delivered(
     relaying, alice, smtp, deliver, settings,

@@ -24,10 +24,17 @@ import pytest
 from hushpost.attachments.models import Attachment
 from hushpost.messaging.content import open_content
 from hushpost.messaging.models import Message
-from tests.conftest import PASSWORD
-from tests.gateway_mail import ALICE, BOB, mail, semicolons, slow_to_parse, submit, transaction
+from tests.gateway_mail import (
+    mail,
+    semicolons,
+    slow_to_parse,
+    start_smtpd,
+    stop_smtpd,
+    submit,
+    transaction,
+)
+from tests.personas import ALICE, BOB, PASSWORD
 from tests.settings import _free_port
-from tests.test_gateway import make_gateway, relaying, start_smtpd, stop_smtpd  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).parent.parent

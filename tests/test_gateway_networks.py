@@ -17,7 +17,6 @@ from django.core.management.base import CommandError
 from hushpost.gateway.config import configure
 from hushpost.messaging.models import Message
 from tests.gateway_mail import mail, submit
-from tests.test_gateway import make_gateway  # noqa: F401 - the real gateway, on loopback
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,15 +7,8 @@ from datetime import timedelta
 
 from hushpost.lib import clock
 from hushpost.messaging.models import Delivery, Message
-from tests.helpers import (
-    MESSAGE_SUBJECT,
-    NEW_PASSWORD,
-    PASSWORD_SUBJECT,
-    first_login,
-    path_of,
-    send,
-    sign_in_again,
-)
+from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, path_of, send
+from tests.personas import NEW_PASSWORD, first_login, sign_in_again
 
 
 def test_new_recipient_gets_password_then_message_notification(sender_client, smtp, deliver, org):

@@ -16,8 +16,9 @@ from hushpost.accounts.models import Throttle
 from hushpost.lib import clock
 from hushpost.lib.client import client_address
 from hushpost.notifications.models import Notification
-from tests.conftest import PASSWORD
+from tests import personas
 from tests.helpers import PASSWORD_SUBJECT, send, signed_in_as
+from tests.personas import PASSWORD
 
 LOCKED = "Too many unsuccessful attempts: signing in with this address is paused for 15 minutes."
 LOCKOUT_SUBJECT = "Secure Messaging Account Locked"
@@ -114,8 +115,8 @@ def test_temporary_passwords_lock_too(sender_client, smtp, deliver, org, client_
     assert Notification.objects.filter(kind="lockout").count() == 1
 
 
-def test_an_admin_unlocks_a_locked_sender(org, alice, make_sender):
-    admin = make_sender(org, "ada", "Ada Admin", admin=True)
+def test_an_admin_unlocks_a_locked_sender(org, alice):
+    admin = personas.ada(org)
     for _ in range(5):
         attempt(Client(), alice.email)
         wait_out_delays()
@@ -128,9 +129,9 @@ def test_an_admin_unlocks_a_locked_sender(org, alice, make_sender):
     assert attempt(Client(), alice.email, PASSWORD).status_code == 302
 
 
-def test_an_admin_cannot_unlock_another_organisations_people(org, alice, make_org, make_sender):
-    other = make_org("Harbour Legal", "harbour.example")
-    theirs = make_sender(other, "hal", "Hal Admin", admin=True)
+def test_an_admin_cannot_unlock_another_organisations_people(org, alice):
+    other = personas.harbour()
+    theirs = personas.hal(other)
     c = Client()
     signed_in_as(c, theirs)
     assert c.post(f"/app/admin/people/{alice.pk}/unlock", {"role": "sender"}).status_code == 404

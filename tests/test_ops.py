@@ -22,11 +22,8 @@ from hushpost.lib import clock
 from hushpost.messaging.models import Message
 from hushpost.notifications.models import Notification
 from hushpost.orgs.models import Domain, Organization, OrgKey
-from tests.conftest import PASSWORD
-from tests.helpers import OPS_PASSWORD, ops_enrol, send, totp_now
-
-CHARLIE = "charlie@ops.example"
-BACKEND = "hushpost.accounts.backends.HushpostBackend"
+from tests.helpers import BACKEND, send, totp_now
+from tests.personas import CHARLIE, OPS_PASSWORD, PASSWORD, ops_enrol
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from hushpost.accounts.actions import AccountError, set_active
 from hushpost.accounts.models import User
 from hushpost.messaging.models import Message
 from hushpost.notifications.models import Notification
-from tests.conftest import PASSWORD
-from tests.helpers import NEW_PASSWORD, PASSWORD_SUBJECT, first_login, send
+from tests import personas
+from tests.helpers import PASSWORD_SUBJECT, send
+from tests.personas import NEW_PASSWORD, PASSWORD, first_login
 
 
 def signed_in(user) -> Client:
@@ -24,13 +25,13 @@ def signed_in(user) -> Client:
 
 @pytest.fixture
 def admin(org, make_sender):
-    return make_sender(org, "ada", "Ada Admin", admin=True)
+    return personas.ada(org)
 
 
 @pytest.fixture
 def other_org(make_org, make_sender):
-    org = make_org("Harbour Legal", "harbour.example")
-    make_sender(org, "hal", "Hal Admin", admin=True)
+    org = personas.harbour()
+    personas.hal(org)
     return org
 
 
@@ -81,7 +82,7 @@ def test_an_admin_disabled_a_moment_ago_cannot_disable_anyone(admin, make_sender
 def test_two_admins_disabling_each_other_at_once_leave_one_active(org, make_sender):
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's; SQLite runs one writer at a time")
-    ada = make_sender(org, "ada", "Ada Admin", admin=True)
+    ada = personas.ada(org)
     bea = make_sender(org, "bea", "Bea Admin", admin=True)
     ada_holds_the_lock, ada_may_commit = threading.Event(), threading.Event()
     outcome = {}

@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 
 from hushpost.lib import clock
-from tests.conftest import PASSWORD
-from tests.helpers import NEW_PASSWORD, first_login, path_of, send
+from tests.helpers import path_of, send
+from tests.personas import NEW_PASSWORD, PASSWORD, first_login
 
 RESET_SUBJECT = "Secure Messaging Password Reset"
 CHOSEN = "Meadow-lantern-orbit-47"

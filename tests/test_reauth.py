@@ -15,9 +15,9 @@ from django.test import Client
 
 from hushpost.accounts.models import RecoveryCode, User
 from hushpost.lib import clock
-from tests.conftest import PASSWORD
-from tests.test_sessions import signed_in_sender
-from tests.test_two_factor import code, enrol, password_step
+from tests import personas
+from tests.helpers import enrol, totp_now
+from tests.personas import PASSWORD, password_step, signed_in_sender
 
 WRONG_CODE = "000000"
 CHOSEN = "Meadow-lantern-orbit-47"
@@ -34,10 +34,10 @@ def test_new_recovery_codes_need_the_password_and_a_code(alice, sender_client):
     assert RecoveryCode.objects.filter(user=alice, used_at=None).count() == 10
     clock.travel(timedelta(seconds=31))
     r = sender_client.post("/app/account/2fa", {"action": "codes", "current": PASSWORD,
-                                                "current_code": _other_than(code(secret))})
+                                                "current_code": _other_than(totp_now(secret))})
     assert r.status_code == 400 and "password or the code is not right" in r.content.decode()
     clock.travel(timedelta(seconds=61))
-    r = sender_client.post("/app/account/2fa", {"action": "codes", "current": PASSWORD, "current_code": code(secret)})
+    r = sender_client.post("/app/account/2fa", {"action": "codes", "current": PASSWORD, "current_code": totp_now(secret)})
     new_codes = re.findall(r"<code>([a-z2-9]{5}-[a-z2-9]{5})</code>", r.content.decode())
     assert r.status_code == 200 and len(new_codes) == 10 and set(new_codes).isdisjoint(old_codes)
 
@@ -73,14 +73,14 @@ def test_a_password_change_needs_the_code_when_two_factor_is_on(alice, sender_cl
     assert r.status_code == 400
     assert Client().post("/login", {"email": alice.email, "password": CHOSEN}).status_code == 400
     clock.travel(timedelta(seconds=61))
-    r = sender_client.post("/app/account", {"current": PASSWORD, "current_code": code(secret),
+    r = sender_client.post("/app/account", {"current": PASSWORD, "current_code": totp_now(secret),
                                             "password": CHOSEN, "confirm": CHOSEN})
     assert r.status_code == 302
     assert password_step(Client(), alice.email, CHOSEN).status_code == 302
 
 
-def test_an_admin_confirms_after_ten_minutes_and_the_form_goes_on(org, alice, make_sender):
-    admin = make_sender(org, "ada", "Ada Admin", admin=True)
+def test_an_admin_confirms_after_ten_minutes_and_the_form_goes_on(org, alice):
+    admin = personas.ada(org)
     c = signed_in_sender(admin)
     assert c.post(f"/app/admin/senders/{alice.pk}/active", {"active": "0"}).status_code == 302  # just signed in
     clock.travel(timedelta(minutes=11))
@@ -99,8 +99,8 @@ def test_an_admin_confirms_after_ten_minutes_and_the_form_goes_on(org, alice, ma
     assert c.post(f"/app/admin/senders/{alice.pk}/active", {"active": "0"}).status_code == 302
 
 
-def test_an_admin_with_two_factor_confirms_with_a_code(org, alice, make_sender):
-    admin = make_sender(org, "ada", "Ada Admin", admin=True)
+def test_an_admin_with_two_factor_confirms_with_a_code(org, alice):
+    admin = personas.ada(org)
     c = signed_in_sender(admin)
     secret, _ = enrol(c, "/app/account/2fa")
     clock.travel(timedelta(minutes=11))
@@ -111,7 +111,7 @@ def test_an_admin_with_two_factor_confirms_with_a_code(org, alice, make_sender):
     assert r.status_code == 400 and 'name="current_code"' in r.content.decode()
     clock.travel(timedelta(seconds=61))
     c.get("/app/admin/")
-    r = c.post("/app/admin/policy", {**policy, "current": PASSWORD, "current_code": code(secret)})
+    r = c.post("/app/admin/policy", {**policy, "current": PASSWORD, "current_code": totp_now(secret)})
     assert r.status_code == 302
     org.refresh_from_db()
     assert org.sender_idle_minutes == 90
@@ -123,9 +123,9 @@ def test_turning_two_factor_on_from_an_old_session_asks_for_the_password(alice):
     page = c.get("/app/account/2fa").content.decode()
     secret = re.search(r'<code class="secret">([A-Z2-7 ]+)</code>', page).group(1).replace(" ", "")
     assert 'name="current"' in page
-    r = c.post("/app/account/2fa", {"action": "enable", "code": code(secret)})
+    r = c.post("/app/account/2fa", {"action": "enable", "code": totp_now(secret)})
     assert r.status_code == 400 and User.objects.get(pk=alice.pk).totp_enabled_at is None
-    r = c.post("/app/account/2fa", {"action": "enable", "code": code(secret), "current": PASSWORD})
+    r = c.post("/app/account/2fa", {"action": "enable", "code": totp_now(secret), "current": PASSWORD})
     assert r.status_code == 200 and User.objects.get(pk=alice.pk).totp_enabled_at is not None
 
 
@@ -166,11 +166,11 @@ def test_a_mistyped_new_password_does_not_use_up_a_recovery_code(alice, sender_c
     assert RecoveryCode.objects.filter(user=alice, used_at=None).count() == 10
 
 
-def test_an_admin_recall_asks_to_confirm_too(org, alice, make_sender, smtp, deliver):
+def test_an_admin_recall_asks_to_confirm_too(org, alice, smtp, deliver):
     from hushpost.messaging.models import Delivery
     from tests.helpers import send
 
-    admin = make_sender(org, "ada", "Ada Admin", admin=True)
+    admin = personas.ada(org)
     send(signed_in_sender(alice), to="bob@client.example")
     uid = Delivery.objects.get().message.uid
     c = signed_in_sender(admin)

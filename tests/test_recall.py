@@ -17,11 +17,9 @@ from hushpost.messaging.actions import (
     send_message,
 )
 from hushpost.messaging.models import Delivery, Message
-from tests.helpers import first_login, send, signed_in_as
-from tests.test_attachments import content_of, upload
-
-BOB, CAROL = "bob@client.example", "carol@client.example"
-BACKEND = "hushpost.accounts.backends.HushpostBackend"
+from tests import personas
+from tests.helpers import BACKEND, content_of, send, signed_in_as, upload
+from tests.personas import BOB, CAROL, first_login
 
 
 def _readers(client_factory, smtp, deliver, org, *addresses):
@@ -125,11 +123,11 @@ def test_a_changed_expiry_stays_within_the_organisations_policy(sender_client, o
     assert Message.objects.count() == 1
 
 
-def test_an_admin_finds_messages_by_metadata_and_recalls_them(sender_client, make_sender, make_org, org, client_factory):
+def test_an_admin_finds_messages_by_metadata_and_recalls_them(sender_client, org, client_factory):
     send(sender_client, to=BOB, subject="Searchable secret QX90")
     send(sender_client, to=CAROL, subject="Other")
     admin = client_factory()
-    signed_in_as(admin, make_sender(org, "ada", "Ada Admin", admin=True))
+    signed_in_as(admin, personas.ada(org))
     page = admin.get("/app/admin/messages", {"recipient": "bob@"}).content.decode()
     assert BOB in page and CAROL not in page and "QX90" not in page  # never content
     assert "No messages match." in admin.get("/app/admin/messages", {"sender": "QX90"}).content.decode()
@@ -141,9 +139,9 @@ def test_an_admin_finds_messages_by_metadata_and_recalls_them(sender_client, mak
     page = admin.get("/app/admin/messages", {"status": "active"}).content.decode()
     assert CAROL in page and BOB not in page
     # Another organisation's admin finds nothing and recalls nothing.
-    other = make_org("Harbour Legal", "harbour.example")
+    other = personas.harbour()
     theirs = client_factory()
-    signed_in_as(theirs, make_sender(other, "hal", "Hal", admin=True))
+    signed_in_as(theirs, personas.hal(other))
     assert BOB not in theirs.get("/app/admin/messages").content.decode()
     to_carol = Message.objects.get(deliveries__recipient__email=CAROL)
     assert theirs.post(f"/app/admin/messages/{to_carol.uid}/recall").status_code == 404

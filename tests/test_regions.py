@@ -10,26 +10,19 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import os
 import re
-import sqlite3
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from hushpost.lib.env import ConfigError
 from hushpost.regions.config import load_regions
-from tests.settings import _free_port
-
-ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "Granite-violin-harbour-61"
-KEY = "QEFuxEXTRb42NsHiYkYI/qDNzBdhYzSglxI3d4bpu63C"  # a fixed random key: the deployments must share it
+from tests.deployments import KEY
+from tests.helpers import ROOT
+from tests.personas import PASSWORD
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -69,75 +62,6 @@ def _origin(url):
     return f"{parts.scheme}://{parts.netloc}"
 
 
-class Deployment:
-    def __init__(self, tmp: Path, region: str, port: int, regions_file: Path):
-        self.region, self.port = region, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.data = tmp / region
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("HUSHPOST_", "DJANGO_"))},
-            "HUSHPOST_MODE": "development", "HUSHPOST_DATA_DIR": str(self.data),
-            "HUSHPOST_REGION": region, "HUSHPOST_REGIONS_FILE": str(regions_file),
-            "HUSHPOST_BASE_URL": self.url, "HUSHPOST_BIND": f"127.0.0.1:{port}",
-        }
-        self.process = None
-
-    def run(self, *args, stdin=""):
-        return subprocess.run([sys.executable, "-m", "hushpost.cli", *args], env=self.env, cwd=ROOT,
-                              input=stdin, capture_output=True, text=True, timeout=120)
-
-    def start(self, output=subprocess.DEVNULL):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "hushpost.cli", "serve", "--workers", "1", "--threads", "4"],
-            env=self.env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(self.url + "/login", timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError(f"{self.region} deployment did not start")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def rows(self, sql):
-        with sqlite3.connect(self.data / "hushpost.sqlite3") as db:
-            return db.execute(sql).fetchall()
-
-
-@pytest.fixture(scope="module")
-def deployments(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("regions")
-    us_port, eu_port = _free_port(), _free_port()
-    regions_file = tmp / "regions.toml"
-    regions_file.write_text(f"""
-[trust]
-key = "{KEY}"
-[regions.us]
-name = "United States"
-base_url = "http://127.0.0.1:{us_port}"
-[regions.eu]
-name = "European Union"
-base_url = "http://127.0.0.1:{eu_port}"
-""")
-    us, eu = Deployment(tmp, "us", us_port, regions_file), Deployment(tmp, "eu", eu_port, regions_file)
-    for d in (us, eu):
-        assert d.run("migrate", "-v0").returncode == 0
-        d.start()
-    # Both running: `org add` asks the other region whether it already hosts the domain.
-    for d, org, domain, email in ((us, "Liberty Clinic", "liberty.example", "sam@liberty.example"),
-                                  (eu, "Europa Legal", "europa.example", "eva@europa.example")):
-        r = d.run("org", "add", "--name", org, "--domain", domain, "--region", d.region)
-        assert r.returncode == 0, r.stderr
-        r = d.run("user", "add", "--email", email, "--name", email.split("@")[0].title(), stdin=PASSWORD + "\n")
-        assert r.returncode == 0, r.stderr
-    yield us, eu
-    us.stop()
-    eu.stop()
 
 
 def test_a_sender_starting_in_the_wrong_region_lands_on_their_own(deployments):

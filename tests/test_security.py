@@ -1,6 +1,6 @@
 """Security properties of the portal, over HTTP, in the database, in e-mail and logs.
 
-Uses the persona world of ``test_access`` (built once for this module, each
+Uses the persona world of ``tests/personas.py`` (built once for this module, each
 test rolled back): Alice (sender, org A) sent m1 to Bob, m2 to Carol; Bob
 replied (r1); Charlie (org B) wrote to Erin and to Bob's org-B account.
 """
@@ -32,22 +32,16 @@ from hushpost.messaging.models import Delivery, Message
 from hushpost.notifications.models import DevMail, Notification
 from hushpost.orgs.actions import create_organization
 from hushpost.orgs.models import Organization
-from tests.conftest import PASSWORD
-from tests.helpers import (
-    NEW_PASSWORD,
-    OPS_PASSWORD,
-    PASSWORD_SUBJECT,
-    ops_enrol,
-    send,
-    signed_in_as,
-)
-from tests.test_access import (
-    BACKEND,
+from tests.helpers import BACKEND, PASSWORD_SUBJECT, send, signed_in_as
+from tests.personas import (
     BOB,
     CONTENT,
+    NEW_PASSWORD,
+    OPS_PASSWORD,
+    PASSWORD,
     SECRETS,
     World,
-    world,  # noqa: F401 - the persona world, built once for this module too
+    ops_enrol,
 )
 
 SESSION_COOKIE = "hushpost_session"

@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 
 from hushpost.messaging.actions import Addressees, SendOptions, recall, send_message
 from hushpost.messaging.models import Message
-from tests.helpers import first_login, send
+from tests.helpers import send
+from tests.personas import first_login
 
 BOB, CAROL, DAN = "bob@client.example", "carol@client.example", "dan@client.example"
 LIST_STATE = re.compile(r'<span class="badge badge-(\w+) delivery-state">'

@@ -7,16 +7,11 @@ from datetime import timedelta
 from django.test import Client
 
 from hushpost.lib import clock
-from tests.conftest import PASSWORD
-from tests.helpers import NEW_PASSWORD, first_login, send
+from tests import personas
+from tests.helpers import send
+from tests.personas import NEW_PASSWORD, PASSWORD, first_login, signed_in_sender
 
 CHOSEN = "Meadow-lantern-orbit-47"
-
-
-def signed_in_sender(alice) -> Client:
-    c = Client()
-    assert c.post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 302
-    return c
 
 
 def test_a_sender_is_signed_out_after_thirty_idle_minutes(alice):
@@ -43,8 +38,8 @@ def test_a_recipient_is_signed_out_after_fifteen_idle_minutes(sender_client, smt
     assert bob.get(f"/r/{org.slug}/")["Location"].startswith(f"/r/{org.slug}/login")
 
 
-def test_an_organisation_sets_its_own_idle_limit(alice, org, make_sender):
-    admin = make_sender(org, "ada", "Ada Admin", admin=True)
+def test_an_organisation_sets_its_own_idle_limit(alice, org):
+    admin = personas.ada(org)
     c = signed_in_sender(admin)
     r = c.post("/app/admin/policy", {"sender_name": "Northwind", "default_restriction": "none",
                                      "default_expire_days": "0", "allowed_expiry": ["0", "7"],

@@ -21,10 +21,10 @@ from hushpost.attachments.models import Attachment
 from hushpost.audit.models import AuditEvent
 from hushpost.lib.diskfull import storage_full
 from hushpost.messaging.models import Message
-from tests.conftest import PASSWORD
+from tests import personas
 from tests.helpers import send
+from tests.personas import BOB, PASSWORD
 
-BOB = "bob@client.example"
 SECRET_NAME = "Diagnosis for Bob.pdf"
 REPORT = b"%PDF-1.7 Bob's diagnosis " + os.urandom(512 * 1024)
 
@@ -72,11 +72,11 @@ def test_a_file_that_does_not_fit_says_storage_is_full_and_leaves_nothing(full_d
     assert event.detail == "POST senders:upload failed: the disk is full"
 
 
-def test_the_organisations_admin_finds_it_in_the_audit_trail(full_disk, alice_client, org, make_sender,
+def test_the_organisations_admin_finds_it_in_the_audit_trail(full_disk, alice_client, org,
                                                              client_factory):
     alice_client.post("/app/files", data=REPORT, content_type="application/pdf",
                       HTTP_X_FILE_NAME=quote(SECRET_NAME), HTTP_ACCEPT="application/json")
-    ada = make_sender(org, "ada", "Ada Admin", admin=True)
+    ada = personas.ada(org)
     admin = client_factory()
     assert admin.post("/login", {"email": ada.email, "password": PASSWORD}).status_code == 302
     r = admin.get("/app/admin/audit?action=storage_full")

@@ -8,9 +8,8 @@ from datetime import timedelta
 from hushpost.accounts.models import User
 from hushpost.lib import clock
 from hushpost.notifications.models import Notification
-from tests.helpers import NEW_PASSWORD, PASSWORD_SUBJECT, send
-
-BOB = "bob@client.example"
+from tests.helpers import PASSWORD_SUBJECT, send
+from tests.personas import BOB, NEW_PASSWORD
 
 
 def _token(response) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from hushpost.messaging.models import Delivery, Message
-from tests.helpers import first_login, send
+from tests.helpers import send
+from tests.personas import first_login
 
 ANN, BEN, CAROL = "ann@client.example", "ben@client.example", "carol@client.example"
 SUBJECT, BODY = "Settlement QX41", "<p>Figures QX42</p>"

@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
-import pyotp
 from django.test import Client
 
 from hushpost.accounts.models import User
 from hushpost.lib import clock
-from tests.conftest import PASSWORD
-from tests.helpers import NEW_PASSWORD, first_login, send
-
-BACKEND = "hushpost.accounts.backends.HushpostBackend"
-
-
-def code(secret: str, offset: int = 0) -> str:
-    totp = pyotp.TOTP(secret)
-    return totp.generate_otp(totp.timecode(clock.now()) + offset)
-
-
-def enrol(client: Client, here: str) -> tuple[str, list[str]]:
-    page = client.get(here).content.decode()
-    secret = re.search(r'<code class="secret">([A-Z2-7 ]+)</code>', page).group(1).replace(" ", "")
-    assert "<svg" in page  # the QR code, inline
-    r = client.post(here, {"action": "enable", "code": code(secret)})
-    assert r.status_code == 200 and "Keep these recovery codes somewhere safe" in r.content.decode()
-    codes = re.findall(r"<code>([a-z2-9]{5}-[a-z2-9]{5})</code>", r.content.decode())
-    assert len(codes) == 10
-    return secret, codes
-
-
-def password_step(client: Client, email: str, password: str = PASSWORD):
-    return client.post("/login", {"email": email, "password": password})
+from tests.helpers import enrol, send, totp_now
+from tests.personas import NEW_PASSWORD, PASSWORD, first_login, password_step
 
 
 def test_a_sender_turns_it_on_and_then_needs_a_code(alice, sender_client):
@@ -44,10 +20,10 @@ def test_a_sender_turns_it_on_and_then_needs_a_code(alice, sender_client):
     r = password_step(c, alice.email)
     assert r["Location"] == "/login/2fa?next=%2Fapp%2F"
     assert c.get("/app/").status_code == 302  # the password alone opens nothing
-    r = c.post("/login/2fa?next=/app/", {"code": "000000" if code(secret) != "000000" else "111111"})
+    r = c.post("/login/2fa?next=/app/", {"code": "000000" if totp_now(secret) != "000000" else "111111"})
     assert r.status_code == 400 and "That code is not right" in r.content.decode()
     clock.travel(timedelta(seconds=31))
-    r = c.post("/login/2fa?next=/app/", {"code": code(secret)})
+    r = c.post("/login/2fa?next=/app/", {"code": totp_now(secret)})
     assert r.status_code == 302 and r["Location"] == "/app/"
     assert c.get("/app/").status_code == 200
 
@@ -58,7 +34,7 @@ def test_a_code_works_once(alice, sender_client):
     first, second = Client(), Client()
     password_step(first, alice.email)
     password_step(second, alice.email)
-    now = code(secret)
+    now = totp_now(secret)
     assert first.post("/login/2fa", {"code": now}).status_code == 302
     assert second.post("/login/2fa", {"code": now}).status_code == 400  # replayed
 
@@ -85,7 +61,7 @@ def test_guessing_codes_locks_the_second_step(alice, sender_client, smtp, delive
             password_step(c, alice.email)  # the second step waits five minutes at most
     assert r.status_code == 429
     password_step(c, alice.email)
-    assert c.post("/login/2fa", {"code": code(secret)}).status_code == 429
+    assert c.post("/login/2fa", {"code": totp_now(secret)}).status_code == 429
     deliver()
     assert smtp.wait_for(alice.email, "Secure Messaging Account Locked")
 
@@ -95,7 +71,7 @@ def test_the_second_step_waits_five_minutes_at_most(alice, sender_client):
     c = Client()
     password_step(c, alice.email)
     clock.travel(timedelta(minutes=6))
-    r = c.post("/login/2fa", {"code": code(secret)})
+    r = c.post("/login/2fa", {"code": totp_now(secret)})
     assert r.status_code == 302 and r["Location"] == "/login"
     assert c.get("/app/").status_code == 302
 
@@ -103,12 +79,12 @@ def test_the_second_step_waits_five_minutes_at_most(alice, sender_client):
 def test_turning_it_off_needs_the_password_and_a_code(alice, sender_client):
     secret, _ = enrol(sender_client, "/app/account/2fa")
     clock.travel(timedelta(seconds=31))
-    for attempt in ({"current": "wrong", "current_code": code(secret)}, {"current": PASSWORD},
-                    {"current": PASSWORD, "current_code": "000000" if code(secret) != "000000" else "111111"}):
+    for attempt in ({"current": "wrong", "current_code": totp_now(secret)}, {"current": PASSWORD},
+                    {"current": PASSWORD, "current_code": "000000" if totp_now(secret) != "000000" else "111111"}):
         r = sender_client.post("/app/account/2fa", {"action": "disable", **attempt})
         assert r.status_code == 400 and not User.objects.filter(pk=alice.pk, totp_enabled_at=None).exists()
         clock.travel(timedelta(seconds=61))  # past the throttle's growing wait
-    sender_client.post("/app/account/2fa", {"action": "disable", "current": PASSWORD, "current_code": code(secret)})
+    sender_client.post("/app/account/2fa", {"action": "disable", "current": PASSWORD, "current_code": totp_now(secret)})
     assert User.objects.get(pk=alice.pk).totp_enabled_at is None
     assert password_step(Client(), alice.email)["Location"] == "/app/"
 
@@ -130,7 +106,7 @@ def test_an_organisation_requires_it_for_its_recipients(sender_client, smtp, del
     r = c.post(f"/r/{org.slug}/login", {"email": "bob@client.example", "password": NEW_PASSWORD})
     assert r["Location"].startswith(f"/r/{org.slug}/login/2fa")
     clock.travel(timedelta(seconds=31))
-    assert c.post(r["Location"], {"code": code(secret)}).status_code == 302
+    assert c.post(r["Location"], {"code": totp_now(secret)}).status_code == 302
 
 
 def test_a_half_signed_in_session_is_not_a_sender_session(alice, sender_client, org):

@@ -33,12 +33,10 @@ from hushpost.lib.input import IN_ADDRESS, IN_FIELDS
 from hushpost.messaging.models import Message
 from hushpost.regions.config import Region, Regions
 from hushpost.regions.discovery import SIGNATURE, sign
-from tests.conftest import PASSWORD
-from tests.helpers import NEW_PASSWORD
-from tests.test_two_factor import enrol
+from tests.helpers import enrol
+from tests.personas import BOB, NEW_PASSWORD, PASSWORD
 
 LINE, TEXT, SECRET, DAY = "line", "text", "secret", "day"
-BOB = "bob@client.example"
 STRONG = "Solid-granite-meadow-88"
 CONTROLS = {"NUL": "\x00", "bell": "\x07", "escape": "\x1b", "delete": "\x7f", "C1 next line": "\x85"}
 REFUSED = "This cannot be used"  # the heading of the page that refuses what no form checks

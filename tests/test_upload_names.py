@@ -15,8 +15,8 @@ import pytest
 
 from hushpost.attachments.models import Attachment
 from hushpost.messaging.models import Message
+from tests.personas import BOB
 
-BOB = "bob@client.example"
 TOO_LONG = "A file's name is longer than 255 characters. Rename the file and attach it again."
 
 

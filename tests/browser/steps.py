@@ -6,10 +6,11 @@ import os
 import re
 from pathlib import Path
 
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import APIResponse, Page, expect
 
-from tests.conftest import PASSWORD
-from tests.helpers import MESSAGE_SUBJECT, NEW_PASSWORD, PASSWORD_SUBJECT
+from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT
+from tests.personas import BOB, NEW_PASSWORD, PASSWORD
 
 # Every run saves its screenshots under var/screenshots; `make screenshots`
 # runs the browser tests with HUSHPOST_SCREENSHOT_DIR=docs/screenshots to
@@ -18,7 +19,6 @@ WORK_SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 SCREENSHOTS = Path(os.environ.get("HUSHPOST_SCREENSHOT_DIR") or WORK_SCREENSHOTS)
 VIEWPORT = {"width": 1280, "height": 800}
 MOBILE = {"width": 390, "height": 844}
-BOB = "bob@client.example"
 
 RESTRICTIONS = {
     "none": re.compile(r"^No restriction"),
@@ -135,3 +135,17 @@ def forge_reply(page: Page, site: str, org, uid: str, body: str = "forged") -> A
         headers={"X-CSRFToken": token},
         max_redirects=0,
     )
+
+
+AXE = Axe()
+SERIOUS = {"moderate", "serious", "critical"}
+
+
+def check(page: Page, where: str, found: dict[str, list[str]]) -> None:
+    """axe-core's moderate, serious and critical findings on the page as it is now, added to
+    ``found`` under ``where`` (the rule and the first elements it names)."""
+    results = AXE.run(page).response
+    for violation in results["violations"]:
+        if violation["impact"] in SERIOUS:
+            targets = [", ".join(node["target"]) for node in violation["nodes"]][:3]
+            found.setdefault(where, []).append(f"{violation['id']}: {violation['help']} at {targets}")

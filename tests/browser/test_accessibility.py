@@ -9,13 +9,14 @@ names (only "minor" ones would pass).
 from __future__ import annotations
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from hushpost.messaging.models import Message
+from tests import personas
 from tests.browser.steps import (
     MOBILE,
     VIEWPORT,
+    check,
     choose_options,
     recipient_first_sign_in,
     send_message,
@@ -24,16 +25,6 @@ from tests.browser.steps import (
 )
 
 pytestmark = pytest.mark.browser
-AXE = Axe()
-SERIOUS = {"moderate", "serious", "critical"}
-
-
-def check(page: Page, where: str, found: dict[str, list[str]]) -> None:
-    results = AXE.run(page).response
-    for violation in results["violations"]:
-        if violation["impact"] in SERIOUS:
-            targets = [", ".join(node["target"]) for node in violation["nodes"]][:3]
-            found.setdefault(where, []).append(f"{violation['id']}: {violation['help']} at {targets}")
 
 
 def test_pages_have_no_serious_accessibility_problems(site, page, bob_context, smtp, deliver, org, alice):
@@ -85,9 +76,9 @@ def test_pages_have_no_serious_accessibility_problems(site, page, bob_context, s
     assert found == {}, "\n".join(f"{where}: {problem}" for where, items in found.items() for problem in items)
 
 
-def test_account_recall_and_audit_pages_are_accessible(site, page, bob_context, smtp, deliver, org, make_sender):
+def test_account_recall_and_audit_pages_are_accessible(site, page, bob_context, smtp, deliver, org):
     found: dict[str, list[str]] = {}
-    ada = make_sender(org, "ada", "Ada Admin", admin=True)
+    ada = personas.ada(org)
     sign_in_sender(page, site, ada)
     uid = send_message(page, subject="To recall", text="Soon gone.")
     deliver()

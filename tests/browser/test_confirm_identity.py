@@ -12,17 +12,17 @@ import pytest
 from playwright.sync_api import expect
 
 from hushpost.lib import clock
-from tests.browser.steps import shot, sign_in_sender
-from tests.browser.test_accessibility import check
-from tests.conftest import PASSWORD
+from tests import personas
+from tests.browser.steps import check, shot, sign_in_sender
+from tests.personas import PASSWORD
 
 pytestmark = pytest.mark.browser
 CHOSEN = "Copper-kettle-orchard-58"
 
 
 def test_admin_sends_a_reset_link_after_confirming_its_them(site, page, bob_context, smtp, deliver, org,
-                                                            alice, make_sender):
-    ada = make_sender(org, "ada", "Ada Admin", admin=True)
+                                                            alice):
+    ada = personas.ada(org)
     problems: dict[str, list[str]] = {}
     sign_in_sender(page, site, ada)
     page.get_by_role("link", name="Administration").click()

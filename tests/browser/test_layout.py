@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 from hushpost.accounts.models import User
 from hushpost.messaging.actions import Addressees, SendOptions, send_message
 from hushpost.messaging.models import Message
+from tests import personas
 from tests.browser.steps import (
     BOB,
     MOBILE,
@@ -24,7 +25,7 @@ from tests.browser.steps import (
     shot,
     sign_in_sender,
 )
-from tests.helpers import NEW_PASSWORD
+from tests.personas import NEW_PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -70,8 +71,8 @@ def _one_line(page: Page, nav: str) -> None:
     assert max(b["right"] for b in boxes) <= MOBILE["width"], "the menu runs off the screen"
 
 
-def test_lists_give_subjects_the_room_there_is_and_phones_a_tidy_menu(site, page, org, make_sender, smtp, deliver):
-    ada = make_sender(org, "ada", "Ada Admin", admin=True)
+def test_lists_give_subjects_the_room_there_is_and_phones_a_tidy_menu(site, page, org, smtp, deliver):
+    ada = personas.ada(org)
     _send(ada, LONG_SUBJECT)
     deliver()
     _send(ada, SUBJECT, read_receipt=True, restriction="no_print", expire_days=7)

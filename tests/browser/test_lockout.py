@@ -8,14 +8,14 @@ import pytest
 from playwright.sync_api import expect
 
 from hushpost.lib import clock
+from tests import personas
 from tests.browser.steps import shot, sign_in_sender
-from tests.conftest import PASSWORD
+from tests.personas import PASSWORD
 
 pytestmark = pytest.mark.browser
 
 
-def test_guessing_locks_the_account_and_an_admin_unlocks_it(site, page, bob_context, smtp, deliver, org, alice,
-                                                            make_sender):
+def test_guessing_locks_the_account_and_an_admin_unlocks_it(site, page, bob_context, smtp, deliver, org, alice):
     page.goto(f"{site}/login")
     page.get_by_label("E-mail address").fill(alice.email)
     page.get_by_role("button", name="Next").click()
@@ -35,7 +35,7 @@ def test_guessing_locks_the_account_and_an_admin_unlocks_it(site, page, bob_cont
 
     # Alice asks her admin, who unlocks her from the senders list.
     admin_page = bob_context.new_page()
-    ada = make_sender(org, "ada", "Ada Admin", admin=True)
+    ada = personas.ada(org)
     sign_in_sender(admin_page, site, ada)
     admin_page.get_by_role("link", name="Administration").click()
     row = admin_page.locator("tr", has=admin_page.get_by_text(alice.email))

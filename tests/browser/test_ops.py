@@ -10,12 +10,10 @@ from playwright.sync_api import expect
 
 from hushpost.accounts.models import User
 from hushpost.lib import clock
-from tests.browser.steps import shot
-from tests.browser.test_accessibility import check
-from tests.helpers import OPS_PASSWORD
+from tests.browser.steps import check, shot
+from tests.personas import CHARLIE, OPS_PASSWORD
 
 pytestmark = pytest.mark.browser
-CHARLIE = "charlie@ops.example"
 
 
 def password_step(page, site: str) -> None:

@@ -6,16 +6,16 @@ import pytest
 from playwright.sync_api import expect
 
 from hushpost.accounts.models import User
-from tests.browser.steps import shot, sign_in_sender
-from tests.browser.test_accessibility import check
+from tests import personas
+from tests.browser.steps import check, shot, sign_in_sender
 
 pytestmark = pytest.mark.browser
 
 
-def test_admin_manages_senders_and_policy(site, page, bob_context, org, make_org, make_sender):
-    ada = make_sender(org, "ada", "Ada Admin", admin=True)
-    other = make_org("Harbour Legal", "harbour.example")
-    hal = make_sender(other, "hal", "Hal Admin", admin=True)
+def test_admin_manages_senders_and_policy(site, page, bob_context, org):
+    ada = personas.ada(org)
+    other = personas.harbour()
+    hal = personas.hal(other)
     problems: dict[str, list[str]] = {}
 
     sign_in_sender(page, site, ada)

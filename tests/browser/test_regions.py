@@ -8,12 +8,12 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.steps import shot
-from tests.test_regions import PASSWORD, deployments  # noqa: F401 - the two running deployments
+from tests.personas import PASSWORD
 
 pytestmark = pytest.mark.browser
 
 
-def test_a_sender_who_starts_in_the_wrong_region_signs_in_at_their_own(deployments, page):  # noqa: F811
+def test_a_sender_who_starts_in_the_wrong_region_signs_in_at_their_own(deployments, page):
     us, eu = deployments
     page.goto(us.url + "/login")
     page.get_by_label("E-mail address").fill("eva@europa.example")
@@ -30,7 +30,7 @@ def test_a_sender_who_starts_in_the_wrong_region_signs_in_at_their_own(deploymen
     assert page.url == eu.url + "/app/"
 
 
-def test_a_sender_of_this_region_goes_straight_to_the_password(deployments, page):  # noqa: F811
+def test_a_sender_of_this_region_goes_straight_to_the_password(deployments, page):
     us, _ = deployments
     page.goto(us.url + "/login")
     page.get_by_label("E-mail address").fill("sam@liberty.example")

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
+from tests.deployments import Deployment
+from tests.helpers import ROOT
 from tests.settings import SMTP_PORT, _free_port
-from tests.test_regions import ROOT, Deployment
 
 pytestmark = pytest.mark.browser
 

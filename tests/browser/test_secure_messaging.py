@@ -30,8 +30,8 @@ from tests.browser.steps import (
     sign_in_sender,
     write_message,
 )
-from tests.conftest import PASSWORD
-from tests.helpers import MESSAGE_SUBJECT, NEW_PASSWORD, PASSWORD_SUBJECT, send
+from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, send
+from tests.personas import NEW_PASSWORD, PASSWORD
 
 pytestmark = pytest.mark.browser
 

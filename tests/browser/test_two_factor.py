@@ -9,9 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from hushpost.lib import clock
-from tests.browser.steps import shot, sign_in_sender
-from tests.browser.test_accessibility import check
-from tests.conftest import PASSWORD
+from tests.browser.steps import check, shot, sign_in_sender
+from tests.personas import PASSWORD
 
 pytestmark = pytest.mark.browser
 
