@@ -1,0 +1,207 @@
+"""Query budgets: how many SQL statements each hot path runs, exactly.
+
+A budget holds a path to the number of statements it runs today, so that a round trip
+cannot be added without anyone noticing: a lookup repeated in a helper, a list that
+queries once per row, a relation read lazily in a loop. They are exact, not ceilings, so
+a statement saved shows too.
+
+When one fails, read the statements pytest prints with the failure (every one, in order):
+
+* more than the budget, by accident: find the new statement and remove it;
+* more on purpose (the path must now read or write something new): raise the number, and
+  its comment's list of statements, in the same commit, and say in the commit message
+  what the statement is for;
+* fewer: lower the number (and the list) in the commit that saved the statement.
+
+How they are counted: what Django records for the connection of the thread doing the work
+(``CaptureQueriesContext``; the gateway's are read the same way from its worker threads'
+connections). Transactions are real (``transaction=True``), as in production: Django
+records each BEGIN and COMMIT too, so a path that opens one more transaction costs two
+more, and the SAVEPOINT and RELEASE of an ``atomic`` block inside another count as well.
+Each path is measured in its steady state: this process has unwrapped the organisation's
+key, the audit chain has begun, the session was touched less than ``TOUCH_SECONDS`` ago
+(the clock stands still), the worker asked the relay a moment ago.
+
+SQLite and PostgreSQL run the same number of statements on every path here, so each budget
+is one number for both: a row lock is a ``FOR UPDATE`` clause on PostgreSQL and nothing on
+SQLite, not a statement, and SQLite's ``BEGIN IMMEDIATE`` stands where PostgreSQL's BEGIN does.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection
+from django.db.backends.signals import connection_created
+from django.test.utils import CaptureQueriesContext
+
+from hushpost.lib import clock
+from hushpost.messaging.models import Message
+from hushpost.notifications import delivery
+from hushpost.notifications.models import Notification
+from tests.gateway_mail import mail, submit
+from tests.helpers import run_worker, send
+from tests.personas import BOB, first_login
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# The budgets. Change one only as the module docstring says.
+
+# POST /app/compose with the confirm step: the session and Alice; BEGIN; the message; Bob's
+# account; his delivery; the task and the notification; a COUNT of the message's files for
+# the audit detail (none were attached: the count is known); the audit event (SAVEPOINT, the
+# chain's head, the event, the head again, RELEASE); COMMIT.
+SEND_TO_ONE_EXISTING_RECIPIENT = 15
+# GET /r/<org>/m/<uid>, the first time (the message asks for a read receipt): the session,
+# Bob, the organisation; the gate (the message, Bob's delivery); BEGIN, the opening, the
+# message and its author read again through the delivery, the receipt's task and
+# notification, COMMIT; the audit event in a transaction of its own (BEGIN, head, event,
+# head, COMMIT); who the message was recalled for (three times: the subject, "can reply",
+# Reply All each ask); the files; the deliveries for Reply All; Bob's own replies.
+RECIPIENT_OPENS_A_MESSAGE_FIRST = 23
+# The same page again: no opening to record, the audit event as before.
+RECIPIENT_OPENS_A_MESSAGE_AGAIN = 16
+# GET /r/<org>/: the session, Bob, the organisation; the paginator's COUNT; the messages
+# recalled for Bob; one page of deliveries with their messages and authors.
+RECIPIENT_INBOX = 6  # with 1 message and with 30: never a statement per row
+# GET /app/m/<uid>: the session, Alice; the message; its deliveries with their recipients
+# and notifications; its replies; its files.
+SENDERS_MESSAGE_PAGE = 7
+# Each recipient's reply listed there asks once more whether it was addressed to Alice.
+PER_REPLY_ON_THE_SENDERS_PAGE = 1
+# MAIL FROM: the sender's domain and account. DATA: both again for the envelope sender (it
+# may have been disabled meanwhile) and again for the From address (the same one here); is
+# this e-mail stored already; then the Compose send above, from BEGIN to COMMIT (13).
+ONE_GATEWAY_MESSAGE = 20
+# deliver_due: BEGIN, the due notifications (locked), earlier ones of the same people, the
+# lease, the queued tasks deleted, COMMIT; the claimed notifications loaded.
+DELIVERY_BATCH = 7
+# Each e-mail: the lease renewed; the organisation read again for the temporary-password
+# days (through the user, though the notification's own is loaded); BEGIN, "sent", the
+# audit event (SAVEPOINT, head, event, head, RELEASE), COMMIT.
+PER_EMAIL = 10
+
+
+@pytest.fixture(autouse=True)
+def _clock_stands_still(_reset_clock):
+    clock.freeze()
+
+
+@pytest.fixture
+def bob(org, sender_client, smtp, client_factory):
+    """Bob's browser: Alice's first message to him came, he chose his password and read his
+    inbox (so this process has unwrapped Northwind's key: see ``hushpost.orgs.keys``)."""
+    assert send(sender_client, to=BOB, subject="Welcome").status_code == 302
+    run_worker()
+    browser = client_factory()
+    first_login(browser, smtp, org, BOB)
+    assert browser.get(f"/r/{org.slug}/").status_code == 200
+    return browser
+
+
+def _uid(response) -> str:
+    assert response.status_code == 302, response.content[:400]
+    return response["Location"].rsplit("/", 1)[1]
+
+
+@contextmanager
+def exactly(budget: int, what: str):
+    """The statements run on this thread's connection; fails listing them unless ``budget``."""
+    with CaptureQueriesContext(connection) as run:
+        yield run
+    _check(budget, what, [q["sql"] for q in run.captured_queries])
+
+
+def _check(budget: int, what: str, statements: list[str]) -> None:
+    listing = "\n".join(f"{n}. {sql}" for n, sql in enumerate(statements, 1))
+    assert len(statements) == budget, f"{what}: {len(statements)} statements, budget {budget}\n{listing}"
+
+
+def test_a_sender_sends_one_message_to_one_existing_recipient(sender_client, bob):
+    # Which key version is current is read again after a minute: a send just before keeps
+    # this one inside that minute, however slow the set-up was.
+    send(sender_client, to=BOB, subject="Your appointment")
+    with exactly(SEND_TO_ONE_EXISTING_RECIPIENT, "send"):
+        response = send(sender_client, to=BOB, subject="Your results")
+    assert Message.objects.get(uid=_uid(response)).deliveries.get().recipient.email == BOB
+
+
+def test_a_recipient_opens_a_message_and_opens_it_again(org, sender_client, bob):
+    uid = _uid(send(sender_client, to=BOB, subject="Your results", read_receipt=True))
+    page = f"/r/{org.slug}/m/{uid}"
+    with exactly(RECIPIENT_OPENS_A_MESSAGE_FIRST, "first open"):
+        assert "Your results" in bob.get(page).content.decode()
+    assert Notification.objects.filter(kind=Notification.Kind.READ_RECEIPT).count() == 1
+    with exactly(RECIPIENT_OPENS_A_MESSAGE_AGAIN, "later open"):
+        assert "Your results" in bob.get(page).content.decode()
+
+
+def test_a_recipients_inbox_costs_the_same_with_1_and_30_messages(org, sender_client, bob):
+    with exactly(RECIPIENT_INBOX, "inbox of 1"):
+        assert "Welcome" in bob.get(f"/r/{org.slug}/").content.decode()
+    for n in range(29):
+        send(sender_client, to=BOB, subject=f"Statement {n}")
+    with exactly(RECIPIENT_INBOX, "inbox of 30"):
+        page = bob.get(f"/r/{org.slug}/").content.decode()
+    assert "Welcome" in page and "Statement 28" in page
+
+
+@pytest.mark.parametrize("replies", [0, 2])
+def test_the_senders_page_of_a_message(org, sender_client, bob, replies):
+    uid = _uid(send(sender_client, to=BOB, subject="Your results"))
+    for n in range(replies):
+        answer = {"body": f"Thank you ({n})", "body_format": "text", "send_token": secrets.token_urlsafe(24)}
+        assert bob.post(f"/r/{org.slug}/m/{uid}/reply", answer).status_code == 302
+    run_worker()
+    sender_client.get(f"/app/m/{uid}")
+    with exactly(SENDERS_MESSAGE_PAGE + PER_REPLY_ON_THE_SENDERS_PAGE * replies, f"sender's page, {replies} replies"):
+        assert "Your results" in sender_client.get(f"/app/m/{uid}").content.decode()
+
+
+@contextmanager
+def statements_in_threads(prefix: str):
+    """What ``CaptureQueriesContext`` counts, on the connections that threads named ``prefix``...
+    open meanwhile (each thread has its own; the list is complete once the threads are idle)."""
+    opened = {}
+
+    def watch(sender, connection, **kwargs):
+        if threading.current_thread().name.startswith(prefix) and id(connection) not in opened:
+            connection.force_debug_cursor = True  # as CaptureQueriesContext does for its own thread
+            opened[id(connection)] = connection
+
+    statements: list[str] = []
+    connection_created.connect(watch)
+    try:
+        yield statements
+    finally:
+        connection_created.disconnect(watch)
+        for each in opened.values():
+            statements += [q["sql"] for q in each.queries_log]
+
+
+def test_one_message_through_the_smtp_gateway(make_gateway, relaying, alice):
+    """MAIL FROM, RCPT TO and DATA from Northwind's mail server, to Bob who has an account."""
+    warm = make_gateway()
+    assert submit(warm.port, mail("[secure] Welcome"))[0] == 250  # Bob's account
+    assert submit(warm.port, mail("[secure] Your appointment"))[0] == 250  # the key, as for Compose
+    with statements_in_threads("hushpost-smtpd") as statements:
+        gateway = make_gateway()  # its threads open their connections while counted
+        assert submit(gateway.port, mail("[secure] Your results")) == (250, "2.0.0 stored as a secure message")
+    _check(ONE_GATEWAY_MESSAGE, "gateway message", statements)
+
+
+@pytest.mark.parametrize("emails", [1, 5])
+def test_a_delivery_batch_costs_the_same_per_email(sender_client, emails, monkeypatch):
+    people = [f"reader{n}@client.example" for n in range(emails)]
+    assert send(sender_client, to=", ".join(people), subject="Welcome").status_code == 302
+    run_worker()  # their password and first message e-mails: now they are known
+    assert send(sender_client, to=", ".join(people), subject="Your results").status_code == 302
+    monkeypatch.setattr(delivery.relay, "down", False)
+    monkeypatch.setattr(delivery.relay, "probed_at", time.monotonic())  # asked a moment ago
+    with exactly(DELIVERY_BATCH + PER_EMAIL * emails, f"batch of {emails}"):
+        assert delivery.deliver_due() == emails
+    assert Notification.objects.filter(status=Notification.Status.SENT).count() == 3 * emails
