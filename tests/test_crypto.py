@@ -9,7 +9,7 @@ import secrets
 from html.parser import HTMLParser
 
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
@@ -372,6 +372,7 @@ def test_sanitised_html_never_carries_active_content(value):
 
 @hsettings(PROPERTY, max_examples=200)
 @given(risky_text)
+@example("<li><form><li>")  # a stripped tag left items that nest once, then split
 def test_sanitising_twice_changes_nothing(value):
     once = sanitize_html(value)
     _assert_safe(sanitize_html(once))

@@ -23,6 +23,20 @@ URL_SCHEMES = {"http", "https", "mailto"}
 
 
 def sanitize_html(value: str) -> str:
+    """The body as stored: cleaned until cleaning changes nothing more. Removing a
+    tag can leave markup that parses differently the next time (``<li><form><li>``
+    becomes nested items, then two), and a body must read the same however often
+    it passes through here (a reply quotes it, the gateway cleans it again)."""
+    cleaned = _clean(value)
+    for _ in range(3):
+        again = _clean(cleaned)
+        if again == cleaned:
+            break
+        cleaned = again
+    return cleaned
+
+
+def _clean(value: str) -> str:
     return nh3.clean(
         value,
         tags=ALLOWED_TAGS,
