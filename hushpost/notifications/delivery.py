@@ -29,6 +29,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
+from django_tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
@@ -135,10 +137,15 @@ def _wake_if_relay_back() -> None:
         _wake_relay_waiters()
 
 
+def _waited_since():
+    """E-mails queued before this have waited for the relay as long as the whole retry schedule."""
+    return clock.now() - timedelta(seconds=sum(settings.NOTIFY_RETRY_SCHEDULE))
+
+
 def _give_up_waiting() -> None:
     """E-mails that have waited for the relay longer than the whole retry schedule fail,
     so their senders see it and can act."""
-    cutoff = clock.now() - timedelta(seconds=sum(settings.NOTIFY_RETRY_SCHEDULE))
+    cutoff = _waited_since()
     Notification.objects.filter(
         Q(lease_until__isnull=True) | Q(lease_until__lte=Now()),
         status=Status.PENDING, waiting_for_relay=True, created_at__lt=cutoff,
@@ -152,9 +159,6 @@ def _wake_relay_waiters() -> None:
 def _claim(owner: str, limit: int) -> list[Notification]:
     """Claim due notifications, oldest first, keeping each person's in order,
     and drop their own queued tasks: this batch sends them."""
-    from django_tasks import TaskResultStatus
-    from django_tasks_db.models import DBTaskResult
-
     with transaction.atomic():
         rows = list(
             Notification.objects.select_for_update(skip_locked=True)
@@ -290,7 +294,7 @@ def _failed(notification: Notification, owner: str, failure: Failure) -> str:
     if failure.relay_down:
         # Tried again whenever the relay seems back, so the attempts say
         # little: it gives up after the schedule's whole length instead.
-        gives_up = notification.created_at < clock.now() - timedelta(seconds=sum(schedule))
+        gives_up = notification.created_at < _waited_since()
     else:
         gives_up = attempts > len(schedule)
     if failure.permanent or gives_up or not schedule:

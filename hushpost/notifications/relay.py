@@ -41,7 +41,7 @@ class Failure:
             return cls(False, True, "mail server refused the connection")
         if isinstance(exc, TimeoutError):  # socket timeouts and SendDeadline alike
             return cls(False, True, "mail server did not answer in time")
-        if isinstance(exc, smtplib.SMTPServerDisconnected | OSError):
+        if isinstance(exc, OSError):  # smtplib's disconnects among them
             return cls(False, True, f"mail server unreachable: {type(exc).__name__}: {exc}"[:300])
         return cls(False, False, f"{type(exc).__name__}: {exc}"[:300])
 
