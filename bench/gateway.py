@@ -500,8 +500,8 @@ AREAS = (
      "instances, signals)", ("django/db/", "psycopg/", "psycopg_pool/", "django/dispatch/")),
     ("E-mail reading (handing it to a reader process and back: `hushpost.gateway.reader`; "
      "the parsing is the reader's CPU)", ("email/", "gateway/parse", "gateway/reader", "multiprocessing/")),
-    ("Cryptography (AES-GCM, key handling)", ("cryptography/", "tink/", "hushpost/lib/crypto",
-                                               "messaging/content")),
+    ("Cryptography (AES-GCM, key handling)", ("cryptography/", "tink/", "hushpost/crypto/aead",
+                                               "hushpost/crypto/envelope", "messaging/content")),
     ("HTML cleaning of the body", ("nh3", "bleach", "html5lib", "lib/sanitize", "/html/")),
     ("Django forms (ComposeForm for the options)", ("django/forms/",)),
     ("Logging", ("logging/",)),

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from csp.constants import NONE, SELF
 
-from hushpost.lib.crypto import is_raw_key
+from hushpost.crypto.master import is_raw_key
 from hushpost.lib.email_url import parse_email_url
 from hushpost.lib.env import ConfigError, env, envbool, envint, envsecret
 from hushpost.regions.config import load_regions
@@ -49,7 +49,7 @@ SECRET_KEY = envsecret("SECRET_KEY") or ("" if PRODUCTION else _dev_secret("secr
 # recovery codes): comma- or line-separated, inline or in a _FILE.
 SECRET_KEY_FALLBACKS = [k.strip() for k in (envsecret("SECRET_KEY_FALLBACKS") or "").replace(",", "\n").splitlines()
                         if k.strip()]
-# The master key wraps every organisation key; see hushpost/lib/crypto.py.
+# The master key wraps every organisation key; see hushpost/crypto/master.py.
 MASTER_KEY = envsecret("MASTER_KEY") or ("" if PRODUCTION else _dev_secret("master.key"))
 
 BASE_URL = (env("BASE_URL") or "http://" + (env("BIND", "127.0.0.1:8000") or "")).rstrip("/")

@@ -13,11 +13,11 @@ import os
 import pytest
 from django.conf import settings
 
+from hushpost.crypto import keys
 from hushpost.gateway.config import configure
 from hushpost.gateway.server import Gateway
 from hushpost.lib import clock
 from hushpost.notifications.relay import relay as connection
-from hushpost.orgs import keys
 from tests import personas
 from tests.deployments import two_regions
 from tests.helpers import run_worker

@@ -16,8 +16,8 @@ from django.test import Client
 
 from hushpost.attachments.cleanup import purge_stale_drafts
 from hushpost.attachments.models import Attachment
+from hushpost.crypto.streams import StreamError
 from hushpost.lib import clock
-from hushpost.lib.streams import StreamError
 from hushpost.messaging.models import Message
 from tests.helpers import content_of, send, upload
 from tests.personas import BOB, PASSWORD, first_login, sign_in_again

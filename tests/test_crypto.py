@@ -14,13 +14,12 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from hushpost.accounts.models import User
-from hushpost.lib import crypto
-from hushpost.lib.crypto import DecryptionError
+from hushpost.crypto import aead, keys, labels, master
+from hushpost.crypto.aead import DecryptionError
+from hushpost.crypto.keys import create_org_key
 from hushpost.lib.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, sanitize_html, text_to_html
 from hushpost.messaging.content import open_content, open_subject, seal_content
 from hushpost.messaging.models import Message
-from hushpost.orgs import keys
-from hushpost.orgs.keys import create_org_key
 from hushpost.orgs.models import OrgKey
 
 SUBJECT = "Résultats d'analyse 🧪 n°42"
@@ -39,7 +38,7 @@ def _fresh_key_caches():
 
 
 def _clear_key_caches():
-    for cached in (keys.master_key, crypto.unwrap_org_key, keys.key_version):
+    for cached in (master.master_key, keys.unwrap_org_key, keys.key_version):
         if hasattr(cached, "cache_clear"):
             cached.cache_clear()
 
@@ -72,7 +71,7 @@ def test_round_trip(make_org):
     assert open_subject(message) == SUBJECT
     for blob in (message.subject_ct, message.body_ct, message.wrapped_key):
         blob = bytes(blob)
-        assert blob[:1] == crypto.FORMAT_V1
+        assert blob[:1] == aead.FORMAT_V1
         assert SUBJECT.encode() not in blob and b"normal" not in blob
 
 
@@ -163,23 +162,23 @@ def test_another_organisations_key_cannot_unwrap_the_data_key(make_org):
     _, key_b = keys.current_key(org_b)
     _, key_a = keys.current_key(org_a)
     assert key_a != key_b
-    aad = crypto.data_key_aad(org_a.pk, message.uid)
-    crypto.open_sealed(key_a, bytes(message.wrapped_key), aad)  # the right key works
+    aad = labels.data_key_aad(org_a.pk, message.uid)
+    aead.open_sealed(key_a, bytes(message.wrapped_key), aad)  # the right key works
     with pytest.raises(DecryptionError):
-        crypto.open_sealed(key_b, bytes(message.wrapped_key), aad)
+        aead.open_sealed(key_b, bytes(message.wrapped_key), aad)
     # Nor does org B's key, presented as org B's, open anything of org A.
     with pytest.raises(DecryptionError):
-        crypto.open_sealed(key_b, bytes(message.wrapped_key), crypto.data_key_aad(org_b.pk, message.uid))
+        aead.open_sealed(key_b, bytes(message.wrapped_key), labels.data_key_aad(org_b.pk, message.uid))
 
 
 def test_organisation_key_is_bound_to_its_organisation_and_version(make_org):
     org_a, org_b = make_org("Org A"), make_org("Org B")
     wrapped_a = bytes(OrgKey.objects.get(org=org_a, version=1).wrapped_key)
-    master = keys.master_key()
-    assert len(crypto.unwrap_org_key(master, org_a.pk, 1, wrapped_a)) == crypto.KEY_BYTES
+    master_key = master.master_key()
+    assert len(keys.unwrap_org_key(master_key, org_a.pk, 1, wrapped_a)) == aead.KEY_BYTES
     for org_id, version in ((org_b.pk, 1), (org_a.pk, 2)):
         with pytest.raises(DecryptionError):
-            crypto.open_sealed(master, wrapped_a, crypto.org_key_aad(org_id, version))
+            aead.open_sealed(master_key, wrapped_a, labels.org_key_aad(org_id, version))
     # An organisation key row copied to another organisation opens nothing there.
     OrgKey.objects.filter(org=org_b, version=1).update(wrapped_key=wrapped_a)
     with pytest.raises(DecryptionError):
@@ -232,10 +231,10 @@ def test_rotation_through_the_portal(sender_client, org):
 
 def test_master_key_setting_formats():
     raw = secrets.token_bytes(32)
-    assert crypto.master_key_from_setting(base64.b64encode(raw).decode()) == raw  # openssl rand -base64 32
-    assert crypto.master_key_from_setting(base64.urlsafe_b64encode(raw).decode().rstrip("=")) == raw
+    assert master.master_key_from_setting(base64.b64encode(raw).decode()) == raw  # openssl rand -base64 32
+    assert master.master_key_from_setting(base64.urlsafe_b64encode(raw).decode().rstrip("=")) == raw
     phrase = "a long passphrase kept in a vault"
-    assert crypto.master_key_from_setting(phrase) == hashlib.sha256(phrase.encode()).digest()
+    assert master.master_key_from_setting(phrase) == hashlib.sha256(phrase.encode()).digest()
 
 
 # --- properties ---------------------------------------------------------------
@@ -247,51 +246,60 @@ aad_st = st.binary(max_size=64)
 @PROPERTY
 @given(key=keys_st, plaintext=st.binary(max_size=2048), aad=aad_st)
 def test_seal_then_open_gives_the_plaintext(key, plaintext, aad):
-    blob = crypto.seal(key, plaintext, aad)
-    assert len(blob) == 1 + crypto.NONCE_BYTES + len(plaintext) + 16
-    assert crypto.open_sealed(key, blob, aad) == plaintext
-    assert crypto.open_sealed(key, memoryview(blob), aad) == plaintext  # as PostgreSQL returns it
+    blob = aead.seal(key, plaintext, aad)
+    assert len(blob) == 1 + aead.NONCE_BYTES + len(plaintext) + 16
+    assert aead.open_sealed(key, blob, aad) == plaintext
+    assert aead.open_sealed(key, memoryview(blob), aad) == plaintext  # as PostgreSQL returns it
 
 
 @PROPERTY
 @given(key=keys_st, plaintext=st.binary(max_size=512), aad=aad_st, data=st.data())
 def test_any_bit_flip_is_detected(key, plaintext, aad, data):
-    blob = bytearray(crypto.seal(key, plaintext, aad))
+    blob = bytearray(aead.seal(key, plaintext, aad))
     index = data.draw(st.integers(0, len(blob) - 1), label="index")
     bit = data.draw(st.integers(0, 7), label="bit")
     blob[index] ^= 1 << bit
     with pytest.raises(DecryptionError):
-        crypto.open_sealed(key, bytes(blob), aad)
+        aead.open_sealed(key, bytes(blob), aad)
 
 
 @PROPERTY
 @given(key=keys_st, other=keys_st, plaintext=st.binary(max_size=256), aad=aad_st, other_aad=aad_st)
 def test_wrong_key_or_context_is_detected(key, other, plaintext, aad, other_aad):
-    blob = crypto.seal(key, plaintext, aad)
+    blob = aead.seal(key, plaintext, aad)
     if other != key:
         with pytest.raises(DecryptionError):
-            crypto.open_sealed(other, blob, aad)
+            aead.open_sealed(other, blob, aad)
     if other_aad != aad:
         with pytest.raises(DecryptionError):
-            crypto.open_sealed(key, blob, other_aad)
+            aead.open_sealed(key, blob, other_aad)
 
 
 @PROPERTY
 @given(key=keys_st, plaintext=st.binary(max_size=256), aad=aad_st, cut=st.integers(1, 300))
 def test_truncated_or_extended_ciphertext_is_detected(key, plaintext, aad, cut):
-    blob = crypto.seal(key, plaintext, aad)
+    blob = aead.seal(key, plaintext, aad)
     with pytest.raises(DecryptionError):
-        crypto.open_sealed(key, blob[: max(0, len(blob) - cut)], aad)
+        aead.open_sealed(key, blob[: max(0, len(blob) - cut)], aad)
     with pytest.raises(DecryptionError):
-        crypto.open_sealed(key, blob + bytes(cut % 17 + 1), aad)
+        aead.open_sealed(key, blob + bytes(cut % 17 + 1), aad)
 
 
 @PROPERTY
 @given(org_id=st.integers(1, 10**9), uid=st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=32))
 def test_associated_data_never_collides_between_fields(org_id, uid):
-    labels = {crypto.field_aad(org_id, uid, "subject"), crypto.field_aad(org_id, uid, "body"),
-              crypto.data_key_aad(org_id, uid), crypto.org_key_aad(org_id, 1)}
-    assert len(labels) == 4
+    aads = {labels.field_aad(org_id, uid, labels.SUBJECT), labels.field_aad(org_id, uid, labels.BODY),
+            labels.data_key_aad(org_id, uid), labels.org_key_aad(org_id, 1), labels.draft_file_aad(org_id, uid),
+            labels.file_key_aad(org_id, uid, uid), labels.file_aad(org_id, uid), labels.totp_secret_aad(org_id),
+            labels.totp_setup_aad(org_id)}
+    assert len(aads) == 9
+
+
+def test_the_master_key_derives_a_key_only_for_a_listed_purpose():
+    derived = {master.derived_key(label) for label in labels.MASTER_DERIVED}
+    assert len(derived) == len(labels.MASTER_DERIVED) and master.master_key() not in derived
+    with pytest.raises(ValueError, match="not a purpose"):
+        master.derived_key(b"hushpost:anything-else")
 
 
 # The sanitiser: text assembled from a grammar of risky fragments.

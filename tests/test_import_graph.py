@@ -1,10 +1,12 @@
 """Hushpost's modules import each other in layers, never in a loop.
 
-Notifications, audit and lib sit below accounts and messaging; an e-mail kind is
-registered by the app that owns it, so the outbox needs nothing above it. An
-import written inside a function to dodge a loop would hide one: only the
-places Django requires (``AppConfig.ready``) and the command line's start-up
-(after settings are loaded) may import there.
+Lib is the bottom layer, crypto just above it (of the apps it knows only the
+``OrgKey`` model its organisation keys live in); notifications and audit sit
+below accounts and messaging; an e-mail kind is registered by the app that owns
+it, so the outbox needs nothing above it. An import written inside a function to
+dodge a loop would hide one: only the places Django requires
+(``AppConfig.ready``) and the command line's start-up (after settings are
+loaded) may import there.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hushpost"
+# The bottom layers, and all of Hushpost each may import.
+BOTTOM = {
+    "hushpost.lib": ("hushpost.lib",),
+    "hushpost.crypto": ("hushpost.lib", "hushpost.crypto", "hushpost.orgs.models"),
+}
 # Where an import inside a function is how Django or start-up works, not a dodge.
 ALLOWED_INSIDE = {("hushpost.cli", "main")} | {
     (f"hushpost.{app}.apps", "ready") for app in ("accounts", "messaging", "ops")
@@ -107,3 +114,14 @@ def test_the_outbox_knows_nothing_of_accounts_or_messages():
     reaches = {m: sorted(t for t in graph[m] if t.startswith(("hushpost.accounts", "hushpost.messaging")))
                for m in below}
     assert {m: t for m, t in reaches.items() if t} == {}
+
+
+def _within(module: str, packages) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def test_lib_and_crypto_import_nothing_above_them():
+    graph, _ = _graph()
+    beyond = {m: sorted(t for t in targets if not _within(t, allowed))
+              for layer, allowed in BOTTOM.items() for m, targets in graph.items() if _within(m, (layer,))}
+    assert {m: t for m, t in beyond.items() if t} == {}

@@ -93,7 +93,7 @@ def _clock_stands_still(_reset_clock):
 @pytest.fixture
 def bob(org, sender_client, smtp, client_factory):
     """Bob's browser: Alice's first message to him came, he chose his password and read his
-    inbox (so this process has unwrapped Northwind's key: see ``hushpost.orgs.keys``)."""
+    inbox (so this process has unwrapped Northwind's key: see ``hushpost.crypto.keys``)."""
     assert send(sender_client, to=BOB, subject="Welcome").status_code == 302
     run_worker()
     browser = client_factory()

@@ -28,10 +28,9 @@ from hushpost.attachments.actions import describe, open_file
 from hushpost.attachments.models import Attachment
 from hushpost.attachments.store import get_store
 from hushpost.audit.chain import GENESIS, head_seal, link, read_checkpoint, seal_holds
-from hushpost.lib import crypto
+from hushpost.crypto import keys, master
 from hushpost.messaging.content import data_key, open_content, open_subject
 from hushpost.messaging.models import Message
-from hushpost.orgs import keys
 from hushpost.orgs.models import Organization, OrgKey
 from hushpost.regions.config import Region, Regions
 from hushpost.regions.discovery import sign
@@ -46,7 +45,7 @@ def _bytes(value: str) -> bytes:
 
 
 def _clear_key_caches():
-    for cached in (keys.master_key, crypto.unwrap_org_key, keys.key_version):
+    for cached in (master.master_key, keys.unwrap_org_key, keys.key_version):
         cached.cache_clear()
     keys.forget_cached_keys()
 
@@ -87,8 +86,8 @@ def _reload(model, pk):
 
 
 def test_the_master_key_setting_decodes_as_before():
-    assert crypto.master_key_from_setting(GIVEN["master_key"]) == bytes(range(32))
-    assert crypto.master_key_from_setting(GIVEN["master_phrase"]).hex() == STORED["master_from_phrase"]
+    assert master.master_key_from_setting(GIVEN["master_key"]) == bytes(range(32))
+    assert master.master_key_from_setting(GIVEN["master_phrase"]).hex() == STORED["master_from_phrase"]
 
 
 def test_the_wrapped_organisation_key_unwraps(stored_org):

@@ -4,6 +4,7 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 
+from hushpost.crypto import macs
 from hushpost.orgs.models import no_line_breaks
 
 
@@ -91,11 +92,8 @@ class User(AbstractBaseUser, PermissionsMixin):
             yield self._session_hash(secret)
 
     def _session_hash(self, secret=None):
-        from django.utils.crypto import salted_hmac
-
         ended = self.sessions_ended_at.isoformat() if self.sessions_ended_at else ""
-        return salted_hmac("hushpost.accounts.session", f"{self.password}:{ended}", secret=secret,
-                           algorithm="sha256").hexdigest()
+        return macs.session_auth(self.password, ended, secret)
 
     def get_short_name(self) -> str:
         # What Django's admin greets an operator with, rather than the internal sign-in key.

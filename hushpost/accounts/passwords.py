@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.hashers import Argon2PasswordHasher, BasePasswordHasher, mask_hash
-from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.crypto import constant_time_compare
 from zxcvbn import zxcvbn
 
+from hushpost.crypto import macs
 from hushpost.lib.input import CONTROL
 
 # No 0/o, 1/l/i: a recipient may be reading the e-mail on a phone and typing
@@ -25,8 +26,7 @@ def temporary_password_for(seed: str, *, secret: str | None = None) -> str:
     the notification's key tells nothing of it. Base 31 from 256 bits: the
     20 symbols are uniform to within 2**-150.
     """
-    digest = salted_hmac("hushpost.temporary-password", seed, secret=secret, algorithm="sha256").digest()
-    number = int.from_bytes(digest, "big")
+    number = int.from_bytes(macs.temporary_password(seed, secret), "big")
     raw = []
     for _ in range(GROUPS * GROUP_LEN):
         number, index = divmod(number, len(ALPHABET))
@@ -46,13 +46,9 @@ class TemporaryPasswordHasher(BasePasswordHasher):
 
     algorithm = "hushpost_temporary"
 
-    def _mac(self, password: str, salt: str, secret: str | None = None) -> str:
-        return salted_hmac(f"hushpost.temporary-hash.{salt}", password, secret=secret,
-                           algorithm="sha256").hexdigest()
-
     def encode(self, password, salt):
         self._check_encode_args(password, salt)
-        return f"{self.algorithm}${salt}${self._mac(password, salt)}"
+        return f"{self.algorithm}${salt}${macs.temporary_password_hash(password, salt)}"
 
     def decode(self, encoded):
         algorithm, salt, mac = encoded.split("$", 2)
@@ -62,7 +58,7 @@ class TemporaryPasswordHasher(BasePasswordHasher):
     def verify(self, password, encoded):
         decoded = self.decode(encoded)
         ok = any(
-            constant_time_compare(self._mac(password, decoded["salt"], secret), decoded["hash"])
+            constant_time_compare(macs.temporary_password_hash(password, decoded["salt"], secret), decoded["hash"])
             for secret in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
         )
         Argon2PasswordHasher().encode(password, Argon2PasswordHasher().salt())  # the time an Argon2 check takes

@@ -18,18 +18,17 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
+
+from hushpost.crypto import macs
 
 # When the session began and when it was last seen (epoch seconds): the limits
 # on a session's length and idle time are measured from these.
 STARTED, SEEN = "hushpost_started", "hushpost_seen"
 
-SALT = "hushpost.accounts.sessions"
-
 
 def stored_key(session_key: str, secret: str | None = None) -> str:
     """What the database holds for a session: never the cookie's value itself."""
-    return salted_hmac(SALT, session_key, secret=secret, algorithm="sha256").hexdigest()[:40]
+    return macs.stored_session_key(session_key, secret)
 
 
 def _candidates(session_key: str) -> list[str]:

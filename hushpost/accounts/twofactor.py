@@ -18,19 +18,17 @@ import qrcode
 import qrcode.image.svg
 from django.conf import settings
 from django.db import transaction
-from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.crypto import constant_time_compare
 
 from hushpost.accounts.models import RecoveryCode, User
-from hushpost.lib import clock, crypto
-from hushpost.orgs.keys import master_key
+from hushpost.crypto import aead, macs
+from hushpost.crypto.labels import totp_secret_aad, totp_setup_aad
+from hushpost.crypto.master import master_key
+from hushpost.lib import clock
 
 ISSUER = "Hushpost Secure Messaging"
 RECOVERY_CODES = 10
 RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
-
-
-def _aad(user: User) -> bytes:
-    return f"hushpost:totp:{user.pk}".encode()
 
 
 def new_secret() -> str:
@@ -38,31 +36,27 @@ def new_secret() -> str:
 
 
 def seal_secret(user: User, secret: str) -> bytes:
-    return crypto.seal(master_key(), secret.encode(), _aad(user))
+    return aead.seal(master_key(), secret.encode(), totp_secret_aad(user.pk))
 
 
 def secret_for_session(user: User, secret: str) -> str:
     """A secret being set up waits in the session sealed, so a copy of the session table holds none."""
-    return base64.b64encode(crypto.seal(master_key(), secret.encode(), _setup_aad(user))).decode()
+    return base64.b64encode(aead.seal(master_key(), secret.encode(), totp_setup_aad(user.pk))).decode()
 
 
 def secret_from_session(user: User, sealed) -> str | None:
     if not isinstance(sealed, str):
         return None
     try:
-        return crypto.open_sealed(master_key(), base64.b64decode(sealed), _setup_aad(user)).decode()
-    except (ValueError, crypto.DecryptionError):
+        return aead.open_sealed(master_key(), base64.b64decode(sealed), totp_setup_aad(user.pk)).decode()
+    except (ValueError, aead.DecryptionError):
         return None
-
-
-def _setup_aad(user: User) -> bytes:
-    return f"hushpost:totp-setup:{user.pk}".encode()
 
 
 def _secret(user: User) -> str | None:
     if not user.totp_secret_sealed:
         return None
-    return crypto.open_sealed(master_key(), bytes(user.totp_secret_sealed), _aad(user)).decode()
+    return aead.open_sealed(master_key(), bytes(user.totp_secret_sealed), totp_secret_aad(user.pk)).decode()
 
 
 def provisioning(user: User, secret: str) -> dict:
@@ -131,7 +125,7 @@ def disable(user: User) -> None:
 
 def _digest(user: User, code: str, key: str | bytes) -> str:
     normal = "".join(ch for ch in code.lower() if ch.isalnum())
-    return salted_hmac("hushpost.accounts.recovery", f"{user.pk}:{normal}", secret=key, algorithm="sha256").hexdigest()
+    return macs.recovery_code(user.pk, normal, key)
 
 
 def _digests(user: User, code: str) -> list[str]:

@@ -9,8 +9,6 @@ message that the caller already loaded through the message access gate.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import secrets
 from collections.abc import Iterable, Iterator
@@ -29,10 +27,12 @@ from hushpost.attachments.store import get_store
 from hushpost.attachments.tasks import purge_drafts
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
-from hushpost.lib import clock, crypto, streams
+from hushpost.crypto import envelope, keys, streams
+from hushpost.crypto.envelope import FileSecret
+from hushpost.crypto.labels import file_aad
+from hushpost.lib import clock
 from hushpost.messaging.content import data_key
 from hushpost.messaging.models import Delivery, Message, Restriction
-from hushpost.orgs import keys
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -55,29 +55,14 @@ class FileInfo:
     size: int
 
 
-def _draft_aad(org_id: int, uid: str) -> bytes:
-    return f"hushpost:draft-file:{org_id}:{uid}".encode()
-
-
-def _file_key_aad(org_id: int, message_uid: str, uid: str) -> bytes:
-    return f"hushpost:file-key:{org_id}:{message_uid}:{uid}".encode()
-
-
-def _pack(file_key: bytes, name: str, content_type: str) -> bytes:
-    return json.dumps({"k": base64.b64encode(file_key).decode(), "n": name, "t": content_type}).encode()
-
-
-def _unseal(attachment: Attachment, message: Message | None = None) -> dict:
+def _unseal(attachment: Attachment, message: Message | None = None) -> FileSecret:
+    """The file's keyset, name and type: under the organisation key while a draft, else its message's data key."""
+    sealed = bytes(attachment.sealed)
     if attachment.message_id is None:
-        key = keys.key_version(attachment.org_id, attachment.draft_key_version)
-        aad = _draft_aad(attachment.org_id, attachment.uid)
-    else:
-        message = message or attachment.message
-        key = data_key(message)
-        aad = _file_key_aad(attachment.org_id, message.uid, attachment.uid)
-    packed = json.loads(crypto.open_sealed(key, bytes(attachment.sealed), aad))
-    packed["k"] = base64.b64decode(packed["k"])
-    return packed
+        org_key = keys.key_version(attachment.org_id, attachment.draft_key_version)
+        return envelope.open_draft_file(org_key, attachment.org_id, attachment.uid, sealed)
+    message = message or attachment.message
+    return envelope.open_message_file(data_key(message), attachment.org_id, message.uid, attachment.uid, sealed)
 
 
 def file_limit(owner: User) -> int:
@@ -107,7 +92,7 @@ class Receiver:
         _check_quota(owner)
         self._writer = get_store().writer(self.store_key)
         try:
-            self._context = streams.encrypting(self.file_key, self._writer, streams.file_aad(owner.org_id, self.uid))
+            self._context = streams.encrypting(self.file_key, self._writer, file_aad(owner.org_id, self.uid))
             self._stream = self._context.__enter__()
         except BaseException:
             self._writer_abort()
@@ -137,8 +122,8 @@ class Receiver:
         version, org_key = keys.current_key(self.owner.org)
         attachment = Attachment(
             uid=self.uid, org_id=self.owner.org_id, owner=self.owner, draft_key_version=version,
-            sealed=crypto.seal(org_key, _pack(self.file_key, self.name, self.content_type),
-                               _draft_aad(self.owner.org_id, self.uid)),
+            sealed=envelope.seal_draft_file(org_key, self.owner.org_id, self.uid,
+                                            FileSecret(self.file_key, self.name, self.content_type)),
             size=self.size, store_key=self.store_key,
         )
         try:
@@ -250,9 +235,8 @@ def attach(message: Message, files: list[Attachment]) -> None:
         return
     key = data_key(message)
     for position, attachment in enumerate(files):
-        packed = _unseal(attachment)
-        attachment.sealed = crypto.seal(key, _pack(packed["k"], packed["n"], packed["t"]),
-                                        _file_key_aad(message.org_id, message.uid, attachment.uid))
+        attachment.sealed = envelope.seal_message_file(key, message.org_id, message.uid, attachment.uid,
+                                                       _unseal(attachment))
         attachment.message = message
         attachment.draft_key_version = None
         attachment.position = position
@@ -266,8 +250,8 @@ def describe(attachment: Attachment, message: Message | None = None) -> FileInfo
     return _info(attachment, _unseal(attachment, message))
 
 
-def _info(attachment: Attachment, packed: dict) -> FileInfo:
-    return FileInfo(uid=attachment.uid, name=packed["n"], content_type=packed["t"], size=attachment.size)
+def _info(attachment: Attachment, secret: FileSecret) -> FileInfo:
+    return FileInfo(uid=attachment.uid, name=secret.name, content_type=secret.content_type, size=attachment.size)
 
 
 def files_of(message: Message) -> list[FileInfo]:
@@ -282,10 +266,10 @@ def open_file(message: Message, uid: str, *, by: User) -> tuple[FileInfo, Iterat
     if attachment is None:
         return None
     record(AuditEvent.Action.DOWNLOAD, actor=by, obj=message, detail=f"file {uid}")
-    packed = _unseal(attachment, message)
-    info = _info(attachment, packed)
+    secret = _unseal(attachment, message)
     source = get_store().reader(attachment.store_key)
-    return info, streams.decrypted_chunks(packed["k"], source, streams.file_aad(attachment.org_id, attachment.uid))
+    return _info(attachment, secret), streams.decrypted_chunks(secret.keyset, source,
+                                                               file_aad(attachment.org_id, attachment.uid))
 
 
 def draft_infos(owner: User, uids: Iterable[str]) -> list[FileInfo]:

@@ -1,7 +1,7 @@
-"""The audit trail's keyed hashes: each event's link, each chain head's seal, and checkpoints.
+"""What the audit trail's keyed hashes cover: each event's link, each chain head's seal, and checkpoints.
 
-All are HMAC-SHA256 under keys derived from the master key, which is not in
-the database: whoever can write the database can delete or change rows, but
+All are HMAC-SHA256 under keys derived from the master key (``hushpost.crypto.macs.audit``),
+which is not in the database: whoever can write the database can delete or change rows, but
 cannot make links, seals or checkpoints that verify.
 
 * An event's ``hash`` covers its fields and the hash before it.
@@ -14,15 +14,11 @@ cannot make links, seals or checkpoints that verify.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-from functools import lru_cache
 
-from django.conf import settings
-
+from hushpost.crypto import macs
+from hushpost.crypto.labels import AUDIT_CHECKPOINT, AUDIT_HEAD, AUDIT_LINK
 from hushpost.lib import clock
-from hushpost.lib.crypto import master_key_from_setting
 
 GENESIS = "0" * 64
 CHECKPOINT = "hushpost-audit-checkpoint"
@@ -32,36 +28,26 @@ class BadCheckpoint(ValueError):
     """A checkpoint that is not one, or whose signature does not match."""
 
 
-@lru_cache(maxsize=8)
-def _derive(master_setting: str, purpose: bytes) -> bytes:
-    return hmac.new(master_key_from_setting(master_setting), purpose, hashlib.sha256).digest()
-
-
-def _mac(purpose: bytes, fields: list) -> str:
-    data = json.dumps(fields, separators=(",", ":")).encode()
-    return hmac.new(_derive(settings.MASTER_KEY, purpose), data, hashlib.sha256).hexdigest()
-
-
 def link(prev: str, event) -> str:
     """The event's hash: its fields and the previous hash of its chain."""
-    return _mac(b"hushpost:audit-chain", [
+    return macs.audit(AUDIT_LINK, [
         prev, event.org_id or 0, event.at.isoformat(), event.action, event.actor_id or 0, event.actor_email,
         event.client, event.object_type, event.object_id, event.detail])
 
 
 def head_seal(chain: int, events: int, last_hash: str) -> str:
-    return _mac(b"hushpost:audit-head", [chain, events, last_hash])
+    return macs.audit(AUDIT_HEAD, [chain, events, last_hash])
 
 
 def seal_holds(head) -> bool:
-    return hmac.compare_digest(head.seal, head_seal(head.chain, head.events, head.last_hash))
+    return macs.matches(head.seal, head_seal(head.chain, head.events, head.last_hash))
 
 
 def write_checkpoint(chains: dict[int, tuple[int, str]]) -> str:
     """One line of JSON: when, and each chain's count and last hash, signed."""
     body = {"kind": CHECKPOINT, "at": clock.now().isoformat(timespec="seconds"),
             "chains": {str(c): [n, h] for c, (n, h) in sorted(chains.items())}}
-    return json.dumps({**body, "mac": _mac(b"hushpost:audit-checkpoint", [body])}, separators=(",", ":"))
+    return json.dumps({**body, "mac": macs.audit(AUDIT_CHECKPOINT, [body])}, separators=(",", ":"))
 
 
 def read_checkpoint(text: str) -> tuple[str, dict[int, tuple[int, str]]]:
@@ -74,7 +60,7 @@ def read_checkpoint(text: str) -> tuple[str, dict[int, tuple[int, str]]]:
     except (ValueError, TypeError, KeyError, AttributeError):
         raise BadCheckpoint("this is not an audit checkpoint (the one line `hushpost audit checkpoint` "
                             "printed)") from None
-    if body["kind"] != CHECKPOINT or not hmac.compare_digest(mac, _mac(b"hushpost:audit-checkpoint", [body])):
+    if body["kind"] != CHECKPOINT or not macs.matches(mac, macs.audit(AUDIT_CHECKPOINT, [body])):
         raise BadCheckpoint("the checkpoint's signature does not match: it was changed, or made with "
                             "another master key")
     return str(body["at"]), chains

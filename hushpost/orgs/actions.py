@@ -5,7 +5,7 @@ from django.utils.text import slugify
 
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
-from hushpost.orgs.keys import create_org_key
+from hushpost.crypto.keys import create_org_key
 from hushpost.orgs.models import Domain, Organization
 
 

@@ -11,7 +11,7 @@ from django.contrib.auth import logout
 from django.core import signing
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_POST
 
 from hushpost.accounts import reauth, throttle
@@ -26,6 +26,8 @@ from hushpost.accounts.flows import (
 from hushpost.accounts.models import User
 from hushpost.attachments import views as attachments
 from hushpost.attachments.actions import AttachmentError, files_of
+from hushpost.crypto import macs
+from hushpost.crypto.labels import RESEND_TEMPORARY
 from hushpost.lib.client import client_address
 from hushpost.lib.input import InputError, checks_input, line
 from hushpost.lib.sanitize import html_to_text
@@ -53,7 +55,6 @@ from hushpost.orgs.models import Organization
 
 SIGN_IN_FAILED = "That e-mail address and password don't match an account."
 EMAIL = "The e-mail address"
-RESEND_SALT = "hushpost.recipients.resend-temporary"
 
 
 def _org(slug: str) -> Organization:
@@ -124,7 +125,7 @@ def login_view(request, org):
 def _resend_token(user: User) -> str:
     # Bound to the current (temporary) password hash: once a new password is
     # chosen or a new temporary one issued, the token is worthless.
-    return signing.dumps([user.pk, salted_hmac(RESEND_SALT, user.password).hexdigest()], salt=RESEND_SALT)
+    return signing.dumps([user.pk, macs.password_fingerprint(user.password)], salt=RESEND_TEMPORARY)
 
 
 @require_POST
@@ -132,15 +133,13 @@ def resend_temporary(request, org):
     """Send a new temporary password to someone who just proved they held the expired one."""
     organisation = _org(org)
     try:
-        user_id, fingerprint = signing.loads(request.POST.get("token", ""), salt=RESEND_SALT, max_age=900)
+        user_id, fingerprint = signing.loads(request.POST.get("token", ""), salt=RESEND_TEMPORARY, max_age=900)
     except (signing.BadSignature, ValueError, TypeError):
         user_id, fingerprint = None, ""
     user = User.objects.filter(
         pk=user_id, org=organisation, role=User.Role.RECIPIENT, must_change_password=True
     ).first()
-    if user is None or not constant_time_compare(
-        fingerprint, salted_hmac(RESEND_SALT, user.password).hexdigest()
-    ):
+    if user is None or not constant_time_compare(fingerprint, macs.password_fingerprint(user.password)):
         flash.error(request, "That request has expired. Sign in again to ask for a new password.")
         return redirect("recipients:login", org=organisation.slug)
     with transaction.atomic():

@@ -11,7 +11,6 @@ complete answers are cached.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import math
@@ -23,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from django.conf import settings
 from django.core.cache import cache
 
+from hushpost.crypto import macs
 from hushpost.regions.config import Region
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,12 @@ _opener = urllib.request.build_opener(_NoRedirects)
 
 
 def sign(body: bytes) -> str:
-    return hmac.new(settings.REGIONS.key, body, hashlib.sha256).hexdigest()
+    return macs.region_signature(settings.REGIONS.key, body)
 
 
 def verify(body: bytes, signature: str, *, purpose: str, sender: str | None = None) -> dict | None:
     """The message, if signed with the shared key, fresh, meant for this region and purpose."""
-    if not settings.REGIONS.key or not hmac.compare_digest(sign(body), signature or ""):
+    if not settings.REGIONS.key or not macs.matches(sign(body), signature or ""):
         return None
     try:
         message = json.loads(body)

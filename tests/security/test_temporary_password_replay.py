@@ -53,12 +53,12 @@ def test_resend_token_cannot_be_replayed_after_the_password_is_set(world, db, sm
 def test_resend_needs_a_valid_token_for_this_organisation(world, db):
     from django.core import signing
 
-    from hushpost.recipients.views import RESEND_SALT
+    from hushpost.crypto.labels import RESEND_TEMPORARY
 
     w = world
     before = Notification.objects.count()
     for token in ("", "garbage", signing.dumps(w.users["bob"].pk, salt="another-salt"),
-                  signing.dumps(w.users["erin"].pk, salt=RESEND_SALT)):
+                  signing.dumps(w.users["erin"].pk, salt=RESEND_TEMPORARY)):
         r = Client().post(f"/r/{w.slug()}/login/resend", {"token": token})
         assert r.status_code in (302, 404)
         assert "erin@" not in r.get("Location", "")

@@ -1,20 +1,20 @@
-"""Organisation keys: creation, rotation and unwrapping under the master key."""
+"""Organisation keys: creation, rotation and unwrapping under the master key.
+
+Each organisation has versioned AES-256 keys (``orgs.models.OrgKey``), each wrapped under the
+master key with associated data naming organisation and version. Messages are sealed under
+the newest version; every older version stays, so what it sealed stays readable.
+"""
 
 from __future__ import annotations
 
 import time
 from functools import lru_cache
 
-from django.conf import settings
 from django.db import transaction
 
-from hushpost.lib import crypto
+from hushpost.crypto import aead, labels
+from hushpost.crypto.master import master_key
 from hushpost.orgs.models import Organization, OrgKey
-
-
-@lru_cache(maxsize=1)
-def master_key() -> bytes:
-    return crypto.master_key_from_setting(settings.MASTER_KEY)
 
 
 def create_org_key(org: Organization) -> OrgKey:
@@ -28,7 +28,7 @@ def create_org_key(org: Organization) -> OrgKey:
             .first()
         )
         version = (last or 0) + 1
-        wrapped = crypto.seal(master_key(), crypto.new_key(), crypto.org_key_aad(org.pk, version))
+        wrapped = aead.seal(master_key(), aead.new_key(), labels.org_key_aad(org.pk, version))
         key = OrgKey.objects.create(org=org, version=version, wrapped_key=wrapped)
     _current.pop(org.pk, None)  # this process uses the new version at once
     return key
@@ -66,4 +66,10 @@ def key_version(org_id: int, version: int) -> bytes:
 
 
 def _unwrap(org_id: int, version: int, wrapped: bytes) -> bytes:
-    return crypto.unwrap_org_key(master_key(), org_id, version, wrapped)
+    return unwrap_org_key(master_key(), org_id, version, wrapped)
+
+
+@lru_cache(maxsize=1024)
+def unwrap_org_key(master: bytes, org_id: int, version: int, wrapped: bytes) -> bytes:
+    # Cached: an organisation key is unwrapped once per process, not per message.
+    return aead.open_sealed(master, wrapped, labels.org_key_aad(org_id, version))

@@ -2,9 +2,9 @@
 
 Each file gets its own Tink keyset (AES256_GCM_HKDF_1MB: AES-256-GCM in 1 MiB
 segments, each segment authenticated and bound to its position, the stream
-bound to associated data naming the file).  The serialized keyset is then
-sealed by :mod:`hushpost.lib.crypto` under the message's data key, so a file is
-opened only through its message's key hierarchy.  Memory stays at about one
+bound to associated data naming the file, ``labels.file_aad``).  The serialized
+keyset is then sealed under the message's data key (:mod:`.envelope`), so a file
+is opened only through its message's key hierarchy.  Memory stays at about one
 segment, whatever the file size.
 """
 
@@ -36,10 +36,6 @@ def new_file_key() -> bytes:
 def _primitive(file_key: bytes) -> streaming_aead.StreamingAead:
     handle = tink.proto_keyset_format.parse(file_key, secret_key_access.TOKEN)
     return handle.primitive(streaming_aead.StreamingAead)
-
-
-def file_aad(org_id: int, file_uid: str) -> bytes:
-    return f"hushpost:file:{org_id}:{file_uid}".encode()
 
 
 @contextmanager

@@ -1,0 +1,84 @@
+"""Every label Hushpost's cryptography binds into what it stores, each written here once.
+
+Associated data names what a ciphertext belongs to, so a ciphertext copied into another row,
+field, file or organisation fails to open instead of showing the wrong content. A derivation
+label names what a key or keyed hash is for, so a value made for one purpose proves nothing
+for another. Changing any string here makes every value stored under it unreadable or
+unverifiable (``tests/test_stored_values.py`` holds values a deployment has written).
+"""
+
+from __future__ import annotations
+
+# --- Associated data: what each ciphertext belongs to -------------------------------------
+
+
+def org_key_aad(org_id: int, version: int) -> bytes:
+    """An organisation key version, wrapped under the master key."""
+    return f"hushpost:orgkey:{org_id}:{version}".encode()
+
+
+def data_key_aad(org_id: int, message_uid: str) -> bytes:
+    """A message's data key, wrapped under its organisation key."""
+    return f"hushpost:datakey:{org_id}:{message_uid}".encode()
+
+
+# A message's fields, each sealed under its data key.
+SUBJECT, BODY = "subject", "body"
+
+
+def field_aad(org_id: int, message_uid: str, field: str) -> bytes:
+    return f"hushpost:field:{org_id}:{message_uid}:{field}".encode()
+
+
+def draft_file_aad(org_id: int, file_uid: str) -> bytes:
+    """A draft file's keyset, name and type, sealed under the organisation key."""
+    return f"hushpost:draft-file:{org_id}:{file_uid}".encode()
+
+
+def file_key_aad(org_id: int, message_uid: str, file_uid: str) -> bytes:
+    """A sent file's keyset, name and type, sealed under its message's data key."""
+    return f"hushpost:file-key:{org_id}:{message_uid}:{file_uid}".encode()
+
+
+def file_aad(org_id: int, file_uid: str) -> bytes:
+    """A file's content, streamed under its own keyset."""
+    return f"hushpost:file:{org_id}:{file_uid}".encode()
+
+
+def totp_secret_aad(user_id: int) -> bytes:
+    """An account's authenticator secret, sealed under the master key."""
+    return f"hushpost:totp:{user_id}".encode()
+
+
+def totp_setup_aad(user_id: int) -> bytes:
+    """An authenticator secret being set up, sealed under the master key into the session."""
+    return f"hushpost:totp-setup:{user_id}".encode()
+
+
+# --- Keys derived from the master key (HMAC-SHA256 of the label) ----------------------------
+
+AUDIT_LINK = b"hushpost:audit-chain"
+AUDIT_HEAD = b"hushpost:audit-head"
+AUDIT_CHECKPOINT = b"hushpost:audit-checkpoint"
+MASTER_DERIVED = (AUDIT_LINK, AUDIT_HEAD, AUDIT_CHECKPOINT)
+
+# --- Keyed hashes under the secret key (Django's salted_hmac: the label is the salt) --------
+
+# A session's row, never its cookie's value.
+SESSION_STORE = "hushpost.accounts.sessions"
+# A session's tie to the account's password and its last "sign out everywhere".
+SESSION_AUTH = "hushpost.accounts.session"
+# A Password Notification's temporary password, derived from the notification's key.
+TEMPORARY_PASSWORD = "hushpost.temporary-password"  # noqa: S105 - a label, not a password
+# A recovery code, under the account's authenticator secret (older codes: under the secret key).
+RECOVERY_CODE = "hushpost.accounts.recovery"
+
+
+def temporary_hash_label(salt: str) -> str:
+    """A temporary password's stored hash: the salt of each hash is part of its label."""
+    return f"hushpost.temporary-hash.{salt}"
+
+
+# A recipient's request for a new temporary password: the salt of its signed token (Django's
+# signing) and of the fingerprint that binds the token to the password hash it was issued for.
+RESEND_TEMPORARY = "hushpost.recipients.resend-temporary"

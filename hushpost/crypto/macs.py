@@ -1,0 +1,72 @@
+"""Keyed hashes, each under a key that is not in the database.
+
+* The audit trail's links, head seals and checkpoints: keys derived from the master key
+  (:func:`.master.derived_key`), over the fields as compact JSON.
+* Sessions' stored keys and auth hashes, temporary passwords and their stored hashes: Django's
+  ``salted_hmac`` (HMAC-SHA256) under the secret key (``secret`` names a fallback key when one is
+  checked), salted with a label from :mod:`.labels`.
+* Recovery codes: under the account's own authenticator secret (older codes: the secret key).
+* Regions' questions and answers: HMAC-SHA256 under the key the regions share.
+* A resend request's fingerprint of a password hash: ``salted_hmac`` with Django's default
+  SHA-1, inside a token that is itself signed and lives 15 minutes.
+
+A keyed hash is compared in constant time (:func:`matches`, or Django's ``constant_time_compare``),
+never with ``==``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from django.utils.crypto import salted_hmac
+
+from hushpost.crypto import labels
+from hushpost.crypto.master import derived_key
+
+
+def matches(computed: str, given: str) -> bool:
+    """In constant time, so a forger learns nothing from how long a refusal takes."""
+    return hmac.compare_digest(computed, given)
+
+
+def audit(label: bytes, fields: list) -> str:
+    data = json.dumps(fields, separators=(",", ":")).encode()
+    return hmac.new(derived_key(label), data, hashlib.sha256).hexdigest()
+
+
+def _keyed(label: str, value: str, secret: str | bytes | None) -> hmac.HMAC:
+    return salted_hmac(label, value, secret=secret, algorithm="sha256")
+
+
+def stored_session_key(session_key: str, secret: str | None = None) -> str:
+    """What the database holds for a session: 160 bits, the width of Django's column."""
+    return _keyed(labels.SESSION_STORE, session_key, secret).hexdigest()[:40]
+
+
+def session_auth(password_hash: str, sessions_ended: str, secret: str | None = None) -> str:
+    """Changes with the account's password and with each "sign out everywhere"."""
+    return _keyed(labels.SESSION_AUTH, f"{password_hash}:{sessions_ended}", secret).hexdigest()
+
+
+def temporary_password(seed: str, secret: str | None = None) -> bytes:
+    """256 bits from which a Password Notification's temporary password is spelled."""
+    return _keyed(labels.TEMPORARY_PASSWORD, seed, secret).digest()
+
+
+def temporary_password_hash(password: str, salt: str, secret: str | None = None) -> str:
+    return _keyed(labels.temporary_hash_label(salt), password, secret).hexdigest()
+
+
+def recovery_code(user_id: int, code: str, key: str | bytes) -> str:
+    return _keyed(labels.RECOVERY_CODE, f"{user_id}:{code}", key).hexdigest()
+
+
+def region_signature(key: bytes, body: bytes) -> str:
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def password_fingerprint(password_hash: str) -> str:
+    """Changes when the account's password does: a token carrying it dies with the password."""
+    return salted_hmac(labels.RESEND_TEMPORARY, password_hash).hexdigest()
