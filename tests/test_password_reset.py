@@ -135,6 +135,19 @@ def test_forged_links_open_nothing_and_are_throttled(alice, token, settings):
     assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 429  # the same network
 
 
+def test_a_new_password_through_the_link_ends_a_lockout(alice, smtp, deliver):
+    for n in range(5):  # someone guessing Alice's password locks her out
+        Client().post("/login", {"email": alice.email, "password": f"Guess-{n}-wrong"}, REMOTE_ADDR="192.0.2.70")
+        clock.travel(timedelta(seconds=61))
+    assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 429
+    Client().post("/forgot", {"email": alice.email})
+    deliver()
+    c = Client()
+    form = open_link(c, _link(smtp, alice.email))
+    assert c.post(form, {"password": CHOSEN, "confirm": CHOSEN}).status_code == 302
+    assert Client().post("/login", {"email": alice.email, "password": CHOSEN}).status_code == 302
+
+
 def test_a_weak_new_password_is_refused_and_the_link_still_works(alice, smtp, deliver):
     Client().post("/forgot", {"email": alice.email})
     deliver()

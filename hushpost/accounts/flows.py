@@ -33,7 +33,9 @@ _DUMMY = User()
 
 @dataclass
 class SignIn:
-    user: User | None = None
+    """What a recipient's right password opens: a session, or (temporary passwords) an explanation."""
+
+    user: User
     temporary_expired: bool = False
     temporary_used: bool = False
     # The temporary password's one session may still be open somewhere.
@@ -71,15 +73,20 @@ def recipient_account(org: Organization, email: str) -> User | None:
     ).first()
 
 
-def sign_in_sender(email: str, password: str) -> SignIn:
+def sign_in_sender(email: str, password: str) -> User | None:
+    """The sender whose password this is, or None."""
     user = sender_account(email)
-    return SignIn(user=user) if verify_password(user, password) else SignIn()
+    return user if verify_password(user, password) else None
 
 
-def sign_in_recipient(org: Organization, email: str, password: str) -> SignIn:
+def sign_in_recipient(org: Organization, email: str, password: str) -> SignIn | None:
+    """What the recipient's password (temporary or chosen) opens, or None when it is not theirs.
+
+    The right password passes even when a temporary one can no longer open a session.
+    """
     user = recipient_account(org, email)
     if not verify_password(user, password) or user is None:  # False for None
-        return SignIn()
+        return None
     if user.must_change_password and (
         user.temp_password_expires_at is None or user.temp_password_expires_at <= clock.now()
     ):

@@ -71,20 +71,18 @@ def confirm(request, *, always: bool = False) -> Unconfirmed | None:
     if PASSWORD_FIELD not in request.POST:
         return Unconfirmed("", 200)
     # Counted as sign-in attempts on the account: the same five tries, the same lock an admin can lift.
-    client, account = client_address(request), throttle.sign_in_key(user)
-    refusal = throttle.check(client, account)
-    if refusal is not None:
-        return Unconfirmed(refusal.message, 429)
     wants_code = twofactor.enabled(user)
-    # The code is tried only after the password passes, so a wrong password never uses up a recovery code.
-    if user.check_password(request.POST.get(PASSWORD_FIELD, "")) and (
-            not wants_code or twofactor.verify(user, request.POST.get(CODE_FIELD, "")) is not None):
-        throttle.succeeded(account, client)
+    attempt = throttle.check_secret(
+        client_address(request), throttle.sign_in_key(user),
+        # The code is tried only after the password passes, so a wrong password never uses up a recovery code.
+        lambda: user.check_password(request.POST.get(PASSWORD_FIELD, "")) and (
+            not wants_code or twofactor.verify(user, request.POST.get(CODE_FIELD, "")) is not None),
+        owner=user)
+    if attempt.passed:
         mark_confirmed(request, user)
         return None
-    refusal = throttle.failed(client, account, user=user)
-    if refusal is not None:
-        return Unconfirmed(refusal.message, 429)
+    if attempt.refusal is not None:
+        return Unconfirmed(attempt.refusal.message, 429)
     return Unconfirmed(WRONG_WITH_CODE if wants_code else WRONG, 400)
 
 

@@ -26,6 +26,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import base36_to_int, urlsafe_base64_decode, urlsafe_base64_encode
 
+from hushpost.accounts import throttle
 from hushpost.accounts.models import User
 from hushpost.accounts.passwords import password_problems
 from hushpost.audit.actions import record
@@ -128,7 +129,7 @@ def _account(pk: int, *, role: str, org=None) -> User | None:
 
 
 def reset_password(user: User, new: str, confirm: str, *, ticket: dict) -> list[str]:
-    """Set the password from a reset link; every session of the account ends.
+    """Set the password from a reset link; every session of the account ends, and a lockout of its sign-in.
 
     The link is checked again under a row lock: two submissions race, one wins.
     """
@@ -149,4 +150,5 @@ def reset_password(user: User, new: str, confirm: str, *, ticket: dict) -> list[
         user.save(update_fields=["password", "must_change_password", "temp_password_expires_at",
                                  "temp_password_used_at", "password_changed_at"])
         record(AuditEvent.Action.PASSWORD_RESET, org=user.org, actor_email=user.email, obj=user)
+    throttle.after_password_reset(user)
     return []

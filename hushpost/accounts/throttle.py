@@ -1,9 +1,13 @@
 """Brute-force defence: failed attempts slow down, then lock, per account and per client.
 
-Every secret a person types to get in goes through here: passwords, temporary
-passwords (and, as they arrive, reset codes and second factors).  An account
-name is throttled whether or not the account exists, and the answer is the
-same either way.
+Every secret a person (or a relay) types to get in is checked through one flow,
+:func:`check_secret`: passwords, temporary passwords, authenticator and recovery
+codes, reset links, the current password before a security change, SMTP AUTH.
+It asks the throttle first, runs the check only if the attempt is allowed, and
+records the failure or the success; those three steps are private to it, so no
+caller can check a secret with one of them left out.  An account name is
+throttled whether or not the account exists, and the answer is the same either
+way.
 
 * Per account name: after two failures each further one makes the next try
   wait longer (2, 4, 8 s);
@@ -24,8 +28,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -46,6 +52,43 @@ FREE_TRIES = 2  # a typo or two costs no wait; after that 2, 4, 8… seconds
 class Refusal:
     message: str
     retry_after: int  # seconds
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Attempt(Generic[T]):
+    """How a secret fared: what it opened, or why it was refused."""
+
+    value: T | None = None  # what ``verify`` returned when the secret passed
+    refusal: Refusal | None = None  # no attempt allowed, or the lockout this failure began
+    checked: bool = True  # False when refused before the secret was looked at
+
+    @property
+    def passed(self) -> bool:
+        return self.value is not None
+
+
+def check_secret(client: str, account: str, verify: Callable[[], T | None | bool], *,
+                 owner: User | Callable[[], User | None] | None = None) -> Attempt[T]:
+    """Check a secret under the throttle of ``account`` (an account name) and ``client`` (an address).
+
+    ``verify`` runs only when the attempt is allowed, and does the whole check
+    (for an unknown account, the same hashing work as for a real one); it returns
+    what the secret opens, or None (or False) when the secret is wrong.  A
+    failure is recorded against ``owner``, the account's user if there is one
+    (a function is called only then, so its look-up costs nothing otherwise):
+    the audit trail names them, and their lockout e-mail goes to them.
+    """
+    refusal = _check(client, account)
+    if refusal is not None:
+        return Attempt(refusal=refusal, checked=False)
+    value = verify()
+    if value is None or value is False:
+        return Attempt(refusal=_failed(client, account, user=owner() if callable(owner) else owner))
+    _succeeded(account, client)
+    return Attempt(value=value)
 
 
 def account_key(portal: str, email: str) -> str:
@@ -103,12 +146,12 @@ def _peek(scope: str, key: str) -> Throttle | None:
     return row
 
 
-def check(client: str, account: str) -> Refusal | None:
+def _check(client: str, account: str) -> Refusal | None:
     """Reserve one attempt, or refuse it (a Refusal says for how long not).
 
     The attempt is counted as a failure *before* the secret is checked, under
     a row lock, so guesses sent all at once are counted one by one and the
-    waits apply to them too; ``succeeded`` takes it back.
+    waits apply to them too; ``_succeeded`` takes it back.
     """
     now = clock.now()
     lock_for = timedelta(minutes=settings.LOCKOUT_MINUTES)
@@ -137,7 +180,7 @@ def check(client: str, account: str) -> Refusal | None:
     return None
 
 
-def failed(client: str, account: str, user: User | None = None) -> Refusal | None:
+def _failed(client: str, account: str, user: User | None = None) -> Refusal | None:
     """The reserved attempt failed: record it; a Refusal if it was the one that locked the account."""
     row = _peek(Throttle.Scope.ACCOUNT, account)
     newly_locked = row is not None and _locked(row) and row.failures == settings.LOCKOUT_FAILURES
@@ -162,12 +205,20 @@ def failed(client: str, account: str, user: User | None = None) -> Refusal | Non
     return None
 
 
-def succeeded(account: str, client: str | None = None) -> None:
+def _succeeded(account: str, client: str) -> None:
     """The reserved attempt passed: the account's count starts again, the client's loses it."""
     Throttle.objects.filter(scope=Throttle.Scope.ACCOUNT, key=_hash(account)).delete()
-    if client is not None:
-        Throttle.objects.filter(scope=Throttle.Scope.CLIENT, key=_hash(client), failures__gt=0).update(
-            failures=F("failures") - 1)
+    Throttle.objects.filter(scope=Throttle.Scope.CLIENT, key=_hash(client), failures__gt=0).update(
+        failures=F("failures") - 1)
+
+
+def after_password_reset(user: User) -> None:
+    """A password set through a reset link: the sign-in name's count starts again.
+
+    The owner proved they hold the mailbox; a lockout (theirs or a guesser's) no
+    longer stands between them and the new password.  Their second step keeps its count.
+    """
+    Throttle.objects.filter(scope=Throttle.Scope.ACCOUNT, key=_hash(sign_in_key(user))).delete()
 
 
 def lookup_allowed(client: str) -> bool:

@@ -52,17 +52,14 @@ def choose(request, *, role: str, org, frame: str, login_url: str, forgot_url: s
                "minutes": settings.PASSWORD_RESET_TIMEOUT // 60, "state": "opening", **extra}
     if request.method == "POST" and "link" in request.POST:
         client = client_address(request)
-        per_client = throttle.account_key("reset-link", client)  # links are 128-bit: only guessing clients slow down
-        refusal = throttle.check(client, per_client)
-        ticket = None if refusal else reset.ticket_for_link(request.POST["link"][:400], role=role, org=org)
-        if ticket is None:
-            if refusal is None:
-                throttle.failed(client, per_client)
+        attempt = throttle.check_secret(
+            client, throttle.account_key("reset-link", client),  # links are 128-bit: only guessing clients slow down
+            lambda: reset.ticket_for_link(request.POST["link"][:400], role=role, org=org))
+        if not attempt.passed:
             context["state"] = "gone"
-            return render(request, "accounts/reset.html", context, status=429 if refusal else 404)
-        throttle.succeeded(per_client, client)
+            return render(request, "accounts/reset.html", context, status=404 if attempt.checked else 429)
         request.session.cycle_key()  # a session someone planted never holds the ticket
-        request.session[RESET_SESSION] = ticket
+        request.session[RESET_SESSION] = attempt.value
         return redirect(request.path)
     ticket = request.session.get(RESET_SESSION)
     account = reset.user_for_ticket(ticket, role=role, org=org) if ticket else None
@@ -79,7 +76,6 @@ def choose(request, *, role: str, org, frame: str, login_url: str, forgot_url: s
                                       ticket=ticket)
         if not errors:
             request.session.pop(RESET_SESSION, None)
-            throttle.succeeded(throttle.sign_in_key(account))
             flash.success(request, "Your password is changed, and every other session is signed out. "
                                    "Sign in with your new password.")
             return redirect(login_url)
@@ -101,20 +97,17 @@ def second_factor(request, *, role: str, org, frame: str, login_url: str, next_u
     context = {"frame": frame, "error": "", "login_url": login_url, **extra}
     if request.method != "POST":
         return render(request, "accounts/second_factor.html", context)
-    client = client_address(request)
-    account = throttle.account_key("2fa", str(user.pk))
-    refusal = throttle.check(client, account)
-    if refusal is None:
-        how = twofactor.verify(user, request.POST.get("code", ""))
-        if how is not None:
-            throttle.succeeded(account, client)
-            flows.finish_second_factor(request, user, how)
-            if how == "recovery":
-                left = twofactor.recovery_codes_left(user)
-                flash.warning(request, f"You used a recovery code; {left} left. "
-                                       "Make new ones in your account settings if you are running low.")
-            return redirect(next_url)
-        refusal = throttle.failed(client, account, user=user)
+    attempt = throttle.check_secret(client_address(request), throttle.account_key("2fa", str(user.pk)),
+                                    lambda: twofactor.verify(user, request.POST.get("code", "")), owner=user)
+    if attempt.passed:
+        how = attempt.value
+        flows.finish_second_factor(request, user, how)
+        if how == "recovery":
+            left = twofactor.recovery_codes_left(user)
+            flash.warning(request, f"You used a recovery code; {left} left. "
+                                   "Make new ones in your account settings if you are running low.")
+        return redirect(next_url)
+    refusal = attempt.refusal
     context["error"] = refusal.message if refusal else WRONG_CODE
     return render(request, "accounts/second_factor.html", context, status=429 if refusal else 400)
 

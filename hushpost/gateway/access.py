@@ -57,21 +57,15 @@ def authenticate(username: str, password: str, ip: str = "unknown") -> int | Non
     Throttled like every sign-in (per user name and per client address): a
     guessing relay is slowed, then locked out, before any password is hashed.
     """
-    account = throttle.account_key("gateway", username)
-    ip = normalise_ip(ip)
-    if throttle.check(ip, account) is not None:
-        return None
-    org = Organization.objects.filter(gateway_auth_user=username, is_active=True).first() if usable(username) else None
-    if org is None or not org.gateway_auth_password:
-        make_password(password)  # the same work as a real check: the timing tells nothing
-        ok = False
-    else:
-        ok = check_password(password, org.gateway_auth_password)
-    if not ok:
-        throttle.failed(ip, account)
-        return None
-    throttle.succeeded(account, ip)
-    return org.pk
+
+    def verify() -> int | None:
+        org = Organization.objects.filter(gateway_auth_user=username, is_active=True).first() if usable(username) else None
+        if org is None or not org.gateway_auth_password:
+            make_password(password)  # the same work as a real check: the timing tells nothing
+            return None
+        return org.pk if check_password(password, org.gateway_auth_password) else None
+
+    return throttle.check_secret(normalise_ip(ip), throttle.account_key("gateway", username), verify).value
 
 
 def sender_of(address: str, client: Client) -> User:

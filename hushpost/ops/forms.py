@@ -15,14 +15,11 @@ class OperatorPasswordChangeForm(PasswordChangeForm):
 
     def clean_old_password(self):
         # Counted with the operator's sign-in attempts: a session holder gets no extra guesses.
-        client, account = current_client.get(), throttle.sign_in_key(self.user)
-        refusal = throttle.check(client, account)
-        if refusal is not None:
-            raise ValidationError(refusal.message)
-        if not self.user.check_password(self.cleaned_data["old_password"]):
-            refusal = throttle.failed(client, account, user=self.user)
-            raise ValidationError(refusal.message if refusal else "Your current password is not right.")
-        throttle.succeeded(account, client)
+        attempt = throttle.check_secret(current_client.get(), throttle.sign_in_key(self.user),
+                                        lambda: self.user.check_password(self.cleaned_data["old_password"]),
+                                        owner=self.user)
+        if not attempt.passed:
+            raise ValidationError(attempt.refusal.message if attempt.refusal else "Your current password is not right.")
         return self.cleaned_data["old_password"]
 
     def clean(self):

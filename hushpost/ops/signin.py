@@ -6,10 +6,13 @@ without it, so their first sign-in is the enrolment.  Until the second step
 passes, the session only remembers which operator is half signed in, and for a
 few minutes; Django's ``login`` happens only then, and the session is marked as
 having passed both steps (``has_permission`` of the site reads that mark).
-Every secret typed here goes through :mod:`hushpost.accounts.throttle`.
+Every secret typed here is checked through the throttle's one flow,
+:func:`hushpost.accounts.throttle.check_secret`.
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 from django.contrib.auth import login
 
@@ -37,15 +40,13 @@ def _operators():
 def check_password(request, email: str, password: str) -> tuple[User | None, throttle.Refusal | None]:
     """The operator whose password this is, or None; a Refusal while throttled."""
     email = email.strip().lower()[:254]
-    client, account = client_address(request), throttle.account_key("ops", email)
-    refusal = throttle.check(client, account)
-    if refusal is not None:
-        return None, refusal
-    user = _operators().filter(email=email).first()
-    if verify_password(user, password):  # the same Argon2 work whether or not the account exists
-        throttle.succeeded(account, client)
-        return user, None
-    return None, throttle.failed(client, account, user=user)
+    operator = cache(lambda: _operators().filter(email=email).first())  # looked up once, if the attempt is allowed
+    attempt = throttle.check_secret(
+        client_address(request), throttle.account_key("ops", email),
+        # the same Argon2 work whether or not the account exists
+        lambda: operator() if verify_password(operator(), password) else None,
+        owner=operator)
+    return attempt.value, attempt.refusal
 
 
 def begin(request, user: User, next_url: str) -> None:
@@ -76,17 +77,11 @@ def enrolment_secret(request, user: User) -> str:
     return secret
 
 
-def _second_step(request, user: User, attempt) -> tuple[object, throttle.Refusal | None]:
-    """Run ``attempt`` under the throttle of the account's second step; its result or a Refusal."""
-    client, account = client_address(request), throttle.account_key("2fa", str(user.pk))
-    refusal = throttle.check(client, account)
-    if refusal is not None:
-        return None, refusal
-    result = attempt()
-    if result is None:
-        return None, throttle.failed(client, account, user=user)
-    throttle.succeeded(account, client)
-    return result, None
+def _second_step(request, user: User, check) -> tuple[object, throttle.Refusal | None]:
+    """Run ``check`` under the throttle of the account's second step; its result or a Refusal."""
+    attempt = throttle.check_secret(client_address(request), throttle.account_key("2fa", str(user.pk)), check,
+                                    owner=user)
+    return attempt.value, attempt.refusal
 
 
 def enrol(request, user: User, code: str) -> tuple[list[str] | None, throttle.Refusal | None]:

@@ -93,32 +93,27 @@ def login_view(request, org):
         return render(request, "recipients/login.html", context, status=400)
     status = 200
     if request.method == "POST":
-        client = client_address(request)
-        account = throttle.account_key(f"r{organisation.pk}", email)
-        refusal = throttle.check(client, account)
-        if refusal is not None:
-            context["error"] = refusal.message
-            return render(request, "recipients/login.html", context, status=429)
-        result = sign_in_recipient(organisation, email, request.POST.get("password", ""))
-        if result.user is not None:
-            # The right password, temporary or chosen: the count starts again.
-            throttle.succeeded(account, client)
-        if result.user is not None and result.temporary_in_use_until is not None:
+        attempt = throttle.check_secret(
+            client_address(request), throttle.account_key(f"r{organisation.pk}", email),
+            # The right password, temporary or chosen, passes (the count starts again).
+            lambda: sign_in_recipient(organisation, email, request.POST.get("password", "")),
+            owner=lambda: recipient_account(organisation, email))
+        result = attempt.value
+        if result is not None and result.temporary_in_use_until is not None:
             context["in_use_until"] = result.temporary_in_use_until
             status = 400
-        elif result.user is not None and result.needs_new_temporary:
+        elif result is not None and result.needs_new_temporary:
             context["expired_at"] = result.user.temp_password_expires_at if result.temporary_expired else None
             context["already_used"] = result.temporary_used
             context["resend_token"] = _resend_token(result.user)
             status = 400
-        elif result.user is not None:
+        elif result is not None:
             if begin_session(request, result.user):
                 return redirect(f"/r/{organisation.slug}/login/2fa?" + urlencode({"next": next_url}))
             return redirect(next_url)
         else:
-            refusal = throttle.failed(client, account, user=recipient_account(organisation, email))
-            context["error"] = refusal.message if refusal else SIGN_IN_FAILED
-            status = 429 if refusal else 400
+            context["error"] = attempt.refusal.message if attempt.refusal else SIGN_IN_FAILED
+            status = 429 if attempt.refusal else 400
     return render(request, "recipients/login.html", context, status=status)
 
 

@@ -55,20 +55,16 @@ def login_view(request):
     if not password:
         # "Next": the same password step for every address, hosted or not.
         return _login_page(request, email)
-    account = throttle.account_key("sender", email)
-    refusal = throttle.check(client, account)
-    if refusal is not None:
-        return _login_page(request, email, error=refusal.message, status=429)
-    result = sign_in_sender(email, password)
-    if result.user is not None:
-        throttle.succeeded(account, client)
+    attempt = throttle.check_secret(client, throttle.account_key("sender", email),
+                                    lambda: sign_in_sender(email, password),
+                                    owner=lambda: sender_account(email))
+    if attempt.passed:
         next_url = safe_next(request, request.GET.get("next"), prefix="/app/", default="/app/")
-        if begin_session(request, result.user):
+        if begin_session(request, attempt.value):
             return redirect("/login/2fa?" + urlencode({"next": next_url}))
         return redirect(next_url)
-    refusal = throttle.failed(client, account, user=sender_account(email))
-    if refusal is not None:
-        return _login_page(request, email, error=refusal.message, status=429)
+    if attempt.refusal is not None:
+        return _login_page(request, email, error=attempt.refusal.message, status=429)
     return _login_page(request, email, error=SIGN_IN_FAILED)
 
 
