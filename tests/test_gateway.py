@@ -26,9 +26,10 @@ from django.test import Client
 from hushpost.attachments.actions import files_of
 from hushpost.attachments.models import Attachment
 from hushpost.gateway import server
-from hushpost.gateway.config import GatewayConfigError, configure
+from hushpost.gateway.config import configure
 from hushpost.gateway.server import tls_context
 from hushpost.lib import clock
+from hushpost.lib.env import ConfigError
 from hushpost.lib.sanitize import sanitize_html
 from hushpost.messaging.content import open_content
 from hushpost.messaging.models import Delivery, Message, Restriction
@@ -630,7 +631,7 @@ def test_hushpost_smtpd_runs_and_stops(tmp_path):
 
 def test_production_refuses_a_plain_text_gateway_on_a_public_address(settings):
     settings.PRODUCTION = True
-    with pytest.raises(GatewayConfigError, match="HUSHPOST_SMTPD_ALLOW_PLAINTEXT"):
+    with pytest.raises(ConfigError, match="HUSHPOST_SMTPD_ALLOW_PLAINTEXT"):
         server.build("0.0.0.0:2525")
     assert server.build("127.0.0.1:2525").tls is False  # loopback: only this host can speak to it
     settings.SMTPD_ALLOW_PLAINTEXT = True

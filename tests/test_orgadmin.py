@@ -8,8 +8,9 @@ import pytest
 from django.db import connection, transaction
 from django.test import Client
 
-from hushpost.accounts.actions import AccountError, set_active
+from hushpost.accounts.actions import set_active
 from hushpost.accounts.models import User
+from hushpost.lib.refusals import Refused
 from hushpost.messaging.models import Message
 from hushpost.notifications.models import Notification
 from tests import personas
@@ -71,7 +72,7 @@ def test_an_admin_disabled_a_moment_ago_cannot_disable_anyone(admin, make_sender
     assert signed_in(bea).post(f"/app/admin/senders/{admin.pk}/active", {"active": "0"}).status_code == 302
     stale_ada = User.objects.get(pk=admin.pk)
     stale_ada.is_active = True
-    with pytest.raises(AccountError, match="Only an active admin"):
+    with pytest.raises(Refused, match="Only an active admin"):
         set_active(bea, False, by=stale_ada)
     bea.refresh_from_db()
     assert bea.is_active
@@ -101,7 +102,7 @@ def test_two_admins_disabling_each_other_at_once_leave_one_active(org, make_send
         try:
             set_active(ada, False, by=bea)
             outcome["bea"] = "done"
-        except AccountError:
+        except Refused:
             outcome["bea"] = "refused"
         finally:
             connection.close()

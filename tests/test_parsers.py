@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hushpost.attachments.names import MAX_LENGTH, RESERVED, safe_content_type, safe_filename
 from hushpost.attachments.views import disposition
 from hushpost.gateway.options import clean_subject, read_options
-from hushpost.gateway.replies import Refused
+from hushpost.gateway.replies import SmtpRefused
 from hushpost.messaging.models import Restriction
 from hushpost.orgs.models import Organization
 
@@ -68,7 +68,7 @@ def test_options_are_read_or_refused_never_half_applied(org, subject, items):
     header = "; ".join(items)
     try:
         cleaned, options = read_options(subject, header, org)
-    except Refused as refusal:
+    except SmtpRefused as refusal:
         assert 500 <= refusal.reply.code < 600 and refusal.reply.text  # a reason a person can read
         return
     assert cleaned == clean_subject(cleaned) and 0 < len(cleaned) <= 200

@@ -9,9 +9,9 @@ from django.test import Client
 
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
+from hushpost.lib.refusals import Refused
 from hushpost.messaging.actions import (
     Addressees,
-    RefusedError,
     SendOptions,
     change_expiry,
     send_message,
@@ -115,9 +115,9 @@ def test_a_changed_expiry_stays_within_the_organisations_policy(sender_client, o
     assert message.is_expired
     # The actions hold the rule themselves, whoever calls them.
     alice.refresh_from_db()  # her organisation as it is now, as a request would load it
-    with pytest.raises(RefusedError, match="never expire"):
+    with pytest.raises(Refused, match="never expire"):
         change_expiry(message, None, by=alice)
-    with pytest.raises(RefusedError, match="never expire"):
+    with pytest.raises(Refused, match="never expire"):
         send_message(author=alice, addressees=Addressees(to=[BOB]), subject="S", body_html="<p>B</p>",
                      options=SendOptions(expire_days=0), send_token="policy-check-token-1")
     assert Message.objects.count() == 1

@@ -10,14 +10,11 @@ from hushpost.accounts.passwords import password_problems
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
+from hushpost.lib.refusals import Refused
 from hushpost.notifications.actions import queue_notification
 from hushpost.notifications.models import Notification
 from hushpost.orgs.actions import org_for_address
 from hushpost.orgs.models import Organization
-
-
-class AccountError(ValueError):
-    pass
 
 
 def create_sender(
@@ -29,23 +26,23 @@ def create_sender(
     try:
         validate_email(email)
     except ValidationError:
-        raise AccountError(f"{email!r} is not an e-mail address") from None
+        raise Refused(f"{email!r} is not an e-mail address") from None
     if "\r" in name or "\n" in name:
-        raise AccountError("a name cannot contain line breaks")
+        raise Refused("a name cannot contain line breaks")
     owner = org_for_address(email)
     if org is not None and (owner is None or owner.pk != org.pk):
         domains = ", ".join(d.name for d in org.domains.all())
-        raise AccountError(f"Senders need an address at your organisation's domains ({domains}).")
+        raise Refused(f"Senders need an address at your organisation's domains ({domains}).")
     org = owner
     if org is None:
-        raise AccountError(
+        raise Refused(
             f"no organisation owns the domain of {email}; add it with 'hushpost org add'"
         )
     if User.objects.filter(org=org, role=User.Role.SENDER, email=email).exists():
-        raise AccountError(f"{email} already has a sender account")
+        raise Refused(f"{email} already has a sender account")
     problems = password_problems(password, email=email, name=name)
     if problems:
-        raise AccountError(" ".join(problems))
+        raise Refused(" ".join(problems))
     user = User(org=org, email=email, name=name.strip(), role=User.Role.SENDER, is_org_admin=admin)
     user.set_password(password)
     with transaction.atomic():
@@ -66,7 +63,7 @@ def update_sender(user: User, *, name: str | None = None, admin: bool | None = N
     changed = []
     if name is not None and name.strip() != user.name:
         if "\r" in name or "\n" in name:
-            raise AccountError("a name cannot contain line breaks")
+            raise Refused("a name cannot contain line breaks")
         user.name, changed = name.strip(), [*changed, "name"]
     if admin is not None and admin != user.is_org_admin:
         user.is_org_admin, changed = admin, [*changed, "admin"]
@@ -75,12 +72,12 @@ def update_sender(user: User, *, name: str | None = None, admin: bool | None = N
         try:
             validate_email(email)
         except ValidationError:
-            raise AccountError(f"{email!r} is not an e-mail address") from None
+            raise Refused(f"{email!r} is not an e-mail address") from None
         owner = org_for_address(email)
         if owner is None or owner.pk != user.org_id:
-            raise AccountError(f"{email} is not at one of {user.org.name}'s domains")
+            raise Refused(f"{email} is not at one of {user.org.name}'s domains")
         if User.objects.filter(org=user.org, role=user.role, email=email).exists():
-            raise AccountError(f"{email} already has a sender account")
+            raise Refused(f"{email} already has a sender account")
         user.email, user.sessions_ended_at, changed = email, clock.now(), [*changed, "e-mail"]
     if changed:
         user.save()
@@ -98,7 +95,7 @@ def set_active(user: User, active: bool, *, by: User | None = None) -> None:
         if by is not None:
             Organization.objects.select_for_update().filter(pk=by.org_id).first()
             if by.pk == user.pk or not User.objects.filter(pk=by.pk, is_active=True, is_org_admin=True).exists():
-                raise AccountError("Only an active admin of the organisation can do that.")
+                raise Refused("Only an active admin of the organisation can do that.")
         User.objects.filter(pk=user.pk).update(is_active=active)
         if by is not None:
             record(AuditEvent.Action.ADMIN, actor=by, obj=user,

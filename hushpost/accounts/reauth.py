@@ -82,7 +82,7 @@ def confirm(request, *, always: bool = False) -> Unconfirmed | None:
         mark_confirmed(request, user)
         return None
     if attempt.refusal is not None:
-        return Unconfirmed(attempt.refusal.message, 429)
+        return Unconfirmed(str(attempt.refusal), 429)
     return Unconfirmed(WRONG_WITH_CODE if wants_code else WRONG, 400)
 
 

@@ -41,17 +41,12 @@ from hushpost.accounts.models import Throttle, User
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
+from hushpost.lib.refusals import Refused
 from hushpost.notifications.actions import queue_notification
 from hushpost.notifications.models import Notification
 
 MAX_DELAY_SECONDS = 60
 FREE_TRIES = 2  # a typo or two costs no wait; after that 2, 4, 8… seconds
-
-
-@dataclass(frozen=True)
-class Refusal:
-    message: str
-    retry_after: int  # seconds
 
 
 T = TypeVar("T")
@@ -62,7 +57,7 @@ class Attempt(Generic[T]):
     """How a secret fared: what it opened, or why it was refused."""
 
     value: T | None = None  # what ``verify`` returned when the secret passed
-    refusal: Refusal | None = None  # no attempt allowed, or the lockout this failure began
+    refusal: Refused | None = None  # no attempt allowed, or the lockout this failure began
     checked: bool = True  # False when refused before the secret was looked at
 
     @property
@@ -146,8 +141,8 @@ def _peek(scope: str, key: str) -> Throttle | None:
     return row
 
 
-def _check(client: str, account: str) -> Refusal | None:
-    """Reserve one attempt, or refuse it (a Refusal says for how long not).
+def _check(client: str, account: str) -> Refused | None:
+    """Reserve one attempt, or refuse it (the refusal's text says for how long not).
 
     The attempt is counted as a failure *before* the secret is checked, under
     a row lock, so guesses sent all at once are counted one by one and the
@@ -159,14 +154,14 @@ def _check(client: str, account: str) -> Refusal | None:
         client_row = _row(Throttle.Scope.CLIENT, client)
         if _locked(client_row):
             wait = (client_row.locked_until - now).total_seconds()
-            return Refusal(CLIENT_BLOCKED.format(wait=_minutes(wait)), int(wait) + 1)
+            return Refused(CLIENT_BLOCKED.format(wait=_minutes(wait)), retry_after=int(wait) + 1)
         row = _row(Throttle.Scope.ACCOUNT, account)
         if _locked(row):
             wait = (row.locked_until - now).total_seconds()
-            return Refusal(LOCKED.format(wait=_minutes(wait)), int(wait) + 1)
+            return Refused(LOCKED.format(wait=_minutes(wait)), retry_after=int(wait) + 1)
         if row.next_allowed_at is not None and row.next_allowed_at > now:
             wait = max(1, math.ceil((row.next_allowed_at - now).total_seconds()))
-            return Refusal(SLOW_DOWN.format(wait=wait, s="s" if wait != 1 else ""), wait)
+            return Refused(SLOW_DOWN.format(wait=wait, s="s" if wait != 1 else ""), retry_after=wait)
         client_row.failures += 1
         if client_row.failures >= settings.CLIENT_FAILURES:
             client_row.locked_until = now + lock_for
@@ -180,8 +175,8 @@ def _check(client: str, account: str) -> Refusal | None:
     return None
 
 
-def _failed(client: str, account: str, user: User | None = None) -> Refusal | None:
-    """The reserved attempt failed: record it; a Refusal if it was the one that locked the account."""
+def _failed(client: str, account: str, user: User | None = None) -> Refused | None:
+    """The reserved attempt failed: record it; a refusal if it was the one that locked the account."""
     row = _peek(Throttle.Scope.ACCOUNT, account)
     newly_locked = row is not None and _locked(row) and row.failures == settings.LOCKOUT_FAILURES
     portal, _, typed = account.partition(":")
@@ -200,8 +195,8 @@ def _failed(client: str, account: str, user: User | None = None) -> Refusal | No
                 # their lockout is in the audit trail.
                 queue_notification(Notification.Kind.LOCKOUT, user)
     if newly_locked:
-        minutes = settings.LOCKOUT_MINUTES * 60
-        return Refusal(LOCKED.format(wait=_minutes(minutes)), minutes)
+        return Refused(LOCKED.format(wait=_minutes(settings.LOCKOUT_MINUTES * 60)),
+                       retry_after=settings.LOCKOUT_MINUTES * 60)
     return None
 
 

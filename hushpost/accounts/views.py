@@ -108,7 +108,7 @@ def second_factor(request, *, role: str, org, frame: str, login_url: str, next_u
                                    "Make new ones in your account settings if you are running low.")
         return redirect(next_url)
     refusal = attempt.refusal
-    context["error"] = refusal.message if refusal else WRONG_CODE
+    context["error"] = str(refusal) if refusal else WRONG_CODE
     return render(request, "accounts/second_factor.html", context, status=429 if refusal else 400)
 
 

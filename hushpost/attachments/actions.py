@@ -31,6 +31,7 @@ from hushpost.crypto import envelope, keys, streams
 from hushpost.crypto.envelope import FileSecret
 from hushpost.crypto.labels import file_aad
 from hushpost.lib import clock
+from hushpost.lib.refusals import Refused
 from hushpost.messaging.content import data_key
 from hushpost.messaging.models import Delivery, Message, Restriction
 
@@ -39,11 +40,14 @@ MB = 1024 * 1024
 MAX_FILES = 50
 
 
-class AttachmentError(ValueError):
-    """An upload or attachment is refused; the text says why, for the user."""
+class FileRefused(Refused):
+    """An upload or attachment is refused; the text says why, for the user.
 
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
+    Its own kind: an upload answers with its HTTP status, and the gateway bounces
+    a message for its files with a reply of their own (552)."""
+
+    def __init__(self, text: str, status: int = 400):
+        super().__init__(text)
         self.status = status  # for an HTTP answer: 413 when a size limit refused it
 
 
@@ -78,9 +82,9 @@ class Receiver:
 
     def __init__(self, owner: User, name: str, content_type: str = ""):
         if not owner.is_authenticated or owner.org_id is None:
-            raise AttachmentError("Sign in to attach files.")
+            raise FileRefused("Sign in to attach files.")
         if problem := name_problem(name):
-            raise AttachmentError(problem)
+            raise FileRefused(problem)
         self.owner = owner
         self.name = safe_filename(name)
         self.content_type = safe_content_type(content_type)
@@ -103,7 +107,7 @@ class Receiver:
         self.size += len(chunk)
         if self.size > self.limit:
             self.abort()
-            raise AttachmentError(
+            raise FileRefused(
                 f"{self.name} is larger than {self.limit // MB} MB, the largest file your organisation allows.",
                 status=413)
         try:
@@ -182,11 +186,11 @@ def _check_quota(owner: User) -> None:
     Recipients may upload only while they have a message they can still answer.
     """
     if owner.is_recipient and not _can_reply_to_something(owner):
-        raise AttachmentError("You can attach files only to a reply, and none of your messages can be answered.")
+        raise FileRefused("You can attach files only to a reply, and none of your messages can be answered.")
     held = Attachment.objects.filter(owner=owner, message__isnull=True).aggregate(
         count=models.Count("pk"), total=models.Sum("size"))
     if held["count"] >= 2 * MAX_FILES or (held["total"] or 0) >= 2 * owner.org.max_message_mb * MB:
-        raise AttachmentError("You have too many files waiting to be sent. Send or remove some first.")
+        raise FileRefused("You have too many files waiting to be sent. Send or remove some first.")
 
 
 def _can_reply_to_something(user: User) -> bool:
@@ -204,7 +208,7 @@ def receive(owner: User, name: str, content_type: str, chunks: Iterable[bytes],
         for chunk in chunks:
             receiver.write(chunk)
         if expected_size is not None and receiver.size != expected_size:
-            raise AttachmentError("The upload was cut short. Try again.")
+            raise FileRefused("The upload was cut short. Try again.")
         return receiver.finish()
     except BaseException:
         receiver.abort()
@@ -215,18 +219,18 @@ def drafts(owner: User, uids: Iterable[str]) -> list[Attachment]:
     """The owner's own unsent files named by ``uids``; anything else is refused."""
     wanted = list(dict.fromkeys(u for u in uids if u))
     if len(wanted) > MAX_FILES:
-        raise AttachmentError(f"A message can carry at most {MAX_FILES} files.")
+        raise FileRefused(f"A message can carry at most {MAX_FILES} files.")
     found = {a.uid: a for a in Attachment.objects.filter(owner=owner, message__isnull=True, uid__in=wanted)}
     if len(found) != len(wanted):
-        raise AttachmentError("An attached file is no longer available; attach it again.")
+        raise FileRefused("An attached file is no longer available; attach it again.")
     return [found[u] for u in wanted]
 
 
 def check_total(owner: User, files: list[Attachment]) -> None:
     limit = owner.org.max_message_mb * MB
     if sum(a.size for a in files) > limit:
-        raise AttachmentError(f"The attached files come to more than {limit // MB} MB, "
-                              "the most your organisation allows on one message.")
+        raise FileRefused(f"The attached files come to more than {limit // MB} MB, "
+                          "the most your organisation allows on one message.")
 
 
 def attach(message: Message, files: list[Attachment]) -> None:
@@ -243,7 +247,7 @@ def attach(message: Message, files: list[Attachment]) -> None:
         updated = Attachment.objects.filter(pk=attachment.pk, message__isnull=True).update(
             message=message, sealed=attachment.sealed, draft_key_version=None, position=position)
         if updated != 1:  # attached elsewhere a moment ago (a second tab)
-            raise AttachmentError("An attached file is no longer available; attach it again.")
+            raise FileRefused("An attached file is no longer available; attach it again.")
 
 
 def describe(attachment: Attachment, message: Message | None = None) -> FileInfo:

@@ -15,8 +15,9 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopFutureHandlers
 from django.urls import Resolver404, resolve
 
-from hushpost.attachments.actions import AttachmentError, Receiver
+from hushpost.attachments.actions import Receiver
 from hushpost.lib.diskfull import storage_full
+from hushpost.lib.refusals import Refused
 
 log = logging.getLogger(__name__)
 FIELD = "files"
@@ -77,7 +78,7 @@ class EncryptingUploadHandler(FileUploadHandler):
             if not hasattr(self.request, "open_uploads"):
                 self.request.open_uploads = []
             self.request.open_uploads.append(self.receiver)  # aborted if never finished
-        except AttachmentError as exc:
+        except Refused as exc:
             self._refuse(str(exc))
         except Exception as exc:
             self._store_failed(exc)
@@ -88,7 +89,7 @@ class EncryptingUploadHandler(FileUploadHandler):
             raise SkipFile
         try:
             self.receiver.write(raw_data)
-        except AttachmentError as exc:
+        except Refused as exc:
             self._refuse(str(exc))
         except Exception as exc:  # the store failed (disk full, S3 down): nothing is kept
             self._store_failed(exc)

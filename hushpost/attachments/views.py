@@ -43,7 +43,7 @@ def upload(request):
     chunks = _body(request)
     try:
         attachment = actions.receive(user, name, request.content_type, chunks, expected_size=length)
-    except actions.AttachmentError as exc:
+    except actions.FileRefused as exc:
         return JsonResponse({"error": str(exc)}, status=exc.status)
     except Exception as exc:  # the store refused or is down: nothing was kept
         if storage_full(exc):

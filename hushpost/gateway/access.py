@@ -18,7 +18,7 @@ from django.contrib.auth.hashers import check_password, make_password
 from hushpost.accounts import throttle
 from hushpost.accounts.models import User
 from hushpost.gateway.config import networks_of
-from hushpost.gateway.replies import Refused
+from hushpost.gateway.replies import SmtpRefused
 from hushpost.lib.client import normalise_ip
 from hushpost.lib.input import usable
 from hushpost.orgs.actions import org_for_address
@@ -71,11 +71,11 @@ def authenticate(username: str, password: str, ip: str = "unknown") -> int | Non
 def sender_of(address: str, client: Client) -> User:
     """The active sender account ``address`` names, if ``client`` may relay its mail."""
     if not usable(address):  # a NUL would fail the query, not name a sender: refuse it for good
-        raise Refused(553, "5.1.7", "the sender address contains characters no address has")
+        raise SmtpRefused(553, "5.1.7", "the sender address contains characters no address has")
     address = address.strip().lower()
     org = org_for_address(address) if "@" in address else None
     if org is None or not org.is_active or not client.may_relay_for(org):
-        raise Refused(550, "5.7.1", f"{address} is not a Hushpost sender of an organisation "
+        raise SmtpRefused(550, "5.7.1", f"{address} is not a Hushpost sender of an organisation "
                                     f"this server relays for (client {client.ip})")
     sender = (
         User.objects.select_related("org")
@@ -83,5 +83,5 @@ def sender_of(address: str, client: Client) -> User:
         .first()
     )
     if sender is None:
-        raise Refused(550, "5.7.1", f"{address} is not an active Hushpost sender of {org.slug}")
+        raise SmtpRefused(550, "5.7.1", f"{address} is not an active Hushpost sender of {org.slug}")
     return sender

@@ -23,14 +23,15 @@ from django.core.validators import validate_email
 from hushpost.accounts.models import User
 from hushpost.attachments import actions as files
 from hushpost.attachments import cleanup
-from hushpost.attachments.actions import AttachmentError
+from hushpost.attachments.actions import FileRefused
 from hushpost.attachments.models import Attachment
 from hushpost.gateway import options as mail_options
 from hushpost.gateway.access import Client, sender_of
 from hushpost.gateway.parse import Mail, MailFile
 from hushpost.gateway.reader import read_mail
-from hushpost.gateway.replies import TEMPORARY, Refused, Reply
-from hushpost.messaging.actions import Addressees, RefusedError, send_message
+from hushpost.gateway.replies import TEMPORARY, Reply, SmtpRefused
+from hushpost.lib.refusals import Refused
+from hushpost.messaging.actions import Addressees, send_message
 from hushpost.messaging.forms import BodyField
 from hushpost.messaging.models import Message
 
@@ -43,7 +44,7 @@ def check_envelope_sender(address: str, client: Client) -> Reply:
     """MAIL FROM: the envelope sender must be an active sender this client relays for."""
     try:
         sender_of(address, client)
-    except Refused as refusal:
+    except SmtpRefused as refusal:
         log.info("gateway refused sender client=%s reply=%s", client.ip, refusal.reply.code)
         return refusal.reply
     except Exception:
@@ -72,11 +73,11 @@ def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Cli
     facts = {"id": hashlib.sha256(raw).hexdigest()[:16], "org": "-", "files": 0}
     try:
         reply = _receive(raw, mail_from=mail_from, rcpt_tos=rcpt_tos, client=client, facts=facts)
-    except Refused as refusal:
+    except SmtpRefused as refusal:
         reply = refusal.reply
-    except AttachmentError as exc:
+    except FileRefused as exc:
         reply = Reply(552, "5.3.4", str(exc))
-    except RefusedError as exc:  # the organisation's policy, checked again as the message is stored
+    except Refused as exc:  # the organisation's policy, checked again as the message is stored
         reply = Reply(550, "5.7.0", str(exc))
     except Exception as exc:
         # The exception's type only: some messages quote header values.
@@ -95,15 +96,15 @@ def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
     facts["files"] = len(mail.files)
     envelope_sender = sender_of(mail_from, client)  # again: it may have been disabled since MAIL FROM
     if len(mail.from_addresses) != 1:
-        raise Refused(550, "5.7.1", "the From header must name exactly one sender")
+        raise SmtpRefused(550, "5.7.1", "the From header must name exactly one sender")
     author = sender_of(mail.from_addresses[0], client)
     facts["org"] = author.org.slug
     if author.pk != envelope_sender.pk:
         # The message is stored as its From address's: only that sender may relay it.
-        raise Refused(550, "5.7.1", "the From address must be the envelope sender")
+        raise SmtpRefused(550, "5.7.1", "the From address must be the envelope sender")
     recipients = list(dict.fromkeys(a.lower() for a in rcpt_tos))
     if not recipients:
-        raise Refused(554, "5.5.1", "no valid recipients")
+        raise SmtpRefused(554, "5.5.1", "no valid recipients")
     token = send_token(message_id, recipients, raw)
     # Before any other check: a retry of a stored e-mail (its 250 lost on the
     # way) is answered 250 even if the organisation's settings changed since.
@@ -157,15 +158,15 @@ def _body(mail: Mail) -> str:
         return BodyField().clean_body(mail.body, mail.body_format)
     except ValidationError as exc:
         if len(mail.body.encode()) > settings.MAX_BODY_BYTES:
-            raise Refused(552, "5.3.4", exc.messages[0]) from None
+            raise SmtpRefused(552, "5.3.4", exc.messages[0]) from None
         if mail.files:
             return ""  # files and no text: the files are the message
-        raise Refused(550, "5.6.0", "the message has no text and no attached files") from None
+        raise SmtpRefused(550, "5.6.0", "the message has no text and no attached files") from None
 
 
 def _store_files(author: User, mail_files: list[MailFile]) -> list[Attachment]:
     if len(mail_files) > files.MAX_FILES:
-        raise AttachmentError(f"A message can carry at most {files.MAX_FILES} files.")
+        raise FileRefused(f"A message can carry at most {files.MAX_FILES} files.")
     files.check_total(author, mail_files)  # before storing anything (each file's size is checked as it is stored)
     drafts: list[Attachment] = []
     try:

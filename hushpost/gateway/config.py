@@ -12,15 +12,12 @@ import re
 from django.contrib.auth.hashers import make_password
 
 from hushpost.accounts.passwords import password_problems
+from hushpost.lib.refusals import Refused
 from hushpost.orgs.models import Organization
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 USER_NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,100}$")
 MAX_KEYWORD = Organization._meta.get_field("gateway_keyword").max_length
-
-
-class GatewayConfigError(ValueError):
-    """A gateway setting is refused; the text says why, for the operator."""
 
 
 # The widest network an operator may give without saying so explicitly.  IPv4: a /8
@@ -41,7 +38,7 @@ def parse_networks(value: str) -> list[Network]:
         try:
             network = ipaddress.ip_network(item, strict=False)
         except ValueError:
-            raise GatewayConfigError(
+            raise Refused(
                 f"{item!r} is not a network; write it as 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7"
             ) from None
         if network not in networks:
@@ -70,14 +67,14 @@ def clean_networks(value: str, *, allow_wide: bool = False) -> str:
             hint = f"{host.ip}/{host.max_prefixlen} for that one host"
             if not is_wide(host.network):
                 hint = f"{host.network} for the whole network, or {hint}"
-            raise GatewayConfigError(
+            raise Refused(
                 f"{item!r} has host bits set (beyond its /{host.network.prefixlen} prefix): did you mean {hint}?"
             ) from None
     for network in networks:
         if is_wide(network) and not allow_wide:
             bits = network.max_prefixlen - network.prefixlen
             count = f"{network.num_addresses:,}" if bits <= 32 else f"2^{bits}"
-            raise GatewayConfigError(
+            raise Refused(
                 f"{network} spans {count} addresses: wider than "
                 f"/{WIDEST_PREFIX[network.version]}, the widest "
                 f"IPv{network.version} network an organisation's relays need; allow it explicitly "
@@ -89,7 +86,7 @@ def clean_networks(value: str, *, allow_wide: bool = False) -> str:
 def networks_of(org: Organization) -> list[Network]:
     try:
         return parse_networks(org.gateway_networks)
-    except GatewayConfigError:  # written only through clean_networks; never widen on a bad one
+    except Refused:  # written only through clean_networks; never widen on a bad one
         return []
 
 
@@ -100,9 +97,9 @@ def accepts_anything(org: Organization) -> bool:
 def clean_keyword(value: str) -> str:
     keyword = " ".join(value.split())
     if not keyword:
-        raise GatewayConfigError("the keyword cannot be empty; use --route-all to make all mail secure")
+        raise Refused("the keyword cannot be empty; use --route-all to make all mail secure")
     if len(keyword) > MAX_KEYWORD:
-        raise GatewayConfigError(f"the keyword is longer than {MAX_KEYWORD} characters")
+        raise Refused(f"the keyword is longer than {MAX_KEYWORD} characters")
     return keyword
 
 
@@ -123,21 +120,21 @@ def configure(
         org.gateway_networks = clean_networks(networks, allow_wide=allow_wide_network)
         changed.append("gateway_networks")
     if remove_auth and auth_user is not None:
-        raise GatewayConfigError("give either a new gateway user or --no-auth, not both")
+        raise Refused("give either a new gateway user or --no-auth, not both")
     if remove_auth:
         org.gateway_auth_user, org.gateway_auth_password = None, ""
         changed += ["gateway_auth_user", "gateway_auth_password"]
     if auth_user is not None:
         name = auth_user.strip()
         if not USER_NAME.match(name):
-            raise GatewayConfigError(
+            raise Refused(
                 "the gateway user name is 1 to 100 letters, digits and . _ @ + - (no spaces)"
             )
         if Organization.objects.filter(gateway_auth_user=name).exclude(pk=org.pk).exists():
-            raise GatewayConfigError(f"the gateway user name {name!r} is taken by another organisation")
+            raise Refused(f"the gateway user name {name!r} is taken by another organisation")
         problems = password_problems(password or "", email=name, name=org.name)
         if problems:
-            raise GatewayConfigError(" ".join(problems))
+            raise Refused(" ".join(problems))
         org.gateway_auth_user, org.gateway_auth_password = name, make_password(password)
         changed += ["gateway_auth_user", "gateway_auth_password"]
     if keyword is not None:

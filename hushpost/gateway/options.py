@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 
-from hushpost.gateway.replies import Refused
-from hushpost.messaging.actions import RefusedError, SendOptions, check_expiry
+from hushpost.gateway.replies import SmtpRefused
+from hushpost.lib.refusals import Refused
+from hushpost.messaging.actions import SendOptions, check_expiry
 from hushpost.messaging.forms import ComposeForm
 from hushpost.messaging.models import Restriction
 from hushpost.orgs.models import Organization
@@ -50,7 +51,7 @@ def secure_subject(subject: str, org: Organization) -> str:
     pattern = keyword_pattern(org.gateway_keyword or "[secure]")
     stripped, found = pattern.subn(" ", subject)
     if not found and not org.gateway_route_all:
-        raise Refused(550, "5.7.0", f"the subject has no {org.gateway_keyword} keyword, so this is not "
+        raise SmtpRefused(550, "5.7.0", f"the subject has no {org.gateway_keyword} keyword, so this is not "
                                     "a secure message; add the keyword to send it securely")
     return stripped
 
@@ -68,8 +69,8 @@ def read_options(subject: str, header: str, org: Organization) -> tuple[str, Sen
     subject = TAG.sub(lambda m: _apply_tag(options, m), subject)
     try:
         check_expiry(org, options.expire_days)  # before any file is stored; send_message checks again
-    except RefusedError as e:
-        raise Refused(550, "5.7.0", str(e)) from None
+    except Refused as e:
+        raise SmtpRefused(550, "5.7.0", str(e)) from None
     return clean_subject(subject), options
 
 
@@ -111,14 +112,14 @@ def _apply_header(options: SendOptions, header: str) -> None:
         elif name in {"expire", "expires"}:
             options.expire_days = _expiry(value, f"X-Hushpost-Options {item.strip()}")
         else:
-            raise Refused(550, "5.6.0", f"X-Hushpost-Options: unknown option {item.strip()!r}; use "
+            raise SmtpRefused(550, "5.6.0", f"X-Hushpost-Options: unknown option {item.strip()!r}; use "
                                         "read-receipt, restrict=no-print[,no-reply] and expire=7d")
 
 
 def _restriction(value: str) -> str:
     words = {w.strip() for w in value.split(",") if w.strip()}
     if not words or not words <= {"none", "no-print", "no-reply"} or ("none" in words and len(words) > 1):
-        raise Refused(550, "5.6.0", f"X-Hushpost-Options: restrict={value} is not one of none, "
+        raise SmtpRefused(550, "5.6.0", f"X-Hushpost-Options: restrict={value} is not one of none, "
                                     "no-print, no-print,no-reply")
     if "no-reply" in words:
         return Restriction.NO_PRINT_NO_REPLY  # there is no "no reply" that may be printed
@@ -132,6 +133,6 @@ def _expiry(value: str, where: str) -> int:
         return 0
     match = DAYS.match(value)
     if not match:
-        raise Refused(550, "5.6.0", f"{where}: write the expiry as a number of days (7d) or never")
+        raise SmtpRefused(550, "5.6.0", f"{where}: write the expiry as a number of days (7d) or never")
     return int(match.group(1))
 

@@ -18,7 +18,7 @@ import mimetypes
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from hushpost.gateway.replies import Refused
+from hushpost.gateway.replies import SmtpRefused
 from hushpost.lib.sanitize import text_to_html
 
 BODY_TYPES = ("text/html", "text/plain")
@@ -72,12 +72,12 @@ class _CountingPolicy(email.policy.EmailPolicy):
         self.tally.size += size
         if size > MAX_HEADER_BYTES:
             name = "".join(c for c in sourcelines[0].split(":", 1)[0][:40] if c.isalnum() or c in "-_")
-            raise Refused(552, "5.3.4", f"the message has a {name or 'header'} field of {size // 1024} KB; "
+            raise SmtpRefused(552, "5.3.4", f"the message has a {name or 'header'} field of {size // 1024} KB; "
                                         f"Hushpost reads header fields of at most {MAX_HEADER_BYTES // 1024} KB")
         if self.tally.fields > MAX_HEADER_FIELDS:
-            raise Refused(552, "5.3.4", f"the message has more than {MAX_HEADER_FIELDS:,} header fields")
+            raise SmtpRefused(552, "5.3.4", f"the message has more than {MAX_HEADER_FIELDS:,} header fields")
         if self.tally.size > MAX_HEADERS_BYTES:
-            raise Refused(552, "5.3.4", f"the message's header fields come to more than "
+            raise SmtpRefused(552, "5.3.4", f"the message's header fields come to more than "
                                         f"{MAX_HEADERS_BYTES // (1024 * 1024)} MB")
         return super().header_source_parse(sourcelines)
 

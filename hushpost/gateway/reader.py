@@ -28,7 +28,7 @@ from dataclasses import asdict
 from multiprocessing.connection import Connection
 
 from hushpost.gateway.parse import Mail, MailFile, parse_mail
-from hushpost.gateway.replies import Refused
+from hushpost.gateway.replies import SmtpRefused
 
 CPU_SECONDS_PER_MB = 0.1  # reading costs about 0.03 s of CPU per MB; three times that and more is spare
 MAX_BOUNDARY_LINES = 2000  # about a thousand MIME parts; counted before any parsing
@@ -43,9 +43,9 @@ def cpu_budget(raw: bytes, base_seconds: float) -> float:
 
 
 def read_mail(raw: bytes, base_seconds: float) -> Mail:
-    """``raw`` parsed by a reader process; :class:`Refused` if it cannot or may not be read."""
+    """``raw`` parsed by a reader process; :class:`SmtpRefused` if it cannot or may not be read."""
     if raw.count(b"\n--") > MAX_BOUNDARY_LINES:
-        raise Refused(554, "5.6.0", "the message has too many MIME parts to be read")
+        raise SmtpRefused(554, "5.6.0", "the message has too many MIME parts to be read")
     reader: Reader | None = _pool.take()
     try:
         return reader.read(raw, cpu_budget(raw, base_seconds))
@@ -84,7 +84,7 @@ class Reader:
                 raise ReaderFailed("the reader did not answer in time")
             answer = json.loads(self.conn.recv_bytes())
             if "refused" in answer:
-                raise Refused(*answer["refused"])
+                raise SmtpRefused(*answer["refused"])
             if "error" in answer:
                 raise ReaderFailed(f"the reader failed: {answer['error']}")
             files = [MailFile(**f, content=self.conn.recv_bytes()) for f in answer.pop("files")]
@@ -147,7 +147,7 @@ def _answer(raw: bytes, cpu_seconds: float) -> tuple[dict, list[bytes]]:
     except _OverBudget:
         return {"refused": [554, "5.6.0", f"the message is too costly to read: it would take more than "
                                           f"{cpu_seconds:.0f} s of CPU"]}, []
-    except Refused as refusal:
+    except SmtpRefused as refusal:
         reply = refusal.reply
         return {"refused": [reply.code, reply.status, reply.text]}, []
     except RecursionError:

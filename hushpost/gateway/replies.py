@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hushpost.lib.refusals import Refused
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -27,7 +29,7 @@ class Reply:
         return f"{self.code} {self.status} {text[:400]}"
 
 
-class Refused(Exception):
+class SmtpRefused(Refused):
     """A command or message is refused for good; the reply says why, for its sender."""
 
     def __init__(self, code: int, status: str, text: str):

@@ -32,9 +32,9 @@ from django.db import close_old_connections, connections
 from hushpost.audit.actions import current_client
 from hushpost.gateway import actions
 from hushpost.gateway.access import Client, authenticate
-from hushpost.gateway.config import GatewayConfigError
 from hushpost.gateway.reader import close_readers
 from hushpost.gateway.session import ConnectionLimits, LimitedController
+from hushpost.lib.env import ConfigError
 
 log = logging.getLogger("hushpost.gateway")
 
@@ -213,7 +213,7 @@ def parse_bind(value: str) -> tuple[str, int]:
     else:
         host, _, port = value.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise GatewayConfigError(f"cannot listen on {value!r}: write it as 127.0.0.1:2525, "
+        raise ConfigError(f"cannot listen on {value!r}: write it as 127.0.0.1:2525, "
                                  "0.0.0.0:2525 or [::]:2525")
     return host, int(port)
 
@@ -224,7 +224,7 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     try:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise GatewayConfigError(f"cannot load the TLS certificate {cert} and key {key}: {exc}") from None
+        raise ConfigError(f"cannot load the TLS certificate {cert} and key {key}: {exc}") from None
     return context
 
 
@@ -240,10 +240,10 @@ def build(bind: str | None = None) -> Gateway:
     host, port = parse_bind(bind or settings.SMTPD_BIND)
     cert, key = settings.SMTPD_TLS_CERT, settings.SMTPD_TLS_KEY
     if bool(cert) != bool(key):
-        raise GatewayConfigError("set both HUSHPOST_SMTPD_TLS_CERT and HUSHPOST_SMTPD_TLS_KEY, or neither")
+        raise ConfigError("set both HUSHPOST_SMTPD_TLS_CERT and HUSHPOST_SMTPD_TLS_KEY, or neither")
     context = tls_context(cert, key) if cert else None
     if settings.PRODUCTION and context is None and not _is_loopback(host) and not settings.SMTPD_ALLOW_PLAINTEXT:
-        raise GatewayConfigError(
+        raise ConfigError(
             f"the gateway would take messages in plain text on {host}: set HUSHPOST_SMTPD_TLS_CERT and "
             "HUSHPOST_SMTPD_TLS_KEY, or, on a private network, HUSHPOST_SMTPD_ALLOW_PLAINTEXT=true"
         )

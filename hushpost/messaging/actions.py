@@ -17,10 +17,11 @@ from hushpost.attachments import actions as files
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
+from hushpost.lib.refusals import Refused
 from hushpost.messaging.content import open_subject, seal_content
 from hushpost.messaging.models import Delivery, Message, Restriction
 from hushpost.messaging.threads import (
-    TooLongError,
+    TOO_LONG,
     ancestors,
     is_withdrawn,
     recalled_above,
@@ -34,17 +35,13 @@ from hushpost.orgs.models import Organization
 EXPIRY_CHOICES = (0, 1, 7, 30)  # days; 0 = never
 
 
-class RefusedError(Exception):
-    """The action is not allowed for this message; the text says why, for the user."""
-
-
 def check_expiry(org: Organization, days: int) -> None:
     """The organisation's expiry policy, for every way an expiry is set: Compose,
     the SMTP gateway and a change on a sent message's page.  ``days`` 0 is never."""
     if org.allows_expiry(days):
         return
     asked = "messages that never expire" if days == 0 else f"an expiry of {_days(days)}"
-    raise RefusedError(f"Your organisation does not allow {asked}: choose {expiry_choices_text(org)}.")
+    raise Refused(f"Your organisation does not allow {asked}: choose {expiry_choices_text(org)}.")
 
 
 def expiry_choices_text(org: Organization) -> str:
@@ -220,36 +217,25 @@ def open_message(delivery: Delivery) -> bool:
     return True
 
 
-TOO_LONG = "This conversation is too long to continue here."
-
-
-def thread_root(message: Message) -> Message:
-    """The organisation sender's message a chain of replies answers."""
-    try:
-        return root_of(ancestors(message))
-    except TooLongError:
-        raise RefusedError(TOO_LONG) from None
-
-
 def check_can_reply(message: Message, recipient: User | None = None) -> None:
     # Answering a reply answers the sender's message too: its restriction and
     # expiry hold for the whole conversation.
     rules = restrictions(message)
     if rules.too_long:
-        raise RefusedError(TOO_LONG)
+        raise Refused(TOO_LONG)
     if rules.no_reply:
-        raise RefusedError("The sender restricted this message: replies are not allowed.")
+        raise Refused("The sender restricted this message: replies are not allowed.")
     if rules.expired:
-        raise RefusedError("This message has expired, so you can no longer reply to it.")
+        raise Refused("This message has expired, so you can no longer reply to it.")
     if recipient is not None and is_withdrawn(recipient, message):
-        raise RefusedError("The sender recalled a message of this conversation, "
-                           "so you can no longer reply to it.")
+        raise Refused("The sender recalled a message of this conversation, "
+                      "so you can no longer reply to it.")
 
 
 def can_reply(message: Message, recipient: User | None = None) -> bool:
     try:
         check_can_reply(message, recipient)
-    except RefusedError:
+    except Refused:
         return False
     return True
 
@@ -258,7 +244,7 @@ def check_can_print(message: Message) -> None:
     # A reply quotes the subject of what it answers and answers its content:
     # "No Print" anywhere above it holds for it too, on every route.
     if restrictions(message).no_print:
-        raise RefusedError("The sender restricted this conversation: it cannot be printed.")
+        raise Refused("The sender restricted this conversation: it cannot be printed.")
 
 
 def reply_as_recipient(
@@ -292,7 +278,7 @@ def reply_as_recipient(
         _attach_drafts(reply, recipient, file_uids)
         # Replies always reach the organisation's sender of the thread; a
         # reply to a Reply All goes there too, never only between outsiders.
-        sender = thread_root(original).author
+        sender = root_of(ancestors(original)).author
         to_sender = Delivery.objects.create(message=reply, recipient=sender)
         queue_notification(Notification.Kind.REPLY, sender, delivery=to_sender)
         if reply_all:

@@ -11,11 +11,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from hushpost.lib.input import plain_text
+from hushpost.lib.refusals import Refused
 from hushpost.lib.sanitize import html_to_text, sanitize_html, text_to_html
 from hushpost.messaging.actions import (
     EXPIRY_CHOICES,
     Addressees,
-    RefusedError,
     SendOptions,
     check_expiry,
     expiry_choices_text,
@@ -163,7 +163,7 @@ class ComposeForm(_FormattedBody, forms.Form):
         if self.org is not None:
             try:
                 check_expiry(self.org, days)  # the action checks again: the rule lives there
-            except RefusedError as e:
+            except Refused as e:
                 raise ValidationError(str(e)) from None
         return days
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from hushpost.accounts.models import User
+from hushpost.lib.refusals import Refused
 from hushpost.messaging.content import Content, open_content
 from hushpost.messaging.models import Delivery, Message
 
@@ -21,15 +22,15 @@ MAX_DEPTH = 100  # a conversation is short; a cycle is impossible but cheap to b
 WITHDRAWN_SUBJECT = "Re: a message the sender recalled"
 
 
-class TooLongError(Exception):
-    pass
+TOO_LONG = "This conversation is too long to continue here."
 
 
 def ancestors(message: Message) -> list[Message]:
-    """``message`` first, then the one it answers, and so on to the conversation's top."""
+    """``message`` first, then the one it answers, and so on to the conversation's top;
+    refused for a conversation too long to read to its top."""
     chain, complete = _walk(message)
     if not complete:
-        raise TooLongError
+        raise Refused(TOO_LONG)
     return chain
 
 
@@ -83,7 +84,7 @@ def restrictions(message: Message) -> Restrictions:
     a sender who replies to a reply chooses them anew for that message."""
     try:
         chain = ancestors(message)
-    except TooLongError:
+    except Refused:  # too long to read to its top
         return Restrictions(no_print=True, no_reply=True, expired=False, too_long=True)
     root = root_of(chain)
     answered = [message] if root.pk == message.pk else [message, root]

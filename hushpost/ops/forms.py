@@ -19,7 +19,7 @@ class OperatorPasswordChangeForm(PasswordChangeForm):
                                         lambda: self.user.check_password(self.cleaned_data["old_password"]),
                                         owner=self.user)
         if not attempt.passed:
-            raise ValidationError(attempt.refusal.message if attempt.refusal else "Your current password is not right.")
+            raise ValidationError(str(attempt.refusal) if attempt.refusal else "Your current password is not right.")
         return self.cleaned_data["old_password"]
 
     def clean(self):

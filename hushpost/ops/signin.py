@@ -23,6 +23,7 @@ from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.lib.client import client_address
+from hushpost.lib.refusals import Refused
 
 PENDING = "hushpost_ops_pending"
 VERIFIED = "hushpost_ops_verified"
@@ -37,8 +38,8 @@ def _operators():
     return User.objects.filter(role=User.Role.OPERATOR, is_active=True, is_staff=True)
 
 
-def check_password(request, email: str, password: str) -> tuple[User | None, throttle.Refusal | None]:
-    """The operator whose password this is, or None; a Refusal while throttled."""
+def check_password(request, email: str, password: str) -> tuple[User | None, Refused | None]:
+    """The operator whose password this is, or None; the refusal while throttled."""
     email = email.strip().lower()[:254]
     operator = cache(lambda: _operators().filter(email=email).first())  # looked up once, if the attempt is allowed
     attempt = throttle.check_secret(
@@ -77,14 +78,14 @@ def enrolment_secret(request, user: User) -> str:
     return secret
 
 
-def _second_step(request, user: User, check) -> tuple[object, throttle.Refusal | None]:
-    """Run ``check`` under the throttle of the account's second step; its result or a Refusal."""
+def _second_step(request, user: User, check) -> tuple[object, Refused | None]:
+    """Run ``check`` under the throttle of the account's second step; its result or the refusal."""
     attempt = throttle.check_secret(client_address(request), throttle.account_key("2fa", str(user.pk)), check,
                                     owner=user)
     return attempt.value, attempt.refusal
 
 
-def enrol(request, user: User, code: str) -> tuple[list[str] | None, throttle.Refusal | None]:
+def enrol(request, user: User, code: str) -> tuple[list[str] | None, Refused | None]:
     """Turn two-factor sign-in on with the code the app shows, and sign in: the recovery codes."""
     secret = twofactor.secret_from_session(user, request.session.get(SETUP))
     codes, refusal = _second_step(
@@ -96,7 +97,7 @@ def enrol(request, user: User, code: str) -> tuple[list[str] | None, throttle.Re
     return codes, refusal
 
 
-def verify(request, user: User, code: str) -> tuple[str | None, throttle.Refusal | None]:
+def verify(request, user: User, code: str) -> tuple[str | None, Refused | None]:
     """'app' or 'recovery' when the code passes, and sign in."""
     how, refusal = _second_step(request, user, lambda: twofactor.verify(user, code))
     if how is not None:

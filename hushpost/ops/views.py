@@ -36,7 +36,7 @@ def login(request, site):
     context["email"] = request.POST.get("username", "").strip()[:254]
     user, refusal = signin.check_password(request, context["email"], request.POST.get("password", ""))
     if user is None:
-        context["error"] = refusal.message if refusal else NOT_AN_OPERATOR
+        context["error"] = str(refusal) if refusal else NOT_AN_OPERATOR
         return _page(request, site, "ops/login.html", context, status=429 if refusal else 400)
     signin.begin(request, user, next_url)
     return _to(site, "ops-code" if twofactor.enabled(user) else "ops-enrol")
@@ -63,7 +63,7 @@ def code(request, site):
                 left = twofactor.recovery_codes_left(user)
                 flash.warning(request, f"You used a recovery code; {left} left.")
             return redirect(next_url)
-        context["error"] = refusal.message if refusal else WRONG_CODE
+        context["error"] = str(refusal) if refusal else WRONG_CODE
         return _page(request, site, "ops/code.html", context, status=429 if refusal else 400)
     return _page(request, site, "ops/code.html", context)
 
@@ -82,7 +82,7 @@ def enrol(request, site):
         if codes is not None:
             return _page(request, site, "ops/recovery_codes.html",
                          {"title": "Two-factor sign-in is on", "codes": codes, "next": next_url})
-        context["error"] = refusal.message if refusal else WRONG_FIRST_CODE
+        context["error"] = str(refusal) if refusal else WRONG_FIRST_CODE
         status = 429 if refusal else 400
     context.update(twofactor.provisioning(user, secret))
     return _page(request, site, "ops/enrol.html", context, status=status)

@@ -16,7 +16,6 @@ from django.views.decorators.http import require_POST
 
 from hushpost.accounts import reauth, reset, throttle
 from hushpost.accounts.actions import (
-    AccountError,
     create_sender,
     reset_recipient_password,
     set_active,
@@ -25,6 +24,7 @@ from hushpost.accounts.models import User
 from hushpost.audit.actions import now_label
 from hushpost.audit.models import AuditEvent
 from hushpost.lib.input import checks_input
+from hushpost.lib.refusals import Refused
 from hushpost.messaging.actions import recall
 from hushpost.notifications.models import Notification
 from hushpost.orgadmin import search
@@ -69,7 +69,7 @@ def senders(request):
                 password=form.cleaned_data["password"], admin=form.cleaned_data["admin"],
                 org=request.user.org, by=request.user,
             )
-        except AccountError as e:
+        except Refused as e:
             form.add_error(None, str(e))
         else:
             flash.success(request, f"{user.email} can now sign in and send secure messages.")
@@ -95,7 +95,7 @@ def sender_active(request, user_id):
     active = request.POST.get("active") == "1"
     try:
         set_active(member, active, by=request.user)
-    except AccountError as exc:
+    except Refused as exc:
         flash.error(request, str(exc))
         return redirect("orgadmin:senders")
     flash.success(request, f"{member.email} is {'enabled' if active else 'disabled'}.")

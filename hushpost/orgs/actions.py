@@ -6,30 +6,27 @@ from django.utils.text import slugify
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 from hushpost.crypto.keys import create_org_key
+from hushpost.lib.refusals import Refused
 from hushpost.orgs.models import Domain, Organization
-
-
-class OrgError(ValueError):
-    pass
 
 
 def normalize_domain(domain: str) -> str:
     domain = domain.strip().lower().rstrip(".")
     if not domain or "." not in domain or any(c.isspace() or c in "@/\\" for c in domain):
-        raise OrgError(f"{domain!r} is not a mail domain")
+        raise Refused(f"{domain!r} is not a mail domain")
     return domain
 
 
 def create_organization(*, name: str, domains: list[str], sender_name: str = "") -> Organization:
     name = " ".join(name.split())
     if not name:
-        raise OrgError("an organisation needs a name")
+        raise Refused("an organisation needs a name")
     clean = [normalize_domain(d) for d in domains]
     if not clean:
-        raise OrgError("an organisation needs at least one domain")
+        raise Refused("an organisation needs at least one domain")
     taken = Domain.objects.filter(name__in=clean).values_list("name", flat=True)
     if taken:
-        raise OrgError(f"domain already belongs to an organisation: {', '.join(taken)}")
+        raise Refused(f"domain already belongs to an organisation: {', '.join(taken)}")
     base = slugify(name)[:50] or "org"
     slug, n = base, 1
     while Organization.objects.filter(slug=slug).exists():
@@ -54,7 +51,7 @@ def add_domain(org: Organization, domain: str) -> Domain:
     """Another mail domain of the organisation's staff (``hushpost org add-domain``)."""
     domain = normalize_domain(domain)
     if Domain.objects.filter(name=domain).exists():
-        raise OrgError(f"domain already belongs to an organisation: {domain}")
+        raise Refused(f"domain already belongs to an organisation: {domain}")
     return Domain.objects.create(org=org, name=domain)
 
 

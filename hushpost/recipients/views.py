@@ -25,18 +25,18 @@ from hushpost.accounts.flows import (
 )
 from hushpost.accounts.models import User
 from hushpost.attachments import views as attachments
-from hushpost.attachments.actions import AttachmentError, files_of
+from hushpost.attachments.actions import FileRefused, files_of
 from hushpost.crypto import macs
 from hushpost.crypto.labels import RESEND_TEMPORARY
 from hushpost.lib.client import client_address
 from hushpost.lib.input import InputError, checks_input, line
+from hushpost.lib.refusals import Refused
 from hushpost.lib.sanitize import html_to_text
 from hushpost.lib.urls import safe_next
 from hushpost.lib.views import refused
 from hushpost.messaging import listing
 from hushpost.messaging.access import access_message_for_recipient
 from hushpost.messaging.actions import (
-    RefusedError,
     can_reply,
     check_can_reply,
     delete_for_recipient,
@@ -112,7 +112,7 @@ def login_view(request, org):
                 return redirect(f"/r/{organisation.slug}/login/2fa?" + urlencode({"next": next_url}))
             return redirect(next_url)
         else:
-            context["error"] = attempt.refusal.message if attempt.refusal else SIGN_IN_FAILED
+            context["error"] = str(attempt.refusal) if attempt.refusal else SIGN_IN_FAILED
             status = 429 if attempt.refusal else 400
     return render(request, "recipients/login.html", context, status=status)
 
@@ -238,7 +238,7 @@ def reply(request, uid):
         return refused(request, "You wrote this message; open the original to reply to it.")
     try:
         check_can_reply(message, request.user)
-    except RefusedError as e:
+    except Refused as e:
         return refused(request, str(e))
     reply_all = request.POST.get("reply_all") == "True" or request.GET.get("all") == "1"
     file_uids: list[str] = []
@@ -257,10 +257,10 @@ def reply(request, uid):
                     send_token=form.cleaned_data["send_token"],
                     file_uids=file_uids,
                 )
-            except RefusedError as e:  # expired between page load and submit
-                return refused(request, str(e))
-            except AttachmentError as e:
+            except FileRefused as e:
                 form.add_error(None, str(e))
+            except Refused as e:  # expired between page load and submit
+                return refused(request, str(e))
             else:
                 flash.success(request, "Your reply was sent securely.")
                 return redirect("recipients:message", org=request.org.slug, uid=message.uid)
@@ -294,7 +294,7 @@ def print_view(request, uid):
     access = access_message_for_recipient(request.user, uid)
     try:
         print_message(request.user, access.message)
-    except RefusedError as e:
+    except Refused as e:
         return refused(request, str(e))
     return render(
         request,

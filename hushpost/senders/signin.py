@@ -16,6 +16,7 @@ from hushpost.accounts import views as account_pages
 from hushpost.accounts.flows import begin_session, sender_account, sign_in_sender
 from hushpost.lib.client import client_address
 from hushpost.lib.input import InputError, checks_input, line
+from hushpost.lib.refusals import Refused
 from hushpost.lib.urls import safe_next
 from hushpost.orgs.models import Domain
 from hushpost.regions.discovery import region_for_domain
@@ -46,8 +47,8 @@ def login_view(request):
     client = client_address(request)
     try:
         elsewhere = _region_elsewhere(email, client)
-    except LookupRefused:
-        return _login_page(request, "", error=TOO_MANY_LOOKUPS, status=429)
+    except Refused as refusal:
+        return _login_page(request, "", error=str(refusal), status=429)
     if elsewhere is not None:
         # The organisation lives in another region: its own login page takes
         # over, with the address filled in (the password never leaves here).
@@ -64,7 +65,7 @@ def login_view(request):
             return redirect("/login/2fa?" + urlencode({"next": next_url}))
         return redirect(next_url)
     if attempt.refusal is not None:
-        return _login_page(request, email, error=attempt.refusal.message, status=429)
+        return _login_page(request, email, error=str(attempt.refusal), status=429)
     return _login_page(request, email, error=SIGN_IN_FAILED)
 
 
@@ -78,10 +79,6 @@ def _looks_like_address(email: str) -> bool:
 
 
 TOO_MANY_LOOKUPS = "Too many look-ups from your network just now. Try again in a few minutes."
-
-
-class LookupRefused(Exception):
-    pass
 
 
 def _login_page(request, email: str, error: str = "", status: int | None = None):
@@ -108,7 +105,7 @@ def _region_elsewhere(email: str, client: str):
     if not domain or not settings.REGIONS.others or Domain.objects.filter(name=domain).exists():
         return None
     if not throttle.lookup_allowed(client):
-        raise LookupRefused
+        raise Refused(TOO_MANY_LOOKUPS)
     return region_for_domain(domain)
 
 

@@ -19,8 +19,9 @@ from hushpost.accounts.flows import (
     sign_out_everywhere,
 )
 from hushpost.attachments import views as attachments
-from hushpost.attachments.actions import AttachmentError, files_of
+from hushpost.attachments.actions import files_of
 from hushpost.lib.input import checks_input
+from hushpost.lib.refusals import Refused
 from hushpost.messaging import listing
 from hushpost.messaging.access import (
     access_message_for_sender,
@@ -28,7 +29,6 @@ from hushpost.messaging.access import (
     replies_for_sender,
 )
 from hushpost.messaging.actions import (
-    RefusedError,
     change_expiry,
     read_message,
     recall,
@@ -92,7 +92,7 @@ def compose(request):
                     in_reply_to=replying_to,
                     file_uids=file_uids,
                 )
-            except (AttachmentError, RefusedError) as exc:
+            except Refused as exc:
                 form.add_error(None, str(exc))
             else:
                 count = addressees.count
@@ -248,7 +248,7 @@ def expiry_view(request, uid):
         return redirect("senders:message", uid=uid)
     try:
         change_expiry(message, allowed[choice], by=request.user)
-    except RefusedError as e:  # the organisation's policy: the page offers only what it allows
+    except Refused as e:  # the organisation's policy: the page offers only what it allows
         flash.error(request, str(e))
         return redirect("senders:message", uid=uid)
     flash.success(request, "The message no longer expires." if choice == "never" else

@@ -3,10 +3,11 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from hushpost.accounts.actions import AccountError, create_sender, update_sender
+from hushpost.accounts.actions import create_sender, update_sender
 from hushpost.accounts.models import User
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
+from hushpost.lib.refusals import Refused
 
 
 class Command(BaseCommand):
@@ -39,7 +40,7 @@ class Command(BaseCommand):
             user = create_sender(
                 email=options["email"], name=options["name"], password=password, admin=options["admin"]
             )
-        except AccountError as exc:
+        except Refused as exc:
             raise CommandError(str(exc)) from None
         role = "organisation admin" if user.is_org_admin else "sender"
         self.stdout.write(self.style.SUCCESS(f"Created {role} {user.email} in {user.org.name}"))
@@ -51,7 +52,7 @@ class Command(BaseCommand):
         before = user.email
         try:
             changed = update_sender(user, name=name, admin=admin, email=new_email)
-        except AccountError as exc:
+        except Refused as exc:
             raise CommandError(str(exc)) from None
         if not changed:
             self.stdout.write(f"{user.email}: nothing to change")

@@ -4,7 +4,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from hushpost.gateway.config import GatewayConfigError, configure, describe
+from hushpost.gateway.config import configure, describe
+from hushpost.lib.refusals import Refused
 from hushpost.orgs.models import Organization
 
 
@@ -39,7 +40,7 @@ class Command(BaseCommand):
                 configure(found, networks=options["networks"], auth_user=options["auth_user"],
                           password=password, remove_auth=options["no_auth"], keyword=options["keyword"],
                           route_all=options["route_all"], allow_wide_network=options["allow_wide_network"])
-            except GatewayConfigError as exc:
+            except Refused as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(self.style.SUCCESS(f"Gateway settings of {found.slug} saved."))
         width = max(len(label) for label, _ in describe(found)) + 2

@@ -4,7 +4,7 @@ import threading
 from django.core.management.base import BaseCommand, CommandError
 
 from hushpost.gateway import server
-from hushpost.gateway.config import GatewayConfigError
+from hushpost.lib.env import ConfigError
 
 
 class Command(BaseCommand):
@@ -17,7 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args, bind, **options):
         try:
             gateway = server.build(bind)
-        except GatewayConfigError as exc:
+        except ConfigError as exc:
             raise CommandError(str(exc)) from None
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -3,7 +3,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
-from hushpost.orgs.actions import OrgError, add_domain, create_organization, normalize_domain
+from hushpost.lib.refusals import Refused
+from hushpost.orgs.actions import add_domain, create_organization, normalize_domain
 from hushpost.orgs.models import Organization
 from hushpost.regions.discovery import regions_hosting
 
@@ -52,7 +53,7 @@ class Command(BaseCommand):
             org = create_organization(
                 name=options["name"], domains=options["domain"], sender_name=options["sender_name"]
             )
-        except OrgError as exc:
+        except Refused as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"Created organisation {org.name} ({org.slug})"))
 
@@ -63,7 +64,7 @@ class Command(BaseCommand):
         try:
             self._check_other_regions([domain], skip_silent=skip_silent)
             added = add_domain(org, domain)
-        except OrgError as exc:
+        except Refused as exc:
             raise CommandError(str(exc)) from None
         record(AuditEvent.Action.ADMIN, org=org, actor_email="hushpost org add-domain (server shell)", obj=org,
                detail=f"added the domain {added.name}")
