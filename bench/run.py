@@ -1219,7 +1219,7 @@ def write_report(res: Results, path: Path) -> None:
         "(bulk-inserted through the ORM), so the page decrypts real ciphertext; "
         f"{m.get('messages_in_db', '?'):,} messages are in the database by then.  `ANALYZE` "
         "runs after seeding (what autovacuum does after such inserts).  Both sign in through "
-        "the recipient login page; then one client GETs `/r/<org>/` for each in turn "
+        "the recipient login page; then one client GETs `/r/<org_slug>/` for each in turn "
         "(sequential, keep-alive, nothing else running), checking the 50 rows and the page "
         f"count.  10 warm-up requests each, then {cfg.latency_rounds} rounds of "
         f"{cfg.latency_requests} requests per inbox, interleaved; p50/p95 per round.")

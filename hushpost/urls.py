@@ -14,7 +14,7 @@ urlpatterns = [
     path("regions/", include("hushpost.regions.urls")),
     path("find-my-portal", find_portal, name="find-portal"),
     path("", include("hushpost.senders.urls")),
-    path("r/<slug:org>/", include("hushpost.recipients.urls")),
+    path("r/<slug:org_slug>/", include("hushpost.recipients.urls")),
     path("dev/mailbox", mailbox.mailbox, name="dev-mailbox"),
     path("dev/mailbox/<int:pk>", mailbox.mail_detail, name="dev-mail"),
     path("dev/mailbox/<int:pk>/html", mailbox.mail_html, name="dev-mail-html"),

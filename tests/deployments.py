@@ -79,9 +79,9 @@ base_url = "http://127.0.0.1:{eu_port}"
         assert d.run("migrate", "-v0").returncode == 0
         d.start()
     # Both running: `org add` asks the other region whether it already hosts the domain.
-    for d, org, domain, email in ((us, "Liberty Clinic", "liberty.example", "sam@liberty.example"),
+    for d, org_name, domain, email in ((us, "Liberty Clinic", "liberty.example", "sam@liberty.example"),
                                   (eu, "Europa Legal", "europa.example", "eva@europa.example")):
-        r = d.run("org", "add", "--name", org, "--domain", domain, "--region", d.region)
+        r = d.run("org", "add", "--name", org_name, "--domain", domain, "--region", d.region)
         assert r.returncode == 0, r.stderr
         r = d.run("user", "add", "--email", email, "--name", email.split("@")[0].title(), stdin=PASSWORD + "\n")
         assert r.returncode == 0, r.stderr

@@ -166,11 +166,11 @@ class World:
     notification: dict[str, int] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)
 
-    def org_of(self, target: str) -> str:
+    def org_letter_of(self, target: str) -> str:
         return "B" if target.startswith("mB") else "A"
 
-    def slug(self, org: str = "A") -> str:
-        return self.orgs[org].slug
+    def slug(self, org_letter: str = "A") -> str:
+        return self.orgs[org_letter].slug
 
     def signed_in(self, persona: str, **client_kwargs) -> Client:
         """That persona's browser, signed in a moment ago; anyone's for ``"anon"``."""
@@ -228,10 +228,10 @@ def build_world(smtp) -> World:
     people = [("bob", "A", BOB, NEW_PASSWORD), ("carol", "A", CAROL, NEW_PASSWORD),
               ("erin", "B", "erin@patient.example", NEW_PASSWORD), ("bobb", "B", BOB, BOB_B_PASSWORD)]
     clients = {}
-    for name, org, email, password in people:
+    for name, org_letter, email, password in people:
         clients[name] = Client()
-        _first_login_with(clients[name], smtp, w.orgs[org], email, password)
-        w.users[name] = User.objects.get(role=User.Role.RECIPIENT, org=w.orgs[org], email=email)
+        _first_login_with(clients[name], smtp, w.orgs[org_letter], email, password)
+        w.users[name] = User.objects.get(role=User.Role.RECIPIENT, org=w.orgs[org_letter], email=email)
         w.passwords[name] = password
     w.files["r1"] = _upload(clients["bob"], f"/r/{w.orgs['A'].slug}/files", FILES["r1"], "r1.txt")
     r = clients["bob"].post(

@@ -120,15 +120,15 @@ def _request(client, w: World, action: str, uid: str, slug: str, target: str):
 
 def _expected(w: World, action: str, target: str, slug: str, persona: str):
     """('login', location) | ('404', None) | ('ok', None) | ('refused', None)."""
-    role, org = ROLE_ORG[persona]
+    role, org_letter = ROLE_ORG[persona]
     if action in SENDER_ACTIONS:
         if role != "sender":
             return "login", "/login?next="
         owners = RETRY_OWNERS if action in ("retry", "recall", "expiry") else SENDER_OWNERS
         return ("ok", None) if persona in owners[target] else ("404", None)
-    url_org = w.org_of(target) if slug == "own" else ("A" if w.org_of(target) == "B" else "B")
-    if role != "recipient" or org != url_org:
-        return "login", f"/r/{w.orgs[url_org].slug}/login?"
+    url_org_letter = w.org_letter_of(target) if slug == "own" else ("A" if w.org_letter_of(target) == "B" else "B")
+    if role != "recipient" or org_letter != url_org_letter:
+        return "login", f"/r/{w.orgs[url_org_letter].slug}/login?"
     if slug == "own" and persona in RECIPIENT_OWNERS[target]:
         # Bob wrote r1: he may read and print it, not reply to or delete it.
         if target == "r1" and action in ("r_reply", "r_reply_post", "r_delete"):
@@ -150,8 +150,8 @@ def _snapshot():
 @pytest.mark.parametrize(("action", "target", "slug", "persona"), list(_cases()))
 def test_message_urls_for_every_persona(world, db, action, target, slug, persona):
     w = world
-    url_org = w.org_of(target) if slug in ("own", "-") else ("A" if w.org_of(target) == "B" else "B")
-    slug_value = w.orgs[url_org].slug
+    url_org_letter = w.org_letter_of(target) if slug in ("own", "-") else ("A" if w.org_letter_of(target) == "B" else "B")
+    slug_value = w.orgs[url_org_letter].slug
     client = w.signed_in(persona)
     before = _snapshot()
     response, path = _request(client, w, action, w.uids[target], slug_value, target)
@@ -248,14 +248,14 @@ PORTAL_PAGES = ["/app/", "/app/sent", "/app/compose", "/app/account", "/app/acco
 def test_portal_pages_only_for_their_own_role_and_organisation(world, db, persona, template):
     w = world
     path = template.format(A=w.orgs["A"].slug, B=w.orgs["B"].slug)
-    role, org = ROLE_ORG[persona]
+    role, org_letter = ROLE_ORG[persona]
     response = w.signed_in(persona).get(path)
     if path.startswith("/app/"):
         allowed, login = role == "sender", "/login?" + urlencode({'next': path})
     else:
-        url_org = "A" if f"/r/{w.orgs['A'].slug}/" in path else "B"
-        allowed = role == "recipient" and org == url_org
-        login = f"/r/{w.orgs[url_org].slug}/login?{urlencode({'next': path})}"
+        url_org_letter = "A" if f"/r/{w.orgs['A'].slug}/" in path else "B"
+        allowed = role == "recipient" and org_letter == url_org_letter
+        login = f"/r/{w.orgs[url_org_letter].slug}/login?{urlencode({'next': path})}"
     if allowed:
         assert response.status_code == 200
     else:
@@ -349,7 +349,7 @@ def test_deleted_message_is_gone_for_the_recipient_but_not_the_sender(world, db)
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_home_leads_each_persona_to_their_own_portal(world, db, persona):
     w = world
-    role, org = ROLE_ORG[persona]
+    role, org_letter = ROLE_ORG[persona]
     r = w.signed_in(persona).get("/")
-    expected = {"sender": "/app/", "recipient": f"/r/{w.orgs[org].slug}/" if org else None, None: "/login"}[role]
+    expected = {"sender": "/app/", "recipient": f"/r/{w.orgs[org_letter].slug}/" if org_letter else None, None: "/login"}[role]
     assert (r.status_code, r["Location"]) == (302, expected)

@@ -63,7 +63,7 @@ def _every_route():
     """Every URL the site answers, with sample values for its parameters."""
     from django.urls import URLPattern, URLResolver, get_resolver
 
-    samples = {"uid": "NoSuchMessage0000000000", "file_uid": "NoSuchFile000000000000", "org": "northwind-health",
+    samples = {"uid": "NoSuchMessage0000000000", "file_uid": "NoSuchFile000000000000", "org_slug": "northwind-health",
                "user_id": "1", "notification_id": "1", "pk": "1", "uidb64": "MQ", "token": "set-password"}
 
     def walk(patterns, prefix=""):

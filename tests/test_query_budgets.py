@@ -56,7 +56,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # the audit detail (none were attached: the count is known); the audit event (SAVEPOINT, the
 # chain's head, the event, the head again, RELEASE); COMMIT.
 SEND_TO_ONE_EXISTING_RECIPIENT = 15
-# GET /r/<org>/m/<uid>, the first time (the message asks for a read receipt): the session,
+# GET /r/<org_slug>/m/<uid>, the first time (the message asks for a read receipt): the session,
 # Bob, the organisation; the gate (the message, Bob's delivery); BEGIN, the opening, the
 # message and its author read again through the delivery, the receipt's task and
 # notification, COMMIT; the audit event in a transaction of its own (BEGIN, head, event,
@@ -65,7 +65,7 @@ SEND_TO_ONE_EXISTING_RECIPIENT = 15
 RECIPIENT_OPENS_A_MESSAGE_FIRST = 23
 # The same page again: no opening to record, the audit event as before.
 RECIPIENT_OPENS_A_MESSAGE_AGAIN = 16
-# GET /r/<org>/: the session, Bob, the organisation; the paginator's COUNT; the messages
+# GET /r/<org_slug>/: the session, Bob, the organisation; the paginator's COUNT; the messages
 # recalled for Bob; one page of deliveries with their messages and authors.
 RECIPIENT_INBOX = 6  # with 1 message and with 30: never a statement per row
 # GET /app/m/<uid>: the session, Alice; the message; its deliveries with their recipients

@@ -281,7 +281,7 @@ def test_every_typed_field_explains_what_it_cannot_use(world, route):
 
 # Everything else: the backstop ------------------------------------------------------
 
-SAMPLES = {"uid": "NoSuchMessage0000000000", "file_uid": "NoSuchFile000000000000", "org": "northwind-health",
+SAMPLES = {"uid": "NoSuchMessage0000000000", "file_uid": "NoSuchFile000000000000", "org_slug": "northwind-health",
            "user_id": "1", "notification_id": "1", "pk": "1", "uidb64": "MQ", "token": "set-password",
            "object_id": "1", "content_type_id": "1"}
 PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")

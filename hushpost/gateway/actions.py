@@ -70,7 +70,7 @@ def check_recipient(address: str, accepted: list[str]) -> Reply:
 
 def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client) -> Reply:
     """DATA: store the e-mail as a secure message; the reply for the relaying server."""
-    facts = {"id": hashlib.sha256(raw).hexdigest()[:16], "org": "-", "files": 0}
+    facts = {"id": hashlib.sha256(raw).hexdigest()[:16], "org_slug": "-", "files": 0}
     try:
         reply = _receive(raw, mail_from=mail_from, rcpt_tos=rcpt_tos, client=client, facts=facts)
     except SmtpRefused as refusal:
@@ -81,11 +81,11 @@ def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Cli
         reply = Reply(550, "5.7.0", str(exc))
     except Exception as exc:
         # The exception's type only: some messages quote header values.
-        log.warning("gateway could not store message id=%s org=%s (%s); answered 451", facts["id"], facts["org"],
+        log.warning("gateway could not store message id=%s org=%s (%s); answered 451", facts["id"], facts["org_slug"],
                     type(exc).__name__)
         reply = TEMPORARY
     log.info("gateway message id=%s org=%s bytes=%d files=%d recipients=%d reply=%s",
-             facts["id"], facts["org"], len(raw), facts["files"], len(rcpt_tos), reply.code)
+             facts["id"], facts["org_slug"], len(raw), facts["files"], len(rcpt_tos), reply.code)
     return reply
 
 
@@ -98,7 +98,7 @@ def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
     if len(mail.from_addresses) != 1:
         raise SmtpRefused(550, "5.7.1", "the From header must name exactly one sender")
     author = sender_of(mail.from_addresses[0], client)
-    facts["org"] = author.org.slug
+    facts["org_slug"] = author.org.slug
     if author.pk != envelope_sender.pk:
         # The message is stored as its From address's: only that sender may relay it.
         raise SmtpRefused(550, "5.7.1", "the From address must be the envelope sender")

@@ -17,7 +17,7 @@ def home(request):
     if user.is_authenticated and user.is_sender:
         return redirect("senders:inbox")
     if user.is_authenticated and user.is_recipient:
-        return redirect("recipients:inbox", org=user.org.slug)
+        return redirect("recipients:inbox", org_slug=user.org.slug)
     return redirect("senders:login")
 
 

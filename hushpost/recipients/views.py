@@ -63,8 +63,8 @@ def _org(slug: str) -> Organization:
 
 def recipient_required(view):
     @wraps(view)
-    def wrapper(request, org, *args, **kwargs):
-        organisation = _org(org)
+    def wrapper(request, org_slug, *args, **kwargs):
+        organisation = _org(org_slug)
         user = request.user
         if not (user.is_authenticated and user.is_recipient and user.org_id == organisation.pk):
             query = urlencode({"next": request.path})
@@ -76,8 +76,8 @@ def recipient_required(view):
 
 
 @checks_input("email", "password")
-def login_view(request, org):
-    organisation = _org(org)
+def login_view(request, org_slug):
+    organisation = _org(org_slug)
     prefix = f"/r/{organisation.slug}/"
     next_url = safe_next(request, request.GET.get("next"), prefix=prefix, default=prefix)
     user = request.user
@@ -124,9 +124,9 @@ def _resend_token(user: User) -> str:
 
 
 @require_POST
-def resend_temporary(request, org):
+def resend_temporary(request, org_slug):
     """Send a new temporary password to someone who just proved they held the expired one."""
-    organisation = _org(org)
+    organisation = _org(org_slug)
     try:
         user_id, fingerprint = signing.loads(request.POST.get("token", ""), salt=RESEND_TEMPORARY, max_age=900)
     except (signing.BadSignature, ValueError, TypeError):
@@ -136,7 +136,7 @@ def resend_temporary(request, org):
     ).first()
     if user is None or not constant_time_compare(fingerprint, macs.password_fingerprint(user.password)):
         flash.error(request, "That request has expired. Sign in again to ask for a new password.")
-        return redirect("recipients:login", org=organisation.slug)
+        return redirect("recipients:login", org_slug=organisation.slug)
     with transaction.atomic():
         # One at a time: replaying the request while the e-mail is queued adds nothing.
         User.objects.select_for_update().filter(pk=user.pk).first()
@@ -176,11 +176,11 @@ def set_password(request):
 
 
 @require_POST
-def logout_view(request, org):
-    organisation = _org(org)
+def logout_view(request, org_slug):
+    organisation = _org(org_slug)
     logout(request)
     flash.success(request, "You have signed out.")
-    return redirect("recipients:login", org=organisation.slug)
+    return redirect("recipients:login", org_slug=organisation.slug)
 
 
 @recipient_required
@@ -263,7 +263,7 @@ def reply(request, uid):
                 return refused(request, str(e))
             else:
                 flash.success(request, "Your reply was sent securely.")
-                return redirect("recipients:message", org=request.org.slug, uid=message.uid)
+                return redirect("recipients:message", org_slug=request.org.slug, uid=message.uid)
     else:
         form = ReplyForm(initial={"send_token": secrets.token_urlsafe(24), "reply_all": reply_all})
     content = open_content(message)
@@ -312,7 +312,7 @@ def delete(request, uid):
         return refused(request, "Only messages you received can be deleted here.")
     delete_for_recipient(access.delivery)
     flash.success(request, "The message was deleted.")
-    return redirect("recipients:inbox", org=request.org.slug)
+    return redirect("recipients:inbox", org_slug=request.org.slug)
 
 
 
@@ -336,16 +336,16 @@ def download_file(request, uid, file_uid):
 
 
 @checks_input("email")
-def forgot_password(request, org):
-    organisation = _org(org)
+def forgot_password(request, org_slug):
+    organisation = _org(org_slug)
     return account_pages.forgot(
         request, find_account=lambda email: recipient_account(organisation, email),
         frame="recipients/portal.html", login_url=f"/r/{organisation.slug}/login", extra={"org": organisation})
 
 
 @checks_input("password", "confirm")
-def reset_password(request, org):
-    organisation = _org(org)
+def reset_password(request, org_slug):
+    organisation = _org(org_slug)
     return account_pages.choose(
         request, role="recipient", org=organisation, frame="recipients/portal.html",
         login_url=f"/r/{organisation.slug}/login", forgot_url=f"/r/{organisation.slug}/forgot",
@@ -358,12 +358,12 @@ def sign_out_everywhere_view(request):
     slug = request.org.slug
     sign_out_everywhere(request, request.user)
     flash.success(request, "You are signed out everywhere.")
-    return redirect("recipients:login", org=slug)
+    return redirect("recipients:login", org_slug=slug)
 
 
 @checks_input("code")
-def second_factor(request, org):
-    organisation = _org(org)
+def second_factor(request, org_slug):
+    organisation = _org(org_slug)
     prefix = f"/r/{organisation.slug}/"
     return account_pages.second_factor(
         request, role="recipient", org=organisation, frame="recipients/portal.html",

@@ -100,8 +100,8 @@ def test_lists_give_subjects_the_room_there_is_and_phones_a_tidy_menu(site, page
     for state in page.locator(".delivery-state").all():
         box = state.bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= MOBILE["width"], "a delivery state is off the screen"
-    org_name = _fits(page, ".brand-org")
-    assert org_name["visible"] and org_name["inside"] and org_name["whole"], org_name
+    name_shown = _fits(page, ".brand-org")
+    assert name_shown["visible"] and name_shown["inside"] and name_shown["whole"], name_shown
     # Keyboard users reach every item of the compact menu.
     page.locator("nav.sidenav a").first.focus()
     for name in ("Inbox", "Sent", "Administration"):
@@ -116,8 +116,8 @@ def test_the_recipient_on_a_phone_sees_the_organisation_and_no_print_quotes_stay
     _bob_signs_in(page, site, org)
     shot(page, "layout-recipient-inbox-phone")
     _no_sideways_scroll(page)
-    org_name = _fits(page, ".brand-org")
-    assert org_name["visible"] and org_name["inside"] and org_name["whole"], org_name
+    name_shown = _fits(page, ".brand-org")
+    assert name_shown["visible"] and name_shown["inside"] and name_shown["whole"], name_shown
     expect(page.locator(".brand-org")).to_have_text(org.name)
     expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport()
     _one_line(page, "nav.sidenav")
