@@ -306,6 +306,8 @@ class CpuSampler:
 
 def serve_argv(bind: str, workers: int) -> list[str]:
     """The exact gunicorn command line ``hushpost serve`` runs (captured, not copied)."""
+    from django.conf import settings
+
     from hushpost.server.management.commands.serve import Command
 
     captured: list[str] = []
@@ -315,7 +317,7 @@ def serve_argv(bind: str, workers: int) -> list[str]:
 
     with mock.patch("os.execvp", fake_exec):
         Command().handle(bind=bind, workers=workers,
-                         threads=int(os.environ.get("HUSHPOST_THREADS", "4")))
+                         threads=settings.WEB_THREADS)
     return captured
 
 

@@ -8,14 +8,12 @@ minimal settings (no database, no middleware) and adds no route to the product.
 
 from __future__ import annotations
 
-import os
-
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 from django.http import HttpResponse
 from django.urls import path
 
-from hushpost.lib.env import envint
+from hushpost.lib.env import envint, envsecret
 
 
 def ok(request):
@@ -27,7 +25,7 @@ urlpatterns = [path("", ok)]
 if not settings.configured:
     settings.configure(
         DEBUG=False,
-        SECRET_KEY=os.environ.get("HUSHPOST_SECRET_KEY") or "bench-trivial-not-secret",
+        SECRET_KEY=envsecret("SECRET_KEY") or "bench-trivial-not-secret",
         ALLOWED_HOSTS=["127.0.0.1", "localhost"],
         ROOT_URLCONF=__name__,
         INSTALLED_APPS=[],
