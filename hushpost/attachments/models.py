@@ -34,7 +34,3 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return f"Attachment {self.uid}"
-
-    @property
-    def is_draft(self) -> bool:
-        return self.message_id is None

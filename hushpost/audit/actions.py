@@ -67,31 +67,5 @@ def record(action: str, *, org=None, actor=None, actor_email: str = "", request=
     return event
 
 
-def record_many(entries: list[dict]) -> None:
-    """Append several events at once: one lock and one head update per chain."""
-    if not entries:
-        return
-    events = []
-    for entry in entries:
-        org = entry.get("org")
-        events.append(AuditEvent(
-            org=org, at=clock.now(), action=entry["action"], actor=None,
-            actor_email=entry.get("actor_email", "")[:254], client=entry.get("client", "")[:64],
-            object_type=entry.get("object_type", "")[:20], object_id=entry.get("object_id", "")[:64],
-            detail=entry.get("detail", "")[:300]))
-    with transaction.atomic():
-        by_chain: dict[int, list[AuditEvent]] = {}
-        for event in events:
-            by_chain.setdefault(event.org_id or 0, []).append(event)
-        for chain in sorted(by_chain):
-            head = _head(chain)
-            prev = head.last_hash
-            for event in by_chain[chain]:
-                event.prev_hash, event.hash = prev, link(prev, event)
-                prev = event.hash
-            AuditEvent.objects.bulk_create(by_chain[chain])
-            _advance(head, prev, len(by_chain[chain]))
-
-
 def now_label() -> str:
     return clock.now().strftime("%Y%m%d-%H%M%S")

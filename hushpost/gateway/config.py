@@ -51,7 +51,7 @@ def is_wide(network: Network) -> bool:
 
 
 def clean_networks(value: str, *, allow_wide: bool = False) -> str:
-    """The one check of networks an operator sets (``gateway set``, the operators' admin).
+    """The one check of networks an operator sets (``hushpost gateway set``; the operators' admin only shows them).
 
     ``10.0.0.0/8, 192.0.2.7`` (commas or spaces); a bare address is one host.
     An address with host bits (10.1.2.3/8) is a typo, never read as the network

@@ -4,10 +4,12 @@ Pure parsing, no database: ``parse_mail`` turns the raw bytes into a
 :class:`Mail` of plain data (the gateway runs it in a reader process, see
 :mod:`.reader`).  The body is the text the person wrote (HTML preferred over
 plain text, from whatever nesting of multiparts the mail client built); every
-other part is a file, byte for byte as it was attached.  An inline image keeps
-its Content-ID.  Charsets and transfer encodings are decoded by the standard
-library's ``email`` package; a part that names a charset Python does not know
-is read as UTF-8 with replacement characters rather than refused.
+other part is a file, byte for byte as it was attached: an inline image too,
+its Content-ID read only to find the body of a ``multipart/related`` and never
+kept (mail clients put host and file names in it).  Charsets and transfer
+encodings are decoded by the standard library's ``email`` package; a part that
+names a charset Python does not know is read as UTF-8 with replacement
+characters rather than refused.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from hushpost.notifications.tasks import deliver_notification
 
 
 def queue_notification(kind: str, user, *, delivery=None) -> Notification:
-    """Record an e-mail owed and enqueue its delivery; call inside the causing transaction."""
+    """Record an e-mail owed and enqueue the task that sends it; call inside the causing transaction.
+    ``delivery``: the Delivery (a message for one addressee) the e-mail is about, if any."""
     # The task is created first, under the notification's own key, so the row
     # can record its task without a second write.
     key = uuid.uuid4()
