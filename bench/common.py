@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
+import sys
+import threading
 import time
+from collections import defaultdict
 from pathlib import Path
+from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the virtualenv's scripts: hushpost, gunicorn
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -32,6 +38,25 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def merge_clients(outs: list[dict], mode: str, failures: str, duration: float) -> dict:
+    """Add up the load clients' counts over a measured window of ``duration`` seconds.
+
+    A trial with a dead client or over 1% failures is void.
+    """
+    fatal = [o["error_sample"] for o in outs if o.get("fatal")]
+    if fatal:
+        raise RuntimeError(f"{mode} load client failed: {fatal[0]}")
+    done = sum(o["done"] for o in outs)
+    errors = sum(o["errors"] for o in outs)
+    if errors > 0.01 * max(done, 1):
+        sample = next(o["error_sample"] for o in outs if o["error_sample"])
+        raise RuntimeError(f"{mode}: {errors} {failures}, e.g. {sample}")
+    latencies = [x for o in outs for x in o["latencies"]]
+    return {"rate": done / duration, "done": done, "errors": errors,
+            "lat_p50_ms": percentile(latencies, 50) * 1000,
+            "lat_p95_ms": percentile(latencies, 95) * 1000}
+
+
 def proc_cpu(pid: int) -> float:
     """utime + stime of one process, in seconds (0 when it is gone)."""
     try:
@@ -47,6 +72,104 @@ def machine_cpu() -> tuple[float, float]:
     parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = parts[3] + parts[4]
     return (sum(parts) - idle) / TICK, sum(parts) / TICK
+
+
+def all_procs() -> list[tuple[int, int, str]]:
+    """(pid, ppid, comm) of every process."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        out.append((int(entry), ppid, comm))
+    return out
+
+
+def children(root: int, procs: list[tuple[int, int, str]] | None = None) -> list[int]:
+    """The processes ``root`` started (gunicorn's workers, smtpd's readers)."""
+    return [pid for pid, ppid, _ in (all_procs() if procs is None else procs) if ppid == root]
+
+
+PG_BACKEND = re.compile(r"^postgres: (\S+) (\S+) (\S+\(\d+\)|\[local\])")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def ours_postgres(procs: list[tuple[int, int, str]], database: str) -> list[int]:
+    """PostgreSQL's processes, less the backends serving other databases (other tenants)."""
+    pids = []
+    for pid, _, comm in procs:
+        if not comm.startswith("postgres"):
+            continue
+        match = PG_BACKEND.match(_cmdline(pid))
+        if match is None or match.group(2) == database:
+            pids.append(pid)
+    return pids
+
+
+class CpuSampler:
+    """CPU seconds used by groups of processes over a window, sampled from /proc.
+
+    Processes are looked up again at every sample (every 0.1 s), so PostgreSQL
+    backends that start and end inside the window (a worker's connection) count.
+    PostgreSQL's backends count when they serve the database the bench runs on
+    (``HUSHPOST_DATABASE_URL`` of its environment).
+    """
+
+    def __init__(self, gunicorn_master: int | None = None, fixed: dict | None = None,
+                 trees: dict[str, int] | None = None):
+        # A tree is a process with its children: gunicorn's master and workers, smtpd and its readers.
+        self.trees = {**(trees or {}), **({"gunicorn": gunicorn_master} if gunicorn_master else {})}
+        self.fixed = fixed or {}
+        self.database = urlparse(os.environ["HUSHPOST_DATABASE_URL"]).path.lstrip("/")
+        self.base: dict[int, float] = {}
+        self.last: dict[str, dict[int, float]] = defaultdict(dict)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def groups(self) -> dict[str, list[int]]:
+        procs = all_procs()
+        groups = {"postgres": ours_postgres(procs, self.database), **self.fixed}
+        for name, root in self.trees.items():
+            groups[name] = [root, *children(root, procs)]
+        return groups
+
+    def sample(self) -> None:
+        for name, pids in self.groups().items():
+            for pid in pids:
+                cpu = proc_cpu(pid)
+                if cpu:
+                    self.last[name][pid] = cpu
+
+    def start(self) -> CpuSampler:
+        for pids in self.groups().values():
+            for pid in pids:
+                self.base[pid] = proc_cpu(pid)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.sample()
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+        names = set(self.fixed) | {"postgres"} | set(self.trees)
+        return {name: sum(max(0.0, cpu - self.base.get(pid, 0.0))
+                          for pid, cpu in self.last[name].items()) for name in names}
 
 
 class Server:

@@ -35,8 +35,10 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from bench import loadgen
-from bench.common import log, machine_cpu, proc_cpu
+from bench import loadgen, report
+from bench.common import children, log, machine_cpu, proc_cpu
+from bench.environment import PASSWORD
+from bench.profiling import profiled
 
 MB = 1024 * 1024
 CHUNK = MB  # client read/send size
@@ -45,6 +47,8 @@ RSS_INTERVAL = 0.05
 WARM_MB = 16
 FILE_NAME = "Bench scan (large).bin"
 MESSAGE_PATH = re.compile(r"^/app/m/([^/?#]+)$")
+THROUGHPUT = report.Target()  # upload and download vs their baselines: reported, no target
+MEMORY = report.Target("<", 64, " MB")  # peak RSS growth of the worker serving a transfer
 
 
 # ------------------------------------------------------------------ /proc
@@ -70,16 +74,7 @@ def gunicorn_workers(master: int) -> list[int]:
         return sorted(int(p) for p in
                       Path(f"/proc/{master}/task/{master}/children").read_text().split())
     except OSError:
-        pids = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-                    pids.append(int(entry))
-        return sorted(pids)
+        return sorted(children(master))
 
 
 def _reset_hwm(pid: int) -> bool:
@@ -162,8 +157,8 @@ class RssSampler:
         served = max(workers, key=lambda w: w["cpu_s"]) if workers else None
         for w in workers:
             w["served"] = w is served
-        busy = (machine1[0] - self.machine0[0]) / max(machine1[1] - self.machine0[1], 1e-9)
-        return {"workers": workers, "samples": self.samples, "machine_busy": busy,
+        return {"workers": workers, "samples": self.samples,
+                "machine_busy": report.machine_busy(self.machine0, machine1),
                 "max_growth_mb": max((w["growth_mb"] for w in workers), default=0.0),
                 "max_hwm_growth_mb": max((w["hwm_growth_mb"] for w in workers
                                           if w["hwm_growth_mb"] is not None), default=None),
@@ -385,7 +380,7 @@ def _timed(label: str, sampler_master: int, fn: Callable[[], dict]) -> dict:
     return out
 
 
-def bench_files(cfg, res, product, seeds: dict, workdir: Path, password: str) -> None:
+def bench_files(cfg, res, product, seeds: dict, workdir: Path) -> None:
     """Measure (d) into ``res.files_rounds`` and ``res.summary`` (upload, download, files_rss)."""
     from django.db import connections
 
@@ -405,7 +400,7 @@ def bench_files(cfg, res, product, seeds: dict, workdir: Path, password: str) ->
     try:
         sha, info["make_s"] = make_file(src, size_mb)
         log(f"(d) wrote {size_mb} MB of os.urandom in {info['make_s']:.1f} s")
-        session = Session(product.port, seeds["senders"][0].email, password)
+        session = Session(product.port, seeds["senders"][0].email, PASSWORD)
         info |= warm_up(session, master, workdir, seeds["pool"][0].email)
         log(f"(d) warm-up: {info['warmup_requests']} small uploads and downloads; "
             f"{info['warmed']} of {info['workers']} workers served some")
@@ -507,40 +502,33 @@ def _served(rss: dict) -> dict:
                              "cpu_s": 0, "hwm_growth_mb": None, "end_mb": 0}
 
 
-def summary_rows(res, verdict: Callable[[str, float], tuple[str, str]]) -> list[str]:
-    """(d)'s rows of the Results table (What | Hushpost | Baseline | Ratio | Target | Result)."""
+def results_rows(res) -> list[tuple[str, ...]]:
+    """(d)'s rows of the Results table."""
     s = res.summary
-    if "files_rss" not in s:
-        return []
     f, up, down, rss = s["files"], s["upload"], s["download"], s["files_rss"]
     size = (f"{f['size_mb'] // 1024} GB ({f['size_mb']:,} MB)" if f["size_mb"] % 1024 == 0
             else f"{f['size_mb']:,} MB")
     out = []
-    for key, what, base in (
-        ("upload", f"(d) Upload of a {size} file through `POST /app/files` (raw body, encrypted "
-                   "as it arrives into the local store), MB/s", "`shutil.copyfile` + fsync"),
-        ("download", f"(d) Download of that {size} file through `GET /app/m/<m>/files/<f>` "
-                     "(decrypted as it streams; the client checks its SHA-256), MB/s",
+    for x, what, base in (
+        (up, f"(d) Upload of a {size} file through `POST /app/files` (raw body, encrypted "
+             "as it arrives into the local store), MB/s", "`shutil.copyfile` + fsync"),
+        (down, f"(d) Download of that {size} file through `GET /app/m/<m>/files/<f>` "
+               "(decrypted as it streams; the client checks its SHA-256), MB/s",
          "reading it back + SHA-256"),
     ):
-        x = up if key == "upload" else down
-        target, result = verdict(key, x["ratio"])
-        out.append(f"| {what} vs {base} of the same file on the same disk "
-                   f"| {x['measured']:.1f} MB/s | {x['baseline']:.1f} MB/s | {x['ratio']:.3f} "
-                   f"| {target} | {result} |")
-    target, result = verdict("files_rss", rss["ratio"])
+        out.append((f"{what} vs {base} of the same file on the same disk",
+                    f"{x['measured']:.1f} MB/s", f"{x['baseline']:.1f} MB/s", f"{x['ratio']:.3f}",
+                    *THROUGHPUT.cells(x["ratio"])))
     hwm = "" if rss["hwm"] is None else f"; kernel peak mark VmHWM: +{rss['hwm']:.1f} MB"
-    out.append(f"| (d) Peak RSS growth of the gunicorn workers during the uploads and downloads "
-               f"(upload +{rss['by_kind']['upload']:.1f} MB, download "
-               f"+{rss['by_kind']['download']:.1f} MB{hwm}); baseline = the serving worker's "
-               f"RSS before (median) | +{rss['measured']:.1f} MB | {rss['baseline']:.1f} MB "
-               f"| — | {target} | **{result}** |")
+    out.append((f"(d) Peak RSS growth of the gunicorn workers during the uploads and downloads "
+                f"(upload +{rss['by_kind']['upload']:.1f} MB, download "
+                f"+{rss['by_kind']['download']:.1f} MB{hwm}); baseline = the serving worker's "
+                f"RSS before (median)", f"+{rss['measured']:.1f} MB", f"{rss['baseline']:.1f} MB",
+                "—", *MEMORY.cells(rss["ratio"])))
     return out
 
 
 def method_text(res) -> str:
-    if "files" not in res.summary:
-        return ""
     f, cfg = res.summary["files"], res.config
     return (
         f"* **(d) Files.** The organisation's limits are raised to 2048 MB per file and per "
@@ -571,38 +559,46 @@ def method_text(res) -> str:
 
 
 def rounds_text(res) -> str:
-    if not res.files_rounds:
-        return ""
     f = res.summary["files"]
-    lines = ["### (d) Files", "",
-             "| Round | Upload MB/s (s) | File copy MB/s (s) | Ratio | Download MB/s (s) | "
-             "Read back MB/s (s) | Ratio |", "|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in res.files_rounds:
-        u, c, d, b = r["upload"], r["copy"], r["download"], r["read"]
-        lines.append(f"| {r['round']} | {u['rate']:.1f} ({u['seconds']:.1f}) | "
-                     f"{c['rate']:.1f} ({c['seconds']:.1f}) | {r['upload_ratio']:.3f} | "
-                     f"{d['rate']:.1f} ({d['seconds']:.1f}) | {b['rate']:.1f} ({b['seconds']:.1f})"
-                     f" | {r['download_ratio']:.3f} |")
-    lines += ["", "Memory of the gunicorn workers (MB) during each transfer; * = the worker that "
-              "served it:", "",
-              "| Transfer | Worker | CPU s | RSS before | Peak RSS (50 ms samples) | Growth | "
-              "VmHWM growth | RSS after |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rounds = [(r["round"], f"{r['upload']['rate']:.1f} ({r['upload']['seconds']:.1f})",
+               f"{r['copy']['rate']:.1f} ({r['copy']['seconds']:.1f})", f"{r['upload_ratio']:.3f}",
+               f"{r['download']['rate']:.1f} ({r['download']['seconds']:.1f})",
+               f"{r['read']['rate']:.1f} ({r['read']['seconds']:.1f})",
+               f"{r['download_ratio']:.3f}") for r in res.files_rounds]
+    memory = []
     for r in res.files_rounds:
         for kind in ("upload", "download"):
             rss = r[kind]["rss"]
             for w in rss["workers"]:
                 hwm = "—" if w["hwm_growth_mb"] is None else f"{w['hwm_growth_mb']:+.1f}"
-                lines.append(f"| {kind} {r['round']} ({rss['samples']} samples) | "
-                             f"{w['pid']}{' *' if w['served'] else ''} | {w['cpu_s']:.1f} | "
-                             f"{w['base_mb']:.1f} | {w['peak_mb']:.1f} | {w['growth_mb']:+.1f} | "
-                             f"{hwm} | {w['end_mb']:.1f} |")
-    lines += ["", f"Stored ciphertext: {f['ciphertext_bytes']:,} bytes for "
-              f"{f['size_mb'] * MB:,} bytes of plaintext (+{f['overhead_pct']:.4f}%: Tink's "
-              "header and one 16-byte tag per 1 MB segment).  Sending the message with the "
-              f"file took {1000 * f['send_s']:.0f} ms (the file's key is re-sealed, the file "
-              f"is not re-encrypted).  Writing the test file took {f['make_s']:.1f} s; all of "
-              f"(d) took {f['wall_s']:.0f} s.", ""]
-    return "\n".join(lines)
+                memory.append((f"{kind} {r['round']} ({rss['samples']} samples)",
+                               f"{w['pid']}{' *' if w['served'] else ''}", f"{w['cpu_s']:.1f}",
+                               f"{w['base_mb']:.1f}", f"{w['peak_mb']:.1f}",
+                               f"{w['growth_mb']:+.1f}", hwm, f"{w['end_mb']:.1f}"))
+    return "\n".join([
+        "### (d) Files", "",
+        report.table(["Round", "Upload MB/s (s)", "File copy MB/s (s)", "Ratio",
+                      "Download MB/s (s)", "Read back MB/s (s)", "Ratio"], "rrrrrrr", rounds),
+        "", "Memory of the gunicorn workers (MB) during each transfer; * = the worker that "
+        "served it:", "",
+        report.table(["Transfer", "Worker", "CPU s", "RSS before", "Peak RSS (50 ms samples)",
+                      "Growth", "VmHWM growth", "RSS after"], "lrrrrrrr", memory),
+        "", f"Stored ciphertext: {f['ciphertext_bytes']:,} bytes for "
+        f"{f['size_mb'] * MB:,} bytes of plaintext (+{f['overhead_pct']:.4f}%: Tink's "
+        "header and one 16-byte tag per 1 MB segment).  Sending the message with the "
+        f"file took {1000 * f['send_s']:.0f} ms (the file's key is re-sealed, the file "
+        f"is not re-encrypted).  Writing the test file took {f['make_s']:.1f} s; all of "
+        f"(d) took {f['wall_s']:.0f} s.", ""])
+
+
+def verdicts(res) -> list[str]:
+    lines = [f"{key}: {s['measured']:.1f} vs {s['baseline']:.1f} MB/s, ratio {s['ratio']:.3f} "
+             f"(report only); rounds {[round(x, 3) for x in s['ratios']]}"
+             for key, s in ((k, res.summary[k]) for k in ("upload", "download"))]
+    rss = res.summary["files_rss"]
+    lines.append(f"files_rss: peak growth {rss['measured']:.1f} MB (target {MEMORY}) "
+                 f"{MEMORY.verdict(rss['measured'])}")
+    return lines
 
 
 # ----------------------------------------------------------------- profile
@@ -663,7 +659,6 @@ class _Wsgi:
 
 def profile_files(seeds: dict, workdir: Path, size_mb: int = 256) -> dict:
     """Upload and download in-process: time, CPU, peak memory (RSS and tracemalloc), cProfile."""
-    import cProfile
     import tracemalloc
 
     from hushpost.orgs.models import Organization
@@ -728,33 +723,20 @@ def profile_files(seeds: dict, workdir: Path, size_mb: int = 256) -> dict:
         result["upload"]["traced_mb"] = traced(up)["peak_mb"]
         result["download"]["traced_mb"] = traced(lambda: down(path))["peak_mb"]
         for kind, fn in (("upload", up), ("download", lambda: down(path))):
-            prof = cProfile.Profile(time.process_time)
-            prof.enable()
-            fn()
-            prof.disable()
-            result[kind]["prof"] = prof
+            result[kind]["prof"] = profiled(fn)
     finally:
         src.unlink(missing_ok=True)
     return result
 
 
-def _own_seconds(prof, needle: str | None = None) -> float:
-    """Own CPU time of the profiled functions whose name contains ``needle`` (all: None)."""
-    import pstats
-
-    stats = pstats.Stats(prof, stream=io.StringIO())
-    return sum(tt for (_, _, func), (_, _, tt, _, _) in stats.stats.items()
-               if needle is None or needle in func)
-
-
-def describe_files(p: dict, res, profile_table: Callable) -> str:
+def describe_files(p: dict, res) -> str:
     """The (d) part of 'Profiles: what bounds each number'."""
     s = res.summary
     rss, up, down, f = s["files_rss"], s["upload"], s["download"], s["files"]
-    ok = rss["measured"] < 64
+    ok = MEMORY.met(rss["measured"])
     head = (f"### (d) Files: memory target {'met' if ok else 'missed'}: peak RSS growth "
-            f"+{rss['measured']:.1f} MB vs < 64 MB"
-            + ("" if ok else f" ({rss['measured'] - 64:.1f} MB over)"))
+            f"+{rss['measured']:.1f} MB vs {MEMORY}"
+            + ("" if ok else f" ({rss['measured'] - MEMORY.value:.1f} MB over)"))
     pu, pd = p["upload"], p["download"]
 
     def grow(x: dict) -> str:
@@ -785,8 +767,7 @@ def describe_files(p: dict, res, profile_table: Callable) -> str:
         ("In-process: peak of Python allocations, tracemalloc (MB)", f"{pu['traced_mb']:.1f}",
          f"{pd['traced_mb']:.1f}"),
     ]
-    table = "\n".join(["| | Upload | Download |", "|---|---:|---:|"]
-                      + [f"| {a} | {b} | {c} |" for a, b, c in rows])
+    table = report.table(["", "Upload", "Download"], "lrr", rows)
     kept = max((w["end_mb"] - w["base_mb"] for r in res.files_rounds
                 for w in (_served(r["upload"]["rss"]), _served(r["download"]["rss"]))),
                default=0.0)
@@ -803,18 +784,18 @@ def describe_files(p: dict, res, profile_table: Callable) -> str:
                   f"Python's own allocations peaked at {pu['traced_mb']:.1f} and "
                   f"{pd['traced_mb']:.1f} MB, independent of the file's size.")
     else:
-        memory = (f"The memory target is missed by {rss['measured'] - 64:.1f} MB.  In-process "
+        memory = (f"The memory target is missed by {rss['measured'] - MEMORY.value:.1f} MB.  In-process "
                   f"(no gunicorn) the process grew {grow(pu)} MB on upload and {grow(pd)} MB on "
                   f"download, Python's allocations peaking at {pu['traced_mb']:.1f} / "
                   f"{pd['traced_mb']:.1f} MB; the served growth above, against these, says "
                   "whether the product's path or the server's buffering holds the memory.")
     per_gb = 1024 / p["size_mb"]
     # From the profiled runs themselves, so the parts are of the same whole.
-    u_cpu, d_cpu = _own_seconds(pu["prof"]) * per_gb, _own_seconds(pd["prof"]) * per_gb
-    u_write = _own_seconds(pu["prof"], "'write' of '_io.BufferedWriter'") * per_gb
-    u_tink = _own_seconds(pu["prof"], "tink_bindings.write") * per_gb
-    d_tink = _own_seconds(pd["prof"], "tink_bindings.read") * per_gb
-    d_hash = _own_seconds(pd["prof"], "'update' of '_hashlib.HASH'") * per_gb
+    u_cpu, d_cpu = report.own_seconds(pu["prof"]) * per_gb, report.own_seconds(pd["prof"]) * per_gb
+    u_write = report.own_seconds(pu["prof"], "'write' of '_io.BufferedWriter'") * per_gb
+    u_tink = report.own_seconds(pu["prof"], "tink_bindings.write") * per_gb
+    d_tink = report.own_seconds(pd["prof"], "tink_bindings.read") * per_gb
+    d_hash = report.own_seconds(pd["prof"], "'update' of '_hashlib.HASH'") * per_gb
     inproc = (f"Profiled in-process (no gunicorn, no socket), an upload cost {u_cpu:.2f} s of CPU "
               "per GB, "
               f"of which {u_write:.2f} s in `BufferedWriter.write`, that is the store's `write()` "
@@ -870,8 +851,12 @@ def describe_files(p: dict, res, profile_table: Callable) -> str:
 cProfile (CPU time) of one in-process upload of {p['size_mb']} MB, by own time (a C method's own
 time includes the system calls it makes, e.g. `BufferedWriter.write` the store's `write()`s):
 
-{profile_table(pu['prof'], 12, 'own')}
+{report.profile_table(pu['prof'], 12, 'own')}
 
 cProfile (CPU time) of one in-process download of {p['size_mb']} MB, by own time:
 
-{profile_table(pd['prof'], 12, 'own')}"""
+{report.profile_table(pd['prof'], 12, 'own')}"""
+
+
+PART = report.Part("files", results=results_rows, method=method_text, rounds=rounds_text,
+                   verdicts=verdicts)

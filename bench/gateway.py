@@ -26,23 +26,24 @@ import contextlib
 import email.policy
 import multiprocessing as mp
 import os
-import re
 import secrets
 import smtplib
 import statistics
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 
-from bench.common import Server, free_port, log, machine_cpu, percentile
-from bench.loadgen import HOST, merge_clients
+from bench import report
+from bench.common import BIN, CpuSampler, Server, free_port, log, machine_cpu, merge_clients
+from bench.environment import clear_queue
+from bench.loadgen import HOST
+from bench.profiling import Breakdown, timed_then_profiled
+from bench.sink import Sink
 
-TARGET = 0.30
+TARGET = report.Target(">=", 0.30)  # messages accepted per second / the sink's
 ID_MARK = b"BENCHMSGIDMARK"
 EHLO_NAME = "relay.bench-health.example"
 LETTER = (
@@ -161,7 +162,7 @@ def load_client(port: int, threads: int, senders: list[tuple[str, str]], recipie
 
 
 def trial(mode: str, port: int, server_pid: int, cfg, senders: list[tuple[str, str]],
-          recipients: list[str], tag: str, cpu_sampler, conninfo: str | None = None) -> dict:
+          recipients: list[str], tag: str, conninfo: str | None = None) -> dict:
     """One measured window of the load against one SMTP server."""
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
@@ -174,7 +175,7 @@ def trial(mode: str, port: int, server_pid: int, cfg, senders: list[tuple[str, s
             raise RuntimeError(f"(e) {mode} load client: {t0}")
         time.sleep(max(0.0, t0 + cfg.warmup - time.monotonic()))
         # The server with its children: the gateway's reader processes parse every message.
-        sampler = cpu_sampler(fixed={"clients": [proc.pid]}, trees={mode: server_pid}).start()
+        sampler = CpuSampler(fixed={"clients": [proc.pid]}, trees={mode: server_pid}).start()
         activity = PgActivity(conninfo).start() if conninfo else None
         mach0 = machine_cpu()
         time.sleep(max(0.0, t0 + cfg.warmup + cfg.duration - 0.05 - time.monotonic()))
@@ -185,22 +186,17 @@ def trial(mode: str, port: int, server_pid: int, cfg, senders: list[tuple[str, s
         proc.join(30)
         if proc.is_alive():
             proc.terminate()
-    done, errors, latencies = merge_clients(outs, f"(e) {mode}", "messages not accepted")
-    window = cfg.duration - 0.05
-    busy = (mach1[0] - mach0[0]) / max(mach1[1] - mach0[1], 1e-9)
+    load = merge_clients(outs, f"(e) {mode}", "messages not accepted", cfg.duration)
+    use = report.cpu_use(cpu, load["done"], cfg.duration - 0.05, mach0, mach1)
     return {
         "mode": mode,
-        "rate": done / cfg.duration,
-        "done": done,
+        **load,
         "accepted": sum(o["accepted"] for o in outs),
-        "errors": errors,
         "error_sample": next((o["error_sample"] for o in outs if o["error_sample"]), ""),
-        "lat_p50_ms": percentile(latencies, 50) * 1000,
-        "lat_p95_ms": percentile(latencies, 95) * 1000,
-        "cpu_ms_per_msg": {k: 1000 * v / max(done, 1) for k, v in cpu.items()},
-        "cpu_cores_used": {k: v / window for k, v in cpu.items()},
-        "machine_busy": busy,
-        "other_cores": max(0.0, busy * (os.cpu_count() or 1) - sum(cpu.values()) / window),
+        "cpu_ms_per_msg": use.ms_per_op,
+        "cpu_cores_used": use.cores,
+        "machine_busy": use.busy,
+        "other_cores": use.other_cores,
         "db": db,
     }
 
@@ -265,7 +261,7 @@ class Smtpd(Server):
     """``hushpost smtpd`` as a subprocess, with the production environment; ready when it answers NOOP."""
 
     def __init__(self, env: dict, port: int, logdir: Path):
-        argv = [str(Path(sys.executable).parent / "hushpost"), "smtpd", "--bind", f"{HOST}:{port}"]
+        argv = [str(BIN / "hushpost"), "smtpd", "--bind", f"{HOST}:{port}"]
         super().__init__("smtpd", argv, env, port, "", logdir)
 
     def ready(self) -> bool:
@@ -286,11 +282,9 @@ def allow_loopback(org_pk: int):
     return configure(Organization.objects.get(pk=org_pk), networks="127.0.0.1/32")
 
 
-def bench_gateway(cfg, res, env: dict, seeds: dict, workdir: Path, *, cpu_sampler,
-                  clear_queue: Callable[[], None]) -> None:
+def bench_gateway(cfg, res, env: dict, seeds: dict, workdir: Path) -> None:
     from django.db import connections
 
-    from bench.sink import Sink
     from hushpost.messaging.models import Message
     from hushpost.notifications.models import Notification
 
@@ -329,7 +323,7 @@ def bench_gateway(cfg, res, env: dict, seeds: dict, workdir: Path, *, cpu_sample
                     queued = Notification.objects.count()
                     connections.close_all()
                     t = trial(mode, smtpd.port, smtpd.proc.pid, cfg, senders, recipients, tag,
-                              cpu_sampler, env["HUSHPOST_DATABASE_URL"])
+                              env["HUSHPOST_DATABASE_URL"])
                     stored = Message.objects.filter(send_token__startswith="gw-").count() - before
                     notes = Notification.objects.count() - queued
                     if stored != t["accepted"]:
@@ -342,8 +336,7 @@ def bench_gateway(cfg, res, env: dict, seeds: dict, workdir: Path, *, cpu_sample
                     connections.close_all()
                 else:
                     sink.reset()
-                    t = trial(mode, sink.port, sink._proc.pid, cfg, senders, recipients, tag,
-                              cpu_sampler)
+                    t = trial(mode, sink.port, sink._proc.pid, cfg, senders, recipients, tag)
                     got = sink.wait_for(t["accepted"], 10)
                     if got < t["accepted"]:
                         raise RuntimeError(f"(e) the sink counted {got} of {t['accepted']}")
@@ -410,8 +403,7 @@ def summarise(res) -> None:
 # ------------------------------------------------------------------ profile
 
 
-def profile_gateway(seeds: dict, breakdown_cls, profile_table: Callable,
-                    clear_queue: Callable[[], None], n: int = 200) -> dict:
+def profile_gateway(seeds: dict, n: int = 200) -> dict:
     """The gateway's per-message work in-process, as its worker threads run it.
 
     For each e-mail: the MAIL FROM check (``check_envelope_sender``) and the
@@ -420,7 +412,6 @@ def profile_gateway(seeds: dict, breakdown_cls, profile_table: Callable,
     calls them.  Once timed (unprofiled) with every SQL statement counted,
     once under cProfile.
     """
-    import cProfile
     import io
     import logging
 
@@ -462,7 +453,7 @@ def profile_gateway(seeds: dict, breakdown_cls, profile_table: Callable,
     logger.propagate = False
     for _ in range(10):  # warm-up
         one()
-    bd = breakdown_cls()
+    bd = Breakdown()
     bd.timed(gw_actions, "check_envelope_sender", "MAIL FROM check", scope=True)
     bd.timed(gw_actions, "receive_mail", "receive_mail", scope=True)
     bd.timed(gw_actions, "send_message", "send_message", scope=True)
@@ -477,24 +468,23 @@ def profile_gateway(seeds: dict, breakdown_cls, profile_table: Callable,
     bd.timed(messaging_actions, "record", "audit record")
     bd.timed(Argon2PasswordHasher, "encode", "Argon2 hash")
     bd.timed(Argon2PasswordHasher, "verify", "Argon2 verify")
-    t0, c0 = time.perf_counter(), time.process_time()
-    with bd:
+    def messages() -> None:
         for _ in range(n):
             one()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    prof = cProfile.Profile(time.process_time)
-    prof.enable()
-    for _ in range(n):
-        one()
-    prof.disable()
+
+    wall, cpu, prof = timed_then_profiled(bd, messages)
     logger.removeHandler(handler)
     logger.propagate = saved
-    own = own_by_area(prof)
+    own = report.own_by_area(prof, AREAS)
     clear_queue()
     return {"n": n, "ms": 1000 * wall / n, "cpu_ms": 1000 * cpu / n, "bd": bd, "own": own,
-            "table": profile_table(prof, 24), "own_table": profile_table(prof, 16, "own")}
+            "table": report.profile_table(prof, 24),
+            "own_table": report.profile_table(prof, 16, "own")}
 
 
+# The scopes of the profile's stopwatches, as its table of SQL statements names them.
+STEPS = {"": "step", "MAIL FROM check": "MAIL FROM", "receive_mail": "DATA",
+         "send_message": "send_message"}
 AREAS = (
     ("Django ORM and database driver (building and compiling queries, psycopg, model "
      "instances, signals)", ("django/db/", "psycopg/", "psycopg_pool/", "django/dispatch/")),
@@ -507,62 +497,21 @@ AREAS = (
     ("Logging", ("logging/",)),
     ("Hushpost's own code (gateway checks, send_message, audit, notifications)", ("hushpost/",)),
 )
-OTHER = "Everything else (Django's other parts, Python's standard library)"
-
-
-def _area(where: str, areas=AREAS) -> str:
-    for label, needles in areas:
-        if any(needle in where for needle in needles):
-            return label
-    return OTHER
-
-
-def own_by_area(prof, areas=AREAS) -> list[tuple[str, float]]:
-    """Own CPU time (cProfile) grouped by where the code lives.
-
-    A built-in's time (``len``, ``str.join``, a C method) goes to the code that
-    called it, in proportion to the time cProfile recorded per caller.
-    """
-    import io
-    import pstats
-
-    stats = pstats.Stats(prof, stream=io.StringIO())
-    totals: dict[str, float] = {label: 0.0 for label, _ in areas}
-    totals[OTHER] = 0.0
-    for (filename, _line, func), (_cc, _nc, tt, _ct, callers) in stats.stats.items():
-        if filename == "~" and callers:
-            caller_tt = {caller: v[2] for caller, v in callers.items()}
-            spread = sum(caller_tt.values())
-            for (cfile, _cline, cfunc), ctt in caller_tt.items():
-                share = tt * (ctt / spread if spread else 1 / len(caller_tt))
-                totals[_area(f"{cfile}:{cfunc}", areas)] += share
-        else:
-            totals[_area(f"{filename}:{func}", areas)] += tt
-    out = sorted(((k, v) for k, v in totals.items() if k != OTHER), key=lambda kv: -kv[1])
-    out.append((OTHER, totals[OTHER]))
-    out.append(("Total", sum(totals.values())))
-    return out
-
 
 # ------------------------------------------------------------------- report
 
 
-def summary_rows(res, verdict: Callable[[str, float], tuple[str, str]]) -> list[str]:
-    s = res.summary.get("gateway")
-    if not s:
-        return []
-    target, result = verdict("gateway", s["ratio"])
-    return [f"| (e) Messages accepted per second by the SMTP gateway (`hushpost smtpd`, 250 to "
-            f"DATA, stored as secure messages) vs a plain aiosmtpd sink (one process each); "
-            f"{res.config.gateway_clients} concurrent SMTP connections | "
-            f"{s['measured']:.1f}/s | {s['baseline']:.1f}/s | {s['ratio']:.3f} | {target} "
-            f"| **{result}** |"]
+def results_rows(res) -> list[tuple[str, ...]]:
+    s = res.summary["gateway"]
+    return [("(e) Messages accepted per second by the SMTP gateway (`hushpost smtpd`, 250 to "
+             "DATA, stored as secure messages) vs a plain aiosmtpd sink (one process each); "
+             f"{res.config.gateway_clients} concurrent SMTP connections",
+             f"{s['measured']:.1f}/s", f"{s['baseline']:.1f}/s", f"{s['ratio']:.3f}",
+             *TARGET.cells(s["ratio"]))]
 
 
 def cross_check_text(res) -> str:
-    s = res.summary.get("gateway")
-    if not s:
-        return ""
+    s = res.summary["gateway"]
     c, k = s["cpu"], s["sink_cpu"]
     return (f"CPU per accepted message in (e): `hushpost smtpd` {c['gateway']:.2f} ms + "
             f"PostgreSQL {c['postgres']:.2f} ms + load client {c['clients']:.2f} ms = "
@@ -572,8 +521,6 @@ def cross_check_text(res) -> str:
 
 
 def method_text(res) -> str:
-    if "gateway" not in res.summary:
-        return ""
     cfg, meta = res.config, res.summary.get("gateway_meta", {})
     return (
         "* **(e) SMTP gateway.** The bench organisation is configured with "
@@ -610,26 +557,25 @@ def method_text(res) -> str:
 
 
 def rounds_text(res) -> str:
-    if not res.gateway_rounds:
-        return ""
-    lines = ["### (e) SMTP gateway vs plain aiosmtpd sink", "",
-             "| Round | Sink msg/s | Gateway msg/s | Ratio | Gateway latency p50 / p95 | "
-             "CPU ms per message, gateway: smtpd / PostgreSQL / client | CPU ms per message, "
-             "sink: sink / client | Cores used, gateway: smtpd / PostgreSQL | Unattributed CPU "
-             "(cores), sink / gateway |",
-             "|---:|---:|---:|---:|---:|---|---|---|---|"]
+    rows = []
     for r in res.gateway_rounds:
         g, k = r["gateway"], r["sink"]
         gc, kc = g["cpu_ms_per_msg"], k["cpu_ms_per_msg"]
-        lines.append(
-            f"| {r['round']} | {k['rate']:.1f} | {g['rate']:.1f} | {r['ratio']:.3f} | "
-            f"{g['lat_p50_ms']:.1f} / {g['lat_p95_ms']:.1f} ms | {gc['gateway']:.2f} / "
-            f"{gc['postgres']:.2f} / {gc['clients']:.2f} | {kc['sink']:.3f} / "
-            f"{kc['clients']:.3f} | {g['cpu_cores_used']['gateway']:.2f} / "
-            f"{g['cpu_cores_used']['postgres']:.2f} | {k['other_cores']:.2f} / "
-            f"{g['other_cores']:.2f} |")
-    lines.append("")
-    return "\n".join(lines)
+        rows.append((r["round"], f"{k['rate']:.1f}", f"{g['rate']:.1f}", f"{r['ratio']:.3f}",
+                     f"{g['lat_p50_ms']:.1f} / {g['lat_p95_ms']:.1f} ms",
+                     f"{gc['gateway']:.2f} / {gc['postgres']:.2f} / {gc['clients']:.2f}",
+                     f"{kc['sink']:.3f} / {kc['clients']:.3f}",
+                     f"{g['cpu_cores_used']['gateway']:.2f} / "
+                     f"{g['cpu_cores_used']['postgres']:.2f}",
+                     f"{k['other_cores']:.2f} / {g['other_cores']:.2f}"))
+    return "\n".join([
+        "### (e) SMTP gateway vs plain aiosmtpd sink", "",
+        report.table(["Round", "Sink msg/s", "Gateway msg/s", "Ratio",
+                      "Gateway latency p50 / p95",
+                      "CPU ms per message, gateway: smtpd / PostgreSQL / client",
+                      "CPU ms per message, sink: sink / client",
+                      "Cores used, gateway: smtpd / PostgreSQL",
+                      "Unattributed CPU (cores), sink / gateway"], "rrrrrllll", rows), ""])
 
 
 def _bound_text(res) -> str:
@@ -637,11 +583,11 @@ def _bound_text(res) -> str:
     s = res.summary["gateway"]
     c, k, cores, db = s["cpu"], s["sink_cpu"], s["cores"], s["db"]
     ncpu = os.cpu_count() or 1
-    allowed = sum(k.values()) / TARGET
+    allowed = sum(k.values()) / TARGET.value
     parts = [f"per accepted message the gateway cost {c['gateway']:.2f} ms of `hushpost smtpd` "
              f"CPU + {c['postgres']:.2f} ms of PostgreSQL + {c['clients']:.2f} ms of load client "
              f"= {sum(c.values()):.2f} ms, the sink {sum(k.values()):.2f} ms in all; at "
-             f"{TARGET:.2f} x the sink's rate a message could cost at most {allowed:.2f} ms of CPU"]
+             f"{TARGET.value:.2f} x the sink's rate a message could cost at most {allowed:.2f} ms of CPU"]
     if c["postgres"] >= allowed:
         parts.append(f"less than PostgreSQL alone spends per gateway message, and "
                      f"`hushpost smtpd`'s own CPU is {c['gateway'] / allowed:.1f}x that budget")
@@ -672,13 +618,13 @@ def _bound_text(res) -> str:
 
 def note(res) -> str | None:
     """The Notes line for a missed target: by how much, and what bounds it."""
-    s = res.summary.get("gateway")
-    if not s or s["ratio"] >= TARGET:
+    s = res.summary["gateway"]
+    if TARGET.met(s["ratio"]):
         return None
-    text = (f"(e) SMTP gateway: target missed, ratio {s['ratio']:.3f} vs >= {TARGET:.2f} "
-            f"({s['ratio'] / TARGET:.0%} of the target; the gateway would have to accept "
-            f"{TARGET / s['ratio']:.1f}x as many messages per second, "
-            f"{TARGET * s['baseline']:.0f}/s instead of {s['measured']:.0f}/s).  What bounds "
+    text = (f"(e) SMTP gateway: target missed, ratio {s['ratio']:.3f} vs {TARGET} "
+            f"({s['ratio'] / TARGET.value:.0%} of the target; the gateway would have to accept "
+            f"{TARGET.value / s['ratio']:.1f}x as many messages per second, "
+            f"{TARGET.value * s['baseline']:.0f}/s instead of {s['measured']:.0f}/s).  What bounds "
             f"it: CPU; {_bound_text(res)}.")
     prof = s.get("profile")
     if prof:
@@ -693,30 +639,13 @@ def note(res) -> str | None:
     return text
 
 
-SAVEPOINT = re.compile(r'"s\d+_x\d+"')
-
-
-def statement_table(bd, n: int, scope_names: dict[str, str]) -> str:
-    """Breakdown's statements per message, savepoint names folded together."""
-    merged: dict[tuple[str, str], list] = {}
-    for (scope, sql), (count, secs) in bd.statements.items():
-        key = (scope_names.get(scope, scope), SAVEPOINT.sub('"<sp>"', sql))
-        row = merged.setdefault(key, [0, 0.0])
-        row[0] += count
-        row[1] += secs
-    lines = ["| Where | per message | ms per message | statement (start) |", "|---|---:|---:|---|"]
-    for (scope, sql), (count, secs) in sorted(merged.items(), key=lambda kv: -kv[1][1]):
-        lines.append(f"| {scope} | {count / n:.1f} | {1000 * secs / n:.2f} | `{sql}` |")
-    return "\n".join(lines)
-
-
 def describe_gateway(p: dict, res) -> str:
     s = res.summary["gateway"]
     bd, n = p["bd"], p["n"]
-    ok = s["ratio"] >= TARGET
+    ok = TARGET.met(s["ratio"])
     head = (f"### (e) SMTP gateway: target {'met' if ok else 'missed'}: {s['ratio']:.3f} vs "
-            f">= {TARGET:.2f}" + ("" if ok else f" ({s['ratio'] / TARGET:.0%} of the target; "
-                                               f"{TARGET / s['ratio']:.1f}x short)"))
+            f"{TARGET}" + ("" if ok else f" ({s['ratio'] / TARGET.value:.0%} of the target; "
+                                         f"{TARGET.value / s['ratio']:.1f}x short)"))
     argon2 = bd.calls["Argon2 hash"] + bd.calls["Argon2 verify"]
     sql_all = bd.ms("SQL statement", n) + bd.ms("COMMIT", n) + bd.ms("health check", n)
     parts = [
@@ -743,31 +672,31 @@ def describe_gateway(p: dict, res) -> str:
          "`close_old_connections`)", "health check", None),
         ("Argon2 (password hashing or checking)", "Argon2 hash", None),
     ]
-    rows = [f"| One message, in-process (MAIL FROM + DATA steps) | {p['ms']:.2f} | "
-            f"{bd.trips(n):.1f} | {bd.commits(n):.1f} |",
-            f"| - of which CPU time of the Python process | {p['cpu_ms']:.2f} | | |"]
+    rows = [("One message, in-process (MAIL FROM + DATA steps)", f"{p['ms']:.2f}",
+             f"{bd.trips(n):.1f}", f"{bd.commits(n):.1f}"),
+            ("- of which CPU time of the Python process", f"{p['cpu_ms']:.2f}", "", "")]
     for label, key, scope in parts:
         trips = f"{bd.trips(n, scope):.1f}" if scope else ""
         commits = f"{bd.commits(n, scope):.1f}" if scope else ""
         calls, ms = bd.calls[key] / n, bd.ms(key, n)
         if key == "Argon2 hash":
             calls, ms = argon2 / n, bd.ms("Argon2 hash", n) + bd.ms("Argon2 verify", n)
-        rows.append(f"| {label} | {ms:.2f} ({calls:g} per message) | {trips} | {commits} |")
-    rows.append(f"| All SQL, COMMITs and health checks (waiting on PostgreSQL) | {sql_all:.2f} | "
-                "| |")
-    rows.append(f"| Everything else: Python outside SQL (and waiting for a CPU) | "
-                f"{p['ms'] - sql_all:.2f} | | |")
-    table = "\n".join(["| Part of one relayed message | wall ms | PostgreSQL round trips | "
-                       "durable commits |", "|---|---:|---:|---:|"] + rows)
+        rows.append((label, f"{ms:.2f} ({calls:g} per message)", trips, commits))
+    rows.append(("All SQL, COMMITs and health checks (waiting on PostgreSQL)", f"{sql_all:.2f}",
+                 "", ""))
+    rows.append(("Everything else: Python outside SQL (and waiting for a CPU)",
+                 f"{p['ms'] - sql_all:.2f}", "", ""))
+    table = report.table(["Part of one relayed message", "wall ms", "PostgreSQL round trips",
+                          "durable commits"], "lrrr", rows)
     own = dict(p["own"])
     total = own.pop("Total", 0.0) or 1e-9
     shares = [(label, secs / total) for label, secs in p["own"] if label != "Total"]
-    areas = "\n".join(
-        ["| Where the Python CPU goes (cProfile own time, grouped by file) | share | ms of the "
-         f"{p['cpu_ms']:.2f} ms unprofiled |", "|---|---:|---:|"]
-        + [f"| {label} | {share:.0%} | {share * p['cpu_ms']:.2f} |" for label, share in shares])
+    areas = report.table(["Where the Python CPU goes (cProfile own time, grouped by file)",
+                          "share", f"ms of the {p['cpu_ms']:.2f} ms unprofiled"], "lrr",
+                         [(label, f"{share:.0%}", f"{share * p['cpu_ms']:.2f}")
+                          for label, share in shares])
     top = [f"{label.split(' (')[0]} {share:.0%}" for label, share in shares
-           if share >= 0.05 and label != OTHER][:4]
+           if share >= 0.05 and label != report.OTHER][:4]
     s["profile"] = {"ms": p["ms"], "cpu_ms": p["cpu_ms"], "trips": bd.trips(n),
                     "commits": bd.commits(n), "argon2": argon2,
                     "areas": "of its CPU (cProfile): " + ", ".join(top)}
@@ -777,7 +706,7 @@ def describe_gateway(p: dict, res) -> str:
     commit_ms = bd.ms("COMMIT @ send_message", n)
     hold = audit_ms + commit_ms
     cap = 1000 / hold if hold else float("inf")
-    want = TARGET * s["baseline"]
+    want = TARGET.value * s["baseline"]
     s["profile"]["audit_cap"] = cap
     lock = (f"**A second bound, behind the first: the audit chain.**  Each message's transaction "
             f"locks its organisation's audit-chain head (`SELECT ... FOR UPDATE` in "
@@ -820,8 +749,7 @@ wall times include waiting for a CPU.  Parts nest, so they do not add up:
 
 SQL statements per message, slowest first (savepoint names folded together):
 
-{statement_table(bd, n, {'': 'step', 'MAIL FROM check': 'MAIL FROM', 'receive_mail': 'DATA',
-                         'send_message': 'send_message'})}
+{report.statement_table(bd.statements, n, STEPS, "message")}
 
 cProfile (CPU time), {n} messages, by cumulative time:
 
@@ -830,3 +758,7 @@ cProfile (CPU time), {n} messages, by cumulative time:
 By own time:
 
 {p['own_table']}"""
+
+
+PART = report.Part("gateway", results=results_rows, method=method_text, rounds=rounds_text,
+                   cross_check=cross_check_text, note=note, target=TARGET)

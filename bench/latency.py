@@ -23,12 +23,16 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import report
 from bench.common import log, percentile
+from bench.environment import clear_queue, sender_accounts
+from bench.sending import http_trial
 from bench.workers import LockWaits, QueueWatch, Workers, schedstat
+
+DELAY = report.Target()  # send to delivery under load: reported, no target
 
 
 class DepthSampler:
@@ -98,7 +102,7 @@ def delays(rows: list[tuple[datetime, datetime | None, str]],
 
 
 def load_run(cfg, env: dict, sink, product, accounts: list[dict], processes: int,
-             workdir: Path, http_trial: Callable) -> dict:
+             workdir: Path) -> dict:
     from django.db import connections
 
     from hushpost.notifications.models import Notification
@@ -169,19 +173,14 @@ def load_run(cfg, env: dict, sink, product, accounts: list[dict], processes: int
     }
 
 
-def bench_latency(cfg, res, env: dict, sink, product, seeds: dict, workdir: Path, *,
-                  password: str, http_trial: Callable, clear_queue: Callable[[], None]) -> None:
+def bench_latency(cfg, res, env: dict, sink, product, seeds: dict, workdir: Path) -> None:
     from django.db import connections
 
-    accounts = [
-        {"email": s.email, "password": password, "index": i,
-         "recipients": [u.email for u in seeds["pool"]]}
-        for i, s in enumerate(seeds["senders"])
-    ]
+    accounts = sender_accounts(seeds)
     for processes in cfg.latency_workers:
         clear_queue()
         connections.close_all()
-        run = load_run(cfg, env, sink, product, accounts, processes, workdir, http_trial)
+        run = load_run(cfg, env, sink, product, accounts, processes, workdir)
         res.latency_runs.append(run)
         d = run["delays"]["arrival"]
         log(f"(g) {processes} worker(s): {run['send_rate']:.1f} sends/s for "
@@ -189,6 +188,8 @@ def bench_latency(cfg, res, env: dict, sink, product, seeds: dict, workdir: Path
             f"send to delivery p50 {d['p50']:.2f} s, p95 {d['p95']:.2f} s, max {d['max']:.2f} s; "
             f"backlog at the end {run['depth_end']} (max {run['depth_max']}), empty "
             f"{run['drain_s']:.1f} s after the load")
+    res.summary["latency"] = {run["processes"]: run["delays"]["arrival"]
+                              for run in res.latency_runs}
     clear_queue()
 
 
@@ -203,23 +204,21 @@ def _drained(run: dict) -> str:
             f"{run['depth_max']}), empty {run['drain_s']:.1f} s after it")
 
 
-def summary_rows(res) -> list[str]:
+def results_rows(res) -> list[tuple[str, ...]]:
     rows = []
     for run in res.latency_runs:
         d = run["delays"]["arrival"]
         rows.append(
-            f"| (g) Send to delivery (SMTP arrival at the sink - notification created) for "
-            f"messages sent through `POST /app/compose` during {run['load_s']:.0f} s of the (a) "
-            f"load ({run['send_rate']:.1f} sends/s), {run['processes']} `hushpost worker` "
-            f"process{'es' if run['processes'] > 1 else ''} delivering; {_drained(run)} | "
-            f"p50 {d['p50']:.2f} s, p95 {d['p95']:.2f} s, max {d['max']:.2f} s | — | — | report "
-            f"| — |")
+            (f"(g) Send to delivery (SMTP arrival at the sink - notification created) for "
+             f"messages sent through `POST /app/compose` during {run['load_s']:.0f} s of the (a) "
+             f"load ({run['send_rate']:.1f} sends/s), {run['processes']} `hushpost worker` "
+             f"process{'es' if run['processes'] > 1 else ''} delivering; {_drained(run)}",
+             f"p50 {d['p50']:.2f} s, p95 {d['p95']:.2f} s, max {d['max']:.2f} s", "—", "—",
+             *DELAY.cells(d["p95"])))
     return rows
 
 
 def method_text(res) -> str:
-    if not res.latency_runs:
-        return ""
     cfg = res.config
     return (
         f"* **(g) Delivery under load.** With `hushpost serve` as in (a), for "
@@ -238,33 +237,30 @@ def method_text(res) -> str:
 
 
 def rounds_text(res) -> str:
-    if not res.latency_runs:
-        return ""
-    lines = ["### (g) Delivery while people send", "",
-             "| Workers | Sends/s (all e-mails queued) | Delivered/s during the load | "
-             "Send to arrival p50 / p95 / max | Send to `sent_at` p50 / p95 / max | Pending: "
-             "max / at the end of the load | Empty after the load | Machine busy (others' "
-             "cores) | Cores: gunicorn / PostgreSQL / workers / sink / load clients |",
-             "|---:|---:|---:|---|---|---|---:|---|---|"]
+    rows = []
     for run in res.latency_runs:
         a, s, c = run["delays"]["arrival"], run["delays"]["sent_at"], run["cores"]
-        lines.append(
-            f"| {run['processes']} | {run['send_rate']:.1f} ({run['notifications']}) | "
-            f"{run['delivery_rate_in_load']:.1f} | {a['p50']:.2f} / {a['p95']:.2f} / "
-            f"{a['max']:.2f} s | {s['p50']:.2f} / {s['p95']:.2f} / {s['max']:.2f} s | "
-            f"{run['depth_max']} / {run['depth_end']} | {run['drain_s']:.1f} s | "
-            f"{run['machine_busy']:.0%} ({run['other_cores']:.2f}) | "
-            f"{c.get('gunicorn', 0):.2f} / {c.get('postgres', 0):.2f} / {c['workers']:.2f} / "
-            f"{c['sink']:.2f} / {c.get('clients', 0):.2f} |")
-    lines.append("")
-    lines.append("What held delivery back during the load, from the workers' scheduler statistics "
-                 "(`/proc/<pid>/task/*/schedstat`, sampled every 0.5 s) and `pg_stat_activity` "
-                 "every 50 ms:")
-    lines.append("")
-    for run in res.latency_runs:
-        lines.append(f"* {why_slow(run)}")
-    lines.append("")
-    return "\n".join(lines)
+        rows.append((run["processes"], f"{run['send_rate']:.1f} ({run['notifications']})",
+                     f"{run['delivery_rate_in_load']:.1f}",
+                     f"{a['p50']:.2f} / {a['p95']:.2f} / {a['max']:.2f} s",
+                     f"{s['p50']:.2f} / {s['p95']:.2f} / {s['max']:.2f} s",
+                     f"{run['depth_max']} / {run['depth_end']}", f"{run['drain_s']:.1f} s",
+                     f"{run['machine_busy']:.0%} ({run['other_cores']:.2f})",
+                     f"{c.get('gunicorn', 0):.2f} / {c.get('postgres', 0):.2f} / "
+                     f"{c['workers']:.2f} / {c['sink']:.2f} / {c.get('clients', 0):.2f}"))
+    return "\n".join([
+        "### (g) Delivery while people send", "",
+        report.table(["Workers", "Sends/s (all e-mails queued)", "Delivered/s during the load",
+                      "Send to arrival p50 / p95 / max", "Send to `sent_at` p50 / p95 / max",
+                      "Pending: max / at the end of the load", "Empty after the load",
+                      "Machine busy (others' cores)",
+                      "Cores: gunicorn / PostgreSQL / workers / sink / load clients"],
+                     "rrrlllrll", rows),
+        "",
+        "What held delivery back during the load, from the workers' scheduler statistics "
+        "(`/proc/<pid>/task/*/schedstat`, sampled every 0.5 s) and `pg_stat_activity` "
+        "every 50 ms:", "",
+        *(f"* {why_slow(run)}" for run in res.latency_runs), ""])
 
 
 def why_slow(run: dict) -> str:
@@ -292,3 +288,5 @@ def why_slow(run: dict) -> str:
                  f"({theirs[0][1]:.3f} on average)")
     return text + "."
 
+
+PART = report.Part("latency", results=results_rows, method=method_text, rounds=rounds_text)

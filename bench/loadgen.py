@@ -165,16 +165,3 @@ def client(mode: str, port: int, account: dict, barrier, warmup: float, duration
             pass
     finally:
         browser.close()
-
-
-def merge_clients(outs: list[dict], mode: str, failures: str) -> tuple[int, int, list[float]]:
-    """Add up the load clients' counts; a trial with a dead client or over 1% failures is void."""
-    fatal = [o["error_sample"] for o in outs if o.get("fatal")]
-    if fatal:
-        raise RuntimeError(f"{mode} load client failed: {fatal[0]}")
-    done = sum(o["done"] for o in outs)
-    errors = sum(o["errors"] for o in outs)
-    if errors > 0.01 * max(done, 1):
-        sample = next(o["error_sample"] for o in outs if o["error_sample"])
-        raise RuntimeError(f"{mode}: {errors} {failures}, e.g. {sample}")
-    return done, errors, [x for o in outs for x in o["latencies"]]

@@ -16,12 +16,11 @@ from __future__ import annotations
 import json
 import os
 import pstats
-import re
 import secrets
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from bench import report
 from bench.common import log
 from bench.password_mail import ONE_X_SMTPLIB, POLL, TWO_X_ONE, worker_trial
 
@@ -35,8 +34,7 @@ def probe_argv(workdir: Path, label: str, cprofile: bool) -> list[str]:
     return [*argv, "--", "--interval", f"{POLL:g}"]
 
 
-def diagnose(cfg, env: dict, sink, seeds: dict, workdir: Path, cpu_sampler,
-             profile_table: Callable) -> dict:
+def diagnose(cfg, env: dict, sink, seeds: dict, workdir: Path) -> dict:
     """One and two workers under stopwatches, then two under cProfile."""
     author = seeds["senders"][0]
     run = secrets.token_hex(3)
@@ -45,7 +43,7 @@ def diagnose(cfg, env: dict, sink, seeds: dict, workdir: Path, cpu_sampler,
                                        ("two-cprofile", 2, True)):
         argv = probe_argv(workdir, label, cprofile)
         trial = worker_trial(env, sink, author, cfg, processes, f"{run}-probe-{label}", workdir,
-                             cpu_sampler, argv=argv)
+                             argv=argv)
         files = [Path(str(workdir / f"probe-{label}-{i}.json")) for i in range(processes)]
         found = [json.loads(f.read_text()) for f in files]
         out[label] = {"trial": trial, "processes": found}
@@ -56,7 +54,7 @@ def diagnose(cfg, env: dict, sink, seeds: dict, workdir: Path, cpu_sampler,
             merged = workdir / f"probe-{label}.prof"
             stats.dump_stats(str(merged))
             out[label].update(prof=str(merged), emails=trial["count"],
-                              own_table=profile_table(str(merged), 16, "own"))
+                              own_table=report.profile_table(str(merged), 16, "own"))
         log(f"(f) probe {label}: {trial['rate']:.1f} e-mails/s")
     return out
 
@@ -67,20 +65,12 @@ def per_email(processes: list[dict]) -> dict:
     labels = {k for p in processes for k in p["secs"]}
     ms = {k: 1000 * sum(p["secs"].get(k, 0.0) for p in processes) / emails for k in labels}
     calls = {k: sum(p["calls"].get(k, 0) for p in processes) / emails for k in labels}
-    statements: dict[tuple[str, str], list[float]] = {}
-    for p in processes:
-        for scope, sql, count, secs in p["statements"]:
-            key = (scope, re.sub(r'"s\d+_x\d+"', '"sN_xN"', sql))
-            acc = statements.setdefault(key, [0, 0.0])
-            acc[0] += count
-            acc[1] += secs
     return {
         "emails": emails,
         "ms": ms, "calls": calls,
         # Wall time of each process from its first claim to its last e-mail, per e-mail it sent.
         "busy_ms": [1000 * p["busy_s"] / max(p["calls"].get("send one", 0), 1) for p in processes],
         "sent_each": [p["calls"].get("send one", 0) for p in processes],
-        "statements": {k: (c / emails, 1000 * s / emails) for k, (c, s) in statements.items()},
     }
 
 
@@ -210,7 +200,7 @@ def _verdict(s: dict, db1: dict, db2: dict, ncpu: int) -> str:
              f"waiting for a row lock and {w1['wal']:.2f} -> {w2['wal']:.2f} ms waiting for WAL "
              "flushes (pg_stat_activity).")
     largest = max(("queued", "running", "blocked"), key=lambda k: grew[k])
-    if s["scale"] >= TWO_X_ONE:
+    if TWO_X_ONE.met(s["scale"]):
         return (f"**Two workers scale: x{s['scale']:.2f}.**  {split}  While the two ran, the "
                 f"machine's {ncpu} cores were {m2['busy']:.0%} busy ({m2['other_cores']:.2f} "
                 f"cores of it other tenants' work).  What would serialise more workers is "
@@ -241,8 +231,6 @@ def _verdict(s: dict, db1: dict, db2: dict, ncpu: int) -> str:
 
 
 def describe(d: dict, res) -> str:
-    from bench.gateway import own_by_area
-
     s = res.summary["password"]
     ncpu = os.cpu_count() or 1
     one, two = per_email(d["one"]["processes"]), per_email(d["two"]["processes"])
@@ -252,11 +240,11 @@ def describe(d: dict, res) -> str:
     db2 = merge_db([r["two"]["db"] for r in res.password_rounds])
     c1, c2, m = s["cpu"]["one"], s["cpu"]["two"], s["machine"]
     sc1, sc2 = s["sched"]["one"], s["sched"]["two"]
-    ok = s["scale"] >= TWO_X_ONE
+    ok = TWO_X_ONE.met(s["scale"])
     head = (f"### (f) Password Notifications: two workers x{s['scale']:.2f} one "
-            f"({'met' if ok else 'missed'}: >= {TWO_X_ONE:.2f}); one worker "
-            f"{s['ratio']:.3f} x smtplib ({'met' if s['ratio'] >= ONE_X_SMTPLIB else 'missed'}: "
-            f">= {ONE_X_SMTPLIB:.2f})")
+            f"({'met' if ok else 'missed'}: {TWO_X_ONE}); one worker "
+            f"{s['ratio']:.3f} x smtplib ({'met' if ONE_X_SMTPLIB.met(s['ratio']) else 'missed'}: "
+            f"{ONE_X_SMTPLIB})")
     sched_rows = [
         ("Wall time (trial length x workers / e-mails)", "each"),
         ("- running on a CPU", "running"),
@@ -266,31 +254,29 @@ def describe(d: dict, res) -> str:
         ("The sink process: running", "sink_running"),
         ("The sink process: runnable, waiting for a CPU", "sink_queued"),
     ]
-    sched = "\n".join(["| Per e-mail, each worker process (`/proc/<pid>/schedstat`), ms | "
-                       "1 worker | 2 workers | Change |", "|---|---:|---:|---:|"]
-                      + [f"| {label} | {sc1[k]:.2f} | {sc2[k]:.2f} | {sc2[k] - sc1[k]:+.2f} |"
-                         for label, k in sched_rows])
-    table = "\n".join(
-        ["| Step (stopwatches in the worker process) | 1 worker, ms per e-mail | 2 workers, ms "
-         "per e-mail (each) | Change |", "|---|---:|---:|---:|"]
-        + [f"| {label} | {a:.2f} | {b:.2f} | {b - a:+.2f} |" for label, a, b in steps])
+    sched = report.table(["Per e-mail, each worker process (`/proc/<pid>/schedstat`), ms",
+                          "1 worker", "2 workers", "Change"], "lrrr",
+                         [(label, f"{sc1[k]:.2f}", f"{sc2[k]:.2f}", f"{sc2[k] - sc1[k]:+.2f}")
+                          for label, k in sched_rows])
+    table = report.table(["Step (stopwatches in the worker process)", "1 worker, ms per e-mail",
+                          "2 workers, ms per e-mail (each)", "Change"], "lrrr",
+                         [(label, f"{a:.2f}", f"{b:.2f}", f"{b - a:+.2f}")
+                          for label, a, b in steps])
     d1, d2 = dict(db1["doing"]), dict(db2["doing"])
     labels = sorted(set(d1) | set(d2), key=lambda k: -d2.get(k, 0.0))
-    doing = "\n".join(["| The workers' database sessions (average number in each state, over "
-                       "the 25 ms samples) | 1 worker | 2 workers |", "|---|---:|---:|"]
-                      + [f"| {k} | {d1.get(k, 0.0):.3f} | {d2.get(k, 0.0):.3f} |"
-                         for k in labels])
-    waits = "\n".join(["| Waiting statement | The session holding the lock is ... | Sessions "
-                       "waiting (average) |", "|---|---|---:|"]
-                      + [f"| `{w}` | {h} | {v:.3f} |"
-                         for (_, w, _, h), v in db2["waits"][:6]]) \
+    doing = report.table(["The workers' database sessions (average number in each state, over "
+                          "the 25 ms samples)", "1 worker", "2 workers"], "lrr",
+                         [(k, f"{d1.get(k, 0.0):.3f}", f"{d2.get(k, 0.0):.3f}") for k in labels])
+    waits = report.table(["Waiting statement", "The session holding the lock is ...",
+                          "Sessions waiting (average)"], "llr",
+                         [(f"`{w}`", h, f"{v:.3f}") for (_, w, _, h), v in db2["waits"][:6]]) \
         if db2["waits"] else "No session of the two workers was seen waiting for a lock."
     head_sql = db2["statements"].get("SELECT audit_audithead FOR UPDATE", "")
-    areas = own_by_area(d["two-cprofile"]["prof"], WORKER_AREAS)
+    areas = report.own_by_area(d["two-cprofile"]["prof"], WORKER_AREAS)
     total = areas[-1][1] or 1.0
-    area_rows = "\n".join(["| Where the workers' CPU goes (cProfile, own time, both processes) | "
-                           "share |", "|---|---:|"]
-                          + [f"| {label} | {v / total:.0%} |" for label, v in areas[:-1]])
+    area_rows = report.table(["Where the workers' CPU goes (cProfile, own time, both processes)",
+                              "share"], "lr",
+                             [(label, f"{v / total:.0%}") for label, v in areas[:-1]])
     probe1, probe2 = d["one"]["trial"], d["two"]["trial"]
     cap = 1000 / held2 if held2 else float("inf")
     sql1 = one["ms"].get("SQL statement", 0.0) + one["ms"].get("COMMIT", 0.0)
@@ -343,7 +329,7 @@ however many workers run, one organisation's e-mails cannot be recorded faster t
 CPU (client and sink).  One worker took {sc1['each']:.2f} ms per e-mail: {sc1['running']:.2f} ms
 running, {sc1['queued']:.2f} ms waiting for a CPU, {sc1['blocked']:.2f} ms blocked; its own CPU
 alone is {sc1['running'] / base_ms:.1f} x smtplib's whole e-mail, where the target allows
-{1 / ONE_X_SMTPLIB:.0f} x.  Per e-mail (stopwatches) it runs
+{1 / ONE_X_SMTPLIB.value:.0f} x.  Per e-mail (stopwatches) it runs
 {one['calls'].get('SQL statement', 0):.1f} SQL statements, {one['calls'].get('COMMIT', 0):.1f}
 COMMITs and {one['calls'].get('autocommit write', 0):.1f} write in autocommit (the lease renewal,
 a WAL flush of its own): {sql1:.2f} ms waiting on PostgreSQL, against

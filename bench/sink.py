@@ -113,6 +113,11 @@ class Sink:
             return (int(self.stats[COUNT]), self.stats[FIRST], self.stats[LAST],
                     int(self.stats[BYTES]))
 
+    def received(self) -> dict:
+        """How many e-mails arrived, how fast between the first and the last, and their size."""
+        n, first, last, nbytes = self.snapshot()
+        return {"rate": (n - 1) / (last - first), "count": n, "bytes_per_msg": nbytes / n}
+
     def wait_for(self, count: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -3,7 +3,7 @@
     python -m bench.worker_probe --out FILE [--cprofile FILE] -- [worker options]
 
 Runs the ``hushpost worker`` command itself (``hushpost.cli.main``), in the same
-process as the stopwatches: ``bench.run.Breakdown`` times chosen steps of
+process as the stopwatches: ``bench.profiling.Breakdown`` times chosen steps of
 ``hushpost.notifications.delivery`` and every SQL statement and COMMIT of the
 worker's own connection (not its heartbeat thread's), and, beyond it, how long
 each e-mail's transaction holds its organisation's audit-chain head row: from
@@ -30,49 +30,46 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.profiling import Breakdown  # noqa: E402
+
 HEAD_LOCK = re.compile(r'FROM "audit_audithead".*FOR UPDATE', re.DOTALL)
 
 
-def _breakdown_class():
-    from bench.run import Breakdown
+class Probe(Breakdown):
+    """Breakdown, plus the audit head row's hold time and the busy window."""
 
-    class Probe(Breakdown):
-        """Breakdown, plus the audit head row's hold time and the busy window."""
+    def __init__(self) -> None:
+        super().__init__()
+        self.restart()
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.restart()
+    def restart(self, *_) -> None:
+        self.calls.clear()
+        self.secs.clear()
+        self.statements.clear()
+        self.locked_at: float | None = None
+        self.first = self.last = 0.0
 
-        def restart(self, *_) -> None:
-            self.calls.clear()
-            self.secs.clear()
-            self.statements.clear()
-            self.locked_at: float | None = None
-            self.first = self.last = 0.0
+    def __call__(self, execute, sql, params, many, context):
+        t0 = time.perf_counter()
+        try:
+            return super().__call__(execute, sql, params, many, context)
+        finally:
+            if HEAD_LOCK.search(sql):
+                self.locked_at = time.perf_counter()
+                super().record("audit head SELECT FOR UPDATE", self.locked_at - t0)
 
-        def __call__(self, execute, sql, params, many, context):
-            t0 = time.perf_counter()
-            try:
-                return super().__call__(execute, sql, params, many, context)
-            finally:
-                if HEAD_LOCK.search(sql):
-                    self.locked_at = time.perf_counter()
-                    super().record("audit head SELECT FOR UPDATE", self.locked_at - t0)
-
-        def record(self, label: str, dt: float) -> None:
-            super().record(label, dt)
-            now = time.perf_counter()
-            if label == "send one":
-                self.first = self.first or now - dt
-                self.last = now
-            if label == "COMMIT" and self.locked_at is not None:
-                super().record("audit head held", now - self.locked_at)
-                self.locked_at = None
-
-    return Probe
+    def record(self, label: str, dt: float) -> None:
+        super().record(label, dt)
+        now = time.perf_counter()
+        if label == "send one":
+            self.first = self.first or now - dt
+            self.last = now
+        if label == "COMMIT" and self.locked_at is not None:
+            super().record("audit head held", now - self.locked_at)
+            self.locked_at = None
 
 
-def instrument(bd) -> None:
+def instrument(bd: Breakdown) -> None:
     from hushpost.notifications import delivery
 
     bd.timed(delivery, "_claim", "claim", scope=True)
@@ -114,7 +111,7 @@ def main() -> None:
             prof.disable()
             prof.dump_stats(args.cprofile)
     else:
-        bd = _breakdown_class()()
+        bd = Probe()
         instrument(bd)
         signal.signal(signal.SIGUSR1, bd.restart)
         try:

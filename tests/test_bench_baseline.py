@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from bench.common import Server, free_port
-from bench.run import serve_argv
+from bench.environment import serve_argv
 
 
 def test_the_benchmarks_baseline_view_answers_under_hushpost_serve(tmp_path):
