@@ -106,7 +106,7 @@ def _step_rows(one: dict, two: dict) -> list[tuple[str, float, float]]:
             sum(p["busy_ms"]) / len(p["busy_ms"]),
             ms(p, "send one"),
             lease,
-            ms(p, "password still wanted"),
+            ms(p, "password still wanted") - ms(p, "temporary password"),
             ms(p, "temporary password"),
             ms(p, "build_email"),
             ms(p, "SQL statement @ send one") - lease,
@@ -126,13 +126,14 @@ def _step_rows(one: dict, two: dict) -> list[tuple[str, float, float]]:
     labels = [
         "Wall time per e-mail in each worker (first to last e-mail)",
         "`delivery.send` (one e-mail, start to end)",
-        "- lease renewal: `UPDATE notifications_notification SET lease_until = ...` "
-        "(autocommit, so a durable commit of its own)",
-        "- `_password_mail_wanted`: `user.refresh_from_db()` and the newer-password `EXISTS`",
+        "- lease renewal, after a pause only: `UPDATE notifications_notification SET "
+        "lease_until = ...` (autocommit, so a durable commit of its own)",
+        "- still wanted? (the Password Notification's `prepare`, `accounts/emails.py`): "
+        "`user.refresh_from_db()` and the newer-password `EXISTS`",
         "- `temporary_password` (HMAC-SHA256 derivation + keyed hash)",
         "- `build_email` (2 templates, MIME)",
-        "- its other SQL: `SELECT orgs_organization` (`build_email` -> "
-        "`temporary_password_days(user)` reads `user.org`, not loaded with the batch)",
+        "- its other SQL: the check that its claim still has time on the lease (`SELECT ... "
+        "LIMIT 1`), and any the e-mail's templates run",
         "- SMTP (MAIL, RCPT, DATA into the sink)",
         "- `_sent` (its transaction, COMMIT included)",
         "- - `UPDATE notifications_notification SET status = 'sent' ...`",

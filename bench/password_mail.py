@@ -68,7 +68,7 @@ def write_samples(author, pool: list, workdir: Path) -> list[Path]:
     them (for the smtplib baseline), from one send that is then rolled back."""
     from django.db import transaction
 
-    from hushpost.accounts.flows import temporary_password
+    from hushpost.notifications import kinds
     from hushpost.notifications.emails import build_email
     from hushpost.notifications.models import Notification
 
@@ -80,8 +80,8 @@ def write_samples(author, pool: list, workdir: Path) -> list[Path]:
             note = Notification.objects.select_related(
                 "org", "user", "delivery__message__author", "delivery__recipient"
             ).get(kind=kind, user__email__startswith=f"new-{tag}-")
-            password = temporary_password(str(note.key))[0] if kind == "password" else ""
-            email = build_email(note, temporary_password=password)
+            # As the worker writes it: a Password Notification with its temporary password.
+            email = build_email(note, kinds.of(note).prepare(note))
             path = workdir / f"{kind}-sample.json"
             write_sample(email, pool, path)
             paths.append(path)

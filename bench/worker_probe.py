@@ -18,12 +18,14 @@ that the idle polls before them are not counted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
 import signal
 import sys
 import time
+import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,16 +72,23 @@ class Probe(Breakdown):
 
 
 def instrument(bd: Breakdown) -> None:
-    from hushpost.notifications import delivery
+    from hushpost.accounts import emails as account_emails
+    from hushpost.notifications import delivery, kinds
+    from hushpost.notifications.models import Notification
 
     bd.timed(delivery, "_claim", "claim", scope=True)
     bd.timed(delivery, "send", "send one", scope=True)
-    bd.timed(delivery, "_password_mail_wanted", "password still wanted", scope=True)
-    bd.timed(delivery, "temporary_password", "temporary password")
+    # The registry holds the Password Notification's own `prepare` (is it still wanted,
+    # and its temporary password): registered again, with a stopwatch around it.
+    password = kinds.of(Notification(kind=Notification.Kind.PASSWORD))
+    steps = types.SimpleNamespace(prepare=password.prepare)
+    kinds.register(dataclasses.replace(password, prepare=lambda n: steps.prepare(n)))
+    bd.timed(steps, "prepare", "password still wanted", scope=True)
+    bd.timed(account_emails, "temporary_password", "temporary password")
     bd.timed(delivery, "build_email", "build_email")
     bd.timed(delivery.relay, "send", "SMTP")
     bd.timed(delivery, "_sent", "record sent", scope=True)
-    bd.timed(delivery, "activate_temporary_password", "activate password", scope=True)
+    bd.timed(account_emails, "activate_temporary_password", "activate password", scope=True)
     bd.timed(delivery, "record", "audit record", scope=True)
 
 
