@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from hushpost.accounts.models import Throttle
+from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
+from hushpost.notifications import delivery
+from hushpost.notifications.models import Notification
 from tests.helpers import send
+from tests.personas import BOB, CAROL
+
+PORTALS_SUBJECT = "Your Secure Messaging portals"
+
+
+@pytest.fixture
+def relay_probed_at_once(monkeypatch):
+    """The worker asks a relay it saw down whether it is back every 10 s; here at once."""
+    monkeypatch.setattr(delivery, "PROBE_SECONDS", 0.0)
+    delivery.relay.down = False
+    yield
+    delivery.relay.down = False
 
 
 def test_the_page_says_the_same_whether_or_not_an_account_exists(sender_client, client_factory, smtp, deliver, org):
@@ -53,3 +70,45 @@ def test_an_address_gets_one_list_however_often_and_from_wherever_it_is_asked(
     client_factory().post("/find-my-portal", {"email": "bob@client.example"})
     deliver()
     assert len(smtp.to("bob@client.example", "Your Secure Messaging portals")) == 2
+
+
+def test_the_list_waits_out_a_relay_outage_and_its_row_never_names_an_organisation(
+        sender_client, client_factory, smtp, deliver, org, relay_probed_at_once, settings):
+    settings.NOTIFY_RETRY_SCHEDULE = [3600]
+    send(sender_client, to=BOB)
+    deliver()
+    smtp.clear()
+    smtp.stop()  # the relay refuses every connection
+    client_factory().post("/find-my-portal", {"email": BOB})
+    deliver()
+    note = Notification.objects.get(kind=Notification.Kind.PORTALS)
+    assert (note.status, note.waiting_for_relay, note.address) == ("pending", True, BOB)
+    assert "refused the connection" in note.last_error
+    # The row says where the list goes, never what it lists.
+    stored = " ".join(str(value) for value in Notification.objects.filter(pk=note.pk).values().get().values())
+    assert org.name not in stored and org.slug not in stored and "/login" not in stored
+    smtp.start()
+    deliver()  # the retry is an hour away, but the relay answers: the list goes now
+    deliver()
+    [mail] = smtp.to(BOB, PORTALS_SUBJECT)
+    assert org.name in mail.text and f"/r/{org.slug}/login?email=bob%40client.example" in mail.text
+    note.refresh_from_db()
+    assert note.status == "sent"
+    # Recorded like every accepted e-mail, under no organisation: the address may have none here.
+    [event] = AuditEvent.objects.filter(action=AuditEvent.Action.NOTIFICATION, object_id=str(note.key))
+    assert (event.org_id, event.actor_email) == (None, BOB)
+
+
+def test_one_list_refused_for_its_address_holds_back_no_other(
+        sender_client, client_factory, smtp, deliver, relay_probed_at_once):
+    for address in (BOB, CAROL):
+        send(sender_client, to=address)
+    deliver()
+    smtp.clear()
+    for address in (BOB, CAROL):
+        client_factory().post("/find-my-portal", {"email": address})
+    smtp.refuse_next("451 4.2.2 Mailbox full")  # Bob's list, queued first
+    # One batch: lists belong to no account, so Bob's waiting is no reason for Carol's to.
+    assert delivery.deliver_due() == 2
+    assert len(smtp.to(CAROL, PORTALS_SUBJECT)) == 1 and not smtp.to(BOB, PORTALS_SUBJECT)
+    assert Notification.objects.get(kind=Notification.Kind.PORTALS, address=BOB).status == "pending"

@@ -105,7 +105,7 @@ def deliver_due(limit: int = BATCH) -> int:
             _release(owner, [n.pk for n in batch[index + 1:]], quietly=True)
             raise
         tried += 1
-        if status not in (Status.SENT, Status.CANCELLED):
+        if status not in (Status.SENT, Status.CANCELLED) and notification.user_id is not None:
             held_back.add(notification.user_id)
     return tried
 
@@ -223,7 +223,7 @@ def _load(filter_) -> list[Notification]:
         .order_by("id")
     )
     for notification in notifications:
-        if notification.user.org_id == notification.org_id:
+        if notification.user is not None and notification.user.org_id == notification.org_id:
             notification.user.org = notification.org  # the same row: no second query for it
     return notifications
 
@@ -277,7 +277,7 @@ def _sent(notification: Notification, owner: str, email, kind: kinds.EmailKind,
         if kind.accepted is not None:
             kind.accepted(notification, prepared)
         record(
-            AuditEvent.Action.NOTIFICATION, org=notification.org, actor_email=notification.user.email,
+            AuditEvent.Action.NOTIFICATION, org=notification.org, actor_email=notification.to_address,
             client="worker", object_type="notification", object_id=str(notification.key),
             detail=notification.get_kind_display(),
         )

@@ -39,8 +39,9 @@ def build_email(notification: Notification, prepared: kinds.Prepared | None = No
     email = EmailMultiAlternatives(
         subject=kind.subject,
         body=text,
-        from_email=formataddr((org.sender_name, org.notify_from_email or settings.DEFAULT_FROM_EMAIL)),
-        to=[notification.user.email],
+        from_email=formataddr((org.sender_name, org.notify_from_email or settings.DEFAULT_FROM_EMAIL) if org
+                              else ("Secure Messaging", settings.DEFAULT_FROM_EMAIL)),
+        to=[notification.to_address],
         headers={
             "Message-ID": make_msgid(domain=host),
             "Auto-Submitted": "auto-generated",

@@ -5,7 +5,8 @@ knows nothing of accounts or messages. What an e-mail says, whether it is still
 wanted when its turn comes, and what follows once the relay has accepted it
 belong to the owning app: accounts registers the password, reset and lockout
 e-mails (``accounts/emails.py``), messaging the message, read-receipt and reply
-notifications (``messaging/emails.py``), each from its ``AppConfig.ready``.
+notifications (``messaging/emails.py``), regions a recipient's list of portals
+(``regions/emails.py``), each from its ``AppConfig.ready``.
 """
 
 from __future__ import annotations

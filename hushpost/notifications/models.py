@@ -22,6 +22,7 @@ class Notification(models.Model):
         REPLY = "reply", "Reply notification"
         LOCKOUT = "lockout", "Account locked"
         RESET = "reset", "Password reset"
+        PORTALS = "portals", "Your Secure Messaging portals"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -34,9 +35,16 @@ class Notification(models.Model):
     # The task queue knows a notification by this key; task_id is its latest task.
     key = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
     task_id = models.CharField(max_length=64, blank=True, editable=False)
-    org = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="+")
+    # Empty only for an e-mail to an address that may have no account here
+    # (a recipient's list of portals): ``address`` says where it goes.
+    org = models.ForeignKey(
+        "orgs.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    address = models.EmailField(max_length=254, blank=True)
     delivery = models.ForeignKey(
         "messaging.Delivery", null=True, blank=True, on_delete=models.CASCADE,
         related_name="notifications",
@@ -64,9 +72,20 @@ class Notification(models.Model):
             # A recipient's e-mails go in the order they were queued.
             models.Index(fields=["user", "status"], name="notification_user_pending"),
         ]
+        constraints = [
+            # Every e-mail goes somewhere: to an account, or to an address.
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False) | ~models.Q(address=""), name="notification_has_recipient"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+    @property
+    def to_address(self) -> str:
+        """Where the e-mail goes: its account's address, or ``address`` for someone with none here."""
+        return self.user.email if self.user_id is not None else self.address
 
 
 class DevMail(models.Model):

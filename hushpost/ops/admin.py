@@ -110,12 +110,13 @@ class OrganizationAdmin(SwitchedAdmin):
 class NotificationAdmin(AuditedAdmin):
     """Delivery state only: a notification holds no message content."""
 
-    list_display = ("id", "kind", "user", "org", "status", "attempts", "last_error", "created_at", "sent_at")
+    list_display = ("id", "kind", "to_address", "org", "status", "attempts", "last_error", "created_at",
+                    "sent_at")
     list_filter = ("status", "kind", "org")
     list_select_related = ("user", "org")
-    search_fields = ("user__email",)
-    fields = ("kind", "user", "org", "status", "attempts", "last_error", "next_attempt_at", "created_at",
-              "sent_at")
+    search_fields = ("user__email", "address")
+    fields = ("kind", "user", "address", "org", "status", "attempts", "last_error", "next_attempt_at",
+              "created_at", "sent_at")
     readonly_fields = fields
 
     def has_change_permission(self, request, obj=None):

@@ -11,28 +11,30 @@ client or region is asked: each region counts the address (by a hash) when
 its own page is used and when another region asks it, and only the region
 that counted it first within the window sends a list. The page reads the
 same whether a list went, was held back, or the address has no account.
+
+The list is an e-mail of the outbox like any other (``regions/emails.py``): a
+relay outage delays it, never loses it. Its notification holds the address
+only; the regions are asked as the e-mail is written, so the organisations
+and links are never stored.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
-from email.utils import formataddr
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.template.loader import render_to_string
-from django_tasks import task
 
 from hushpost.accounts import throttle
 from hushpost.accounts.models import User
 from hushpost.lib.input import usable
+from hushpost.notifications.actions import queue_email_to
+from hushpost.notifications.models import Notification
 from hushpost.regions.discovery import ask_all
 
 log = logging.getLogger(__name__)
-SUBJECT = "Your Secure Messaging portals"
 
 
 def local_portals(email: str) -> list[dict[str, str]]:
@@ -60,11 +62,15 @@ def _portals_in(region, answer: dict, email: str) -> list[dict[str, str]]:
 
 
 def request_portal_list(email: str) -> None:
-    """Queue the list for ``email``, unless one went to it within the window."""
+    """Queue the list for ``email``, unless one went to it within the window.
+
+    The outbox holds only the address and when it was counted; the list itself
+    is gathered as the e-mail is written (:func:`portals_to_send`).
+    """
     with transaction.atomic():
         first, since = throttle.count_portal_list(email)
         if first:
-            send_portal_list.enqueue(email, since.isoformat())
+            queue_email_to(email, Notification.Kind.PORTALS, owed_since=since)
 
 
 def answer_for_region(email: str) -> dict:
@@ -80,34 +86,22 @@ def answer_for_region(email: str) -> dict:
     return {"email": email, "portals": local_portals(email), "counted_at": since.isoformat()}
 
 
-def _counted_before(answer: dict, since: datetime | None) -> bool:
+def _counted_before(answer: dict, since: datetime) -> bool:
     try:
         theirs = datetime.fromisoformat(str(answer.get("counted_at")))
     except ValueError:
         return False
-    return since is not None and theirs.tzinfo is not None and theirs < since
+    return theirs.tzinfo is not None and theirs < since
 
 
-@task()
-def send_portal_list(email: str, counted_at: str = "") -> int:
+def portals_to_send(email: str, counted_at: datetime) -> list[dict[str, str]]:
+    """Every region's portals for ``email``, counted here at ``counted_at``; empty when there
+    is nothing to tell or another region counted the address first (its list goes)."""
     portals = local_portals(email)
     if settings.REGIONS.others:
         answers, _ = ask_all("/regions/v1/portals", "portals", email=email)
-        since = datetime.fromisoformat(counted_at) if counted_at else None
-        if any(_counted_before(answer, since) for answer in answers.values()):
-            return 0  # another region's page was asked first within the window: its list goes
+        if any(_counted_before(answer, counted_at) for answer in answers.values()):
+            return []  # another region's page was asked first within the window: its list goes
         for code, answer in sorted(answers.items()):  # one region down: the others still answer
             portals += _portals_in(settings.REGIONS.get(code), answer, email)
-    if not portals:
-        return 0  # nothing to tell; never mail an address that has no account
-    context = {"portals": portals, "email": email}
-    message = EmailMultiAlternatives(
-        subject=SUBJECT,
-        body=render_to_string("regions/portals.txt", context),
-        from_email=formataddr(("Secure Messaging", settings.DEFAULT_FROM_EMAIL)),
-        to=[email],
-        headers={"Auto-Submitted": "auto-generated"},
-    )
-    message.attach_alternative(render_to_string("regions/portals.html", context), "text/html")
-    message.send()
-    return len(portals)
+    return portals
