@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 
 from hushpost.accounts import reset
 from hushpost.accounts.flows import (
@@ -11,6 +12,7 @@ from hushpost.accounts.flows import (
     temporary_password,
     temporary_password_days,
 )
+from hushpost.accounts.models import User
 from hushpost.notifications import kinds
 from hushpost.notifications.emails import absolute, recipient_login_link
 from hushpost.notifications.models import Notification
@@ -26,19 +28,20 @@ def _password_context(notification: Notification) -> dict:
 
 def _prepare_password(notification: Notification) -> kinds.Prepared | None:
     """Still wanted? Then the password it carries (the same each time it is written)."""
-    user = notification.user
-    user.refresh_from_db()
     newer = Notification.objects.filter(
-        user=user, kind=Kind.PASSWORD, pk__gt=notification.pk
+        user=OuterRef("pk"), kind=Kind.PASSWORD, pk__gt=notification.pk
     ).exclude(status=Notification.Status.CANCELLED)
-    if not password_notification_wanted(user, since=notification.created_at) or newer.exists():
+    wanted = User.objects.filter(
+        password_notification_wanted(notification.created_at), ~Exists(newer), pk=notification.user_id
+    )
+    if not wanted.exists():
         return None
     password, password_hash = temporary_password(str(notification.key))
     return kinds.Prepared(context={"temporary_password": password}, state=password_hash)
 
 
 def _password_accepted(notification: Notification, prepared: kinds.Prepared) -> None:
-    activate_temporary_password(notification.user_id, prepared.state, since=notification.created_at)
+    activate_temporary_password(notification.user, prepared.state, since=notification.created_at)
 
 
 def _reset_context(notification: Notification) -> dict:

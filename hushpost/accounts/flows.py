@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.db import transaction
+from django.db.models import Q
 
 from hushpost.accounts import reauth, twofactor
 from hushpost.accounts.models import User
@@ -121,13 +122,12 @@ def temporary_session_ends(user: User) -> datetime | None:
     return user.temp_password_used_at + timedelta(minutes=settings.TEMP_SESSION_MINUTES)
 
 
-def password_notification_wanted(user: User, *, since: datetime) -> bool:
-    """Whether a password e-mail queued at ``since`` may still set a temporary
-    password: never over a password the recipient has chosen since."""
+def password_notification_wanted(since: datetime) -> Q:
+    """The accounts a password e-mail queued at ``since`` may still set a temporary
+    password for: never over a password the recipient has chosen since."""
     return (
-        user.is_active
-        and user.must_change_password
-        and (user.password_changed_at is None or user.password_changed_at < since)
+        Q(is_active=True, must_change_password=True)
+        & (Q(password_changed_at__isnull=True) | Q(password_changed_at__lt=since))
     )
 
 
@@ -190,24 +190,16 @@ def temporary_password(seed: str) -> tuple[str, str]:
     return password, hash_temporary(password)
 
 
-def activate_temporary_password(user_id: int, password_hash: str, *, since: datetime) -> bool:
+def activate_temporary_password(user: User, password_hash: str, *, since: datetime) -> bool:
     """Make the e-mailed password the one that works; call inside the
-    transaction that records its e-mail as sent."""
-    with transaction.atomic():
-        user = User.objects.select_for_update(of=("self",)).select_related("org").get(pk=user_id)
-        if not password_notification_wanted(user, since=since):
-            return False
-        user.password = password_hash
-        user.must_change_password = True
-        user.temp_password_expires_at = clock.now() + timedelta(days=temporary_password_days(user))
-        user.temp_password_used_at = None
-        user.save(
-            update_fields=[
-                "password", "must_change_password", "temp_password_expires_at",
-                "temp_password_used_at",
-            ]
+    transaction that records its e-mail as sent. One conditional UPDATE: the
+    account is checked and changed under the same row lock."""
+    return bool(
+        User.objects.filter(password_notification_wanted(since), pk=user.pk).update(
+            password=password_hash, must_change_password=True, temp_password_used_at=None,
+            temp_password_expires_at=clock.now() + timedelta(days=temporary_password_days(user)),
         )
-    return True
+    )
 
 
 def set_new_password(request, user: User, new: str, confirm: str) -> list[str]:
