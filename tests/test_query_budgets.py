@@ -53,9 +53,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # POST /app/compose with the confirm step: the session and Alice; BEGIN; the message; Bob's
 # account; his delivery; the task and the notification; a COUNT of the message's files for
-# the audit detail (none were attached: the count is known); the audit event (SAVEPOINT, the
-# chain's head, the event, the head again, RELEASE); COMMIT.
-SEND_TO_ONE_EXISTING_RECIPIENT = 15
+# the audit detail (none were attached: the count is known); the audit event (the chain's
+# head, the event, the head again: no savepoint inside the send's transaction); COMMIT.
+SEND_TO_ONE_EXISTING_RECIPIENT = 13
 # GET /r/<org_slug>/m/<uid>, the first time (the message asks for a read receipt): the session,
 # Bob, the organisation; the gate (the message, Bob's delivery); BEGIN, the opening, the
 # message and its author read again through the delivery, the receipt's task and
@@ -75,14 +75,14 @@ SENDERS_MESSAGE_PAGE = 7
 PER_REPLY_ON_THE_SENDERS_PAGE = 0
 # MAIL FROM: the sender's domain and account. DATA: both again for the envelope sender (it
 # may have been disabled meanwhile) and again for the From address (the same one here); is
-# this e-mail stored already; then the Compose send above, from BEGIN to COMMIT (13).
-ONE_GATEWAY_MESSAGE = 20
+# this e-mail stored already; then the Compose send above, from BEGIN to COMMIT (11).
+ONE_GATEWAY_MESSAGE = 18
 # deliver_due: BEGIN, the due notifications (locked), earlier ones of the same people, the
 # lease, the queued tasks deleted, COMMIT; the claimed notifications loaded.
 DELIVERY_BATCH = 7
 # Each e-mail: is it still this worker's, with time left on the lease (a read, no commit);
-# BEGIN, "sent", the audit event (SAVEPOINT, head, event, head, RELEASE), COMMIT.
-PER_EMAIL = 9
+# BEGIN, "sent", the audit event (head, event, head), COMMIT.
+PER_EMAIL = 7
 
 
 @pytest.fixture(autouse=True)

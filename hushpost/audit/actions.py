@@ -2,7 +2,9 @@
 
 ``record`` appends one event to its organisation's hash chain inside the
 caller's transaction (the event exists exactly when the thing it records does),
-and moves the chain's sealed head on in the same transaction.
+and moves the chain's sealed head on in the same transaction. It takes no
+savepoint there: an event that cannot be written fails the whole transaction,
+never just itself.
 Details are short and never hold content: no subjects, bodies or filenames.
 """
 
@@ -58,7 +60,7 @@ def record(action: str, *, org=None, actor=None, actor_email: str = "", request=
         actor_email=(actor.email if actor is not None else actor_email)[:254], client=client[:64],
         object_type=object_type[:20], object_id=object_id[:64], detail=detail[:300],
     )
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         head = _head(event.org_id or 0)
         event.prev_hash = head.last_hash
         event.hash = link(head.last_hash, event)
