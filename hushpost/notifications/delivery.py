@@ -27,7 +27,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.db.models.functions import Now
 from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
@@ -36,7 +36,7 @@ from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.lib.db import DATABASE_ERRORS, through_outages
-from hushpost.notifications import kinds
+from hushpost.notifications import kinds, sql
 from hushpost.notifications.emails import build_email
 from hushpost.notifications.models import Notification
 from hushpost.notifications.relay import Failure, relay
@@ -233,9 +233,10 @@ def send(notification: Notification, owner: str) -> str:
     # Still ours, with time for the whole send left on the lease? A batch stops
     # starting e-mails a third of a lease after its claim, so the answer is yes
     # unless this worker was paused; then a renewal, if it still holds the claim.
-    ours = Notification.objects.filter(pk=notification.pk, status=Status.PENDING, lease_owner=owner)
-    if not ours.filter(lease_until__gt=Now() + timedelta(seconds=send_deadline())).exists() and \
-            not ours.filter(lease_until__gt=Now()).update(lease_until=Now() + lease()):
+    if not sql.still_ours(notification.pk, owner, for_seconds=send_deadline()) and \
+            not Notification.objects.filter(
+                pk=notification.pk, status=Status.PENDING, lease_owner=owner, lease_until__gt=Now()
+            ).update(lease_until=Now() + lease()):
         return "lost"
     kind = kinds.of(notification)
     prepared = kind.prepare(notification)
@@ -263,14 +264,8 @@ def _sent(notification: Notification, owner: str, email, kind: kinds.EmailKind,
     """The relay accepted it: its state, its audit event and what its kind does
     next (a Password Notification's password starts to work), in one transaction."""
     with transaction.atomic():
-        updated = Notification.objects.filter(
-            pk=notification.pk, status=Status.PENDING, lease_owner=owner
-        ).update(
-            status=Status.SENT, attempts=F("attempts") + 1, sent_at=clock.now(), lease_until=None,
-            lease_owner="", last_error="", waiting_for_relay=False,
-            smtp_message_id=email.extra_headers.get("Message-ID", "")[:255],
-        )
-        if not updated:
+        if not sql.mark_sent(notification.pk, owner, at=clock.now(),
+                             message_id=email.extra_headers.get("Message-ID", "")):
             # Only after an outage longer than the lease: another worker has it now.
             log.error("notification %s was accepted by the relay after its lease ran out", notification.pk)
             return
