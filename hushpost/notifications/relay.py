@@ -97,7 +97,12 @@ class Relay:
                 self.conn = get_connection(fail_silently=False)
                 self.conn.open()
             try:
-                self.conn.send_messages([email])
+                smtp = getattr(self.conn, "connection", None)
+                if isinstance(smtp, smtplib.SMTP):
+                    # What the SMTP backend's send_messages does, with the e-mail's bytes written directly.
+                    smtp.sendmail(*email.envelope(), email.as_bytes())
+                else:  # another backend (the development mailbox)
+                    self.conn.send_messages([email])
                 return
             except smtplib.SMTPServerDisconnected:
                 # A kept connection the relay has since closed: one new one.
