@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from hushpost.accounts.models import User
 from hushpost.lib import clock
+from hushpost.notifications import delivery
+from hushpost.notifications.actions import queue_notification
 from hushpost.notifications.models import Notification
 from tests.helpers import PASSWORD_SUBJECT, send
 from tests.personas import BOB, NEW_PASSWORD
@@ -103,3 +105,39 @@ def test_a_sender_flagged_to_change_password_is_not_trapped(sender_client, alice
     User.objects.filter(pk=alice.pk).update(must_change_password=True)
     assert sender_client.get("/app/").status_code == 200
     assert sender_client.post("/logout").status_code == 302
+
+
+def test_a_password_mail_overtaken_by_a_newer_one_is_not_sent(sender_client, client_factory, smtp, deliver, org):
+    send(sender_client, to=BOB)
+    bob = User.objects.get(email=BOB)
+    older = Notification.objects.get(kind="password")
+    newer = queue_notification(Notification.Kind.PASSWORD, bob)
+    deliver()
+    assert Notification.objects.get(pk=older.pk).status == "cancelled"
+    assert Notification.objects.get(pk=newer.pk).status == "sent"
+    [mail] = smtp.to(BOB, PASSWORD_SUBJECT)
+    assert _sign_in(client_factory(), org, mail.temporary_password()).status_code == 302
+
+
+def test_a_password_chosen_while_the_mail_is_on_its_way_stays(sender_client, client_factory, smtp, deliver, org,
+                                                                  monkeypatch):
+    send(sender_client, to=BOB)
+    deliver()  # Bob has his first temporary password; a second is asked for and queued
+    bob = User.objects.get(email=BOB)
+    queue_notification(Notification.Kind.PASSWORD, bob)
+    relayed = delivery.relay.send
+
+    def chosen_meanwhile(email, *, within):
+        if email.subject == PASSWORD_SUBJECT:  # the mail is still wanted: Bob chooses a password now
+            bob.set_password(NEW_PASSWORD)
+            bob.must_change_password, bob.password_changed_at = False, clock.now()
+            bob.save()
+        relayed(email, within=within)
+
+    monkeypatch.setattr(delivery.relay, "send", chosen_meanwhile)
+    deliver()
+    assert len(smtp.to(BOB, PASSWORD_SUBJECT)) == 2
+    late = smtp.to(BOB, PASSWORD_SUBJECT)[1].temporary_password()
+    assert _sign_in(client_factory(), org, late).status_code == 400  # refused
+    assert _sign_in(client_factory(), org, NEW_PASSWORD).status_code == 302
+    assert not User.objects.get(pk=bob.pk).must_change_password

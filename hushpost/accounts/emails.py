@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
-from django.db.models import Exists, OuterRef
+from django.db import connection
 
 from hushpost.accounts import reset
-from hushpost.accounts.flows import (
-    activate_temporary_password,
-    password_notification_wanted,
-    temporary_password,
-    temporary_password_days,
-)
-from hushpost.accounts.models import User
+from hushpost.accounts.flows import temporary_password, temporary_password_days
+from hushpost.lib import clock
 from hushpost.notifications import kinds
 from hushpost.notifications.emails import absolute, recipient_login_link
 from hushpost.notifications.models import Notification
@@ -26,22 +23,45 @@ def _password_context(notification: Notification) -> dict:
             "temp_days": temporary_password_days(user)}
 
 
+# A Password Notification runs these two statements each time the worker sends one, so
+# they are written out: built by the ORM, they cost more CPU than the rest of the e-mail.
+# Both hold the rule of when its temporary password may still be set: the account is
+# open and still waiting for a password, and none has been chosen since the e-mail was
+# queued. It is still wanted only if no newer Password Notification is on its way.
+_STILL_WANTED = (
+    'SELECT 1 FROM "accounts_user" WHERE "id" = %s AND "is_active" AND "must_change_password"'
+    ' AND ("password_changed_at" IS NULL OR "password_changed_at" < %s)'
+    ' AND NOT EXISTS (SELECT 1 FROM "notifications_notification" WHERE "user_id" = %s AND "kind" = %s'
+    ' AND "id" > %s AND "status" <> %s)'
+)
+# Checked and changed in one statement, under the row's lock, in the transaction that
+# records the e-mail as sent.
+_ACTIVATE = (
+    'UPDATE "accounts_user" SET "password" = %s, "must_change_password" = %s, "temp_password_used_at" = NULL,'
+    ' "temp_password_expires_at" = %s WHERE "id" = %s AND "is_active" AND "must_change_password"'
+    ' AND ("password_changed_at" IS NULL OR "password_changed_at" < %s)'
+)
+
+
 def _prepare_password(notification: Notification) -> kinds.Prepared | None:
     """Still wanted? Then the password it carries (the same each time it is written)."""
-    newer = Notification.objects.filter(
-        user=OuterRef("pk"), kind=Kind.PASSWORD, pk__gt=notification.pk
-    ).exclude(status=Notification.Status.CANCELLED)
-    wanted = User.objects.filter(
-        password_notification_wanted(notification.created_at), ~Exists(newer), pk=notification.user_id
-    )
-    if not wanted.exists():
-        return None
+    since = connection.ops.adapt_datetimefield_value(notification.created_at)
+    with connection.cursor() as cursor:
+        cursor.execute(_STILL_WANTED, [notification.user_id, since, notification.user_id, Kind.PASSWORD,
+                                       notification.pk, Notification.Status.CANCELLED])
+        if cursor.fetchone() is None:
+            return None
     password, password_hash = temporary_password(str(notification.key))
     return kinds.Prepared(context={"temporary_password": password}, state=password_hash)
 
 
 def _password_accepted(notification: Notification, prepared: kinds.Prepared) -> None:
-    activate_temporary_password(notification.user, prepared.state, since=notification.created_at)
+    """The e-mailed password becomes the one that works, unless one was chosen meanwhile."""
+    expires = clock.now() + timedelta(days=temporary_password_days(notification.user))
+    with connection.cursor() as cursor:
+        cursor.execute(_ACTIVATE, [prepared.state, True, connection.ops.adapt_datetimefield_value(expires),
+                                   notification.user_id,
+                                   connection.ops.adapt_datetimefield_value(notification.created_at)])
 
 
 def _reset_context(notification: Notification) -> dict:

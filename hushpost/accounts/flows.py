@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.db import transaction
-from django.db.models import Q
 
 from hushpost.accounts import reauth, twofactor
 from hushpost.accounts.models import User
@@ -122,15 +121,6 @@ def temporary_session_ends(user: User) -> datetime | None:
     return user.temp_password_used_at + timedelta(minutes=settings.TEMP_SESSION_MINUTES)
 
 
-def password_notification_wanted(since: datetime) -> Q:
-    """The accounts a password e-mail queued at ``since`` may still set a temporary
-    password for: never over a password the recipient has chosen since."""
-    return (
-        Q(is_active=True, must_change_password=True)
-        & (Q(password_changed_at__isnull=True) | Q(password_changed_at__lt=since))
-    )
-
-
 def start_session(request, user: User) -> None:
     login(request, user, backend=BACKEND)  # rotates the session key: no fixation
     request.session[STARTED] = request.session[SEEN] = clock.now().timestamp()
@@ -184,22 +174,10 @@ def temporary_password(seed: str) -> tuple[str, str]:
 
     The plaintext goes into the e-mail and nowhere else; the hash replaces the
     account's password only once the mail server has accepted the e-mail
-    (:func:`activate_temporary_password`), so a failed send locks nobody out.
+    (``hushpost.accounts.emails``), so a failed send locks nobody out.
     """
     password = temporary_password_for(seed)
     return password, hash_temporary(password)
-
-
-def activate_temporary_password(user: User, password_hash: str, *, since: datetime) -> bool:
-    """Make the e-mailed password the one that works; call inside the
-    transaction that records its e-mail as sent. One conditional UPDATE: the
-    account is checked and changed under the same row lock."""
-    return bool(
-        User.objects.filter(password_notification_wanted(since), pk=user.pk).update(
-            password=password_hash, must_change_password=True, temp_password_used_at=None,
-            temp_password_expires_at=clock.now() + timedelta(days=temporary_password_days(user)),
-        )
-    )
 
 
 def set_new_password(request, user: User, new: str, confirm: str) -> list[str]:
