@@ -83,6 +83,9 @@ DELIVERY_BATCH = 7
 # Each e-mail: is it still this worker's, with time left on the lease (a read, no commit);
 # BEGIN, "sent", the audit event (head, event, head), COMMIT.
 PER_EMAIL = 7
+# A Password Notification, beyond that: is it still wanted (one read: the account waits for
+# a password, and no newer one is queued); in its transaction, the password set.
+PER_PASSWORD_NOTIFICATION = 2
 
 
 @pytest.fixture(autouse=True)
@@ -204,3 +207,18 @@ def test_a_delivery_batch_costs_the_same_per_email(sender_client, emails, monkey
     with exactly(DELIVERY_BATCH + PER_EMAIL * emails, f"batch of {emails}"):
         assert delivery.deliver_due() == emails
     assert Notification.objects.filter(status=Notification.Status.SENT).count() == 3 * emails
+
+
+@pytest.mark.parametrize("people", [1, 5])
+def test_a_delivery_batch_to_new_recipients_costs_the_same_per_person(sender_client, smtp, people, monkeypatch):
+    """Each new person: a Password Notification, then the Secure Messaging Notification it unlocks."""
+    assert send(sender_client, to="reader@client.example", subject="Welcome").status_code == 302
+    run_worker()  # the organisation's audit chain has begun
+    assert send(sender_client, to=", ".join(f"new{n}@client.example" for n in range(people)),
+                subject="Your results").status_code == 302
+    monkeypatch.setattr(delivery.relay, "down", False)
+    monkeypatch.setattr(delivery.relay, "probed_at", time.monotonic())
+    budget = DELIVERY_BATCH + (2 * PER_EMAIL + PER_PASSWORD_NOTIFICATION) * people
+    with exactly(budget, f"batch for {people} new people"):
+        assert delivery.deliver_due() == 2 * people
+    assert Notification.objects.filter(status=Notification.Status.SENT).count() == 2 + 2 * people
