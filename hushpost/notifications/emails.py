@@ -141,8 +141,9 @@ def _long_lines(text: str) -> bool:
 
 def _part(text: str, subtype: str) -> bytes:
     encoding = "7bit" if text.isascii() else "8bit"
+    lines = _NEWLINE.sub("\r\n", text)
     return (f'Content-Type: text/{subtype}; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
-            f"Content-Transfer-Encoding: {encoding}\r\n\r\n{_NEWLINE.sub(chr(13) + chr(10), text)}").encode()
+            f"Content-Transfer-Encoding: {encoding}\r\n\r\n{lines}").encode()
 
 
 def _boundary(bodies: list[bytes]) -> str:
