@@ -197,7 +197,7 @@ def test_one_message_through_the_smtp_gateway(make_gateway, relaying, alice):
 
 
 @pytest.mark.parametrize("emails", [1, 5])
-def test_a_delivery_batch_costs_the_same_per_email(sender_client, emails, monkeypatch):
+def test_a_delivery_batch_costs_the_same_per_email(sender_client, smtp, emails, monkeypatch):
     people = [f"reader{n}@client.example" for n in range(emails)]
     assert send(sender_client, to=", ".join(people), subject="Welcome").status_code == 302
     run_worker()  # their password and first message e-mails: now they are known
