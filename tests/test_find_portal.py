@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from hushpost.accounts.models import Throttle
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
-from hushpost.notifications import delivery
+from hushpost.notifications import delivery, kinds
 from hushpost.notifications.models import Notification
 from tests.helpers import send
 from tests.personas import BOB, CAROL
@@ -24,6 +25,16 @@ def relay_probed_at_once(monkeypatch):
     delivery.relay.down = False
     yield
     delivery.relay.down = False
+
+
+def _lists_asked_for(sender_client, client_factory, smtp, deliver, *addresses: str) -> None:
+    """Each address gets a message (so it has an account), then asks for its list."""
+    for address in addresses:
+        send(sender_client, to=address)
+    deliver()
+    smtp.clear()
+    for address in addresses:
+        client_factory().post("/find-my-portal", {"email": address})
 
 
 def test_the_page_says_the_same_whether_or_not_an_account_exists(sender_client, client_factory, smtp, deliver, org):
@@ -101,14 +112,46 @@ def test_the_list_waits_out_a_relay_outage_and_its_row_never_names_an_organisati
 
 def test_one_list_refused_for_its_address_holds_back_no_other(
         sender_client, client_factory, smtp, deliver, relay_probed_at_once):
-    for address in (BOB, CAROL):
-        send(sender_client, to=address)
-    deliver()
-    smtp.clear()
-    for address in (BOB, CAROL):
-        client_factory().post("/find-my-portal", {"email": address})
+    _lists_asked_for(sender_client, client_factory, smtp, deliver, BOB, CAROL)
     smtp.refuse_next("451 4.2.2 Mailbox full")  # Bob's list, queued first
     # One batch: lists belong to no account, so Bob's waiting is no reason for Carol's to.
     assert delivery.deliver_due() == 2
     assert len(smtp.to(CAROL, PORTALS_SUBJECT)) == 1 and not smtp.to(BOB, PORTALS_SUBJECT)
     assert Notification.objects.get(kind=Notification.Kind.PORTALS, address=BOB).status == "pending"
+
+
+def _portals_kind_preparing(monkeypatch, prepare):
+    kind = kinds.of(Notification(kind=Notification.Kind.PORTALS))
+    monkeypatch.setitem(kinds._registry, kind.kind, dataclasses.replace(kind, prepare=prepare))
+
+
+def test_a_list_that_cannot_be_written_fails_alone(sender_client, client_factory, smtp, deliver, monkeypatch):
+    _lists_asked_for(sender_client, client_factory, smtp, deliver, BOB, CAROL)
+    written = kinds.of(Notification(kind=Notification.Kind.PORTALS)).prepare
+
+    def prepare(notification):
+        if notification.address == BOB:
+            raise ValueError("a region answered nonsense")
+        return written(notification)
+
+    _portals_kind_preparing(monkeypatch, prepare)
+    assert delivery.deliver_due() == 2  # Bob's failure did not end the batch
+    assert len(smtp.to(CAROL, PORTALS_SUBJECT)) == 1 and not smtp.to(BOB, PORTALS_SUBJECT)
+    bobs = Notification.objects.get(kind=Notification.Kind.PORTALS, address=BOB)
+    assert bobs.status == "pending" and "nonsense" in bobs.last_error and not bobs.waiting_for_relay
+
+
+def test_a_list_slow_to_write_is_not_sent_once_another_worker_holds_it(
+        sender_client, client_factory, smtp, deliver, monkeypatch):
+    _lists_asked_for(sender_client, client_factory, smtp, deliver, BOB)
+    written = kinds.of(Notification(kind=Notification.Kind.PORTALS)).prepare
+
+    def slow(notification):
+        # The other regions took so long that the lease ran out and another worker claimed it.
+        Notification.objects.filter(pk=notification.pk).update(lease_owner="another-worker")
+        return written(notification)
+
+    _portals_kind_preparing(monkeypatch, slow)
+    delivery.deliver_due()
+    assert not smtp.to(BOB, PORTALS_SUBJECT)
+    assert Notification.objects.get(kind=Notification.Kind.PORTALS).lease_owner == "another-worker"

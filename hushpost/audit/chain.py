@@ -60,7 +60,7 @@ def read_checkpoint(text: str) -> tuple[str, dict[int, tuple[int, str]]]:
     except (ValueError, TypeError, KeyError, AttributeError):
         raise BadCheckpoint("this is not an audit checkpoint (the one line `hushpost audit checkpoint` "
                             "printed)") from None
-    if body["kind"] != CHECKPOINT or not macs.matches(mac, macs.audit(AUDIT_CHECKPOINT, [body])):
+    if body["kind"] != CHECKPOINT or not macs.matches(macs.audit(AUDIT_CHECKPOINT, [body]), mac):
         raise BadCheckpoint("the checkpoint's signature does not match: it was changed, or made with "
                             "another master key")
     return str(body["at"]), chains

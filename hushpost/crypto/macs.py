@@ -29,9 +29,9 @@ from hushpost.crypto.master import derived_key
 def matches(computed: str, given: str) -> bool:
     """In constant time, so a forger learns nothing from how long a refusal takes.
     Compared as UTF-8 bytes: a forged value with a non-ASCII character is simply wrong."""
-    if not isinstance(given, str):
+    if not isinstance(computed, str) or not isinstance(given, str):
         return False
-    return hmac.compare_digest(computed.encode(), given.encode("utf-8", "surrogatepass"))
+    return hmac.compare_digest(computed.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass"))
 
 
 def audit(label: bytes, fields: list) -> str:

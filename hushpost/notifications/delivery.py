@@ -230,21 +230,27 @@ def _load(filter_) -> list[Notification]:
 
 def send(notification: Notification, owner: str) -> str:
     """Send one claimed notification and record the outcome; returns its status."""
-    # Still ours, with time for the whole send left on the lease? A batch stops
-    # starting e-mails a third of a lease after its claim, so the answer is yes
-    # unless this worker was paused; then a renewal, if it still holds the claim.
-    if not sql.still_ours(notification.pk, owner, for_seconds=send_deadline()) and \
-            not Notification.objects.filter(
-                pk=notification.pk, status=Status.PENDING, lease_owner=owner, lease_until__gt=Now()
-            ).update(lease_until=Now() + lease()):
-        return "lost"
     kind = kinds.of(notification)
-    prepared = kind.prepare(notification)
+    try:
+        prepared = kind.prepare(notification)  # may take time: a list of portals asks the other regions
+    except DATABASE_ERRORS:
+        raise
+    except Exception as exc:  # this e-mail cannot be written now; the others still go
+        return _failed(notification, owner, Failure(False, False, f"{type(exc).__name__}: {exc}"[:300]))
     if prepared is None:  # no longer wanted (a password chosen since, a newer e-mail queued)
         Notification.objects.filter(pk=notification.pk, lease_owner=owner).update(
             status=Status.CANCELLED, lease_until=None, lease_owner=""
         )
         return Status.CANCELLED
+    # Still ours, with time for the whole send left on the lease, now that it is
+    # written? A batch stops starting e-mails a third of a lease after its claim,
+    # so the answer is yes unless this worker was paused or its kind was slow to
+    # prepare; then a renewal, if it still holds the claim.
+    if not sql.still_ours(notification.pk, owner, for_seconds=send_deadline()) and \
+            not Notification.objects.filter(
+                pk=notification.pk, status=Status.PENDING, lease_owner=owner, lease_until__gt=Now()
+            ).update(lease_until=Now() + lease()):
+        return "lost"
     try:
         email = build_email(notification, prepared)
         relay.send(email, within=send_deadline())
