@@ -129,7 +129,7 @@ def _step_rows(one: dict, two: dict) -> list[tuple[str, float, float]]:
         "- lease renewal, after a pause only: `UPDATE notifications_notification SET "
         "lease_until = ...` (autocommit, so a durable commit of its own)",
         "- still wanted? (the Password Notification's `prepare`, `accounts/emails.py`): "
-        "`user.refresh_from_db()` and the newer-password `EXISTS`",
+        "one written `SELECT` of the account with the newer-password `NOT EXISTS`",
         "- `temporary_password` (HMAC-SHA256 derivation + keyed hash)",
         "- `build_email` (2 templates, MIME)",
         "- its other SQL: the check that its claim still has time on the lease (`SELECT ... "
@@ -137,13 +137,13 @@ def _step_rows(one: dict, two: dict) -> list[tuple[str, float, float]]:
         "- SMTP (MAIL, RCPT, DATA into the sink)",
         "- `_sent` (its transaction, COMMIT included)",
         "- - `UPDATE notifications_notification SET status = 'sent' ...`",
-        "- - `activate_temporary_password` (`SELECT accounts_user ... FOR UPDATE`, "
+        "- - the password set (the Password Notification's `accepted`: one conditional "
         "`UPDATE accounts_user`; Password Notifications only)",
         "- - `audit.actions.record`",
         "- - - `SELECT ... FROM audit_audithead ... FOR UPDATE` (waits while another "
         "worker's transaction holds the row)",
-        "- - - its other SQL (SAVEPOINT, `INSERT audit_auditevent`, `UPDATE audit_audithead`, "
-        "RELEASE)",
+        "- - - its other SQL (`INSERT audit_auditevent`, `UPDATE audit_audithead`; no "
+        "savepoint inside the e-mail's transaction)",
         "- - - its Python (link hash, head seal)",
         "- - COMMIT (WAL flush)",
         "Audit head row held per e-mail (from the `FOR UPDATE` returning to the end of COMMIT)",

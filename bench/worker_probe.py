@@ -78,17 +78,19 @@ def instrument(bd: Breakdown) -> None:
 
     bd.timed(delivery, "_claim", "claim", scope=True)
     bd.timed(delivery, "send", "send one", scope=True)
-    # The registry holds the Password Notification's own `prepare` (is it still wanted,
-    # and its temporary password): registered again, with a stopwatch around it.
+    # The registry holds the Password Notification's own steps, `prepare` (is it still
+    # wanted, and its temporary password) and `accepted` (the password set): registered
+    # again, with a stopwatch around each.
     password = kinds.of(Notification(kind=Notification.Kind.PASSWORD))
-    steps = types.SimpleNamespace(prepare=password.prepare)
-    kinds.register(dataclasses.replace(password, prepare=lambda n: steps.prepare(n)))
+    steps = types.SimpleNamespace(prepare=password.prepare, accepted=password.accepted)
+    kinds.register(dataclasses.replace(password, prepare=lambda n: steps.prepare(n),
+                                       accepted=lambda n, p: steps.accepted(n, p)))
     bd.timed(steps, "prepare", "password still wanted", scope=True)
     bd.timed(account_emails, "temporary_password", "temporary password")
     bd.timed(delivery, "build_email", "build_email")
     bd.timed(delivery.relay, "send", "SMTP")
     bd.timed(delivery, "_sent", "record sent", scope=True)
-    bd.timed(account_emails, "activate_temporary_password", "activate password", scope=True)
+    bd.timed(steps, "accepted", "activate password", scope=True)
     bd.timed(delivery, "record", "audit record", scope=True)
 
 
