@@ -88,19 +88,18 @@ def test_each_kind_of_notification_is_written_as_django_would(same_boundary, sen
 
 
 # Organisation names, addresses, subjects and texts as people type them: any printable
-# text, accents and other scripts included, short or long.
+# text, accents and other scripts included, short or long (every line within SMTP's limit,
+# so the worker writes each one itself).
 _names = st.text(st.characters(categories=("L", "N", "P", "Zs", "S")), min_size=1, max_size=90).filter(str.strip)
 _local = st.from_regex(r"[a-z0-9][a-z0-9.+_-]{0,30}[a-z0-9]", fullmatch=True).filter(lambda s: ".." not in s)
 _domain = st.from_regex(r"[a-zà-ÿ0-9]{1,20}(\.[a-z]{2,10}){1,2}", fullmatch=True)
-_text = st.text(st.characters(categories=("L", "N", "P", "Zs", "S"), include_characters="\n"), max_size=400)
+_text = st.text(st.characters(categories=("L", "N", "P", "Zs", "S"), include_characters="\n"), min_size=1,
+                max_size=200)
 
 
 @given(sender_name=_names, local=_local, domain=_domain, subject=_names, text=_text, html=_text)
 @hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_name_address_and_text_is_written_as_django_would(same_boundary, sender_name, local, domain, subject,
                                                                 text, html):
-    mail = notice(sender_name=sender_name, to=f"{local}@{domain}", subject=subject, text=text or "x", html=html or "x")
-    djangos = mail.message().as_bytes(linesep="\r\n")
-    ours = mail.as_bytes()
-    date = re.compile(rb"^Date: .*\r\n", re.M)
-    assert date.sub(b"", ours) == date.sub(b"", djangos)
+    assert_written_as_django_would(
+        notice(sender_name=sender_name, to=f"{local}@{domain}", subject=subject, text=text, html=html))
