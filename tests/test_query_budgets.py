@@ -39,6 +39,8 @@ from django.db import connection
 from django.db.backends.signals import connection_created
 from django.test.utils import CaptureQueriesContext
 
+from hushpost.audit import linker
+from hushpost.audit.actions import record
 from hushpost.lib import clock
 from hushpost.messaging.models import Message
 from hushpost.notifications import delivery
@@ -53,18 +55,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # POST /app/compose with the confirm step: the session and Alice; BEGIN; the message; Bob's
 # account; his delivery; the task and the notification; a COUNT of the message's files for
-# the audit detail (none were attached: the count is known); the audit event (the chain's
-# head, the event, the head again: no savepoint inside the send's transaction); COMMIT.
-SEND_TO_ONE_EXISTING_RECIPIENT = 13
+# the audit detail (none were attached: the count is known); the audit event (one INSERT, no
+# lock: the linker chains it after the commit); COMMIT.
+SEND_TO_ONE_EXISTING_RECIPIENT = 11
 # GET /r/<org_slug>/m/<uid>, the first time (the message asks for a read receipt): the session,
 # Bob, the organisation; the gate (the message, Bob's delivery); BEGIN, the opening, the
 # message and its author read again through the delivery, the receipt's task and
-# notification, COMMIT; the audit event in a transaction of its own (BEGIN, head, event,
-# head, COMMIT); who the message was recalled for (three times: the subject, "can reply",
-# Reply All each ask); the files; the deliveries for Reply All; Bob's own replies.
-RECIPIENT_OPENS_A_MESSAGE_FIRST = 23
+# notification, COMMIT; the audit event (one INSERT, committed on its own); who the message
+# was recalled for (three times: the subject, "can reply", Reply All each ask); the files;
+# the deliveries for Reply All; Bob's own replies.
+RECIPIENT_OPENS_A_MESSAGE_FIRST = 19
 # The same page again: no opening to record, the audit event as before.
-RECIPIENT_OPENS_A_MESSAGE_AGAIN = 16
+RECIPIENT_OPENS_A_MESSAGE_AGAIN = 12
 # GET /r/<org_slug>/: the session, Bob, the organisation; the paginator's COUNT; the messages
 # recalled for Bob; one page of deliveries with their messages and authors.
 RECIPIENT_INBOX = 6  # with 1 message and with 30: never a statement per row
@@ -75,17 +77,21 @@ SENDERS_MESSAGE_PAGE = 7
 PER_REPLY_ON_THE_SENDERS_PAGE = 0
 # MAIL FROM: the sender's domain and account. DATA: both again for the envelope sender (it
 # may have been disabled meanwhile) and again for the From address (the same one here); is
-# this e-mail stored already; then the Compose send above, from BEGIN to COMMIT (11).
-ONE_GATEWAY_MESSAGE = 18
+# this e-mail stored already; then the Compose send above, from BEGIN to COMMIT (9).
+ONE_GATEWAY_MESSAGE = 16
 # deliver_due: BEGIN, the due notifications (locked), earlier ones of the same people, the
 # lease, the queued tasks deleted, COMMIT; the claimed notifications loaded.
 DELIVERY_BATCH = 7
 # Each e-mail: is it still this worker's, with time left on the lease (a read, no commit);
-# BEGIN, "sent", the audit event (head, event, head), COMMIT.
-PER_EMAIL = 7
+# BEGIN, "sent", the audit event (one INSERT), COMMIT.
+PER_EMAIL = 5
 # A Password Notification, beyond that: is it still wanted (one read: the account waits for
 # a password, and no newer one is queued); in its transaction, the password set.
 PER_PASSWORD_NOTIFICATION = 2
+# The worker's linker, for however many events wait in one organisation's chain: the chains
+# with events waiting; BEGIN, the chain's head (locked), the events, all of them linked in one
+# UPDATE, the head moved on, COMMIT.
+LINKING_ONE_CHAIN = 7
 
 
 @pytest.fixture(autouse=True)
@@ -222,3 +228,13 @@ def test_a_delivery_batch_to_new_recipients_costs_the_same_per_person(sender_cli
     with exactly(budget, f"batch for {people} new people"):
         assert delivery.deliver_due() == 2 * people
     assert Notification.objects.filter(status=Notification.Status.SENT).count() == 2 + 2 * people
+
+
+@pytest.mark.parametrize("events", [1, 30])
+def test_chaining_the_audit_trail_costs_the_same_however_many_events_wait(org, events):
+    record("admin", org=org, detail="the chain begins")
+    linker.link()
+    for n in range(events):
+        record("admin", org=org, detail=f"event {n}")
+    with exactly(LINKING_ONE_CHAIN, f"linking {events} event(s)"):
+        assert linker.link() == events

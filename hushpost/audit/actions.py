@@ -1,21 +1,21 @@
-"""Recording the audit trail (checking it: :mod:`hushpost.audit.verify`).
+"""Recording the audit trail (chaining it: :mod:`hushpost.audit.linker`; checking it:
+:mod:`hushpost.audit.verify`).
 
-``record`` appends one event to its organisation's hash chain inside the
-caller's transaction (the event exists exactly when the thing it records does),
-and moves the chain's sealed head on in the same transaction. It takes no
-savepoint there: an event that cannot be written fails the whole transaction,
-never just itself.
-Details are short and never hold content: no subjects, bodies or filenames.
+``record`` writes one event inside the caller's transaction, so the event exists
+exactly when the thing it records does. It is one INSERT and takes no lock: a
+send, an open or a delivered e-mail never waits for another one of the same
+organisation. The linker chains the event once it is committed. No savepoint
+either: an event that cannot be written fails the whole transaction, never just
+itself. Details are short and never hold content: no subjects, bodies or filenames.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
 
-from django.db import IntegrityError, connections, transaction
+from django.db import connections
 
-from hushpost.audit.chain import GENESIS, head_seal, link
-from hushpost.audit.models import AuditEvent, AuditHead
+from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.lib.client import client_address
 
@@ -23,50 +23,19 @@ from hushpost.lib.client import client_address
 current_client: ContextVar[str] = ContextVar("hushpost_audit_client", default="")
 
 
-# Appending is on every hot path (each message sent, each e-mail delivered), so its three
-# statements are written out rather than built by the ORM each time: the head locked, the
-# event inserted, the head moved on. The same SQL serves PostgreSQL and SQLite (which
-# locks the whole database for a writer, so it has no FOR UPDATE).
-_HEAD = 'SELECT "id", "last_hash", "events" FROM "audit_audithead" WHERE "chain" = %s'
-_ADVANCE = 'UPDATE "audit_audithead" SET "last_hash" = %s, "events" = %s, "seal" = %s WHERE "id" = %s'
+# Written out rather than built by the ORM each time: it is on every hot path
+# (each message sent and opened, each e-mail delivered). The same SQL serves
+# PostgreSQL and SQLite.
 _INSERT_EVENT = (
     'INSERT INTO "audit_auditevent" ("org_id", "at", "action", "actor_id", "actor_email", "client", '
-    '"object_type", "object_id", "detail", "prev_hash", "hash") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)'
+    '"object_type", "object_id", "detail") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)'
 )
-
-
-def _head(chain: int) -> AuditHead:
-    """The chain's head, locked until the end of the transaction (made the first time)."""
-    connection = connections[AuditHead.objects.db]
-    locked = _HEAD + (" FOR UPDATE" if connection.features.has_select_for_update else "")
-    with connection.cursor() as cursor:
-        cursor.execute(locked, [chain])
-        row = cursor.fetchone()
-        if row is None:
-            try:
-                with transaction.atomic():
-                    AuditHead.objects.create(chain=chain, last_hash=GENESIS, events=0,
-                                             seal=head_seal(chain, 0, GENESIS))
-            except IntegrityError:
-                pass
-            cursor.execute(locked, [chain])
-            row = cursor.fetchone()
-    pk, last_hash, events = row
-    return AuditHead(pk=pk, chain=chain, last_hash=last_hash, events=events)
-
-
-def _advance(head: AuditHead, last_hash: str, added: int) -> None:
-    """Move the head to the chain's new end, resealed (in the appending transaction)."""
-    events = head.events + added
-    with connections[AuditHead.objects.db].cursor() as cursor:
-        cursor.execute(_ADVANCE, [last_hash, events, head_seal(head.chain, events, last_hash), head.pk])
 
 
 def _insert(event: AuditEvent) -> None:
     connection = connections[AuditEvent.objects.db]
     values = [event.org_id, connection.ops.adapt_datetimefield_value(event.at), event.action, event.actor_id,
-              event.actor_email, event.client, event.object_type, event.object_id, event.detail,
-              event.prev_hash, event.hash]
+              event.actor_email, event.client, event.object_type, event.object_id, event.detail]
     with connection.cursor() as cursor:
         if connection.features.can_return_columns_from_insert:
             cursor.execute(_INSERT_EVENT + ' RETURNING "id"', values)
@@ -80,7 +49,8 @@ def _insert(event: AuditEvent) -> None:
 
 def record(action: str, *, org=None, actor=None, actor_email: str = "", request=None, client: str = "",
            obj=None, object_type: str = "", object_id: str = "", detail: str = "") -> AuditEvent:
-    """Append an event. ``request`` gives the client address; ``obj`` a message, user or file."""
+    """Write an event, to be chained once committed. ``request`` gives the client address;
+    ``obj`` a message, user or file."""
     if request is not None and not client:
         client = client_address(request)
     client = client or current_client.get()
@@ -96,12 +66,7 @@ def record(action: str, *, org=None, actor=None, actor_email: str = "", request=
         actor_email=(actor.email if actor is not None else actor_email)[:254], client=client[:64],
         object_type=object_type[:20], object_id=object_id[:64], detail=detail[:300],
     )
-    with transaction.atomic(savepoint=False):
-        head = _head(event.org_id or 0)
-        event.prev_hash = head.last_hash
-        event.hash = link(head.last_hash, event)
-        _insert(event)
-        _advance(head, event.hash, 1)
+    _insert(event)
     return event
 
 

@@ -12,9 +12,13 @@ class AppendOnly(Exception):
 class AuditEvent(models.Model):
     """One thing that happened: who, when, from where, to what. Never content.
 
-    Append-only and tamper-evident: each event's ``hash`` covers its own fields
-    and the previous event's hash in the same organisation's chain, so an edit,
-    a deletion or a re-ordering breaks every later link (``hushpost audit verify``).
+    Append-only and tamper-evident. An event is written with the thing it
+    records, in the same transaction, without waiting for anyone; the linker
+    (:mod:`hushpost.audit.linker`) then gives it its place in its organisation's
+    chain: ``seq``, the previous event's hash and its own ``hash``, which covers
+    its fields and that previous hash, so an edit, a deletion or a re-ordering
+    breaks every later link (``hushpost audit verify``). Linking is the one
+    change an event ever takes, once.
     """
 
     class Action(models.TextChoices):
@@ -52,11 +56,19 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=20, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     detail = models.CharField(max_length=300, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # Set by the linker, once; NULL until then (not "": the hashes are unique, and
+    # any number of events may be waiting).
+    seq = models.BigIntegerField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    hash = models.CharField(max_length=64, unique=True, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
-        indexes = [models.Index(fields=["org", "-at", "-id"], name="audit_org_recent")]
+        indexes = [
+            models.Index(fields=["org", "-at", "-id"], name="audit_org_recent"),
+            models.Index(fields=["org", "seq"], name="audit_chain_order"),
+            # What the linker looks for on every round: small, since events wait there for a moment.
+            models.Index(fields=["org", "id"], condition=models.Q(hash__isnull=True), name="audit_unlinked"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.actor_email}"
@@ -73,7 +85,7 @@ class AuditEvent(models.Model):
 class AuditHead(models.Model):
     """The end of each organisation's chain (org 0: events of no organisation).
 
-    Appending locks this row, so events join their chain one at a time. The
+    The linker locks this row, so events join their chain one batch at a time. The
     ``seal`` (an HMAC under a key derived from the master key) covers the
     count and the last hash: moving the head back over deleted events shows.
     """

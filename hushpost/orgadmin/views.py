@@ -256,7 +256,7 @@ def _audit_csv(org, events):
         yield writer.writerow(header)
         for e in events.iterator():
             yield writer.writerow([clean(v) for v in (e.at.isoformat(), e.get_action_display(), e.actor_email,
-                                                      e.client, e.object_type, e.object_id, e.detail, e.hash)])
+                                                      e.client, e.object_type, e.object_id, e.detail, e.hash or "")])
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="audit-{org.slug}-{now_label()}.csv"'

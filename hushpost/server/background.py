@@ -4,7 +4,8 @@ It is django-tasks-db's worker (its claiming and running of tasks) inside a
 loop that does not die: a database error anywhere is waited out with backoff
 and the loop goes on. Beside the task queue it sweeps the notifications table
 itself, so e-mails whose task was lost with a killed worker, or whose retry is
-due, go out without waiting for new traffic. A heartbeat thread records that
+due, go out without waiting for new traffic, and chains the audit events
+committed since its last round (``audit/linker.py``). A heartbeat thread records that
 the worker is alive; a task left RUNNING by a worker whose heartbeat stopped
 goes back in the queue.
 """
@@ -28,6 +29,7 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from hushpost.audit import linker
 from hushpost.lib.db import DATABASE_ERRORS, Outage, reset_connections
 from hushpost.notifications import delivery
 from hushpost.server.models import WorkerProcess
@@ -38,6 +40,8 @@ BEAT_SECONDS = 5.0
 # A worker silent this long is gone: its running tasks go back in the queue.
 DEAD_AFTER = timedelta(seconds=30)
 REAP_SECONDS = 15.0
+# How often audit events are chained while the worker is busy (every idle round too).
+LINK_SECONDS = 0.5
 
 
 class BackgroundWorker(Worker):
@@ -52,6 +56,7 @@ class BackgroundWorker(Worker):
         self.stop = delivery.stopping
         self.outage = Outage(stop=self.stop)
         self.reaped_at = 0.0
+        self.linked_at = 0.0
         self.unsettled = False  # a database error interrupted work: tidy up once it is back
 
     # Signals -------------------------------------------------------------
@@ -99,15 +104,20 @@ class BackgroundWorker(Worker):
             log.info("worker %s stopped", self.worker_id)
 
     def step(self) -> bool:
-        """One round: a queued task if any, else a sweep for due notifications."""
+        """One round: a queued task if any, else a sweep for due notifications;
+        and the audit events committed meanwhile chained."""
         close_old_connections()
         if self.unsettled:
             self.settle()
         if time.monotonic() - self.reaped_at > REAP_SECONDS:
             self.reap()
+        if time.monotonic() - self.linked_at > LINK_SECONDS:
+            self.link()
         task = self.next_task()
         if task is None:
-            return delivery.deliver_due() > 0
+            if delivery.deliver_due() > 0:
+                return True
+            return self.link() > 0  # what the last e-mails recorded, before the worker rests
         # A task that fails while the database is away raises here, when its
         # outcome cannot be written; one that failed for that reason but could
         # still be recorded leaves notifications this worker holds.
@@ -115,6 +125,11 @@ class BackgroundWorker(Worker):
         if task.status == TaskResultStatus.FAILED:
             self.unsettled = True
         return True
+
+    def link(self) -> int:
+        """Chain the audit events committed since the last round."""
+        self.linked_at = time.monotonic()
+        return linker.link()
 
     def next_task(self) -> DBTaskResult | None:
         tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
