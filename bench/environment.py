@@ -215,10 +215,13 @@ def disconnect() -> None:
 
 
 def clear_queue() -> None:
-    """No notification and no task left, so that no later trial reads a longer queue."""
+    """No notification, no task and no unchained audit event left, so that no later trial
+    reads a longer queue, nor has its workers' linker chain events it did not record."""
     from django_tasks_db.models import DBTaskResult
 
+    from hushpost.audit import linker
     from hushpost.notifications.models import Notification
 
     DBTaskResult.objects.all().delete()
     Notification.objects.all().delete()
+    linker.link(wait=True)

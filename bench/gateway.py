@@ -607,12 +607,7 @@ def _bound_text(res) -> str:
                  f"{db['idle_in_tx']:.2f}, and a session waited on a lock in "
                  f"{db['lock_wait_share']:.0%} of the 50 ms samples (pg_stat_activity)"
                  + (f", {s['waiting_for'][0][1] / max(s['waiting_total'], 1):.0%} of those "
-                    f"waits at `{s['waiting_for'][0][0]}...`, the organisation's "
-                    "audit-chain head, which every message's transaction locks until it commits"
-                    " (a lock holder that waits for the interpreter lock keeps the others "
-                    "waiting)" if s["waiting_for"] and "audit" in s["waiting_for"][0][0] else
-                    (f", most often at `{s['waiting_for'][0][0]}...`" if s["waiting_for"]
-                     else "")))
+                    f"waits at `{s['waiting_for'][0][0]}...`" if s["waiting_for"] else ""))
     return "; ".join(parts)
 
 
@@ -630,9 +625,7 @@ def note(res) -> str | None:
     if prof:
         text += (f"  From the in-process profile: per message {prof['cpu_ms']:.2f} ms of Python "
                  f"CPU, {prof['trips']:.1f} PostgreSQL round trips ({prof['commits']:.1f} durable "
-                 f"commit), {prof['argon2']:.0f} Argon2 calls; {prof['areas']}.  Behind that, the "
-                 f"organisation's audit-chain head, locked by each message's transaction until "
-                 f"its COMMIT, caps one organisation at about {prof['audit_cap']:.0f} messages/s.  "
+                 f"commit), {prof['argon2']:.0f} Argon2 calls; {prof['areas']}.  "
                  "See the profile of (e).")
     elif not res.profiles:
         text += "  (In-process profiles skipped in this run: --no-profile.)"
@@ -666,8 +659,9 @@ def describe_gateway(p: dict, res) -> str:
         ("  - recipient account look-up", "recipient account @ send_message", None),
         ("  - `queue_notification` (task row + notification row)",
          "queue_notification @ send_message", None),
-        ("  - audit record (the organisation's hash-chain head `SELECT ... FOR UPDATE`, event "
-         "row, head update)", "audit record @ send_message", None),
+        ("  - `audit.record` (the message's audit event: one `INSERT audit_auditevent`, no "
+         "lock; the worker's linker chains it after the COMMIT)", "audit record @ send_message",
+         None),
         ("Connection health checks (`SELECT 1`, first statement of each SMTP step after "
          "`close_old_connections`)", "health check", None),
         ("Argon2 (password hashing or checking)", "Argon2 hash", None),
@@ -702,23 +696,14 @@ def describe_gateway(p: dict, res) -> str:
                     "areas": "of its CPU (cProfile): " + ", ".join(top)}
     served = 1000 / s["measured"] if s["measured"] else float("nan")
     c = s["cpu"]
-    audit_ms = bd.ms("audit record @ send_message", n)
-    commit_ms = bd.ms("COMMIT @ send_message", n)
-    hold = audit_ms + commit_ms
-    cap = 1000 / hold if hold else float("inf")
-    want = TARGET.value * s["baseline"]
-    s["profile"]["audit_cap"] = cap
-    lock = (f"**A second bound, behind the first: the audit chain.**  Each message's transaction "
-            f"locks its organisation's audit-chain head (`SELECT ... FOR UPDATE` in "
-            f"`audit.record`, near the end of `send_message`) and holds it until COMMIT: "
-            f"in-process about {audit_ms:.2f} ms (the audit record) + {commit_ms:.2f} ms "
-            f"(COMMIT) = {hold:.2f} ms, so one organisation's messages (the gateway's and "
-            f"Compose's alike) cannot be stored faster than about **{cap:.0f}/s**, however many "
-            f"smtpd threads or processes run"
-            + (f": below the {want:.0f}/s the target asks for here." if cap < want else
-               f" (the target asks for {want:.0f}/s here).")
-            + f"  Served, that lock is where sessions waited in {s['db']['lock_wait_share']:.0%} "
-            f"of the samples, the holder being slowed by the other threads' Python.")
+    audit = (f"**The audit trail.**  Each message's audit event is written by `audit.record` near "
+             f"the end of `send_message`, in the message's own transaction, as one `INSERT` "
+             f"(in-process {bd.ms('audit record @ send_message', n):.2f} ms per message) that "
+             "takes no lock: messages of one organisation (the gateway's and Compose's alike) "
+             "do not wait for each other's COMMIT to be recorded.  The event is chained later, "
+             "outside the message's transaction, by `hushpost worker`'s linker "
+             "(`hushpost/audit/linker.py`, a batch per round under the chain's head lock), "
+             "which no trial or profile of (e) runs.")
     sender_trips = (bd.calls["sender_of @ MAIL FROM check"] + bd.calls["sender_of @ receive_mail"])
     bound = _bound_text(res)
     return f"""{head}
@@ -743,7 +728,7 @@ wall times include waiting for a CPU.  Parts nest, so they do not add up:
 
 {table}
 
-{lock}
+{audit}
 
 {areas}
 

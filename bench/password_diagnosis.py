@@ -7,8 +7,9 @@ cProfile.  :func:`describe` puts together, for the report, what each worker's
 time per e-mail is made of with one and with two workers (the kernel's
 scheduler statistics of the measured trials: running, waiting for a CPU,
 blocked), what their database sessions waited for (``pg_stat_activity``), which
-step of ``notifications.delivery`` grew (the stopwatches), how long the
-audit-chain head row stays locked per e-mail, and where the CPU goes.
+step of ``notifications.delivery`` grew (the stopwatches), what recording and
+chaining the audit trail cost per e-mail (``audit.actions.record``'s INSERT, the
+worker's ``audit.linker``), and where the CPU goes.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def diagnose(cfg, env: dict, sink, seeds: dict, workdir: Path) -> dict:
 def per_email(processes: list[dict]) -> dict:
     """Stopwatch totals of the probe's processes, per e-mail sent (ms), and per process."""
     emails = sum(p["calls"].get("send one", 0) for p in processes) or 1
-    labels = {k for p in processes for k in p["secs"]}
+    labels = {k for p in processes for k in (*p["secs"], *p["calls"])}
     ms = {k: 1000 * sum(p["secs"].get(k, 0.0) for p in processes) / emails for k in labels}
     calls = {k: sum(p["calls"].get(k, 0) for p in processes) / emails for k in labels}
     return {
@@ -101,7 +102,9 @@ def _step_rows(one: dict, two: dict) -> list[tuple[str, float, float]]:
 
     def rows(p: dict) -> list[float]:
         lease = ms(p, "autocommit write @ send one")
-        head = ms(p, "audit head SELECT FOR UPDATE")
+        chains = ms(p, "audit chain transaction")
+        chains_sql = ms(p, "SQL statement @ audit chain transaction")
+        chains_commit = ms(p, "COMMIT @ audit chain transaction")
         return [
             sum(p["busy_ms"]) / len(p["busy_ms"]),
             ms(p, "send one"),
@@ -115,11 +118,15 @@ def _step_rows(one: dict, two: dict) -> list[tuple[str, float, float]]:
             ms(p, "SQL statement @ record sent"),
             ms(p, "activate password"),
             ms(p, "audit record"),
-            head,
-            ms(p, "SQL statement @ audit record") - head,
+            ms(p, "SQL statement @ audit record"),
             ms(p, "audit record") - ms(p, "SQL statement @ audit record"),
             ms(p, "COMMIT @ record sent"),
-            ms(p, "audit head held"),
+            ms(p, "audit linker"),
+            ms(p, "SQL statement @ audit linker"),
+            chains,
+            chains_sql,
+            chains_commit,
+            chains - chains_sql - chains_commit,
             ms(p, "claim"),
         ]
 
@@ -139,14 +146,21 @@ def _step_rows(one: dict, two: dict) -> list[tuple[str, float, float]]:
         "- - `UPDATE notifications_notification SET status = 'sent' ...`",
         "- - the password set (the Password Notification's `accepted`: one conditional "
         "`UPDATE accounts_user`; Password Notifications only)",
-        "- - `audit.actions.record`",
-        "- - - `SELECT ... FROM audit_audithead ... FOR UPDATE` (waits while another "
-        "worker's transaction holds the row)",
-        "- - - its other SQL (`INSERT audit_auditevent`, `UPDATE audit_audithead`; no "
-        "savepoint inside the e-mail's transaction)",
-        "- - - its Python (link hash, head seal)",
+        "- - `audit.actions.record` (the e-mail's audit event, written unchained: no lock, "
+        "no hash)",
+        "- - - its one statement, `INSERT INTO audit_auditevent ... RETURNING id`",
+        "- - - its Python (the event's fields)",
         "- - COMMIT (WAL flush)",
-        "Audit head row held per e-mail (from the `FOR UPDATE` returning to the end of COMMIT)",
+        "`audit.linker.link`, between e-mails (`BackgroundWorker.step`: every 0.5 s while "
+        "the worker is busy, and on each idle round): its share per e-mail",
+        "- finding the chains with events to chain (`SELECT DISTINCT org_id FROM "
+        "audit_auditevent WHERE hash IS NULL`, once per call)",
+        "- each chain's transaction (`_link_chain`), in which the head row stays locked from "
+        "its `FOR UPDATE SKIP LOCKED` to the COMMIT",
+        "- - its SQL: the head's `SELECT ... FOR UPDATE SKIP LOCKED`, the events waiting, one "
+        "`UPDATE audit_auditevent ... FROM (VALUES ...)` for all of them, the head's `UPDATE`",
+        "- - its COMMIT (WAL flush)",
+        "- - its Python (keyed links, head seal, the events as model instances)",
         "`_claim` (per e-mail; 50 per batch)",
     ]
     return [(label, a, b) for label, a, b in zip(labels, rows(one), rows(two), strict=True)]
@@ -206,8 +220,7 @@ def _verdict(s: dict, db1: dict, db2: dict, ncpu: int) -> str:
                 f"machine's {ncpu} cores were {m2['busy']:.0%} busy ({m2['other_cores']:.2f} "
                 f"cores of it other tenants' work).  What would serialise more workers is "
                 f"below: the CPU first (an e-mail costs {total_cpu:.2f} ms of CPU in all, so "
-                f"{ncpu} cores carry about {1000 * ncpu / total_cpu:.0f} e-mails/s), then the "
-                "audit-chain head row.")
+                f"{ncpu} cores carry about {1000 * ncpu / total_cpu:.0f} e-mails/s).")
     if largest in ("queued", "running"):
         return (f"**What serialises two workers: the CPU.**  {split}  While the two ran, the "
                 f"machine's {ncpu} cores were {m2['busy']:.0%} busy, {m2['other_cores']:.2f} "
@@ -216,19 +229,53 @@ def _verdict(s: dict, db1: dict, db2: dict, ncpu: int) -> str:
                 f"PostgreSQL, {c2['sink']:.2f} ms in the sink), so the {free:.2f} cores left "
                 f"carry about {1000 * free / total_cpu:.0f} e-mails/s, and two workers "
                 f"delivered {s['two']:.0f}/s.  A second worker only adds a runnable process "
-                "competing for the same cores; the row lock it meets (below) costs it "
+                "competing for the same cores; waiting for row locks (below) costs it "
                 f"{w2['lock']:.2f} ms per e-mail.")
     if lock >= max(wal, 0.5 * grew["blocked"]):
-        return (f"**What serialises two workers: the audit-chain head row.**  {split}  Every "
-                "e-mail's `_sent` transaction (`hushpost/notifications/delivery.py`) calls "
-                "`record()` (`hushpost/audit/actions.py`), whose `_head()` locks the "
-                "organisation's `audit_audithead` row (the statement below) until the COMMIT, "
-                "so one organisation's e-mails are recorded one at a time whatever the number "
-                "of workers.")
+        where = ""
+        if db2["waits"]:
+            (_, statement, holder, doing), _ = db2["waits"][0]
+            where = (f"  Most often the waiting statement was `{statement}`, behind a {holder} "
+                     f"session that was {doing} (below).")
+        return f"**What serialises two workers: row locks.**  {split}{where}"
     if wal >= 0.5 * grew["blocked"]:
-        return ("**What serialises two workers: WAL flushes** (each e-mail's two durable "
-                f"commits, the lease renewal and `_sent`'s COMMIT).  {split}")
+        return ("**What serialises two workers: WAL flushes** (each e-mail's `_sent` COMMIT, "
+                "the lease renewal after a pause, and the linker's COMMIT once per batch).  "
+                f"{split}")
     return f"**What grows most with a second worker: time blocked on its sockets.**  {split}"
+
+
+def _audit_text(one: dict, two: dict, rate2: float) -> str:
+    """What the audit trail costs the workers: the event's INSERT in each e-mail's
+    transaction, and the linker's batches, the only place the chain's head is locked."""
+
+    def per_call(p: dict, label: str, calls: str) -> float:
+        return p["calls"].get(label, 0.0) / (p["calls"].get(calls, 0.0) or 1.0)
+
+    c1, c2 = one["calls"].get("audit linker", 0.0), two["calls"].get("audit linker", 0.0)
+    useful1 = per_call(one, "audit linker calls that linked", "audit linker")
+    useful2 = per_call(two, "audit linker calls that linked", "audit linker")
+    batch1 = per_call(one, "audit events linked", "audit linker calls that linked")
+    batch2 = per_call(two, "audit events linked", "audit linker calls that linked")
+    sql = per_call(two, "SQL statement @ audit chain transaction", "audit chain transaction")
+    held1 = one["ms"].get("audit chain transaction", 0.0)
+    held2 = two["ms"].get("audit chain transaction", 0.0)
+    return f"""**The audit trail.**  Each e-mail's `_sent` transaction writes its audit event with one
+`INSERT` ({one['ms'].get('audit record', 0.0):.2f} ms per e-mail with one worker,
+{two['ms'].get('audit record', 0.0):.2f} ms with two) and takes no lock for it, so no worker waits
+for another's COMMIT to record an e-mail.  The workers chain the committed events between
+e-mails: `linker.link` ran {c1:.2f} times per e-mail with one worker and {c2:.2f} with two (both
+workers' calls together), and {useful1:.0%} and {useful2:.0%} of those calls found events to
+chain; a call that chained any chained {batch1:.1f} events on average with one worker and
+{batch2:.1f} with two, {one['calls'].get('audit events linked', 0.0):.2f} and
+{two['calls'].get('audit events linked', 0.0):.2f} events per e-mail delivered (each e-mail's own
+event and those the burst's sends recorded).  The chain's head row is locked by the linker alone,
+once per batch, in its chain transactions ({sql:.1f} SQL statements on average and a COMMIT
+each, with two workers), which took {held1:.2f} ms per e-mail with one worker and {held2:.2f} ms
+with two: at the two workers' {rate2:.0f}/s the row was locked at most
+{rate2 * held2 / 1000:.0%} of the time.  A
+worker whose linker finds the head locked by the other's skips that chain (`FOR UPDATE SKIP
+LOCKED`) instead of waiting; its next round chains what is left."""
 
 
 def describe(d: dict, res) -> str:
@@ -236,7 +283,6 @@ def describe(d: dict, res) -> str:
     ncpu = os.cpu_count() or 1
     one, two = per_email(d["one"]["processes"]), per_email(d["two"]["processes"])
     steps = _step_rows(one, two)
-    held1, held2 = steps[16][1], steps[16][2]
     db1 = merge_db([r["one"]["db"] for r in res.password_rounds])
     db2 = merge_db([r["two"]["db"] for r in res.password_rounds])
     c1, c2, m = s["cpu"]["one"], s["cpu"]["two"], s["machine"]
@@ -272,14 +318,13 @@ def describe(d: dict, res) -> str:
                           "Sessions waiting (average)"], "llr",
                          [(f"`{w}`", h, f"{v:.3f}") for (_, w, _, h), v in db2["waits"][:6]]) \
         if db2["waits"] else "No session of the two workers was seen waiting for a lock."
-    head_sql = db2["statements"].get("SELECT audit_audithead FOR UPDATE", "")
+    waiting_sql = db2["statements"].get(db2["waits"][0][0][1], "") if db2["waits"] else ""
     areas = report.own_by_area(d["two-cprofile"]["prof"], WORKER_AREAS)
     total = areas[-1][1] or 1.0
     area_rows = report.table(["Where the workers' CPU goes (cProfile, own time, both processes)",
                               "share"], "lr",
                              [(label, f"{v / total:.0%}") for label, v in areas[:-1]])
     probe1, probe2 = d["one"]["trial"], d["two"]["trial"]
-    cap = 1000 / held2 if held2 else float("inf")
     sql1 = one["ms"].get("SQL statement", 0.0) + one["ms"].get("COMMIT", 0.0)
     base_ms = 1000 / s["baseline"]
     smtplib_cpu = s["cpu"]["smtplib"]["client"] + s["cpu"]["smtplib"]["sink"]
@@ -308,7 +353,7 @@ worker spent about {db2['lock_waiting'] / 2:.1%} of its time blocked on a lock.
 
 {waits}
 
-{f"The statement that waits, in full: `{head_sql}`." if head_sql else ""}
+{f"The statement that waited most, in full: `{waiting_sql}`." if waiting_sql else ""}
 
 **Stopwatches** (`bench/worker_probe.py`; the same trial again, once with one worker:
 {probe1['rate']:.1f} e-mails/s, {probe1['machine']['other_cores']:.2f} cores busy with other
@@ -319,12 +364,7 @@ read the columns for where an e-mail's time goes, and the measured trials above 
 
 {table}
 
-The audit head row stays locked {held2:.2f} ms per e-mail with two workers ({held1:.2f} ms with
-one): from the `FOR UPDATE` returning, through the event INSERT, the head's seal and UPDATE and
-the COMMIT's WAL flush, plus whatever time the holder spends waiting for a CPU meanwhile.  So
-however many workers run, one organisation's e-mails cannot be recorded faster than about
-{cap:.0f}/s on this machine; at the two workers' {probe2['rate']:.0f}/s the row was locked
-{probe2['rate'] * held2 / 1000:.0%} of the time.
+{_audit_text(one, two, probe2['rate'])}
 
 **One worker vs smtplib.**  smtplib took {base_ms:.2f} ms per e-mail and {smtplib_cpu:.2f} ms of
 CPU (client and sink).  One worker took {sc1['each']:.2f} ms per e-mail: {sc1['running']:.2f} ms

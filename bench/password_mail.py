@@ -330,8 +330,9 @@ def method_text(res) -> str:
         "of the per-round ratios.  Then, for the diagnosis in the profiles, the same trial "
         "runs once with one and once with two workers under stopwatches "
         "(`bench/worker_probe.py`: the `hushpost worker` command in a process that also times "
-        "the steps of `notifications.delivery`, each SQL statement and COMMIT of the worker's "
-        "connection, and how long each e-mail's transaction holds the audit-chain head row), "
+        "the steps of `notifications.delivery`, the audit linker it runs between e-mails "
+        "(`audit.linker.link`: its calls, the events it chains, its chain transactions), and "
+        "each SQL statement and COMMIT of the worker's connection), "
         "and once with two under cProfile.")
 
 

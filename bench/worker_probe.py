@@ -4,13 +4,14 @@
 
 Runs the ``hushpost worker`` command itself (``hushpost.cli.main``), in the same
 process as the stopwatches: ``bench.profiling.Breakdown`` times chosen steps of
-``hushpost.notifications.delivery`` and every SQL statement and COMMIT of the
-worker's own connection (not its heartbeat thread's), and, beyond it, how long
-each e-mail's transaction holds its organisation's audit-chain head row: from
-the moment ``SELECT ... FROM audit_audithead ... FOR UPDATE`` returns to the end
-of that transaction's COMMIT.  With ``--cprofile`` it runs under cProfile
-(CPU time) instead, without the stopwatches.  Stopped by SIGTERM like the
-worker; writes its findings as JSON when the worker has stopped.  SIGUSR1
+``hushpost.notifications.delivery`` (among them ``record``, the audit event's
+INSERT in each e-mail's transaction) and of the audit linker the worker runs
+between e-mails (``hushpost.audit.linker.link``: its calls, the events it chains,
+each chain's transaction, which holds the chain's head row from its
+``FOR UPDATE`` to its COMMIT), and every SQL statement and COMMIT of the worker's
+own connection (not its heartbeat thread's).  With ``--cprofile`` it runs under
+cProfile (CPU time) instead, without the stopwatches.  Stopped by SIGTERM like
+the worker; writes its findings as JSON when the worker has stopped.  SIGUSR1
 starts the count afresh: the bench sends it when the e-mails are queued, so
 that the idle polls before them are not counted.
 """
@@ -21,7 +22,6 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -34,11 +34,9 @@ if str(REPO) not in sys.path:
 
 from bench.profiling import Breakdown  # noqa: E402
 
-HEAD_LOCK = re.compile(r'FROM "audit_audithead".*FOR UPDATE', re.DOTALL)
-
 
 class Probe(Breakdown):
-    """Breakdown, plus the audit head row's hold time and the busy window."""
+    """Breakdown, plus the busy window: from the first e-mail sent to the last."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -48,31 +46,19 @@ class Probe(Breakdown):
         self.calls.clear()
         self.secs.clear()
         self.statements.clear()
-        self.locked_at: float | None = None
         self.first = self.last = 0.0
-
-    def __call__(self, execute, sql, params, many, context):
-        t0 = time.perf_counter()
-        try:
-            return super().__call__(execute, sql, params, many, context)
-        finally:
-            if HEAD_LOCK.search(sql):
-                self.locked_at = time.perf_counter()
-                super().record("audit head SELECT FOR UPDATE", self.locked_at - t0)
 
     def record(self, label: str, dt: float) -> None:
         super().record(label, dt)
-        now = time.perf_counter()
         if label == "send one":
+            now = time.perf_counter()
             self.first = self.first or now - dt
             self.last = now
-        if label == "COMMIT" and self.locked_at is not None:
-            super().record("audit head held", now - self.locked_at)
-            self.locked_at = None
 
 
 def instrument(bd: Breakdown) -> None:
     from hushpost.accounts import emails as account_emails
+    from hushpost.audit import linker
     from hushpost.notifications import delivery, kinds
     from hushpost.notifications.models import Notification
 
@@ -92,6 +78,21 @@ def instrument(bd: Breakdown) -> None:
     bd.timed(delivery, "_sent", "record sent", scope=True)
     bd.timed(steps, "accepted", "activate password", scope=True)
     bd.timed(delivery, "record", "audit record", scope=True)
+    # The linker as the worker calls it (``linker.link``), registered again so that what
+    # each call returns is counted: the events it chained, and the calls that chained any.
+    chained = linker.link
+
+    def link(**kwargs) -> int:
+        count = chained(**kwargs)
+        bd.calls["audit events linked"] += count
+        bd.calls["audit linker calls that linked"] += bool(count)
+        return count
+
+    linking = types.SimpleNamespace(link=link)
+    linker.link = lambda **kwargs: linking.link(**kwargs)
+    bd.timed(linking, "link", "audit linker", scope=True)
+    # One chain's transaction: the head row locked from its FOR UPDATE to the COMMIT.
+    bd.timed(linker, "_link_chain", "audit chain transaction", scope=True)
 
 
 def main() -> None:

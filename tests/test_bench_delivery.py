@@ -17,10 +17,12 @@ from bench.password_mail import quiet_text
 from bench.sink import Sink
 from bench.workers import WORKER_APP, LockWaits, statement_label
 
-HEAD_LOCK = ('SELECT "audit_audithead"."id", "audit_audithead"."chain" FROM "audit_audithead" '
-             'WHERE "audit_audithead"."chain" = 1 ORDER BY "audit_audithead"."id" ASC LIMIT 1 '
-             "FOR UPDATE")
-EVENT_INSERT = 'INSERT INTO "audit_auditevent" ("org_id", "at") VALUES (1, now())'
+HEAD_LOCK = ('SELECT "id", "last_hash", "events" FROM "audit_audithead" WHERE "chain" = 1 '
+             "FOR UPDATE SKIP LOCKED")
+MARK_SENT = ('UPDATE "notifications_notification" SET "status" = \'sent\' '
+             'WHERE "notifications_notification"."id" = 7')
+LEASE = ('UPDATE "notifications_notification" SET "lease_until" = now() '
+         'WHERE "notifications_notification"."id" = 7')
 
 
 def _send(port: int, message_id: str) -> None:
@@ -63,13 +65,13 @@ def test_each_notification_is_timed_to_the_arrival_of_its_own_email():
     assert found["sent_at"]["max"] == 3.0
 
 
-def test_a_worker_blocked_on_the_audit_head_is_reported_with_what_holds_it():
+def test_a_worker_blocked_on_a_row_lock_is_reported_with_what_holds_it():
     waits = LockWaits("unused")
     waits.add([
-        (101, WORKER_APP, "active", "Lock", "transactionid", HEAD_LOCK, [102]),
-        (102, WORKER_APP, "idle in transaction", "Client", "ClientRead", EVENT_INSERT, None),
+        (101, WORKER_APP, "active", "Lock", "transactionid", MARK_SENT, [102]),
+        (102, WORKER_APP, "idle in transaction", "Client", "ClientRead", LEASE, None),
         # Queued behind the worker that waits for the row: it waits for the row's holder too.
-        (103, "", "active", "Lock", "tuple", HEAD_LOCK, [101]),
+        (103, "", "active", "Lock", "tuple", MARK_SENT, [101]),
         (104, WORKER_APP, "idle", "Client", "ClientRead", "COMMIT", None),
     ])
     waits.add([
@@ -78,19 +80,19 @@ def test_a_worker_blocked_on_the_audit_head_is_reported_with_what_holds_it():
     ])
     summary = waits.summary()
     holder = ("idle in transaction (its process runs Python between statements, or waits for a "
-              "CPU); last ran `INSERT audit_auditevent`")
+              "CPU); last ran `UPDATE notifications_notification`")
     assert summary["lock_waiting"] == 0.5  # the web server's session is not a worker's
     assert summary["waits"] == [
-        ("worker", "SELECT audit_audithead FOR UPDATE", "worker", holder, 0.5),
-        ("web server", "SELECT audit_audithead FOR UPDATE", "worker", holder, 0.5),
+        ("worker", "UPDATE notifications_notification", "worker", holder, 0.5),
+        ("web server", "UPDATE notifications_notification", "worker", holder, 0.5),
     ]
     assert summary["doing"]["running a statement, waiting on IO:WALSync"] == 0.5
     assert summary["others_doing"] == {"waiting for a lock (tuple)": 0.5}
-    assert "FOR UPDATE" in summary["statements"]["SELECT audit_audithead FOR UPDATE"]
+    assert "'sent'" in summary["statements"]["UPDATE notifications_notification"]
 
 
 def test_statements_are_named_by_verb_table_and_lock():
-    assert statement_label(HEAD_LOCK) == "SELECT audit_audithead FOR UPDATE"
+    assert statement_label(HEAD_LOCK) == "SELECT audit_audithead FOR UPDATE SKIP LOCKED"
     assert statement_label('SELECT "n"."id" FROM "notifications_notification" WHERE x '
                            "LIMIT 50 FOR UPDATE SKIP LOCKED") == (
         "SELECT notifications_notification FOR UPDATE SKIP LOCKED")
