@@ -76,9 +76,9 @@ SENDERS_MESSAGE_PAGE = 7
 # However many replies are listed there.
 PER_REPLY_ON_THE_SENDERS_PAGE = 0
 # MAIL FROM: the sender's domain and account. DATA: both again for the envelope sender (it
-# may have been disabled meanwhile) and again for the From address (the same one here); is
-# this e-mail stored already; then the Compose send above, from BEGIN to COMMIT (9).
-ONE_GATEWAY_MESSAGE = 16
+# may have been disabled meanwhile; the From address is the same one, so not looked up a third
+# time); is this e-mail stored already; then the Compose send above, from BEGIN to COMMIT (9).
+ONE_GATEWAY_MESSAGE = 14
 # deliver_due: BEGIN, the due notifications (locked), earlier ones of the same people, the
 # lease, the queued tasks deleted, COMMIT; the claimed notifications loaded.
 DELIVERY_BATCH = 7

@@ -97,7 +97,9 @@ def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
     envelope_sender = sender_of(mail_from, client)  # again: it may have been disabled since MAIL FROM
     if len(mail.from_addresses) != 1:
         raise SmtpRefused(550, "5.7.1", "the From header must name exactly one sender")
-    author = sender_of(mail.from_addresses[0], client)
+    from_address = mail.from_addresses[0]
+    same = from_address.strip().lower() == mail_from.strip().lower()
+    author = envelope_sender if same else sender_of(from_address, client)  # the usual case: one look-up
     facts["org_slug"] = author.org.slug
     if author.pk != envelope_sender.pk:
         # The message is stored as its From address's: only that sender may relay it.
