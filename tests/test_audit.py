@@ -55,6 +55,7 @@ def test_every_step_is_recorded_with_who_when_and_where(story, org, alice):
         assert expected in actions, expected
     send_event = AuditEvent.objects.get(action="send", object_id=story.uid)
     assert send_event.actor == alice and send_event.object_id == story.uid and send_event.client == "127.0.0.1"
+    assert send_event.detail == "1 recipient(s), 1 file(s)"
     failed = AuditEvent.objects.get(action="sign_in_failed", client="198.51.100.23")
     assert failed.actor_email == alice.email and failed.client == "198.51.100.23"
 

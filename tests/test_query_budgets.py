@@ -54,10 +54,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # The budgets. Change one only as the module docstring says.
 
 # POST /app/compose with the confirm step: the session and Alice; BEGIN; the message; Bob's
-# account; his delivery; the task and the notification; a COUNT of the message's files for
-# the audit detail (none were attached: the count is known); the audit event (one INSERT, no
-# lock: the linker chains it after the commit); COMMIT.
-SEND_TO_ONE_EXISTING_RECIPIENT = 11
+# account; his delivery; the task and the notification; the audit event (one INSERT, no
+# lock: the linker chains it after the commit; its count of files is the drafts attached);
+# COMMIT.
+SEND_TO_ONE_EXISTING_RECIPIENT = 10
 # GET /r/<org_slug>/m/<uid>, the first time (the message asks for a read receipt): the session,
 # Bob, the organisation; the gate (the message, Bob's delivery); BEGIN, the opening, the
 # message and its author read again through the delivery, the receipt's task and
@@ -77,8 +77,8 @@ SENDERS_MESSAGE_PAGE = 7
 PER_REPLY_ON_THE_SENDERS_PAGE = 0
 # MAIL FROM: the sender's domain and account. DATA: both again for the envelope sender (it
 # may have been disabled meanwhile; the From address is the same one, so not looked up a third
-# time); is this e-mail stored already; then the Compose send above, from BEGIN to COMMIT (9).
-ONE_GATEWAY_MESSAGE = 14
+# time); is this e-mail stored already; then the Compose send above, from BEGIN to COMMIT (8).
+ONE_GATEWAY_MESSAGE = 13
 # deliver_due: BEGIN, the due notifications (locked), earlier ones of the same people, the
 # lease, the queued tasks deleted, COMMIT; the claimed notifications loaded.
 DELIVERY_BATCH = 7

@@ -149,21 +149,24 @@ def send_message(
         message.org = author.org
         seal_content(message, subject, body_html)
         message.save()
-        _attach_drafts(message, author, file_uids)
+        attached = _attach_drafts(message, author, file_uids)
         _create_deliveries(message, addressees)
         record(AuditEvent.Action.SEND, actor=author, obj=message,
-               detail=f"{addressees.count} recipient(s), {message.attachments.count()} file(s)")
+               detail=f"{addressees.count} recipient(s), {attached} file(s)")
         return message
 
     return _store_once(author, send_token, store)
 
 
-def _attach_drafts(message: Message, owner: User, file_uids) -> None:
+def _attach_drafts(message: Message, owner: User, file_uids) -> int:
+    """How many files the message now has."""
     # After the message row: a repeated submit stops at its unique token first.
-    if file_uids:
-        drafts = files.drafts(owner, file_uids)
-        files.check_total(owner, drafts)
-        files.attach(message, drafts)
+    if not file_uids:
+        return 0
+    drafts = files.drafts(owner, file_uids)
+    files.check_total(owner, drafts)
+    files.attach(message, drafts)
+    return len(drafts)
 
 
 def _store_once(author: User, send_token: str, store) -> Message:
