@@ -13,6 +13,7 @@ import pytest
 from django.test import Client
 
 from hushpost.accounts.models import Throttle
+from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.lib.client import client_address
 from hushpost.notifications.models import Notification
@@ -127,6 +128,11 @@ def test_an_admin_unlocks_a_locked_sender(org, alice):
     assert "Locked" in page and f"/app/admin/people/{alice.pk}/unlock" in page
     assert c.post(f"/app/admin/people/{alice.pk}/unlock", {"role": "sender"}).status_code == 302
     assert attempt(Client(), alice.email, PASSWORD).status_code == 302
+    # The trail says who ended the lockout, and for whom.
+    [event] = AuditEvent.objects.filter(action=AuditEvent.Action.UNLOCK)
+    assert (event.actor, event.object_id, event.detail) == (admin, str(alice.pk), alice.email)
+    trail = c.get("/app/admin/audit", {"action": "unlock"}).content.decode()
+    assert "Account unlocked" in trail
 
 
 def test_an_admin_cannot_unlock_another_organisations_people(org, alice):

@@ -258,5 +258,5 @@ def unlock(user: User, *, by: User | None = None) -> bool:
     with transaction.atomic():
         ended = bool(Throttle.objects.filter(scope=Throttle.Scope.ACCOUNT, key__in=keys).delete()[0])
         if by is not None:
-            record(AuditEvent.Action.ADMIN, actor=by, obj=user, detail=f"unlocked {user.email}")
+            record(AuditEvent.Action.UNLOCK, actor=by, obj=user, detail=user.email)
     return ended
