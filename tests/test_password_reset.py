@@ -135,6 +135,21 @@ def test_forged_links_open_nothing_and_are_throttled(alice, token, settings):
     assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 429  # the same network
 
 
+def test_the_miss_that_stops_a_network_guessing_links_says_so_and_for_how_long(alice, settings):
+    settings.CLIENT_FAILURES = 100  # the block this test reaches is the links' own
+    c = Client()
+    answers = []
+    for _ in range(settings.LOCKOUT_FAILURES):
+        answers.append(post_link(c, "/reset#MQ/c3d4ef-" + "0" * 32))
+        clock.travel(timedelta(seconds=61))  # past each slow-down
+    assert [a.status_code for a in answers] == [404] * (settings.LOCKOUT_FAILURES - 1) + [429]
+    page = answers[-1].content.decode()
+    assert "This link no longer works" in page
+    assert "Too many links that did not work were tried from your network. Try again in 15 minutes." in page
+    wait = post_link(c, "/reset#MQ/c3d4ef-" + "0" * 32)
+    assert wait.status_code == 429 and "Try again in 14 minutes." in wait.content.decode()
+
+
 def test_a_new_password_through_the_link_ends_a_lockout(alice, smtp, deliver):
     for n in range(5):  # someone guessing Alice's password locks her out
         Client().post("/login", {"email": alice.email, "password": f"Guess-{n}-wrong"}, REMOTE_ADDR="192.0.2.70")

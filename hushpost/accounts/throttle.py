@@ -128,6 +128,13 @@ def _minutes(seconds: float) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
+def wait_text(seconds: float) -> str:
+    """How long a refused attempt must wait, in words: "20 seconds", "15 minutes"."""
+    if seconds < 60:
+        return f"{int(seconds)} second{'s' if int(seconds) != 1 else ''}"
+    return _minutes(seconds)
+
+
 LOCKED = ("Too many unsuccessful attempts: signing in with this address is paused for {wait}. "
           "If this was not you, your account is safe; you will be able to sign in again then.")
 SLOW_DOWN = "Please wait {wait} second{s} before trying again."

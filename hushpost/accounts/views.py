@@ -57,7 +57,12 @@ def choose(request, *, role: str, org, frame: str, login_url: str, forgot_url: s
             lambda: reset.ticket_for_link(request.POST["link"][:400], role=role, org=org))
         if not attempt.passed:
             context["state"] = "gone"
-            return render(request, "accounts/reset.html", context, status=404 if attempt.checked else 429)
+            if attempt.refusal is None:
+                return render(request, "accounts/reset.html", context, status=404)
+            # Refused, before the check or by the miss that began a block: say how long to wait
+            # (the throttle's own words speak of signing in, which is not what happened here).
+            context["wait"] = throttle.wait_text(attempt.refusal.retry_after or 60)
+            return render(request, "accounts/reset.html", context, status=429)
         request.session.cycle_key()  # a session someone planted never holds the ticket
         request.session[RESET_SESSION] = attempt.value
         return redirect(request.path)
