@@ -62,11 +62,11 @@ SEND_TO_ONE_EXISTING_RECIPIENT = 10
 # Bob, the organisation; the gate (the message, Bob's delivery); BEGIN, the opening, the
 # message and its author read again through the delivery, the receipt's task and
 # notification, COMMIT; the audit event (one INSERT, committed on its own); who the message
-# was recalled for (three times: the subject, "can reply", Reply All each ask); the files;
-# the deliveries for Reply All; Bob's own replies.
-RECIPIENT_OPENS_A_MESSAGE_FIRST = 19
+# was recalled for (once: the subject, "can reply" and Reply All each ask, the answer is kept
+# on the message); the files; the deliveries for Reply All; Bob's own replies.
+RECIPIENT_OPENS_A_MESSAGE_FIRST = 17
 # The same page again: no opening to record, the audit event as before.
-RECIPIENT_OPENS_A_MESSAGE_AGAIN = 12
+RECIPIENT_OPENS_A_MESSAGE_AGAIN = 10
 # GET /r/<org_slug>/: the session, Bob, the organisation; the paginator's COUNT; the messages
 # recalled for Bob; one page of deliveries with their messages and authors.
 RECIPIENT_INBOX = 6  # with 1 message and with 30: never a statement per row

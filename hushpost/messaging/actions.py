@@ -21,6 +21,7 @@ from hushpost.lib.refusals import Refused
 from hushpost.messaging.content import open_subject, seal_content
 from hushpost.messaging.models import Delivery, Message, Restriction
 from hushpost.messaging.threads import (
+    RECALLED_ABOVE,
     TOO_LONG,
     ancestors,
     is_withdrawn,
@@ -334,6 +335,7 @@ def recall(message: Message, *, recipient_ids: list[int] | None = None, by: User
             status=Notification.Status.CANCELLED, lease_until=None)
         record(AuditEvent.Action.RECALL, actor=by, org=message.org, obj=message,
                detail=f"for {count} recipient(s)" + (" (one recipient)" if recipient_ids else ""))
+    message.__dict__.pop(RECALLED_ABOVE, None)  # who it is recalled for has changed
     return count
 
 

@@ -115,11 +115,19 @@ def recalled_above(message: Message) -> set[int]:
 
     Of a conversation too long to read to its top, the part that can be read
     (nobody can reply in one, so nothing more reaches anyone through it).
+    Asked several times while one page is built (the subject, "can reply",
+    Reply All), it is read once per loaded message; a recall forgets it.
     """
-    ids = [m.pk for m in _walk(message)[0]]
-    return set(
-        Delivery.objects.filter(message_id__in=ids, recalled_at__isnull=False).values_list("recipient_id", flat=True)
-    )
+    known = message.__dict__.get(RECALLED_ABOVE)
+    if known is None:
+        ids = [m.pk for m in _walk(message)[0]]
+        known = message.__dict__[RECALLED_ABOVE] = frozenset(
+            Delivery.objects.filter(message_id__in=ids, recalled_at__isnull=False)
+            .values_list("recipient_id", flat=True))
+    return set(known)
+
+
+RECALLED_ABOVE = "_recalled_above"
 
 
 def is_withdrawn(user: User, message: Message) -> bool:
