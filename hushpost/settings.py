@@ -239,6 +239,8 @@ TEMP_SESSION_MINUTES = envint("TEMP_SESSION_MINUTES", 30)
 MIN_PASSWORD_LENGTH = 12
 # "Forgot your password?" links work once, for this long.
 PASSWORD_RESET_TIMEOUT = envint("RESET_LINK_MINUTES", 30) * 60
+# A new sender's invitation: the link to choose their first password.
+INVITATION_DAYS = envint("INVITATION_DAYS", 7)
 # An admin's changes to accounts and policy ask for the password (and code) again after this long.
 REAUTH_MINUTES = envint("REAUTH_MINUTES", 10)
 # Brute force: failures per account name before it locks, and per client address.

@@ -69,6 +69,28 @@ def path_of(url: str) -> str:
     return parts.path + ("?" + parts.query if parts.query else "")
 
 
+def post_link(client, link, **extra):
+    """What the page of an e-mailed link (reset, invitation) does with the fragment: post it, once."""
+    path, _, fragment = link.partition("#")
+    return client.post(path, {"link": fragment}, **extra)
+
+
+def open_link(client, link) -> str:
+    """Follow the e-mailed link: the token moves into the session; the form's address has none."""
+    path = link.partition("#")[0]
+    assert client.get(path).status_code == 200  # what a server (or a mail scanner) is ever sent
+    r = post_link(client, link)
+    assert r.status_code == 302, r.status_code
+    assert r["Location"] == path
+    return path
+
+
+def link_in(mail) -> str:
+    """An e-mailed link as the page's path and the fragment after '#' that only the browser sees."""
+    url = mail.link()
+    return path_of(url.split("#", 1)[0]) + "#" + url.split("#", 1)[1]
+
+
 def run_worker() -> None:
     """Deliver every notification that is due, as `hushpost worker` would.
 

@@ -39,6 +39,10 @@ def test_operator_sets_up_an_organisation_and_a_sender(cli_env, tmp_path):
             stdin="Solid-granite-meadow-88\n")
     assert r.returncode == 0, r.stderr
     assert "Created organisation admin ann@harbour.example in Harbour Legal" in r.stdout
+    assert "They must choose their own password when they first sign in" in r.stdout
+    r = run_cli(cli_env, "user", "add", "--email", "eve@harbour.example", "--name", "Eve Tan", "--invite")
+    assert r.returncode == 0, r.stderr
+    assert "An invitation to choose their password is queued for eve@harbour.example" in r.stdout
     r = run_cli(cli_env, "user", "add", "--email", "bo@elsewhere.example", "--name", "Bo",
             stdin="Solid-granite-meadow-88\n")
     assert r.returncode != 0 and "no organisation owns the domain" in r.stderr

@@ -36,25 +36,26 @@ def other_org(make_org, make_sender):
     return org
 
 
-def test_admin_adds_disables_and_enables_a_sender(admin, client_factory):
+def test_disabling_a_sender_ends_their_open_session_at_its_next_request(admin, make_sender, org, client_factory):
+    new = make_sender(org, "new", "New Person")
     c = signed_in(admin)
-    r = c.post("/app/admin/", {"email": "new@northwind.example", "name": "New Person",
-                               "password": "Granite-violin-harbour-61"})
-    assert r.status_code == 302
-    new = User.objects.get(email="new@northwind.example", role="sender")
-    assert new.org_id == admin.org_id and not new.is_org_admin
     newcomer = client_factory()
-    assert newcomer.post("/login", {"email": new.email, "password": "Granite-violin-harbour-61"}).status_code == 302
+    assert newcomer.post("/login", {"email": new.email, "password": PASSWORD}).status_code == 302
+    assert newcomer.get("/app/").status_code == 200
     assert c.post(f"/app/admin/senders/{new.pk}/active", {"active": "0"}).status_code == 302
-    assert newcomer.get("/app/").status_code == 302  # signed out at once
-    assert client_factory().post("/login", {"email": new.email, "password": "Granite-violin-harbour-61"}).status_code == 400
+    r = newcomer.get("/app/")
+    assert r.status_code == 302 and r["Location"].startswith("/login")  # signed out at once
+    r = send(newcomer, to="bob@client.example")
+    assert r.status_code == 302 and r["Location"].startswith("/login")
+    assert not Message.objects.filter(author=new).exists()
+    assert client_factory().post("/login", {"email": new.email, "password": PASSWORD}).status_code == 400
+    assert "Disabled" in c.get("/app/admin/").content.decode()
     c.post(f"/app/admin/senders/{new.pk}/active", {"active": "1"})
-    assert client_factory().post("/login", {"email": new.email, "password": "Granite-violin-harbour-61"}).status_code == 302
+    assert client_factory().post("/login", {"email": new.email, "password": PASSWORD}).status_code == 302
 
 
 def test_admin_cannot_add_a_sender_outside_the_organisation(admin, other_org):
-    r = signed_in(admin).post("/app/admin/", {"email": "x@harbour.example", "name": "X",
-                                              "password": "Granite-violin-harbour-61"})
+    r = signed_in(admin).post("/app/admin/", {"email": "x@harbour.example", "name": "X"})
     assert r.status_code == 400 and "your organisation&#x27;s domains" in r.content.decode()
     assert not User.objects.filter(email="x@harbour.example").exists()
 

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from hushpost.lib import clock
-from tests.helpers import path_of, send
+from tests.helpers import open_link, path_of, post_link, send
 from tests.personas import NEW_PASSWORD, PASSWORD, first_login
 
 RESET_SUBJECT = "Secure Messaging Password Reset"
@@ -21,22 +21,6 @@ def _link(smtp, address):
     url = smtp.wait_for(address, RESET_SUBJECT)[-1].link()
     path, _, fragment = path_of(url.split("#", 1)[0]), "#", url.split("#", 1)[1]
     return path + "#" + fragment
-
-
-def post_link(client, link, **extra):
-    """What the page's script does with the fragment: post it, once."""
-    path, _, fragment = link.partition("#")
-    return client.post(path, {"link": fragment}, **extra)
-
-
-def open_link(client, link) -> str:
-    """Follow the e-mailed link: the token moves into the session; the form's address has none."""
-    path = link.partition("#")[0]
-    assert client.get(path).status_code == 200  # what a server (or a mail scanner) is ever sent
-    r = post_link(client, link)
-    assert r.status_code == 302, r.status_code
-    assert r["Location"] == path
-    return path
 
 
 def test_a_sender_resets_and_every_other_session_ends(alice, sender_client, smtp, deliver):

@@ -101,10 +101,13 @@ def test_a_resend_request_replayed_while_queued_sends_one_mail(
     assert len(smtp.to(BOB, PASSWORD_SUBJECT)) == 2  # the request died with the password it answered
 
 
-def test_a_sender_flagged_to_change_password_is_not_trapped(sender_client, alice):
+def test_a_sender_flagged_to_change_password_is_led_to_the_account_page_not_trapped(sender_client, alice):
     User.objects.filter(pk=alice.pk).update(must_change_password=True)
-    assert sender_client.get("/app/").status_code == 200
-    assert sender_client.post("/logout").status_code == 302
+    r = sender_client.get("/app/")
+    assert r.status_code == 302 and r["Location"] == "/app/account?next=%2Fapp%2F"
+    assert sender_client.get(r["Location"]).status_code == 200
+    r = sender_client.post("/logout")
+    assert r.status_code == 302 and r["Location"] == "/login"
 
 
 def test_a_password_mail_overtaken_by_a_newer_one_is_not_sent(sender_client, client_factory, smtp, deliver, org):

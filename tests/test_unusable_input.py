@@ -28,7 +28,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from hushpost.accounts.actions import create_sender
 from hushpost.accounts.models import Throttle, User
-from hushpost.accounts.reset import tokens
+from hushpost.accounts.reset import invitation_tokens, tokens
 from hushpost.lib.input import IN_ADDRESS, IN_FIELDS
 from hushpost.messaging.models import Message
 from hushpost.regions.config import Region, Regions
@@ -49,6 +49,7 @@ FIELDS = {
     "senders:forgot": {"email": LINE},
     "recipients:forgot": {"email": LINE},
     "senders:reset": {"password": SECRET, "confirm": SECRET},
+    "senders:welcome": {"password": SECRET, "confirm": SECRET},
     "recipients:reset": {"password": SECRET, "confirm": SECRET},
     "senders:second-factor": {"code": SECRET},
     "recipients:second-factor": {"code": SECRET},
@@ -58,7 +59,7 @@ FIELDS = {
     "recipients:password": {"current": SECRET, "current_code": SECRET, "password": SECRET, "confirm": SECRET},
     "senders:compose": {"to": TEXT, "cc": TEXT, "subject": LINE, "body": TEXT},
     "recipients:reply": {"body": TEXT},
-    "orgadmin:senders": {"email": LINE, "name": LINE, "password": SECRET},
+    "orgadmin:senders": {"email": LINE, "name": LINE},
     "orgadmin:recipients": {"q": LINE},
     "orgadmin:messages": {"sender": LINE, "recipient": LINE, "since": DAY, "until": DAY},
     "orgadmin:audit": {"actor": LINE, "since": DAY, "until": DAY},
@@ -72,7 +73,7 @@ NO_TYPED_FIELDS = {
     "senders:expiry", "recipients:inbox", "recipients:resend", "recipients:logout",
     "recipients:sign-out-everywhere", "recipients:sent", "recipients:upload", "recipients:discard-file",
     "recipients:message", "recipients:file", "recipients:print", "recipients:delete", "orgadmin:sender-active",
-    "orgadmin:sender-reset",
+    "orgadmin:sender-reset", "orgadmin:sender-invite",
     "orgadmin:recipient-reset", "orgadmin:unlock", "orgadmin:message-recall", "region-domain-lookup",
     "region-portals-lookup", "dev-mailbox", "dev-mail", "dev-mail-html",
 }
@@ -189,6 +190,15 @@ def _reset(user: User, prefix: str):
     return [(client, "post", r["Location"], {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})]
 
 
+def _welcome():
+    invited = create_sender(email="ivy@northwind.example", name="Ivy")  # no password: invited
+    client = Client()
+    fragment = f"{urlsafe_base64_encode(force_bytes(invited.pk))}/{invitation_tokens.make_token(invited)}"
+    r = client.post("/welcome", {"link": fragment})
+    assert r.status_code == 302
+    return [(client, "post", r["Location"], {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})]
+
+
 def _second_step(w, sender: bool):
     org = w.org
     login, settings_page = ("/login", "/app/account/2fa") if sender else (f"/r/{org.slug}/login", f"/r/{org.slug}/2fa")
@@ -242,6 +252,7 @@ SUBMISSIONS = {
     "senders:forgot": lambda w: [(Client(), "post", "/forgot", {"email": w.alice.email})],
     "recipients:forgot": lambda w: [(Client(), "post", f"/r/{w.org.slug}/forgot", {"email": BOB})],
     "senders:reset": lambda w: _reset(w.alice, ""),
+    "senders:welcome": lambda w: _welcome(),
     "recipients:reset": lambda w: _reset(w.bob, f"/r/{w.org.slug}"),
     "senders:second-factor": lambda w: _second_step(w, sender=True),
     "recipients:second-factor": lambda w: _second_step(w, sender=False),
@@ -254,7 +265,7 @@ SUBMISSIONS = {
         w.bob_client, "post", f"/r/{w.org.slug}/m/{w.message.uid}/reply",
         {"body": "<p>Thank you</p>", "body_format": "html", "send_token": secrets.token_urlsafe(24)})],
     "orgadmin:senders": lambda w: [(w.admin, "post", "/app/admin/",
-                                    {"email": "nina@northwind.example", "name": "Nina New", "password": STRONG})],
+                                    {"email": "nina@northwind.example", "name": "Nina New"})],
     "orgadmin:recipients": lambda w: _filters(w, "/app/admin/recipients", {"q": "bob"}),
     "orgadmin:messages": lambda w: _filters(w, "/app/admin/messages", {
         "sender": "alice", "recipient": "bob", "since": "2026-01-01", "until": "2026-12-31"}),

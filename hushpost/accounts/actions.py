@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
+from hushpost.accounts import invitations
 from hushpost.accounts.models import User
 from hushpost.accounts.passwords import password_problems
 from hushpost.audit.actions import record
@@ -18,10 +19,17 @@ from hushpost.orgs.models import Organization
 
 
 def create_sender(
-    *, email: str, name: str, password: str, admin: bool = False, org=None, by: User | None = None
+    *, email: str, name: str, password: str | None = None, admin: bool = False, org=None,
+    by: User | None = None, by_label: str = "", must_change_password: bool = False,
 ) -> User:
     """A new sender; with ``org``, the address must be at one of its domains.
-    ``by``: the organisation admin who added them (recorded in the audit trail)."""
+
+    Without ``password`` the account has none and an invitation to choose one is
+    queued in the same transaction (:mod:`hushpost.accounts.invitations`). A
+    ``password`` chosen by someone else comes with ``must_change_password``: the
+    owner replaces it at first sign-in.
+    ``by``: the organisation admin who added them, or ``by_label`` (a shell command),
+    recorded in the audit trail."""
     email = email.strip().lower()
     try:
         validate_email(email)
@@ -40,16 +48,20 @@ def create_sender(
         )
     if User.objects.filter(org=org, role=User.Role.SENDER, email=email).exists():
         raise Refused(f"{email} already has a sender account")
-    problems = password_problems(password, email=email, name=name)
-    if problems:
-        raise Refused(" ".join(problems))
-    user = User(org=org, email=email, name=name.strip(), role=User.Role.SENDER, is_org_admin=admin)
-    user.set_password(password)
+    if password is not None:
+        problems = password_problems(password, email=email, name=name)
+        if problems:
+            raise Refused(" ".join(problems))
+    user = User(org=org, email=email, name=name.strip(), role=User.Role.SENDER, is_org_admin=admin,
+                must_change_password=must_change_password and password is not None)
+    user.set_password(password)  # None: unusable
     with transaction.atomic():
         user.save()
-        if by is not None:
-            record(AuditEvent.Action.ADMIN, actor=by, obj=user,
+        if by is not None or by_label:
+            record(AuditEvent.Action.ADMIN, org=org, actor=by, actor_email=by_label, obj=user,
                    detail=f"added sender {user.email}" + (" (admin)" if admin else ""))
+        if password is None:
+            invitations.invite(user, by=by, actor_email=by_label)
     return user
 
 

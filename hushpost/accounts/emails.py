@@ -1,4 +1,5 @@
-"""The e-mails accounts own: the Password Notification, the reset link and the lockout notice."""
+"""The e-mails accounts own: the Password Notification, the reset link, the lockout notice and
+the invitation of a new sender."""
 
 from __future__ import annotations
 
@@ -85,4 +86,22 @@ kinds.register(kinds.EmailKind(
 ))
 kinds.register(kinds.EmailKind(
     Kind.LOCKOUT, "Secure Messaging Account Locked", "accounts/email/lockout", context=_lockout_context,
+))
+
+
+def _prepare_invitation(notification: Notification) -> kinds.Prepared | None:
+    """Wanted while the account is open and still has no password of its own."""
+    user = notification.user
+    user.refresh_from_db(fields=["password", "is_active"])
+    return kinds.Prepared() if user.is_active and not user.has_usable_password() else None
+
+
+def _invitation_context(notification: Notification) -> dict:
+    link = reset.link_path(notification.user, kind=reset.invitation_tokens)  # made now, never stored
+    return {"link": absolute(link), "days": settings.INVITATION_DAYS}
+
+
+kinds.register(kinds.EmailKind(
+    Kind.INVITATION, "You're invited to {org}'s secure messaging portal", "accounts/email/invitation",
+    context=_invitation_context, prepare=_prepare_invitation, subject_names_org=True,
 ))

@@ -51,7 +51,7 @@ def verify_password(user: User | None, password: str) -> bool:
     if user is None or not user.has_usable_password():
         _DUMMY.set_password(password)
         return False
-    if user.must_change_password:
+    if user.must_change_password and user.is_recipient:
         # Temporary passwords are issued in canonical form; forgive how they
         # were typed (case, spaces, missing hyphens).
         password = canonical_temporary(password)
@@ -188,7 +188,8 @@ def set_new_password(request, user: User, new: str, confirm: str) -> list[str]:
     if new != confirm:
         problems.append("The two passwords do not match.")
     if not problems and user.check_password(new) and user.must_change_password:
-        problems.append("Choose a new password, not the temporary one from the e-mail.")
+        problems.append("Choose a new password, not the one you were given."
+                        if user.is_sender else "Choose a new password, not the temporary one from the e-mail.")
     if problems:
         return problems
     if not user.must_change_password:

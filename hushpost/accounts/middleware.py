@@ -14,7 +14,8 @@ from hushpost.lib import clock
 
 
 class PasswordChangeRequiredMiddleware:
-    """A recipient holding a temporary password can do nothing but replace it."""
+    """A recipient holding a temporary password, or a sender holding one chosen by someone
+    else (``hushpost user add``), can do nothing but replace it."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -22,12 +23,15 @@ class PasswordChangeRequiredMiddleware:
     def __call__(self, request):
         user = getattr(request, "user", None)
         if (
-            user is not None
-            and user.is_authenticated
-            and user.is_recipient
-            and user.must_change_password
-            and not request.path.startswith("/static/")
+            user is None
+            or not user.is_authenticated
+            or not user.must_change_password
+            or request.path.startswith("/static/")
         ):
+            return self.get_response(request)
+        if user.is_sender:
+            allowed, portal = ("/app/account", "/logout", *reset_pages(user)), "/app/"
+        elif user.is_recipient:
             ends = temporary_session_ends(user)
             if ends is None or ends <= clock.now():
                 # The temporary password's one session is over; signing in
@@ -37,19 +41,22 @@ class PasswordChangeRequiredMiddleware:
                 messages.error(request, "That session has timed out. Sign in again to get a new temporary password.")
                 return redirect(f"/r/{slug}/login")
             allowed = (f"/r/{user.org.slug}/password", f"/r/{user.org.slug}/logout", *reset_pages(user))
-            if request.path not in allowed:
-                target = allowed[0]
-                if request.method == "GET" and request.path.startswith(f"/r/{user.org.slug}/"):
-                    # Come back to the message the e-mail linked to once the password is set.
-                    target += "?" + urlencode({"next": request.get_full_path()})
-                return redirect(target)
+            portal = f"/r/{user.org.slug}/"
+        else:
+            return self.get_response(request)
+        if request.path not in allowed:
+            target = allowed[0]
+            if request.method == "GET" and request.path.startswith(portal):
+                # Come back to the page asked for (the message the e-mail linked to) once the password is set.
+                target += "?" + urlencode({"next": request.get_full_path()})
+            return redirect(target)
         return self.get_response(request)
 
 
-def reset_pages(user) -> tuple[str, str]:
+def reset_pages(user) -> tuple[str, ...]:
     # A reset link opened while signed in stays on its page: a redirect would carry
     # the link's secret (after '#') on to the next address and into the history.
-    return ("/reset", f"/r/{user.org.slug}/reset")
+    return ("/reset", "/welcome", f"/r/{user.org.slug}/reset")
 
 
 class SessionLimitsMiddleware:

@@ -6,6 +6,8 @@ to sign in); the flow itself is :mod:`hushpost.accounts.reset`.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
@@ -42,35 +44,44 @@ def forgot(request, *, find_account, frame: str, login_url: str, extra: dict):
 
 
 RESET_SESSION = "hushpost_reset"
+INVITATION_SESSION = "hushpost_invitation"
 
 
-def choose(request, *, role: str, org, frame: str, login_url: str, forgot_url: str, extra: dict):
-    """The e-mailed link's page. Its secret arrives in the fragment, which no server sees;
-    the page's script posts it once (``link``) and the session keeps only a ticket.
-    Without script, the page asks for the link to be pasted. A GET changes nothing."""
+def choose(request, *, role: str, org, frame: str, login_url: str, forgot_url: str, extra: dict,
+           kind: reset.LinkTokens = reset.tokens):
+    """The e-mailed link's page (a reset link, or with ``kind`` an invitation). Its secret arrives
+    in the fragment, which no server sees; the page's script posts it once (``link``) and the
+    session keeps only a ticket. Without script, the page asks for the link to be pasted.
+    A GET changes nothing."""
+    invitation = kind is reset.invitation_tokens
+    session_key = INVITATION_SESSION if invitation else RESET_SESSION
     context = {"frame": frame, "account": None, "errors": [], "forgot_url": forgot_url,
-               "minutes": settings.PASSWORD_RESET_TIMEOUT // 60, "state": "opening", **extra}
+               "minutes": settings.PASSWORD_RESET_TIMEOUT // 60, "state": "opening",
+               "invitation": invitation, "days": settings.INVITATION_DAYS, **extra}
     if request.method == "POST" and "link" in request.POST:
         client = client_address(request)
+        link = request.POST["link"][:400]
         attempt = throttle.check_secret(
             client, throttle.account_key("reset-link", client),  # links are 128-bit: only guessing clients slow down
-            lambda: reset.ticket_for_link(request.POST["link"][:400], role=role, org=org))
+            lambda: reset.ticket_for_link(link, role=role, org=org, kind=kind))
         if not attempt.passed:
             context["state"] = "gone"
             if attempt.refusal is None:
+                if reset.expired(link, role=role, org=org, kind=kind):
+                    context["state"] = "expired"
                 return render(request, "accounts/reset.html", context, status=404)
             # Refused, before the check or by the miss that began a block: say how long to wait
             # (the throttle's own words speak of signing in, which is not what happened here).
             context["wait"] = throttle.wait_text(attempt.refusal.retry_after or 60)
             return render(request, "accounts/reset.html", context, status=429)
         request.session.cycle_key()  # a session someone planted never holds the ticket
-        request.session[RESET_SESSION] = attempt.value
+        request.session[session_key] = attempt.value
         return redirect(request.path)
-    ticket = request.session.get(RESET_SESSION)
-    account = reset.user_for_ticket(ticket, role=role, org=org) if ticket else None
+    ticket = request.session.get(session_key)
+    account = reset.user_for_ticket(ticket, role=role, org=org, kind=kind) if ticket else None
     if account is None:
         if ticket is not None:
-            del request.session[RESET_SESSION]  # used or expired; a newer link may be on its way in
+            del request.session[session_key]  # used or expired; a newer link may be on its way in
         if request.method == "POST":
             context["state"] = "gone"
             return render(request, "accounts/reset.html", context, status=404)
@@ -78,9 +89,12 @@ def choose(request, *, role: str, org, frame: str, login_url: str, forgot_url: s
     context["account"], context["state"] = account, "choose"
     if request.method == "POST":
         errors = reset.reset_password(account, request.POST.get("password", ""), request.POST.get("confirm", ""),
-                                      ticket=ticket)
+                                      ticket=ticket, kind=kind)
         if not errors:
-            request.session.pop(RESET_SESSION, None)
+            request.session.pop(session_key, None)
+            if invitation:
+                flash.success(request, "Your account is ready. Sign in with your new password.")
+                return redirect(login_url + "?" + urlencode({"email": account.email}))
             flash.success(request, "Your password is changed, and every other session is signed out. "
                                    "Sign in with your new password.")
             return redirect(login_url)

@@ -30,6 +30,8 @@ class AuditEvent(models.Model):
         PASSWORD_CHANGE = "password_change", "Password changed"
         PASSWORD_RESET_REQUEST = "password_reset_request", "Password reset asked for"
         PASSWORD_RESET = "password_reset", "Password reset"
+        INVITATION_SENT = "invitation_sent", "Invitation sent"
+        INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"
         SEND = "send", "Message sent"
         NOTIFICATION = "notification", "Notification e-mailed"
         OPEN = "open", "Message opened"

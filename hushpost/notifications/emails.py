@@ -42,13 +42,14 @@ def recipient_login_link(org_slug: str, email: str, next_path: str = "") -> str:
 def build_email(notification: Notification, prepared: kinds.Prepared | None = None) -> Notice:
     kind = kinds.of(notification)
     org = notification.org
+    subject = kind.subject_of(notification)
     context = {"org": org, "user": notification.user, "delivery": notification.delivery,
-               "subject": kind.subject, **kind.context(notification), **(prepared or kinds.Prepared()).context}
+               "subject": subject, **kind.context(notification), **(prepared or kinds.Prepared()).context}
     text = render_to_string(f"{kind.template}.txt", context)
     html = render_to_string(f"{kind.template}.html", context)
     host = urlsplit(settings.BASE_URL).hostname or "hushpost.localhost"
     email = Notice(
-        subject=kind.subject,
+        subject=subject,
         body=text,
         from_email=formataddr((org.sender_name, org.notify_from_email or settings.DEFAULT_FROM_EMAIL) if org
                               else ("Secure Messaging", settings.DEFAULT_FROM_EMAIL)),

@@ -38,6 +38,13 @@ class EmailKind:
     prepare: Callable[[Notification], Prepared | None] = lambda notification: Prepared()
     # Called in the transaction that records the e-mail as accepted by the relay.
     accepted: Callable[[Notification, Prepared], None] | None = None
+    # A subject that names something of this notification ("{org}": the organisation's name).
+    subject_names_org: bool = False
+
+    def subject_of(self, notification: Notification) -> str:
+        if self.subject_names_org and notification.org is not None:
+            return self.subject.format(org=notification.org.name)
+        return self.subject
 
 
 _registry: dict[str, EmailKind] = {}

@@ -23,6 +23,7 @@ class Notification(models.Model):
         LOCKOUT = "lockout", "Account locked"
         RESET = "reset", "Password reset"
         PORTALS = "portals", "Your Secure Messaging portals"
+        INVITATION = "invitation", "Invitation to the portal"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

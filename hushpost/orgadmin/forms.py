@@ -13,9 +13,10 @@ EXPIRY_LABELS = {0: "Never", 1: "1 Day", 7: "7 Days", 30: "30 Days"}
 
 
 class AddSenderForm(forms.Form):
+    """Who to invite: they choose their own password from the invitation's link."""
+
     email = single_line(forms.EmailField(label="E-mail address"))
     name = single_line(forms.CharField(label="Name", max_length=200))  # it goes into e-mail headers
-    password = forms.CharField(label="First password", widget=forms.PasswordInput, strip=False)
     admin = forms.BooleanField(label="Organisation admin", required=False)
 
 

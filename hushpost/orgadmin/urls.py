@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.senders, name="senders"),
     path("senders/<int:user_id>/active", views.sender_active, name="sender-active"),
     path("senders/<int:user_id>/reset", views.sender_reset, name="sender-reset"),
+    path("senders/<int:user_id>/invite", views.sender_invite, name="sender-invite"),
     path("recipients", views.recipients, name="recipients"),
     path("recipients/<int:user_id>/reset", views.recipient_reset, name="recipient-reset"),
     path("people/<int:user_id>/unlock", views.unlock, name="unlock"),

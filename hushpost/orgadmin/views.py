@@ -14,7 +14,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from hushpost.accounts import reauth, reset, throttle
+from hushpost.accounts import invitations, reauth, reset, throttle
 from hushpost.accounts.actions import (
     create_sender,
     reset_recipient_password,
@@ -57,26 +57,28 @@ def org_admin_required(view):
     return wrapper
 
 
-@checks_input("email", "name", "password")
+@checks_input("email", "name")
 @org_admin_required
 @confirmed
 def senders(request):
+    """The organisation's senders; adding one sends them an invitation to choose their own password."""
     form = AddSenderForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             user = create_sender(
                 email=form.cleaned_data["email"], name=form.cleaned_data["name"],
-                password=form.cleaned_data["password"], admin=form.cleaned_data["admin"],
-                org=request.user.org, by=request.user,
+                admin=form.cleaned_data["admin"], org=request.user.org, by=request.user,
             )
         except Refused as e:
             form.add_error(None, str(e))
         else:
-            flash.success(request, f"{user.email} can now sign in and send secure messages.")
+            flash.success(request, f"An invitation is on its way to {user.email}. It works once, for "
+                                   f"{settings.INVITATION_DAYS} days; they choose their own password.")
             return redirect("orgadmin:senders")
     people = list(User.objects.filter(org=request.user.org, role=User.Role.SENDER).order_by("email"))
     for person in people:
         person.locked_until = throttle.locked_until(person)
+        person.invited = invitations.is_invited(person)
     return render(
         request, "orgadmin/senders.html",
         {"form": form, "people": people, "tab": "admin", "section": "senders"},
@@ -110,6 +112,8 @@ def sender_reset(request, user_id):
     member = access_member_for_admin(request.user, user_id, User.Role.SENDER)
     if not member.is_active:
         flash.error(request, f"{member.email} is disabled. Enable them first.")
+    elif invitations.is_invited(member):
+        flash.info(request, f"{member.email} has not set up their account yet: send a new invitation instead.")
     elif not reset.request_reset(member, by=request.user):
         flash.info(request, f"A reset link went to {member.email} less than five minutes ago; "
                             "ask them to look for it (and in their spam folder).")
@@ -117,6 +121,26 @@ def sender_reset(request, user_id):
         minutes = settings.PASSWORD_RESET_TIMEOUT // 60
         flash.success(request, f"A password reset link is on its way to {member.email}. "
                                f"It works once, for {minutes} minutes; their password stays as it is until then.")
+    return redirect("orgadmin:senders")
+
+
+@require_POST
+@org_admin_required
+@confirmed
+def sender_invite(request, user_id):
+    """Send a new invitation (the last one expired or went astray); the earlier links stop working."""
+    member = access_member_for_admin(request.user, user_id, User.Role.SENDER)
+    try:
+        sent = invitations.resend(member, by=request.user)
+    except Refused as exc:
+        flash.error(request, str(exc))
+    else:
+        if sent:
+            flash.success(request, f"A new invitation is on its way to {member.email}. It works once, for "
+                                   f"{settings.INVITATION_DAYS} days; earlier invitation links no longer work.")
+        else:
+            flash.info(request, f"An invitation went to {member.email} less than five minutes ago; "
+                                "ask them to look for it (and in their spam folder).")
     return redirect("orgadmin:senders")
 
 

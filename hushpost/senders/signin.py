@@ -1,5 +1,5 @@
 """The sender portal's way in: the address first ("Next", which finds the region), then the
-password and, where it is on, the second step; signing out; "Forgot your password?"."""
+password and, where it is on, the second step; signing out; "Forgot your password?"; an invitation's link."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.contrib.auth import logout
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from hushpost.accounts import throttle
+from hushpost.accounts import reset, throttle
 from hushpost.accounts import views as account_pages
 from hushpost.accounts.flows import begin_session, sender_account, sign_in_sender
 from hushpost.lib.client import client_address
@@ -126,6 +126,13 @@ def forgot_password(request):
 def reset_password(request):
     return account_pages.choose(request, role="sender", org=None, frame="base.html",
                                 login_url="/login", forgot_url="/forgot", extra={})
+
+
+@checks_input("password", "confirm")
+def accept_invitation(request):
+    """An invitation's link: the new sender chooses their first password ("Set up your account")."""
+    return account_pages.choose(request, role="sender", org=None, frame="base.html", login_url="/login",
+                                forgot_url="/forgot", extra={}, kind=reset.invitation_tokens)
 
 
 @checks_input("code")

@@ -9,6 +9,7 @@ urlpatterns = [
     path("login/2fa", signin.second_factor, name="second-factor"),
     path("forgot", signin.forgot_password, name="forgot"),
     path("reset", signin.reset_password, name="reset"),
+    path("welcome", signin.accept_invitation, name="welcome"),
     path("app/", views.inbox, name="inbox"),
     path("app/sent", views.sent, name="sent"),
     path("app/compose", views.compose, name="compose"),

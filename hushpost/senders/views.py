@@ -22,6 +22,7 @@ from hushpost.attachments import views as attachments
 from hushpost.attachments.actions import files_of
 from hushpost.lib.input import checks_input
 from hushpost.lib.refusals import Refused
+from hushpost.lib.urls import safe_next
 from hushpost.messaging import listing
 from hushpost.messaging.access import (
     access_message_for_sender,
@@ -199,14 +200,20 @@ def retry_notification(request, uid, notification_id):
 @sender_required
 def account(request):
     errors: list[str] = []
+    # A password someone else chose (``hushpost user add``): replaced before anything else.
+    first_time = request.user.must_change_password
     if request.method == "POST":
         errors = set_new_password(request, request.user, request.POST.get("password", ""),
                                   request.POST.get("confirm", ""))
         if not errors:
+            if first_time:
+                flash.success(request, "Your password is set. Only you know it.")
+                return redirect(safe_next(request, request.GET.get("next"), prefix="/app/", default="/app/"))
             flash.success(request, "Your password is changed. Every other session is signed out.")
             return redirect("senders:account")
     return render(request, "senders/account.html",
-                  {"errors": errors, "tab": "account", "reauth": reauth.fields(request, always=True)},
+                  {"errors": errors, "tab": "account", "first_time": first_time,
+                   "reauth": reauth.fields(request, always=not first_time)},
                   status=400 if errors else 200)
 
 

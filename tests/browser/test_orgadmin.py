@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -9,10 +11,13 @@ from hushpost.accounts.models import User
 from tests import personas
 from tests.browser.steps import check, shot, sign_in_sender
 
+INVITED = "You're invited to Northwind Health's secure messaging portal"
+CHOSEN = "Granite-violin-harbour-61"
+
 pytestmark = pytest.mark.browser
 
 
-def test_admin_manages_senders_and_policy(site, page, bob_context, org):
+def test_admin_manages_senders_and_policy(site, page, bob_context, org, smtp, deliver):
     ada = personas.ada(org)
     other = personas.harbour()
     hal = personas.hal(other)
@@ -22,12 +27,39 @@ def test_admin_manages_senders_and_policy(site, page, bob_context, org):
     page.get_by_role("link", name="Administration").click()
     expect(page.get_by_role("heading", name="Administration")).to_be_visible()
     check(page, "admin senders", problems)
+    # The admin types who, never a password: the invitee chooses their own.
+    expect(page.locator("input[type=password]")).to_have_count(0)
     page.get_by_label("E-mail address").fill("new@northwind.example")
     page.get_by_label("Name").fill("Nia Newcomer")
-    page.get_by_label("First password").fill("Granite-violin-harbour-61")
-    page.get_by_role("button", name="Add sender").click()
-    expect(page.get_by_text("new@northwind.example can now sign in")).to_be_visible()
+    page.get_by_role("button", name="Add sender and send invitation").click()
+    expect(page.get_by_text("An invitation is on its way to new@northwind.example")).to_be_visible()
     row = page.locator("tr", has=page.get_by_text("new@northwind.example"))
+    expect(row.get_by_text("Invited")).to_be_visible()
+    expect(row.get_by_role("button", name="Resend invitation")).to_be_visible()
+
+    deliver()
+    link = smtp.wait_for("new@northwind.example", INVITED)[-1].link()
+    nia_page = bob_context.new_page()
+    nia_page.goto(link)
+    expect(nia_page).to_have_title(re.compile("^Set up your account"))
+    expect(nia_page.get_by_role("heading", name="Set up your account")).to_be_visible()
+    assert "#" not in nia_page.url  # the secret left the address bar
+    nia_page.get_by_label("Your password").fill(CHOSEN)
+    nia_page.get_by_label("Type it again").fill(CHOSEN)
+    shot(nia_page, "25-invitation-set-up")
+    nia_page.get_by_role("button", name="Set up my account").click()
+    expect(nia_page.get_by_text("Your account is ready")).to_be_visible()
+    expect(nia_page.get_by_label("E-mail address")).to_have_value("new@northwind.example")  # filled in
+    nia_page.get_by_label("Password").fill(CHOSEN)
+    nia_page.get_by_role("button", name="Sign in").click()
+    expect(nia_page).to_have_url(f"{site}/app/")
+    expect(nia_page.get_by_role("heading", name="Inbox")).to_be_visible()
+    nia_page.goto(link)  # once only
+    expect(nia_page.get_by_role("heading", name="This link no longer works")).to_be_visible()
+    nia_page.close()
+
+    page.reload()
+    expect(row.get_by_text("Active")).to_be_visible()
     row.get_by_role("button", name="Disable").click()
     expect(row.get_by_text("Disabled")).to_be_visible()
     assert not User.objects.get(email="new@northwind.example").is_active
