@@ -276,9 +276,11 @@ if FILE_STORAGE["kind"] not in {"local", "s3"}:
     raise ConfigError("HUSHPOST_STORAGE must be local or s3")
 if FILE_STORAGE["kind"] == "s3" and not FILE_STORAGE["bucket"]:
     raise ConfigError("HUSHPOST_STORAGE=s3 needs HUSHPOST_S3_BUCKET")
-# Uploads are streamed through Hushpost's own handler (encrypted as they arrive);
-# nothing is ever spooled to a plaintext temporary file.
-FILE_UPLOAD_HANDLERS = ["hushpost.attachments.uploads.EncryptingUploadHandler"]
+# Uploads are streamed through Hushpost's own handlers: attachments are encrypted as they
+# arrive, the admin area's list of senders (256 KB at most) is read into memory; nothing
+# is ever spooled to a plaintext temporary file.
+FILE_UPLOAD_HANDLERS = ["hushpost.orgadmin.uploads.SenderListUploadHandler",
+                        "hushpost.attachments.uploads.EncryptingUploadHandler"]
 # Draft uploads not attached to a message within this time are deleted.
 UPLOAD_DRAFT_HOURS = envint("UPLOAD_DRAFT_HOURS", 24)
 

@@ -16,7 +16,7 @@ from hushpost.lib import clock
 from hushpost.notifications.models import Notification
 from tests import personas
 from tests.helpers import link_in, open_link, post_link
-from tests.personas import PASSWORD
+from tests.personas import signed_in_sender
 
 INVITED = "You're invited to Northwind Health's secure messaging portal"
 NEW = "nia@northwind.example"
@@ -29,11 +29,6 @@ def admin(org):
     return personas.ada(org)
 
 
-def admin_browser(admin) -> Client:
-    c = Client()
-    assert c.post("/login", {"email": admin.email, "password": PASSWORD}).status_code == 302
-    return c
-
 
 def invite(c: Client, email: str = NEW, **extra):
     return c.post("/app/admin/", {"email": email, "name": "Nia Okoro", **extra})
@@ -44,7 +39,7 @@ def row(page: str, email: str) -> str:
 
 
 def test_an_admin_invites_a_sender_who_chooses_their_own_password(admin, smtp, deliver):
-    c = admin_browser(admin)
+    c = signed_in_sender(admin)
     page = c.get("/app/admin/").content.decode()
     assert 'name="password"' not in page and "First password" not in page  # nothing to type for them
     # A password slipped into the form is ignored: the account has none until its owner chooses one.
@@ -85,7 +80,7 @@ def test_an_admin_invites_a_sender_who_chooses_their_own_password(admin, smtp, d
 
 
 def test_an_invitation_expires_and_the_admin_sends_a_new_one(admin, smtp, deliver):
-    invite(admin_browser(admin))
+    invite(signed_in_sender(admin))
     deliver()
     first = link_in(smtp.wait_for(NEW, INVITED)[-1])
     clock.travel(timedelta(days=6, hours=23))
@@ -94,7 +89,7 @@ def test_an_invitation_expires_and_the_admin_sends_a_new_one(admin, smtp, delive
     r = post_link(Client(), first)
     assert r.status_code == 404 and "This invitation has expired" in r.content.decode()
 
-    c = admin_browser(admin)  # the admin's session of a week ago is long over
+    c = signed_in_sender(admin)  # the admin's session of a week ago is long over
     nia = User.objects.get(email=NEW)
     r = c.post(f"/app/admin/senders/{nia.pk}/invite", follow=True)
     assert f"A new invitation is on its way to {NEW}" in r.content.decode()
@@ -116,7 +111,7 @@ def test_an_invitation_expires_and_the_admin_sends_a_new_one(admin, smtp, delive
 
 
 def test_an_invitation_opens_only_its_own_page_and_only_while_the_account_is_enabled(admin, smtp, deliver):
-    c = admin_browser(admin)
+    c = signed_in_sender(admin)
     invite(c)
     deliver()
     link = link_in(smtp.wait_for(NEW, INVITED)[-1])
@@ -131,7 +126,7 @@ def test_an_invitation_opens_only_its_own_page_and_only_while_the_account_is_ena
 
 def test_an_invitation_is_not_sent_once_the_sender_has_a_password(admin, smtp, deliver):
     """Accepted, or disabled, before the worker's turn: the e-mail is no longer wanted."""
-    invite(admin_browser(admin))
+    invite(signed_in_sender(admin))
     User.objects.filter(email=NEW).update(is_active=False)
     deliver()
     assert not smtp.to(NEW, INVITED)

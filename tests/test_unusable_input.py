@@ -73,7 +73,7 @@ NO_TYPED_FIELDS = {
     "senders:expiry", "recipients:inbox", "recipients:resend", "recipients:logout",
     "recipients:sign-out-everywhere", "recipients:sent", "recipients:upload", "recipients:discard-file",
     "recipients:message", "recipients:file", "recipients:print", "recipients:delete", "orgadmin:sender-active",
-    "orgadmin:sender-reset", "orgadmin:sender-invite",
+    "orgadmin:sender-reset", "orgadmin:sender-invite", "orgadmin:sender-import",
     "orgadmin:recipient-reset", "orgadmin:unlock", "orgadmin:message-recall", "region-domain-lookup",
     "region-portals-lookup", "dev-mailbox", "dev-mail", "dev-mail-html",
 }

@@ -30,24 +30,7 @@ def create_sender(
     owner replaces it at first sign-in.
     ``by``: the organisation admin who added them, or ``by_label`` (a shell command),
     recorded in the audit trail."""
-    email = email.strip().lower()
-    try:
-        validate_email(email)
-    except ValidationError:
-        raise Refused(f"{email!r} is not an e-mail address") from None
-    if "\r" in name or "\n" in name:
-        raise Refused("a name cannot contain line breaks")
-    owner = org_for_address(email)
-    if org is not None and (owner is None or owner.pk != org.pk):
-        domains = ", ".join(d.name for d in org.domains.all())
-        raise Refused(f"Senders need an address at your organisation's domains ({domains}).")
-    org = owner
-    if org is None:
-        raise Refused(
-            f"no organisation owns the domain of {email}; add it with 'hushpost org add'"
-        )
-    if User.objects.filter(org=org, role=User.Role.SENDER, email=email).exists():
-        raise Refused(f"{email} already has a sender account")
+    email, org = check_new_sender(email, name, org)
     if password is not None:
         problems = password_problems(password, email=email, name=name)
         if problems:
@@ -63,6 +46,28 @@ def create_sender(
         if password is None:
             invitations.invite(user, by=by, actor_email=by_label)
     return user
+
+
+def check_new_sender(email: str, name: str, org=None) -> tuple[str, Organization]:
+    """The address as stored and its organisation, or ``Refused`` saying why it cannot be a new sender."""
+    email = email.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise Refused(f"{email!r} is not an e-mail address") from None
+    if "\r" in name or "\n" in name:
+        raise Refused("a name cannot contain line breaks")
+    owner = org_for_address(email)
+    if org is not None and (owner is None or owner.pk != org.pk):
+        domains = ", ".join(d.name for d in org.domains.all())
+        raise Refused(f"Senders need an address at your organisation's domains ({domains}).")
+    if owner is None:
+        raise Refused(
+            f"no organisation owns the domain of {email}; add it with 'hushpost org add'"
+        )
+    if User.objects.filter(org=owner, role=User.Role.SENDER, email=email).exists():
+        raise Refused(f"{email} already has a sender account")
+    return email, owner
 
 
 def update_sender(user: User, *, name: str | None = None, admin: bool | None = None,

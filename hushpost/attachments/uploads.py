@@ -3,7 +3,8 @@
 It replaces Django's memory and temporary-file handlers, so an upload is never
 held in memory whole nor written anywhere in plaintext.  Only the Compose and
 Reply forms' ``files`` field is taken, and only from a signed-in sender or
-recipient; any other file part is skipped unread.
+recipient; any other file part is skipped unread (the admin area's list of
+senders is taken before it, by ``orgadmin/uploads.py``).
 """
 
 from __future__ import annotations

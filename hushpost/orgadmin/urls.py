@@ -5,6 +5,7 @@ from hushpost.orgadmin import views
 app_name = "orgadmin"
 urlpatterns = [
     path("", views.senders, name="senders"),
+    path("senders/import", views.sender_import, name="sender-import"),
     path("senders/<int:user_id>/active", views.sender_active, name="sender-active"),
     path("senders/<int:user_id>/reset", views.sender_reset, name="sender-reset"),
     path("senders/<int:user_id>/invite", views.sender_invite, name="sender-invite"),

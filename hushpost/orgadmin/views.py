@@ -27,7 +27,7 @@ from hushpost.lib.input import checks_input
 from hushpost.lib.refusals import Refused
 from hushpost.messaging.actions import recall
 from hushpost.notifications.models import Notification
-from hushpost.orgadmin import search
+from hushpost.orgadmin import importing, search
 from hushpost.orgadmin.access import access_member_for_admin, access_message_for_admin
 from hushpost.orgadmin.forms import (
     MESSAGE_STATUSES,
@@ -142,6 +142,41 @@ def sender_invite(request, user_id):
             flash.info(request, f"An invitation went to {member.email} less than five minutes ago; "
                                 "ask them to look for it (and in their spam folder).")
     return redirect("orgadmin:senders")
+
+
+IMPORT_SESSION = "hushpost_sender_import"
+
+
+@org_admin_required
+@confirmed
+def sender_import(request):
+    """Invite many senders from a CSV file: upload, a preview with each row's problem, confirm."""
+    context = {"tab": "admin", "section": "senders", "rows": None, "error": "", "days": settings.INVITATION_DAYS}
+    if request.method != "POST":
+        return render(request, "orgadmin/import.html", context)
+    if request.POST.get("action") == "confirm":
+        rows = importing.from_session(request.session.pop(IMPORT_SESSION, None))
+        if not rows:
+            flash.error(request, "That list is gone (it is kept until you confirm or upload another). Upload it again.")
+            return redirect("orgadmin:sender-import")
+        invited, refused = importing.invite_all(rows, by=request.user)
+        flash.success(request, f"{invited} invitation{'s' if invited != 1 else ''} on the way; each works once, "
+                               f"for {settings.INVITATION_DAYS} days.")
+        for row in refused:
+            flash.error(request, f"Line {row.line}, {row.email}: {row.problem}")
+        return redirect("orgadmin:senders")
+    upload = request.FILES.get("senders_csv")
+    if upload is None:
+        context["error"] = "Choose a CSV file to upload (again, if you have just confirmed it's you)."
+        return render(request, "orgadmin/import.html", context, status=400)
+    rows, problem = importing.read(upload.read(), request.user.org)
+    if problem:
+        context["error"] = problem
+        return render(request, "orgadmin/import.html", context, status=400)
+    request.session[IMPORT_SESSION] = importing.to_session(rows)
+    context.update(rows=rows, good=sum(1 for r in rows if not r.problem),
+                   bad=sum(1 for r in rows if r.problem))
+    return render(request, "orgadmin/import.html", context)
 
 
 @checks_input("q")

@@ -94,3 +94,28 @@ def test_admin_manages_senders_and_policy(site, page, bob_context, org, smtp, de
     assert response.status == 404
     assert not User.objects.get(pk=nia.pk).is_active
     assert problems == {}, problems
+
+
+def test_admin_imports_senders_from_a_csv_file(site, page, org, smtp, deliver, tmp_path):
+    ada = personas.ada(org)
+    problems: dict[str, list[str]] = {}
+    listing = tmp_path / "senders.csv"
+    listing.write_text("email,name,admin\nnia@northwind.example,Nia Okoro,no\nomar@northwind.example,Omar Haddad,yes\n"
+                       "ada@northwind.example,Ada Again,\n", encoding="utf-8")
+    sign_in_sender(page, site, ada)
+    page.goto(f"{site}/app/admin/")
+    page.get_by_role("link", name="Import many from a CSV file").click()
+    check(page, "admin import", problems)
+    page.get_by_label("CSV file").set_input_files(listing)
+    page.get_by_role("button", name="Check the list").click()
+    expect(page.get_by_text("2 senders will be invited; 1 line cannot be used")).to_be_visible()
+    expect(page.locator("tr[data-line='4']")).to_contain_text("already has a sender account")
+    check(page, "admin import preview", problems)
+    shot(page, "26-admin-import-preview")
+    page.get_by_role("button", name="Invite 2 senders").click()
+    expect(page.get_by_text("2 invitations on the way")).to_be_visible()
+    expect(page.locator("tr[data-sender='omar@northwind.example']")).to_contain_text("Invited")
+    deliver()
+    assert smtp.wait_for("omar@northwind.example", INVITED)
+    assert User.objects.get(email="omar@northwind.example").is_org_admin
+    assert problems == {}, problems
