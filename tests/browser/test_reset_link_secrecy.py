@@ -1,4 +1,4 @@
-"""A password reset link's secret never reaches a server log, a Referer or the address bar.
+"""A password reset or invitation link's secret never reaches a server log, a Referer or the address bar.
 
 The production web server (`hushpost serve`, gunicorn) writes its access log
 to a file; the worker (`hushpost worker`) delivers the e-mail to the SMTP sink;
@@ -88,11 +88,35 @@ def test_the_reset_secret_stays_out_of_logs_referers_and_the_address_bar(page, d
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
 
-    # What left the browser: the secret only ever in the body of one POST.
+    assert_kept_secret(secret, sent, deployment, "/reset")
+
+
+def test_an_invitations_secret_stays_out_of_logs_referers_and_the_address_bar(page, deployment, smtp):
+    r = deployment.run("user", "add", "--email", "ivy@liberty.example", "--name", "Ivy", "--invite")
+    assert r.returncode == 0, r.stderr
+    sent = []
+    page.on("request", lambda request: sent.append((request.url, request.all_headers())))
+    link = smtp.wait_for("ivy@liberty.example", "You're invited to Liberty Clinic's secure messaging portal")[-1].link()
+    secret = urlsplit(link).fragment.rsplit("/", 1)[1]
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Set up your account")).to_be_visible()
+    assert secret not in page.url and "#" not in page.url
+    page.get_by_label("Your password").fill(CHOSEN)
+    page.get_by_label("Type it again").fill(CHOSEN)
+    page.get_by_role("button", name="Set up my account").click()
+    expect(page.get_by_text("Your account is ready")).to_be_visible()
+    page.get_by_label("Password", exact=True).fill(CHOSEN)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    assert_kept_secret(secret, sent, deployment, "/welcome")
+
+
+def assert_kept_secret(secret: str, sent: list, deployment, path: str) -> None:
+    """What left the browser: the secret only ever in the body of one POST."""
     for url, headers in sent:
         assert secret not in url, url
         assert all(secret not in value for value in headers.values()), url
     deployment.stop()
     log = deployment.log.read_text()
-    assert '"GET /reset"' in log and '"POST /reset"' in log, log  # the log does record these requests
+    assert f'"GET {path}"' in log and f'"POST {path}"' in log, log  # the log does record these requests
     assert secret not in log
