@@ -16,6 +16,7 @@ from hushpost.lib import clock
 from hushpost.messaging.models import Message
 from hushpost.notifications import delivery
 from hushpost.notifications.models import Notification
+from hushpost.server import background
 from hushpost.server.background import BackgroundWorker
 from hushpost.server.models import WorkerProcess
 from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, send
@@ -254,6 +255,44 @@ def test_tasks_left_running_by_a_dead_worker_go_back_in_the_queue(sender_client,
     BackgroundWorker(interval=0, batch=True, heartbeat=False).reap()
     assert DBTaskResult.objects.get(pk=tasks[0].pk).status == "READY"
     assert DBTaskResult.objects.get(pk=tasks[1].pk).status == "RUNNING"  # its worker is alive
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_is_alive_on_record_before_it_takes_its_first_task(sender_client, smtp, monkeypatch):
+    """Two workers starting together: the second's reaping must find the first alive, or it
+    hands the first one's task to someone else while it runs."""
+    send(sender_client, to=BOB)
+    on_record = []
+    # On a busy machine the heartbeat thread may not have run yet when the first task is taken.
+    monkeypatch.setattr(background._Heartbeat, "start", lambda self: None)
+    monkeypatch.setattr(background._Heartbeat, "finish", lambda self: None)
+
+    class Watched(BackgroundWorker):
+        def next_task(self):
+            if not on_record:
+                on_record.append(WorkerProcess.objects.filter(worker_id=self.worker_id).exists())
+            return super().next_task()
+
+    Watched(interval=0, batch=True, heartbeat=True).run()
+    assert on_record == [True]
+    assert len(smtp.to(BOB)) == 2
+
+
+@pytest.mark.django_db(transaction=True)  # as deployed: the worker runs in autocommit
+def test_a_task_whose_row_went_while_it_ran_does_not_stop_the_worker(sender_client, smtp, deliver, monkeypatch):
+    """A peer's batch sent the notification and dropped its queued task while this worker ran
+    it: the worker goes on, and nothing is lost or sent twice."""
+    send(sender_client, to=BOB)
+    send_due = delivery.deliver_due
+
+    def while_a_peer_drops_the_tasks(*args, **kwargs):
+        DBTaskResult.objects.all().delete()
+        return send_due(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "deliver_due", while_a_peer_drops_the_tasks)
+    deliver()  # returns: the worker did not stop on the missing row
+    assert len(smtp.to(BOB)) == 2
+    assert set(Notification.objects.values_list("status", flat=True)) == {"sent"}
 
 
 def test_a_stopped_worker_finds_its_queue_intact(sender_client, smtp, deliver):

@@ -21,7 +21,7 @@ import threading
 import time
 from datetime import timedelta
 
-from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models.functions import Now
 from django_tasks import TaskResultStatus
@@ -77,6 +77,9 @@ class BackgroundWorker(Worker):
             return
         beat = _Heartbeat(self.worker_id, self.stop) if self.heartbeat else None
         if beat:
+            # Alive on record before it claims anything: a peer reaping at this moment
+            # must not take it for a dead worker and hand its task to someone else.
+            beat.beat()
             beat.start()
         log.info("worker %s started", self.worker_id)
         try:
@@ -121,7 +124,15 @@ class BackgroundWorker(Worker):
         # A task that fails while the database is away raises here, when its
         # outcome cannot be written; one that failed for that reason but could
         # still be recorded leaves notifications this worker holds.
-        self.run_task(task)
+        try:
+            self.run_task(task)
+        except DatabaseError as exc:
+            if isinstance(exc, DATABASE_ERRORS) or DBTaskResult.objects.filter(pk=task.pk).exists():
+                raise
+            # Its row went while it ran (a peer's batch sent its notification and
+            # dropped the task): the notification's own state is what counts.
+            log.warning("task %s was gone when its outcome was written; going on", task.pk)
+            return True
         if task.status == TaskResultStatus.FAILED:
             self.unsettled = True
         return True
@@ -214,17 +225,21 @@ class _Heartbeat(threading.Thread):
         self.stop = stop
         self.done = threading.Event()
 
+    def beat(self) -> None:
+        """Record that the worker lives (on the calling thread's connection)."""
+        try:
+            updated = WorkerProcess.objects.filter(worker_id=self.worker_id).update(beat_at=Now())
+            if not updated:
+                WorkerProcess.objects.create(worker_id=self.worker_id, hostname=socket.gethostname()[:255],
+                                             pid=os.getpid())
+        except DATABASE_ERRORS:
+            reset_connections()
+        except Exception:  # noqa: BLE001 - a heartbeat must never stop the worker
+            log.exception("heartbeat failed")
+
     def run(self) -> None:
         while not self.done.is_set():
-            try:
-                updated = WorkerProcess.objects.filter(worker_id=self.worker_id).update(beat_at=Now())
-                if not updated:
-                    WorkerProcess.objects.create(worker_id=self.worker_id, hostname=socket.gethostname()[:255],
-                                                 pid=os.getpid())
-            except DATABASE_ERRORS:
-                reset_connections()
-            except Exception:  # noqa: BLE001 - a heartbeat must never stop the worker
-                log.exception("heartbeat failed")
+            self.beat()
             self.done.wait(BEAT_SECONDS)
         try:
             WorkerProcess.objects.filter(worker_id=self.worker_id).delete()
