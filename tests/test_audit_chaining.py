@@ -132,7 +132,8 @@ def test_the_database_allows_an_event_one_change_only_its_link(org):
     waiting = note(org, "waiting")
     # Unchained, its content still cannot change, with or without a link set at the same time.
     for change in ({"detail": "rewritten"}, {"detail": "rewritten", "seq": 1, "prev_hash": "0" * 64,
-                                              "hash": "f" * 64}):
+                                              "hash": "f" * 64},
+                   {"mac": "e" * 64, "seq": 1, "prev_hash": "0" * 64, "hash": "f" * 64}):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             AuditEvent.objects.filter(pk=waiting.pk).update(**change)
     linker.link()
@@ -185,3 +186,39 @@ def test_a_chained_event_sent_back_to_be_chained_again_shows(org):
                                                                                  hash=None))
     [problem] = verify().broken
     assert "does not follow from the one before it" in problem
+
+
+def test_an_event_inserted_by_someone_else_is_chained_but_shows(org):
+    """Anyone who can INSERT into the table can add a row for the linker to chain; without the
+    master key its own seal cannot match, and verify names it."""
+    note(org, "real")
+    real = AuditEvent.objects.get(detail="real")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO audit_auditevent (org_id, at, action, actor_id, actor_email, client, object_type, "
+            "object_id, detail, mac) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [org.pk, connection.ops.adapt_datetimefield_value(real.at), "open", None, "bob@client.example",
+             "203.0.113.9", "message", "made-up", "", "0" * 64])
+    forged = AuditEvent.objects.get(object_id="made-up")
+    [problem] = verify().broken
+    assert AuditEvent.objects.get(pk=forged.pk).hash is not None  # chained like the rest...
+    assert problem == (f"chain {org.pk}: event {forged.pk} ({forged.at:%Y-%m-%d %H:%M:%S} open) was not "
+                       "written by Hushpost: its seal does not match")  # ...and named
+
+
+def test_a_head_moved_back_over_deleted_events_is_never_extended(org, caplog):
+    """The last events deleted and the head moved back, without the key for its seal: the
+    linker refuses to chain onto it (resealing it would hide the deletion)."""
+    for n in range(4):
+        note(org, f"event {n}")
+    assert verify().broken == []
+    kept = list(AuditEvent.objects.filter(org=org).order_by("seq"))[:2]
+    gone = AuditEvent.objects.filter(org=org, seq__gt=2)
+    _as_database_owner(lambda: gone._raw_delete(AuditEvent.objects.db))
+    AuditHead.objects.filter(chain=org.pk).update(last_hash=kept[-1].hash, events=2, seal="0" * 64)
+    later = note(org, "later")
+    assert linker.link() == 0
+    assert AuditEvent.objects.get(pk=later.pk).hash is None
+    assert "head's seal does not match" in caplog.text
+    [problem] = verify().broken
+    assert problem.startswith(f"chain {org.pk}: its head's seal does not match")

@@ -4,7 +4,9 @@
 ``record`` writes one event inside the caller's transaction, so the event exists
 exactly when the thing it records does. It is one INSERT and takes no lock: a
 send, an open or a delivered e-mail never waits for another one of the same
-organisation. The linker chains the event once it is committed. No savepoint
+organisation. The event carries its own keyed seal (``mac``), so the linker,
+which chains the event once it is committed, cannot be made to chain a forged
+one unseen. No savepoint
 either: an event that cannot be written fails the whole transaction, never just
 itself. Details are short and never hold content: no subjects, bodies or filenames.
 """
@@ -15,6 +17,7 @@ from contextvars import ContextVar
 
 from django.db import connections
 
+from hushpost.audit.chain import event_mac
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.lib.client import client_address
@@ -28,14 +31,14 @@ current_client: ContextVar[str] = ContextVar("hushpost_audit_client", default=""
 # PostgreSQL and SQLite.
 _INSERT_EVENT = (
     'INSERT INTO "audit_auditevent" ("org_id", "at", "action", "actor_id", "actor_email", "client", '
-    '"object_type", "object_id", "detail") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)'
+    '"object_type", "object_id", "detail", "mac") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)'
 )
 
 
 def _insert(event: AuditEvent) -> None:
     connection = connections[AuditEvent.objects.db]
     values = [event.org_id, connection.ops.adapt_datetimefield_value(event.at), event.action, event.actor_id,
-              event.actor_email, event.client, event.object_type, event.object_id, event.detail]
+              event.actor_email, event.client, event.object_type, event.object_id, event.detail, event.mac]
     with connection.cursor() as cursor:
         if connection.features.can_return_columns_from_insert:
             cursor.execute(_INSERT_EVENT + ' RETURNING "id"', values)
@@ -66,6 +69,7 @@ def record(action: str, *, org=None, actor=None, actor_email: str = "", request=
         actor_email=(actor.email if actor is not None else actor_email)[:254], client=client[:64],
         object_type=object_type[:20], object_id=object_id[:64], detail=detail[:300],
     )
+    event.mac = event_mac(event)
     _insert(event)
     return event
 

@@ -4,6 +4,8 @@ All are HMAC-SHA256 under keys derived from the master key (``hushpost.crypto.ma
 which is not in the database: whoever can write the database can delete or change rows, but
 cannot make links, seals or checkpoints that verify.
 
+* An event's ``mac``, made as it is written, covers its fields: the linker chains
+  whatever waits, so an event inserted by anyone else is told apart by it.
 * An event's ``hash`` covers its fields and the hash before it.
 * A chain's head carries how many events the chain has and its last hash,
   sealed, so removing the last events and moving the head back shows.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 
 from hushpost.crypto import macs
-from hushpost.crypto.labels import AUDIT_CHECKPOINT, AUDIT_HEAD, AUDIT_LINK
+from hushpost.crypto.labels import AUDIT_CHECKPOINT, AUDIT_EVENT, AUDIT_HEAD, AUDIT_LINK
 from hushpost.lib import clock
 
 GENESIS = "0" * 64
@@ -28,11 +30,23 @@ class BadCheckpoint(ValueError):
     """A checkpoint that is not one, or whose signature does not match."""
 
 
+def _fields(event) -> list:
+    return [event.org_id or 0, event.at.isoformat(), event.action, event.actor_id or 0, event.actor_email,
+            event.client, event.object_type, event.object_id, event.detail]
+
+
 def link(prev: str, event) -> str:
     """The event's hash: its fields and the previous hash of its chain."""
-    return macs.audit(AUDIT_LINK, [
-        prev, event.org_id or 0, event.at.isoformat(), event.action, event.actor_id or 0, event.actor_email,
-        event.client, event.object_type, event.object_id, event.detail])
+    return macs.audit(AUDIT_LINK, [prev, *_fields(event)])
+
+
+def event_mac(event) -> str:
+    """The event's own seal, made by ``record`` as it is written."""
+    return macs.audit(AUDIT_EVENT, _fields(event))
+
+
+def mac_holds(event) -> bool:
+    return bool(event.mac) and macs.matches(event.mac, event_mac(event))
 
 
 def head_seal(chain: int, events: int, last_hash: str) -> str:

@@ -11,21 +11,29 @@ time under its head's lock, and nothing that people wait for takes that lock.
 An event committed late (its transaction began before others that committed
 first) joins the chain after the events already linked; its ``seq`` says where.
 What is linked can no longer change unseen; what waits to be linked is a
-moment's worth of events (the threat model says what that allows).
+moment's worth of events (the threat model says what that allows). Every event
+carries its own keyed seal from the moment it is written, so a row inserted by
+anyone else, chained like the rest, still shows in ``verify``. A head whose seal
+does not hold (moved back over deleted events) is never extended and resealed:
+its chain waits, and ``verify`` names it.
 """
 
 from __future__ import annotations
 
+import logging
+
 from django.db import IntegrityError, connections, transaction
 
-from hushpost.audit.chain import GENESIS, head_seal
+from hushpost.audit.chain import GENESIS, head_seal, seal_holds
 from hushpost.audit.chain import link as chain_link
 from hushpost.audit.models import AuditEvent, AuditHead
+
+log = logging.getLogger(__name__)
 
 BATCH = 500
 
 _PENDING_CHAINS = 'SELECT DISTINCT "org_id" FROM "audit_auditevent" WHERE "hash" IS NULL'
-_HEAD = 'SELECT "id", "last_hash", "events" FROM "audit_audithead" WHERE "chain" = %s'
+_HEAD = 'SELECT "id", "last_hash", "events", "seal" FROM "audit_audithead" WHERE "chain" = %s'
 _ADVANCE = ('UPDATE "audit_audithead" SET "last_hash" = %s, "events" = %s, "seal" = %s '
             'WHERE "id" = %s AND "last_hash" = %s AND "events" = %s')
 # VALUES' columns are column1, column2, ... on both PostgreSQL and SQLite.
@@ -67,6 +75,10 @@ def _link_chain(chain: int, *, wait: bool, limit: int) -> int:
     with transaction.atomic(using=AuditEvent.objects.db):
         head = _head(chain, wait=wait)
         if head is None:
+            return 0
+        if not seal_holds(head):
+            log.error("audit chain %s: its head's seal does not match, so nothing more is chained to it; "
+                      "run `hushpost audit verify`", chain)
             return 0
         events = list(
             AuditEvent.objects.filter(org_id=chain or None, hash__isnull=True).order_by("id")[:limit])
@@ -113,5 +125,5 @@ def _head(chain: int, *, wait: bool) -> AuditHead | None:
             row = cursor.fetchone()
             if row is None:
                 return None
-    pk, last_hash, events = row
-    return AuditHead(pk=pk, chain=chain, last_hash=last_hash, events=events)
+    pk, last_hash, events, seal = row
+    return AuditHead(pk=pk, chain=chain, last_hash=last_hash, events=events, seal=seal)

@@ -58,6 +58,9 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=20, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     detail = models.CharField(max_length=300, blank=True)
+    # Made as the event is written (chain.event_mac): only Hushpost, holding the master
+    # key, writes events whose mac holds.
+    mac = models.CharField(max_length=64, default="")
     # Set by the linker, once; NULL until then (not "": the hashes are unique, and
     # any number of events may be waiting).
     seq = models.BigIntegerField(null=True, blank=True)

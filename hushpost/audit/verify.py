@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 
 from hushpost.audit import linker
-from hushpost.audit.chain import GENESIS, link, seal_holds, write_checkpoint
+from hushpost.audit.chain import GENESIS, link, mac_holds, seal_holds, write_checkpoint
 from hushpost.audit.models import AuditEvent, AuditHead
 
 
@@ -81,6 +81,9 @@ def _check_chain(chain: int, head: AuditHead | None, kept: tuple[int, str] | Non
         if event.seq != count or event.prev_hash != prev or link(prev, event) != event.hash:
             return (f"event {event.pk} ({event.at:%Y-%m-%d %H:%M:%S} {event.action}) does not follow from "
                     "the one before it")
+        if not mac_holds(event):
+            return (f"event {event.pk} ({event.at:%Y-%m-%d %H:%M:%S} {event.action}) was not written by "
+                    "Hushpost: its seal does not match")
         if kept is not None and count == kept[0]:
             if event.hash != kept[1]:
                 return f"event {event.pk} is not the one the checkpoint names as its event {kept[0]}"

@@ -60,7 +60,8 @@ def totp_setup_aad(user_id: int) -> bytes:
 AUDIT_LINK = b"hushpost:audit-chain"
 AUDIT_HEAD = b"hushpost:audit-head"
 AUDIT_CHECKPOINT = b"hushpost:audit-checkpoint"
-MASTER_DERIVED = (AUDIT_LINK, AUDIT_HEAD, AUDIT_CHECKPOINT)
+AUDIT_EVENT = b"hushpost:audit-event"
+MASTER_DERIVED = (AUDIT_LINK, AUDIT_HEAD, AUDIT_CHECKPOINT, AUDIT_EVENT)
 
 # --- Keyed hashes under the secret key (Django's salted_hmac: the label is the salt) --------
 

@@ -1,9 +1,11 @@
-"""Events are chained after their commit by the linker: ``seq`` gives each its place.
+"""Events are chained after their commit by the linker: ``seq`` gives each its place, and
+each event carries its own keyed seal (``mac``) from the moment it is written.
 
 Events written before were chained as they were written, in id order within
-their organisation, so that order gives their ``seq``. On PostgreSQL the
-append-only trigger now lets an event take its link once (``hash`` from NULL to
-a value, nothing else changed) and still refuses every other change.
+their organisation, so that order gives their ``seq``; their links already
+prove them, and they are sealed now. On PostgreSQL the append-only trigger now
+lets an event take its link once (``hash`` from NULL to a value, nothing else
+changed, its seal included) and still refuses every other change.
 """
 
 from django.db import migrations, models
@@ -24,7 +26,7 @@ BEGIN
            AND NEW.action = OLD.action AND NEW.actor_id IS NOT DISTINCT FROM OLD.actor_id
            AND NEW.actor_email = OLD.actor_email AND NEW.client = OLD.client
            AND NEW.object_type = OLD.object_type AND NEW.object_id = OLD.object_id
-           AND NEW.detail = OLD.detail THEN
+           AND NEW.detail = OLD.detail AND NEW.mac = OLD.mac THEN
             RETURN NEW;  -- the linker chaining it, once
         END IF;
     END IF;
@@ -43,26 +45,48 @@ $$ LANGUAGE plpgsql;
 
 
 def number_existing(apps, schema_editor):
+    from hushpost.audit.chain import event_mac
+
+    AuditEvent = apps.get_model("audit", "AuditEvent")
     postgresql = schema_editor.connection.vendor == "postgresql"
     if postgresql:
         schema_editor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_append_only")
     schema_editor.execute(NUMBER_EXISTING)
+    batch = []
+    for event in AuditEvent.objects.using(schema_editor.connection.alias).order_by("id").iterator(chunk_size=2000):
+        event.mac = event_mac(event)
+        batch.append(event)
+        if len(batch) == 2000:
+            AuditEvent.objects.bulk_update(batch, ["mac"])
+            batch = []
+    AuditEvent.objects.bulk_update(batch, ["mac"])
     if postgresql:
         schema_editor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_append_only")
         schema_editor.execute(LINK_ONCE)
 
 
 def never_changed(apps, schema_editor):
-    """Back to events chained as they are written: those still waiting are chained now."""
+    """Back to events chained as they are written: those still waiting are chained now.
+
+    The older code walks a chain in id order; a chain whose events were linked in
+    another order (one committed late) cannot go back."""
     from hushpost.audit.chain import GENESIS, head_seal, link
 
     AuditEvent = apps.get_model("audit", "AuditEvent")
     AuditHead = apps.get_model("audit", "AuditHead")
+    linked = list(AuditEvent.objects.filter(hash__isnull=False).order_by("org_id", "seq")
+                  .values_list("org_id", "id"))
+    for (org_a, id_a), (org_b, id_b) in zip(linked, linked[1:], strict=False):
+        if org_a == org_b and id_b < id_a:
+            raise migrations.exceptions.IrreversibleError(
+                f"audit chain {org_a or 0} holds events linked out of id order (event {id_b} after "
+                f"{id_a}); the older code would read it as broken")
     waiting = AuditEvent.objects.filter(hash__isnull=True)
     for org_id in sorted(set(waiting.values_list("org_id", flat=True)), key=lambda o: o or 0):
         chain = org_id or 0
-        head, _ = AuditHead.objects.get_or_create(
+        AuditHead.objects.get_or_create(
             chain=chain, defaults={"last_hash": GENESIS, "events": 0, "seal": head_seal(chain, 0, GENESIS)})
+        head = AuditHead.objects.select_for_update().get(chain=chain)
         prev, count = head.last_hash, head.events
         for event in waiting.filter(org_id=org_id).order_by("id"):
             count += 1
@@ -82,6 +106,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name="auditevent",
+            name="mac",
+            field=models.CharField(default="", max_length=64),
+        ),
         migrations.AddField(
             model_name="auditevent",
             name="seq",
