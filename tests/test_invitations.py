@@ -122,6 +122,10 @@ def test_an_invitation_opens_only_its_own_page_and_only_while_the_account_is_ena
     assert post_link(Client(), link).status_code == 404
     r = c.post(f"/app/admin/senders/{nia.pk}/invite", follow=True)
     assert "is disabled" in r.content.decode()
+    # Enabled again (the invitation had gone to the wrong mailbox): the old link stays dead.
+    assert c.post(f"/app/admin/senders/{nia.pk}/active", {"active": "1"}).status_code == 302
+    clock.travel(timedelta(seconds=61))  # past the slow-down the two misses above began
+    assert post_link(Client(), link).status_code == 404
 
 
 def test_an_invitation_is_not_sent_once_the_sender_has_a_password(admin, smtp, deliver):

@@ -109,3 +109,16 @@ def test_no_file_is_explained_and_a_sender_who_is_not_an_admin_cannot_import(adm
     assert upload(mallory, b"eve@northwind.example,Eve\n").status_code == 404
     assert mallory.post(IMPORT, {"action": "confirm"}).status_code == 404
     assert not User.objects.filter(email="eve@northwind.example").exists()
+
+
+def test_an_address_too_long_to_store_is_a_line_problem_not_a_failure(admin, smtp, deliver):
+    """Longer than the 254 characters an account's address holds (yet well-formed: 64 + 1 + 189)."""
+    long_address = "l" * 64 + "@" + "a" * 60 + "." + "b" * 60 + "." + "c" * 55 + ".northwind.example"
+    c = signed_in_sender(admin)
+    page = upload(c, f"E-mail address,Name,Admin\n{long_address},Lena Long,no\nnia@northwind.example,Nia,no\n"
+                  .encode()).content.decode()
+    assert "longer than an address can be" in line(page, 2)
+    assert "Will be invited" in line(page, 3)
+    assert "2 invitations" not in c.post(IMPORT, {"action": "confirm"}, follow=True).content.decode()
+    assert list(User.objects.filter(email__endswith="northwind.example", name__in=["Lena Long", "Nia"])
+                .values_list("email", flat=True)) == ["nia@northwind.example"]

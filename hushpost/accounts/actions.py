@@ -55,6 +55,8 @@ def check_new_sender(email: str, name: str, org=None) -> tuple[str, Organization
         validate_email(email)
     except ValidationError:
         raise Refused(f"{email!r} is not an e-mail address") from None
+    if len(email) > User._meta.get_field("email").max_length:
+        raise Refused(f"{email[:40]}… is longer than an address can be here (254 characters)")
     if "\r" in name or "\n" in name:
         raise Refused("a name cannot contain line breaks")
     owner = org_for_address(email)
@@ -114,6 +116,11 @@ def set_active(user: User, active: bool, *, by: User | None = None) -> None:
             if by.pk == user.pk or not User.objects.filter(pk=by.pk, is_active=True, is_org_admin=True).exists():
                 raise Refused("Only an active admin of the organisation can do that.")
         User.objects.filter(pk=user.pk).update(is_active=active)
+        if not active and user.is_sender and not user.has_usable_password():
+            # Invited, not yet accepted: the links already sent end here for good, so
+            # enabling the account again does not bring them back (a new one is sent).
+            user.set_unusable_password()
+            User.objects.filter(pk=user.pk).update(password=user.password)
         if by is not None:
             record(AuditEvent.Action.ADMIN, actor=by, obj=user,
                    detail=f"{'enabled' if active else 'disabled'} {user.email}")

@@ -1,10 +1,10 @@
 """The one file the admin area takes: a CSV list of senders, read into memory (it is small).
 
 It comes before the attachments' encrypting handler (settings.FILE_UPLOAD_HANDLERS)
-and takes only the import form's ``senders_csv`` field, from a signed-in sender
-(the view itself then requires an organisation admin); every other file part
-passes on to the next handler. A file over the limit is cut off, and the view
-says it is too large.
+and takes only the import form's first ``senders_csv`` part, from a signed-in
+organisation admin (the view checks again, and asks them to confirm it is them);
+every other file part passes on to the next handler, which refuses what it does
+not expect. A file over the limit is cut off, and the view says it is too large.
 """
 
 from __future__ import annotations
@@ -22,12 +22,19 @@ FORM = "orgadmin:sender-import"
 
 
 class SenderListUploadHandler(FileUploadHandler):
+    # Chunks as large as the encrypting handler's: Django reads with the smallest of them.
+    chunk_size = 256 * 1024
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        self.taken = False
+
     def new_file(self, field_name, file_name, content_type, content_length, charset=None,
                  content_type_extra=None):
         super().new_file(field_name, file_name, content_type, content_length, charset, content_type_extra)
         self.buffer = None
         user = getattr(self.request, "user", None)
-        if field_name != FIELD or user is None or not user.is_authenticated or not user.is_sender:
+        if (field_name != FIELD or getattr(self, "taken", False) or user is None or not user.is_authenticated
+                or not user.is_sender or not user.is_org_admin):
             return  # not ours: the next handler decides
         try:
             if resolve(self.request.path_info).view_name != FORM:
@@ -35,6 +42,7 @@ class SenderListUploadHandler(FileUploadHandler):
         except Resolver404:
             return
         self.buffer = bytearray()
+        self.taken = True  # one list per request
         raise StopFutureHandlers
 
     def receive_data_chunk(self, raw_data, start):

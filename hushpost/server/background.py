@@ -131,7 +131,7 @@ class BackgroundWorker(Worker):
                 raise
             # Its row went while it ran (a peer's batch sent its notification and
             # dropped the task): the notification's own state is what counts.
-            log.warning("task %s was gone when its outcome was written; going on", task.pk)
+            log.warning("task %s was gone when its outcome was written; going on", task.pk, exc_info=True)
             return True
         if task.status == TaskResultStatus.FAILED:
             self.unsettled = True
