@@ -7,7 +7,12 @@ browser exactly as a recipient would open them.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.core.servers.basehttp import ThreadedWSGIServer
+from django.db import connection
+from django.test.testcases import LiveServerThread
 from playwright.sync_api import expect
 
 from tests.browser.steps import VIEWPORT
@@ -37,6 +42,40 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": VIEWPORT, "locale": "en-GB", "timezone_id": "UTC"}
+
+
+class _OneRequestAtATime(ThreadedWSGIServer):
+    """The live server answering one request at a time (each on its own thread, as before).
+
+    On SQLite, Django shares the test database's single in-memory connection between the
+    live server's threads; two requests at once (two files uploaded together) can then
+    collide on it ("cannot open savepoint - SQL statements in progress"), which no
+    deployment sees: there each thread has its own connection, as on PostgreSQL here.
+    """
+
+    def set_app(self, application):
+        lock = threading.Lock()
+
+        def one_at_a_time(environ, start_response):
+            with lock:
+                response = application(environ, start_response)
+                try:
+                    yield from response  # a streamed body reads the database too
+                finally:
+                    if hasattr(response, "close"):
+                        response.close()
+
+        super().set_app(one_at_a_time)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_request_at_a_time_on_sqlite():
+    if connection.vendor != "sqlite":
+        yield
+        return
+    original, LiveServerThread.server_class = LiveServerThread.server_class, _OneRequestAtATime
+    yield
+    LiveServerThread.server_class = original
 
 
 @pytest.fixture
