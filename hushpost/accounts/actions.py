@@ -116,7 +116,7 @@ def set_active(user: User, active: bool, *, by: User | None = None) -> None:
             if by.pk == user.pk or not User.objects.filter(pk=by.pk, is_active=True, is_org_admin=True).exists():
                 raise Refused("Only an active admin of the organisation can do that.")
         User.objects.filter(pk=user.pk).update(is_active=active)
-        if not active and user.is_sender and not user.has_usable_password():
+        if not active and invitations.is_invited(user):
             # Invited, not yet accepted: the links already sent end here for good, so
             # enabling the account again does not bring them back (a new one is sent).
             user.set_unusable_password()

@@ -26,8 +26,6 @@ class Verdict:
     chains: int
     events: int
     broken: list[str] = field(default_factory=list)
-    # Committed while the check ran, after the linker's pass: checked next time.
-    unlinked: int = 0
 
 
 def verify(checkpoint: dict[int, tuple[int, str]] | None = None) -> Verdict:
@@ -63,8 +61,7 @@ def _verify(kept: dict[int, tuple[int, str]]) -> Verdict:
     heads = {h.chain: h for h in AuditHead.objects.all()}
     with_events = {org_id or 0 for org_id in AuditEvent.objects.values_list("org_id", flat=True).distinct()}
     chains = sorted(set(heads) | with_events | set(kept))
-    verdict = Verdict(chains=len(chains), events=0,
-                      unlinked=AuditEvent.objects.filter(hash__isnull=True).count())
+    verdict = Verdict(chains=len(chains), events=0)
     for chain in chains:
         problem = _check_chain(chain, heads.get(chain), kept.get(chain), verdict)
         if problem:
