@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "hushpost.senders",
     "hushpost.recipients",
     "hushpost.orgadmin",
+    "hushpost.sso",
     "hushpost.regions",
     "hushpost.server",
     "hushpost.ops",

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", home, name="home"),
     path("app/admin/", include("hushpost.orgadmin.urls")),
     path("regions/", include("hushpost.regions.urls")),
+    path("sso/", include("hushpost.sso.urls")),
     path("find-my-portal", find_portal, name="find-portal"),
     path("", include("hushpost.senders.urls")),
     path("r/<slug:org_slug>/", include("hushpost.recipients.urls")),

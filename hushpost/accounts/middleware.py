@@ -12,6 +12,8 @@ from hushpost.accounts.flows import temporary_session_ends
 from hushpost.accounts.sessions import SEEN, STARTED
 from hushpost.lib import clock
 
+SSO_SESSION = "hushpost_sso_session"  # hushpost.sso.signin marks the sessions it opens
+
 
 class PasswordChangeRequiredMiddleware:
     """A recipient holding a temporary password, or a sender holding one chosen by someone
@@ -28,6 +30,9 @@ class PasswordChangeRequiredMiddleware:
             or not user.must_change_password
             or request.path.startswith("/static/")
         ):
+            return self.get_response(request)
+        if user.is_sender and request.session.get(SSO_SESSION):
+            # Signed in through the identity provider: the password someone else chose was not used.
             return self.get_response(request)
         if user.is_sender:
             allowed, portal = ("/app/account", "/logout", *reset_pages(user)), "/app/"

@@ -50,6 +50,11 @@ def totp_secret_aad(user_id: int) -> bytes:
     return f"hushpost:totp:{user_id}".encode()
 
 
+def sso_client_secret_aad(org_id: int) -> bytes:
+    """An organisation's OpenID Connect client secret, sealed under the master key."""
+    return f"hushpost:sso-client-secret:{org_id}".encode()
+
+
 def totp_setup_aad(user_id: int) -> bytes:
     """An authenticator secret being set up, sealed under the master key into the session."""
     return f"hushpost:totp-setup:{user_id}".encode()
@@ -73,6 +78,8 @@ SESSION_AUTH = "hushpost.accounts.session"
 TEMPORARY_PASSWORD = "hushpost.temporary-password"  # noqa: S105 - a label, not a password
 # A recovery code, under the account's authenticator secret (older codes: under the secret key).
 RECOVERY_CODE = "hushpost.accounts.recovery"
+# An identity provider's assertion ID or token nonce, remembered so it works once.
+SSO_ASSERTION = "hushpost.sso.assertion"
 
 
 def temporary_hash_label(salt: str) -> str:

@@ -73,3 +73,8 @@ def region_signature(key: bytes, body: bytes) -> str:
 def password_fingerprint(password_hash: str) -> str:
     """Changes when the account's password does: a token carrying it dies with the password."""
     return salted_hmac(labels.RESEND_TEMPORARY, password_hash).hexdigest()
+
+
+def sso_assertion(issuer: str, assertion_id: str, secret: str | None = None) -> str:
+    """An identity provider's assertion (or token nonce) as remembered for replay: a keyed hash."""
+    return _keyed(labels.SSO_ASSERTION, f"{issuer}\n{assertion_id}", secret).hexdigest()

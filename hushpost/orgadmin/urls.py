@@ -16,4 +16,5 @@ urlpatterns = [
     path("messages/<str:uid>/recall", views.message_recall, name="message-recall"),
     path("audit", views.audit, name="audit"),
     path("policy", views.policy, name="policy"),
+    path("sso", views.single_sign_on, name="sso"),
 ]

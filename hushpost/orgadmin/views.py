@@ -39,6 +39,9 @@ from hushpost.orgadmin.forms import (
 )
 from hushpost.orgs.actions import change_policy
 from hushpost.senders.views import sender_required
+from hushpost.sso.actions import save_single_sign_on, service_provider_values
+from hushpost.sso.forms import SingleSignOnForm
+from hushpost.sso.models import SingleSignOn
 
 QUERY = re.compile(r"[A-Za-z0-9_.~%+=&-]*")  # what urlencode writes, and nothing a header could break on
 # Changes to accounts and policy ask the admin to confirm it is them (hushpost/accounts/reauth.py).
@@ -228,6 +231,24 @@ def policy(request):
         {"form": form, "tab": "admin", "section": "policy"},
         status=400 if request.method == "POST" else 200,
     )
+
+
+@org_admin_required
+@confirmed
+def single_sign_on(request):
+    """The organisation's identity provider (OpenID Connect or SAML) and its rules for senders."""
+    org = request.user.org
+    sso = SingleSignOn.objects.filter(org=org).first() or SingleSignOn(org=org)
+    form = SingleSignOnForm(request.POST or None, instance=sso)
+    if request.method == "POST" and form.is_valid():
+        save_single_sign_on(form.save(commit=False), form.changed_data,
+                            form.cleaned_data.get("oidc_client_secret") or "", by=request.user)
+        flash.success(request, "Single sign-on settings are saved.")
+        return redirect("orgadmin:sso")
+    return render(request, "orgadmin/sso.html", {
+        "form": form, "sso": sso, "tab": "admin", "section": "sso",
+        "service": service_provider_values(sso),
+    }, status=400 if request.method == "POST" else 200)
 
 
 @require_POST

@@ -20,6 +20,7 @@ from hushpost.lib.refusals import Refused
 from hushpost.lib.urls import safe_next
 from hushpost.orgs.models import Domain
 from hushpost.regions.discovery import region_for_domain
+from hushpost.sso.routing import sso_for_address, to_identity_provider
 
 SIGN_IN_FAILED = "That e-mail address and password don't match an account."
 
@@ -39,8 +40,13 @@ def login_view(request):
             email = line(request.POST.get("email", ""), label=EMAIL)
     except InputError as problem:
         return _login_page(request, "", error=str(problem))
+    next_url = safe_next(request, request.GET.get("next"), prefix="/app/", default="/app/")
     if request.method != "POST":
-        return _login_page(request, email)
+        sso = sso_for_address(email) if _looks_like_address(email) else None
+        if sso is not None and sso.required:
+            # Arrived with the address (another region's "Next"): on to the identity provider.
+            return to_identity_provider(request, sso, email, next_url)
+        return _login_page(request, email, sso=sso)
     password = request.POST.get("password", "")
     if not _looks_like_address(email):
         return _login_page(request, "", error=ENTER_ADDRESS)
@@ -53,22 +59,29 @@ def login_view(request):
         # The organisation lives in another region: its own login page takes
         # over, with the address filled in (the password never leaves here).
         return redirect(elsewhere.base_url + "/login?" + urlencode({"email": email}))
+    sso = sso_for_address(email)
+    if sso is not None and (sso.required or request.POST.get("sso")):
+        if password:
+            # Never checked: the organisation's senders sign in only through its identity provider.
+            return _login_page(request, email, sso=sso, status=403, error=SSO_REQUIRED.format(org=sso.org.name))
+        return to_identity_provider(request, sso, email, next_url)
     if not password:
         # "Next": the same password step for every address, hosted or not.
-        return _login_page(request, email)
+        return _login_page(request, email, sso=sso)
     attempt = throttle.check_secret(client, throttle.account_key("sender", email),
                                     lambda: sign_in_sender(email, password),
                                     owner=lambda: sender_account(email))
     if attempt.passed:
-        next_url = safe_next(request, request.GET.get("next"), prefix="/app/", default="/app/")
         if begin_session(request, attempt.value):
             return redirect("/login/2fa?" + urlencode({"next": next_url}))
         return redirect(next_url)
     if attempt.refusal is not None:
         return _login_page(request, email, error=str(attempt.refusal), status=429)
-    return _login_page(request, email, error=SIGN_IN_FAILED)
+    return _login_page(request, email, error=SIGN_IN_FAILED, sso=sso)
 
 
+SSO_REQUIRED = ("{org} signs its staff in through its own identity provider, so passwords are not used here. "
+                "Continue with single sign-on.")
 ENTER_ADDRESS = "Enter your e-mail address, for example name@example.org."
 EMAIL = "The e-mail address"
 
@@ -81,10 +94,10 @@ def _looks_like_address(email: str) -> bool:
 TOO_MANY_LOOKUPS = "Too many look-ups from your network just now. Try again in a few minutes."
 
 
-def _login_page(request, email: str, error: str = "", status: int | None = None):
+def _login_page(request, email: str, error: str = "", status: int | None = None, sso=None):
     if email and not _looks_like_address(email):
         email = ""
-    response = render(request, "senders/login.html", {"email": email, "error": error},
+    response = render(request, "senders/login.html", {"email": email, "error": error, "sso": sso},
                       status=status or (400 if error else 200))
     # "Next" may answer with a redirect to another region's login; browsers
     # hold that redirect to the page's form-action, so the listed regions join it.

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SsoConfig(AppConfig):
+    name = "hushpost.sso"
+    verbose_name = "Single sign-on"

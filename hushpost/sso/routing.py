@@ -1,0 +1,35 @@
+"""Which organisations sign their senders in through an identity provider, and the way there
+from the address-first sign-in."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.shortcuts import redirect
+
+from hushpost.sso.models import SingleSignOn
+
+# Where the session keeps the address typed at "Next", for the identity provider's login hint
+# (kept out of the URL, which servers log).
+LOGIN_HINT = "hushpost_sso_hint"
+
+
+def sso_for_address(email: str) -> SingleSignOn | None:
+    """The single sign-on of the organisation owning the address's domain, when it is on."""
+    domain = email.rsplit("@", 1)[-1].strip().lower() if "@" in email else ""
+    if not domain:
+        return None
+    return (SingleSignOn.objects.select_related("org")
+            .filter(org__domains__name=domain, org__is_active=True).exclude(protocol="").first())
+
+
+def sso_for_user(user) -> SingleSignOn | None:
+    if not user.is_sender or not user.org_id:
+        return None
+    return SingleSignOn.objects.select_related("org").filter(org_id=user.org_id).exclude(protocol="").first()
+
+
+def to_identity_provider(request, sso: SingleSignOn, email: str, next_url: str, *, force: bool = False):
+    request.session[LOGIN_HINT] = email
+    query = {"next": next_url, **({"force": "1"} if force else {})}
+    return redirect(f"/sso/{sso.org.slug}/start?" + urlencode(query))
