@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection
 
 from hushpost.accounts import reset
@@ -97,8 +98,17 @@ def _prepare_invitation(notification: Notification) -> kinds.Prepared | None:
 
 
 def _invitation_context(notification: Notification) -> dict:
-    link = reset.link_path(notification.user, kind=reset.invitation_tokens)  # made now, never stored
-    return {"link": absolute(link), "days": settings.INVITATION_DAYS}
+    """The link to choose a password; with single sign-on, the way in through the identity
+    provider, and no password link at all where single sign-on is required."""
+    try:
+        sso = notification.user.org.sso
+    except ObjectDoesNotExist:
+        sso = None
+    context = {"days": settings.INVITATION_DAYS, "signin": absolute("/login"),
+               "sso": sso is not None and sso.is_on, "sso_only": sso is not None and sso.is_on and sso.required}
+    if not context["sso_only"]:
+        context["link"] = absolute(reset.link_path(notification.user, kind=reset.invitation_tokens))  # made now, never stored
+    return context
 
 
 kinds.register(kinds.EmailKind(

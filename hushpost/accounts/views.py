@@ -21,7 +21,8 @@ from hushpost.lib.input import InputError, line
 TOO_MANY = "Too many requests from your network just now. Try again in a few minutes."
 
 
-def forgot(request, *, find_account, frame: str, login_url: str, extra: dict):
+def forgot(request, *, find_account, frame: str, login_url: str, extra: dict, no_password_for=None):
+    """``no_password_for(address)``: why no password can be reset for it (single sign-on), or None."""
     context = {"frame": frame, "login_url": login_url, "email": "", "sent": False, "error": "",
                "minutes": settings.PASSWORD_RESET_TIMEOUT // 60, **extra}
     status = 200
@@ -35,7 +36,10 @@ def forgot(request, *, find_account, frame: str, login_url: str, extra: dict):
         except ValidationError:
             context["error"], status = "Enter the e-mail address you sign in with.", 400
         else:
-            if not throttle.lookup_allowed(client_address(request)):
+            elsewhere = no_password_for(email) if no_password_for else None
+            if elsewhere:
+                context["error"], status = elsewhere, 400
+            elif not throttle.lookup_allowed(client_address(request)):
                 context["error"], status = TOO_MANY, 429
             else:
                 reset.request_reset(find_account(email))

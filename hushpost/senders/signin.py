@@ -132,7 +132,16 @@ def logout_view(request):
 @checks_input("email")
 def forgot_password(request):
     return account_pages.forgot(request, find_account=sender_account, frame="base.html",
-                                login_url="/login", extra={})
+                                login_url="/login", extra={}, no_password_for=_sso_only)
+
+
+def _sso_only(email: str) -> str | None:
+    sso = sso_for_address(email)
+    if sso is None or not sso.required:
+        return None
+    return (f"{sso.org.name} signs its staff in through its own identity provider, so Secure Messaging "
+            "holds no password to reset. Sign in with single sign-on, or ask your IT team for help "
+            "with your work account.")
 
 
 @checks_input("password", "confirm")
