@@ -6,8 +6,10 @@ tests/test_sso_oidc.py, tests/test_sso_saml.py and their browser tests."""
 from __future__ import annotations
 
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.test import RequestFactory
 
 from hushpost.accounts.actions import create_sender, set_active
@@ -199,3 +201,14 @@ def test_the_sso_page_shows_what_to_register_at_the_identity_provider(org):
     client = personas.signed_in_sender(personas.ada(org))
     page = client.get("/app/admin/sso").content.decode()
     assert "/sso/northwind-health/oidc/callback" in page and "/sso/northwind-health/saml/acs" in page
+
+
+def test_an_operator_can_turn_a_broken_sso_off_from_the_shell(client, sso, alice):
+    sso.required = True
+    sso.save()
+    out = StringIO()
+    call_command("sso", "off", sso.org.slug, stdout=out)
+    assert "Single sign-on of northwind-health is off." in out.getvalue()
+    assert "Client secret:" in out.getvalue()
+    assert personas.password_step(client, alice.email).status_code == 302
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.ADMIN, detail="turned single sign-on off").exists()

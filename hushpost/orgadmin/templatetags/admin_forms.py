@@ -4,6 +4,6 @@ register = template.Library()
 
 
 @register.inclusion_tag("orgadmin/field.html")
-def sso_field(field):
+def admin_field(field):
     """One field of an admin form: label, input, hint and error, tied together for screen readers."""
     return {"field": field}
