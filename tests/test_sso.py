@@ -212,3 +212,12 @@ def test_an_operator_can_turn_a_broken_sso_off_from_the_shell(client, sso, alice
     assert "Client secret:" in out.getvalue()
     assert personas.password_step(client, alice.email).status_code == 302
     assert AuditEvent.objects.filter(action=AuditEvent.Action.ADMIN, detail="turned single sign-on off").exists()
+
+
+def test_the_senders_list_shows_who_signs_in_with_sso(sso, org):
+    ada = personas.ada(org)
+    create_sender(email="nia@northwind.example", name="Nia", org=org)
+    page = personas.signed_in_sender(ada).get("/app/admin/").content.decode()
+    row = page[page.index("nia@northwind.example"):]
+    row = row[:row.index("</tr>")]
+    assert "Single sign-on" in row and "Invited" not in row and "Resend invitation" not in row

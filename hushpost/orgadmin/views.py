@@ -42,6 +42,7 @@ from hushpost.senders.views import sender_required
 from hushpost.sso.actions import save_single_sign_on, service_provider_values
 from hushpost.sso.forms import SingleSignOnForm
 from hushpost.sso.models import SingleSignOn
+from hushpost.sso.routing import sso_for_org
 
 QUERY = re.compile(r"[A-Za-z0-9_.~%+=&-]*")  # what urlencode writes, and nothing a header could break on
 # Changes to accounts and policy ask the admin to confirm it is them (hushpost/accounts/reauth.py).
@@ -66,6 +67,7 @@ def org_admin_required(view):
 def senders(request):
     """The organisation's senders; adding one sends them an invitation to choose their own password."""
     form = AddSenderForm(request.POST or None)
+    sso = sso_for_org(request.user.org)
     if request.method == "POST" and form.is_valid():
         try:
             user = create_sender(
@@ -75,13 +77,16 @@ def senders(request):
         except Refused as e:
             form.add_error(None, str(e))
         else:
-            flash.success(request, f"An invitation is on its way to {user.email}. It works once, for "
-                                   f"{settings.INVITATION_DAYS} days; they choose their own password.")
+            flash.success(request, f"An invitation is on its way to {user.email}. " + (
+                "They sign in with single sign-on." if sso is not None and sso.required else
+                f"It works once, for {settings.INVITATION_DAYS} days; they choose their own password."))
             return redirect("orgadmin:senders")
     people = list(User.objects.filter(org=request.user.org, role=User.Role.SENDER).order_by("email"))
     for person in people:
         person.locked_until = throttle.locked_until(person)
-        person.invited = invitations.is_invited(person)
+        # With single sign-on on, a sender with no password of their own signs in through it.
+        person.sso = sso is not None and not person.has_usable_password()
+        person.invited = not person.sso and invitations.is_invited(person)
     return render(
         request, "orgadmin/senders.html",
         {"form": form, "people": people, "tab": "admin", "section": "senders"},

@@ -23,10 +23,9 @@ def sso_for_address(email: str) -> SingleSignOn | None:
             .filter(org__domains__name=domain, org__is_active=True).exclude(protocol="").first())
 
 
-def sso_for_user(user) -> SingleSignOn | None:
-    if not user.is_sender or not user.org_id:
-        return None
-    return SingleSignOn.objects.select_related("org").filter(org_id=user.org_id).exclude(protocol="").first()
+def sso_for_org(org) -> SingleSignOn | None:
+    """The organisation's single sign-on when it is on."""
+    return SingleSignOn.objects.filter(org=org).exclude(protocol="").first()
 
 
 def to_identity_provider(request, sso: SingleSignOn, email: str, next_url: str, *, force: bool = False):
