@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from django.shortcuts import redirect
+from django.shortcuts import render
 
 from hushpost.sso.models import SingleSignOn
 
@@ -28,7 +28,18 @@ def sso_for_org(org) -> SingleSignOn | None:
     return SingleSignOn.objects.filter(org=org).exclude(protocol="").first()
 
 
-def to_identity_provider(request, sso: SingleSignOn, email: str, next_url: str, *, force: bool = False):
+def to_identity_provider(request, sso: SingleSignOn, email: str, next_url: str):
+    """A page that moves straight on to the identity provider (and a button, if it does not).
+
+    Not a redirect: the sign-in form posted here, and browsers hold every redirect after a form
+    post to the posting page's ``form-action``, which cannot list every organisation's identity
+    provider. A page's refresh is a new navigation, outside that rule.
+    """
     request.session[LOGIN_HINT] = email
+    return render(request, "sso/continue.html", {
+        "org": sso.org, "url": start_url(sso, next_url)})
+
+
+def start_url(sso: SingleSignOn, next_url: str, *, force: bool = False) -> str:
     query = {"next": next_url, **({"force": "1"} if force else {})}
-    return redirect(f"/sso/{sso.org.slug}/start?" + urlencode(query))
+    return f"/sso/{sso.org.slug}/start?" + urlencode(query)
