@@ -43,6 +43,15 @@ class LocalStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def ready(self) -> bool:
+        """The directory is there, or can be made as the first file would make it, and is writable
+        (``/readyz``)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return False
+        return os.access(self.root, os.W_OK | os.X_OK)
+
     def sweep_partial(self, older_than_seconds: float) -> int:
         """Remove ``.part`` files a killed process left behind."""
         import time
@@ -121,6 +130,14 @@ class S3Store:
 
     def sweep_partial(self, older_than_seconds: float) -> int:
         return 0  # abandoned multipart uploads: the bucket's AbortIncompleteMultipartUpload rule
+
+    def ready(self) -> bool:
+        """The bucket answers (``/readyz``)."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception:  # noqa: BLE001 - any failure means not ready; the caller logs it
+            return False
+        return True
 
 
 class _S3Writer(io.RawIOBase):
