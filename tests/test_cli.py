@@ -170,3 +170,16 @@ def test_a_worker_started_before_migrate_says_so_and_starts_once_migrated(cli_en
         out, _ = worker.communicate(timeout=30)
     assert worker.returncode == 0
     assert "Traceback" not in first + "".join(lines) + out
+
+
+def test_help_lists_hushposts_own_commands_not_djangos_whole_list(cli_env):
+    for args in (["--help"], ["help"], []):
+        r = run_cli(cli_env, *args)
+        assert r.returncode == 0, r.stderr
+        assert "Hushpost's commands:" in r.stdout
+        for ours in ("serve", "worker", "smtpd", "org", "user", "audit", "sso", "gateway", "operator"):
+            assert f"\n  {ours} " in r.stdout, ours
+        assert "migrate" in r.stdout and "dumpdata" not in r.stdout and "squashmigrations" not in r.stdout
+    everything = run_cli(cli_env, "help", "--all")
+    assert "dumpdata" in everything.stdout
+    assert "--email" in run_cli(cli_env, "help", "user").stdout
