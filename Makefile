@@ -49,7 +49,7 @@ services:
 lint: install-test
 	$(BIN)/ruff check hushpost tests bench
 
-test-sqlite: install-test browser deploy-tools
+test-sqlite: install-test browser deploy-tools services
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-postgres: install-test browser deploy-tools faults services

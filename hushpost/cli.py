@@ -27,10 +27,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.write(overview())
         return
     if command not in SAFE_COMMANDS:
-        from hushpost.server.startup import make_database_dir, refuse_unsafe_production
+        from hushpost.server.startup import (
+            NEEDS_DATABASE,
+            make_database_dir,
+            refuse_unsafe_production,
+            refuse_unusable_database,
+        )
 
         refuse_unsafe_production()
         make_database_dir()
+        if command in NEEDS_DATABASE:
+            refuse_unusable_database()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(argv)

@@ -152,6 +152,10 @@ TEMPLATES = [
 
 _default_db = "sqlite:///" + str(DATA_DIR / "hushpost.sqlite3")
 DATABASE_URL = env("DATABASE_URL", _default_db) or _default_db
+_scheme = urlsplit(DATABASE_URL).scheme
+if _scheme not in {"postgres", "postgresql", "pgsql", "sqlite"}:
+    # Only the scheme is echoed: the URL may hold a password.
+    raise ConfigError(f"HUSHPOST_DATABASE_URL must start with postgres:// or sqlite:///, not {_scheme or '(nothing)'}://")
 _db = dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while the worker writes; IMMEDIATE takes the

@@ -183,3 +183,22 @@ def test_help_lists_hushposts_own_commands_not_djangos_whole_list(cli_env):
     everything = run_cli(cli_env, "help", "--all")
     assert "dumpdata" in everything.stdout
     assert "--email" in run_cli(cli_env, "help", "user").stdout
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "smtpd"])
+def test_a_server_refuses_in_one_line_a_database_it_cannot_use(cli_env, command):
+    cases = {
+        # Nothing listens there; the password must not be echoed.
+        "postgres://hushpost:not-echoed@127.0.0.1:9/hushpost": "cannot use its database 127.0.0.1:9/hushpost",
+        # The server is there, the database is not.
+        "postgres://postgres@127.0.0.1:5432/hushpost_no_such_database": 'database "hushpost_no_such_database" does not exist',
+        # A new, empty SQLite file: never migrated.
+        "sqlite:///" + cli_env["HUSHPOST_DATA_DIR"] + "/empty.sqlite3": "run 'hushpost migrate' first",
+        "postgress://hushpost@127.0.0.1/hushpost": "must start with postgres:// or sqlite:///, not postgress://",
+    }
+    for url, said in cases.items():
+        r = run_cli(cli_env | {"HUSHPOST_DATABASE_URL": url}, command)
+        assert r.returncode == 2, (url, r.stdout, r.stderr)
+        assert said in r.stderr, (url, r.stderr)
+        assert "Traceback" not in r.stderr and "not-echoed" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr

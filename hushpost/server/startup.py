@@ -43,3 +43,35 @@ def make_database_dir() -> None:
             "to a directory that user can write.\n"
         )
         raise SystemExit(2) from None
+
+
+# The long-running processes: each checks its database once before it starts serving.
+NEEDS_DATABASE = {"serve", "worker", "smtpd"}
+
+
+def refuse_unusable_database() -> None:
+    """Stop with one line, not a traceback, when the database cannot be reached, does not exist or
+    is not migrated: a server that starts anyway answers every request with an error page, and a
+    worker fails every task. (Once running, each rides out database outages: hushpost/lib/db.py.)"""
+    from django.conf import settings
+    from django.db import DatabaseError, connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    database = settings.DATABASES["default"]
+    where = (f"{database.get('HOST') or 'localhost'}:{database.get('PORT') or 5432}/{database.get('NAME')}"
+             if database["ENGINE"].endswith("postgresql") else str(database.get("NAME")))
+    try:
+        connection.ensure_connection()
+        executor = MigrationExecutor(connection)
+        waiting = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError as exc:
+        reason = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
+        sys.stderr.write(f"Hushpost cannot use its database {where}: {reason}. Check that the database "
+                         "server is running and that HUSHPOST_DATABASE_URL names it.\n")
+        raise SystemExit(2) from None
+    finally:
+        connection.close()  # the processes that follow open their own
+    if waiting:
+        sys.stderr.write(f"Hushpost's database {where} is not up to date ({len(waiting)} migration"
+                         f"{'s' if len(waiting) != 1 else ''} to apply): run 'hushpost migrate' first.\n")
+        raise SystemExit(2)
