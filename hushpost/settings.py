@@ -219,6 +219,17 @@ BEHIND_TLS_PROXY = envbool("BEHIND_TLS_PROXY", False)
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = envint("HSTS_SECONDS", 31536000 if BASE_URL.startswith("https://") else 0)
+# Whether every subdomain serves HTTPS, and whether to ask browsers to preload it, only the
+# domain's owner knows: off unless they say so (and Django's reminders of them are not shown).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("HSTS_PRELOAD", False)
+# Behind the TLS proxy a plain-HTTP request is redirected (the proxy says which were HTTPS).
+# /healthz and /readyz are answered before this, so probes by address still work.
+SECURE_SSL_REDIRECT = BEHIND_TLS_PROXY and BASE_URL.startswith("https://")
+SILENCED_SYSTEM_CHECKS = [
+    "security.W003",  # CSRF: HushpostCsrfMiddleware is Django's, extended; hushpost.E001 checks it is there
+    "security.W005", "security.W021",  # HSTS subdomains and preload: the settings above
+]
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {

@@ -202,3 +202,11 @@ def test_a_server_refuses_in_one_line_a_database_it_cannot_use(cli_env, command)
         assert said in r.stderr, (url, r.stderr)
         assert "Traceback" not in r.stderr and "not-echoed" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_check_deploy_gives_no_false_alarm_on_a_production_setup(production_env):
+    env = production_env | {"HUSHPOST_BEHIND_TLS_PROXY": "true", "HUSHPOST_BASE_URL": "https://secure.example.org"}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests' process, never by a deployment
+    r = run_cli(env, "check", "--deploy")
+    assert r.returncode == 0, r.stderr
+    assert "System check identified no issues" in r.stdout, r.stdout + r.stderr

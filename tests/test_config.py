@@ -1,4 +1,4 @@
-"""Configuration parsing: the e-mail URL and its TLS options."""
+"""Configuration: the e-mail URL and its TLS options, and the deployment checks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 
 from hushpost.lib.email_url import MAILBOX_BACKEND, SMTP_BACKEND, parse_email_url
 from hushpost.lib.env import ConfigError
+from hushpost.server.checks import csrf_protection
 
 
 def test_mailbox():
@@ -34,3 +35,9 @@ def test_implicit_tls():
 def test_bad_urls_say_what_is_wrong(url):
     with pytest.raises(ConfigError, match="HUSHPOST_EMAIL_URL"):
         parse_email_url(url)
+
+
+def test_the_deploy_check_notices_csrf_protection_gone(settings):
+    assert csrf_protection(None) == []
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith("CsrfMiddleware")]
+    assert [e.id for e in csrf_protection(None)] == ["hushpost.E001"]
