@@ -3,6 +3,7 @@ e-mail goes once, in order, with a password that works, and the sender sees why.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 
@@ -20,7 +21,7 @@ from hushpost.server import background
 from hushpost.server.background import BackgroundWorker
 from hushpost.server.models import WorkerProcess
 from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, send
-from tests.personas import BOB
+from tests.personas import BOB, CAROL
 
 
 @pytest.fixture
@@ -70,6 +71,25 @@ def test_temporary_refusal_is_retried_until_accepted(sender_client, smtp, delive
     deliver()
     assert [m.subject for m in smtp.to(BOB)] == [PASSWORD_SUBJECT, MESSAGE_SUBJECT]
     assert "Notified" in _status_page(sender_client)
+
+
+def test_the_log_says_what_became_of_each_attempt(sender_client, smtp, deliver, settings, caplog):
+    """An operator reading the worker's log sees failures as failures: retrying, or for good."""
+    settings.NOTIFY_RETRY_SCHEDULE = [3600]
+    caplog.set_level(logging.INFO, logger="hushpost.notifications.delivery")
+    smtp.refuse_next("451 4.3.0 Mailbox temporarily unavailable", "550 5.1.1 No such user here")
+    send(sender_client, to=BOB)
+    send(sender_client, to=CAROL)
+    deliver()
+    lines = {(r.levelname, r.getMessage()) for r in caplog.records if r.name.endswith("delivery")}
+    password_bob, password_carol = Notification.objects.filter(kind="password").order_by("pk")
+    assert ("WARNING", f"notification {password_bob.pk} (password) not sent, attempt 1: "
+            "451 4.3.0 Mailbox temporarily unavailable; retrying in 3600 s") in lines
+    assert ("ERROR", f"notification {password_carol.pk} (password) not sent, attempt 1: "
+            "550 5.1.1 No such user here; failed for good") in lines
+    sent = {m for level, m in lines if level == "INFO" and m.endswith(" sent, attempt 1")}
+    assert sent == {f"notification {n.pk} (message) sent, attempt 1"
+                    for n in Notification.objects.filter(status="sent")}
 
 
 def test_relay_down_keeps_notifications_pending_and_they_go_when_it_answers(

@@ -275,6 +275,7 @@ def _sent(notification: Notification, owner: str, email, kind: kinds.EmailKind,
             # Only after an outage longer than the lease: another worker has it now.
             log.error("notification %s was accepted by the relay after its lease ran out", notification.pk)
             return
+        log.info("notification %s (%s) sent, attempt %s", notification.pk, notification.kind, notification.attempts + 1)
         if kind.accepted is not None:
             kind.accepted(notification, prepared)
         record(
@@ -285,7 +286,6 @@ def _sent(notification: Notification, owner: str, email, kind: kinds.EmailKind,
 
 
 def _failed(notification: Notification, owner: str, failure: Failure) -> str:
-    log.warning("notification %s attempt failed: %s", notification.pk, failure.reason)
     if failure.relay_down:
         relay.down = True
     schedule = settings.NOTIFY_RETRY_SCHEDULE
@@ -298,10 +298,14 @@ def _failed(notification: Notification, owner: str, failure: Failure) -> str:
         gives_up = notification.created_at < _waited_since()
     else:
         gives_up = attempts > len(schedule)
+    what = f"notification {notification.pk} ({notification.kind}) not sent, attempt {attempts}: {failure.reason}"
     if failure.permanent or gives_up or not schedule:
         fields["status"] = status = Status.FAILED
+        log.error("%s; failed for good", what)
     else:
         status = Status.PENDING
-        fields["next_attempt_at"] = Now() + timedelta(seconds=schedule[min(attempts, len(schedule)) - 1])
+        wait = schedule[min(attempts, len(schedule)) - 1]
+        fields["next_attempt_at"] = Now() + timedelta(seconds=wait)
+        log.warning("%s; %s", what, "waiting for the relay" if failure.relay_down else f"retrying in {wait} s")
     Notification.objects.filter(pk=notification.pk, lease_owner=owner).update(**fields)
     return status
