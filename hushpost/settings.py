@@ -8,6 +8,7 @@ to start on anything unsafe and says why, see :func:`_production_problems`.
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -113,6 +114,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "hushpost.server.health.HealthMiddleware",  # /healthz, /readyz: before host checks and redirects
+    "hushpost.server.metrics.MetricsMiddleware",  # /metrics (token or network), and every request counted
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -326,6 +328,14 @@ SMTPD_MAX_CONNECTIONS = envint("SMTPD_MAX_CONNECTIONS", 200)
 SMTPD_MAX_PER_CLIENT = envint("SMTPD_MAX_PER_CLIENT", 20)
 SMTPD_IDLE_TIMEOUT = envint("SMTPD_IDLE_TIMEOUT", 300)
 SMTPD_DATA_TIMEOUT = envint("SMTPD_DATA_TIMEOUT", 600)
+
+# Prometheus metrics (hushpost/server/metrics.py): every process of the deployment on this
+# machine (serve's workers, worker, smtpd) counts into files here, and /metrics adds them up.
+METRICS_DIR = Path(env("METRICS_DIR", str(DATA_DIR / "metrics")) or DATA_DIR / "metrics")
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(METRICS_DIR))  # read by prometheus_client at import
+# Who may read /metrics: a bearer token, or a client address in these networks (loopback by default).
+METRICS_TOKEN = envsecret("METRICS_TOKEN")
+METRICS_NETWORKS = [n.strip() for n in (env("METRICS_NETWORKS", "127.0.0.1/32,::1/128") or "").split(",") if n.strip()]
 
 LOGGING = {
     "version": 1,

@@ -21,6 +21,7 @@ from hushpost.audit.chain import event_mac
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.lib.client import client_address
+from hushpost.lib.metrics import count_event
 
 # Set per request by AuditClientMiddleware; "worker", "smtpd" or "" elsewhere.
 current_client: ContextVar[str] = ContextVar("hushpost_audit_client", default="")
@@ -71,6 +72,7 @@ def record(action: str, *, org=None, actor=None, actor_email: str = "", request=
     )
     event.mac = event_mac(event)
     _insert(event)
+    count_event(action)
     return event
 
 

@@ -35,6 +35,7 @@ from hushpost.gateway.access import Client, authenticate
 from hushpost.gateway.reader import close_readers
 from hushpost.gateway.session import ConnectionLimits, LimitedController
 from hushpost.lib.env import ConfigError
+from hushpost.lib.metrics import count_gateway_reply
 
 log = logging.getLogger("hushpost.gateway")
 
@@ -85,6 +86,7 @@ class Handler:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         reply = await self._call(actions.check_envelope_sender, address, _client(session))
+        count_gateway_reply("mail", reply.accepted)
         if reply.accepted:
             envelope.mail_from = address
             envelope.mail_options.extend(mail_options)
@@ -92,6 +94,7 @@ class Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = actions.check_recipient(address, envelope.rcpt_tos)
+        count_gateway_reply("rcpt", reply.accepted)
         if reply.accepted and address.lower() not in envelope.rcpt_tos:
             envelope.rcpt_tos.append(address.lower())
             envelope.rcpt_options.extend(rcpt_options)
@@ -103,6 +106,7 @@ class Handler:
             actions.receive_mail, envelope.original_content,
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), client=_client(session),
         )
+        count_gateway_reply("data", reply.accepted)
         return str(reply)
 
     # SMTP AUTH.  aiosmtpd's own PLAIN and LOGIN call a synchronous

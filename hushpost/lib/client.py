@@ -8,12 +8,17 @@ from django.conf import settings
 
 
 def client_address(request) -> str:
+    """The client's address as a key: see :func:`normalise_ip`."""
+    return normalise_ip(client_ip(request))
+
+
+def client_ip(request) -> str:
     """The client's address: REMOTE_ADDR, or the proxy's X-Forwarded-For when behind one."""
     address = request.META.get("REMOTE_ADDR", "")
     if settings.BEHIND_TLS_PROXY:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
         address = forwarded or address
-    return normalise_ip(address)
+    return address
 
 
 def normalise_ip(address: str) -> str:

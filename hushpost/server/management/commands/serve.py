@@ -5,6 +5,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from hushpost.server.metrics import forget_dead_processes
+
 
 class Command(BaseCommand):
     help = "Run Hushpost's web application under gunicorn (the production server)."
@@ -34,4 +36,5 @@ class Command(BaseCommand):
             # One control socket per deployment, so regions on one machine don't share one.
             "--control-socket", str(Path(settings.DATA_DIR) / "gunicorn.ctl"),
         ]
+        forget_dead_processes()  # their counts, from before this start
         os.execvp(argv[0], argv)  # noqa: S606 - replaces this process with gunicorn
