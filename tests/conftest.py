@@ -87,6 +87,23 @@ def s3_server():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def oidc_server():
+    """The OpenID Connect provider of the single sign-on tests, in its own process."""
+    from tests.idp import OIDCProvider
+
+    provider = OIDCProvider()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def idp(oidc_server):
+    """The provider, behaving normally at the start of each test."""
+    oidc_server.reset()
+    return oidc_server
+
+
 @pytest.fixture(params=["local", "s3"])
 def store(request, settings, tmp_path):
     """Both stores: the data directory, and S3-compatible storage on loopback.

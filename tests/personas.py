@@ -40,6 +40,8 @@ from hushpost.notifications.models import DevMail, Notification
 from hushpost.notifications.relay import relay
 from hushpost.orgs.actions import create_organization
 from hushpost.orgs.models import Organization
+from hushpost.sso.models import SingleSignOn
+from hushpost.sso.secrets import seal_client_secret
 from tests.helpers import PASSWORD_SUBJECT, run_worker, send, signed_in_as, totp_now
 
 PASSWORD = "Correct-horse-battery-9"  # every sender's and admin's
@@ -84,6 +86,16 @@ def ada(org: Organization) -> User:
 def hal(org: Organization) -> User:
     """The other organisation's admin."""
     return sender(org, "hal", "Hal Admin", admin=True)
+
+
+def oidc_sign_on(org: Organization, issuer: str, **rules) -> SingleSignOn:
+    """Northwind's senders signing in through the test OpenID Connect provider at ``issuer``."""
+    from tests.idp.oidc_provider import CLIENT_ID, CLIENT_SECRET
+
+    sso = SingleSignOn(org=org, protocol="oidc", oidc_issuer=issuer, oidc_client_id=CLIENT_ID,
+                       oidc_client_secret_sealed=seal_client_secret(org.id, CLIENT_SECRET), **rules)
+    sso.save()
+    return sso
 
 
 # --- signing in ---------------------------------------------------------------------------------
