@@ -7,7 +7,9 @@ a hand on the session or the provider's settings (a restored session replaying a
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -30,8 +32,8 @@ def sso(org, idp):
 def _to_provider(client, email: str, **extra) -> str:
     """Next, then Continue with single sign-on: the provider's authorization URL."""
     r = client.post("/login", {"email": email, "sso": "1", **extra})
-    assert r.status_code == 302 and r["Location"].startswith("/sso/"), r.content[:300]
-    r = client.get(r["Location"])
+    onward = re.search(r'href="(/sso/[^"]+)"', r.content.decode()).group(1)  # the page going on there
+    r = client.get(html.unescape(onward))
     assert r.status_code == 302, r.content[:300]
     return r["Location"]
 
@@ -126,8 +128,8 @@ def test_the_provider_error_is_kept_to_its_code(client, sso, alice, idp):
 def test_an_unreachable_provider_is_explained_not_a_crash(client, sso, alice):
     sso.oidc_issuer = "http://127.0.0.1:9"  # discard: nothing listens
     sso.save()
-    r = client.post("/login", {"email": alice.email, "sso": "1"})
-    r = client.get(r["Location"])
+    client.post("/login", {"email": alice.email, "sso": "1"})
+    r = client.get(f"/sso/{sso.org.slug}/start")
     assert r.status_code == 403 and "not set up correctly" in r.content.decode()
     assert _refusals() == ["oidc: misconfigured (Hushpost could not reach "
                            "http://127.0.0.1:9/.well-known/openid-configuration: the connection failed "

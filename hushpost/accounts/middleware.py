@@ -9,10 +9,8 @@ from django.shortcuts import redirect
 
 from hushpost.accounts import twofactor
 from hushpost.accounts.flows import temporary_session_ends
-from hushpost.accounts.sessions import SEEN, STARTED
+from hushpost.accounts.sessions import SEEN, SSO_SESSION, STARTED
 from hushpost.lib import clock
-
-SSO_SESSION = "hushpost_sso_session"  # hushpost.sso.signin marks the sessions it opens
 
 
 class PasswordChangeRequiredMiddleware:

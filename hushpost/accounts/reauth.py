@@ -11,6 +11,10 @@ told by e-mail):
   ``REAUTH_MINUTES`` (signing in counts), asked on a page of its own that
   carries the admin's form on unchanged.
 
+A session opened by the organisation's identity provider may have no password
+behind it: that page then offers to confirm at the identity provider, which is
+asked to authenticate the person again (``force``), and brings them back.
+
 The session remembers only *when* the owner last confirmed, never a secret.
 """
 
@@ -18,11 +22,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.shortcuts import render
+from django.urls import reverse
 
 from hushpost.accounts import throttle, twofactor
+from hushpost.accounts.sessions import SSO_SESSION
 from hushpost.lib import clock
 from hushpost.lib.client import client_address
 
@@ -50,6 +57,18 @@ def fields(request, *, always: bool = False) -> dict:
     """For the template: whether to ask, and whether for a code too."""
     return {"ask": always or not recent(request), "code": twofactor.enabled(request.user),
             "minutes": settings.REAUTH_MINUTES}
+
+
+def at_identity_provider(request) -> str:
+    """For a session the identity provider opened: where to confirm there instead (a GET
+    carrying no secret), coming back to the page asked for, or to the area's first page when
+    that was an action on one item (it answers only the form's POST)."""
+    user = request.user
+    if not request.session.get(SSO_SESSION) or not user.is_sender or not user.org_id:
+        return ""
+    match = request.resolver_match
+    back = request.path if match is None or not match.kwargs else "/".join(request.path.split("/")[:3]) + "/"
+    return reverse("sso:start", args=[user.org.slug]) + "?" + urlencode({"force": "1", "next": back})
 
 
 @dataclass(frozen=True)
@@ -102,7 +121,8 @@ def required(frame: str, **extra):
                                if name not in CARRIED_OVER_EXCEPT for value in values]
                     return render(request, "accounts/confirm.html", {
                         "frame": frame, "error": problem.message, "carried": carried,
-                        "action": request.get_full_path(), "reauth": fields(request), **extra},
+                        "action": request.get_full_path(), "reauth": fields(request),
+                        "identity_provider": at_identity_provider(request), **extra},
                         status=problem.status)
             return view(request, *args, **kwargs)
 

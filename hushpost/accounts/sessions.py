@@ -24,6 +24,7 @@ from hushpost.crypto import macs
 # When the session began and when it was last seen (epoch seconds): the limits
 # on a session's length and idle time are measured from these.
 STARTED, SEEN = "hushpost_started", "hushpost_seen"
+SSO_SESSION = "hushpost_sso_session"  # hushpost.sso.signin marks the sessions it opens
 
 
 def stored_key(session_key: str, secret: str | None = None) -> str:

@@ -15,6 +15,7 @@ A test makes it misbehave through ``POST /control``:
   (``"none"``, ``"HS256"``), ``replay`` (the previous ID token again);
 * ``{"error": "access_denied"}``: the next authorization answers with that error;
 * ``{"rotate": true}``: a new signing key, published under a new key ID;
+* ``{"clock": seconds}``: the provider's clock that far ahead (as the portal's test clock travels);
 * ``{"reset": true}``: back to normal behaviour.
 
 ``GET /control`` tells what the last authorization and token requests carried.
@@ -61,8 +62,12 @@ class Provider:
         self.sessions: dict[str, dict] = {}
         self.token_wishes: dict = {}
         self.error = ""
+        self.ahead = 0
         self.last_id_token = ""
         self.seen: dict = {"authorize": {}, "token": {}}
+
+    def now(self) -> int:
+        return int(time.time()) + self.ahead
 
     @staticmethod
     def _new_key(kid: str) -> RSAKey:
@@ -91,7 +96,7 @@ class Provider:
             wishes, self.token_wishes = self.token_wishes, {}
         if wishes.get("replay") and self.last_id_token:
             return self.last_id_token
-        now = int(time.time())
+        now = self.now()
         claims = {
             "iss": wishes.get("iss", self.issuer), "sub": hashlib.sha256(grant["email"].encode()).hexdigest()[:20],
             "aud": wishes.get("aud", CLIENT_ID), "exp": now + wishes.get("exp", 300),
@@ -122,7 +127,9 @@ class Provider:
     def control(self, wishes: dict) -> None:
         with self.lock:
             if wishes.get("reset"):
-                self.token_wishes, self.error = {}, ""
+                self.token_wishes, self.error, self.ahead = {}, "", 0
+            if "clock" in wishes:
+                self.ahead = int(wishes["clock"])
             if "token" in wishes:
                 self.token_wishes = wishes["token"]
             if "error" in wishes:
@@ -234,7 +241,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(400, problem, "text/plain")
         if form.get("password") != IDP_PASSWORD or "@" not in form.get("username", ""):
             return self._login_page(form, "Wrong username or password.")
-        who = {"email": form["username"].strip().lower(), "auth_time": int(time.time())}
+        who = {"email": form["username"].strip().lower(), "auth_time": self.provider.now()}
         session = secrets.token_urlsafe(16)
         self.provider.sessions[session] = who
         return self._answer(form, who, [("Set-Cookie", f"idp={session}; Path=/; HttpOnly; SameSite=Lax")])
