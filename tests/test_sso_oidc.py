@@ -19,6 +19,8 @@ from hushpost.audit.models import AuditEvent
 from hushpost.sso import oidc
 from hushpost.sso.forms import SingleSignOnForm
 from hushpost.sso.models import SeenAssertion
+from hushpost.sso.oidc_token import identity
+from hushpost.sso.signin import SSORefused
 from tests import personas
 from tests.idp import OIDCProvider
 from tests.idp.oidc_provider import CLIENT_ID, CLIENT_SECRET, IDP_PASSWORD
@@ -44,8 +46,13 @@ def _provider_login(authorize_url: str, email: str) -> str:
     r = requests.post(authorize_url.split("?")[0], data={**query, "username": email, "password": IDP_PASSWORD},
                       allow_redirects=False, timeout=5)
     assert r.status_code == 302, r.text
-    answer = urlsplit(r.headers["Location"])
-    return f"{answer.path}?{answer.query}"
+    return _callback(r)
+
+
+def _callback(answer) -> str:
+    """The portal's part of the provider's redirect: the callback path with code and state."""
+    url = urlsplit(answer.headers["Location"])
+    return f"{url.path}?{url.query}"
 
 
 def _refusals() -> list[str]:
@@ -161,3 +168,38 @@ def test_a_rotated_signing_key_is_fetched_once_the_token_names_it(client, sso, a
     client.post("/logout")
     idp.misbehave(rotate=True)
     assert client.get(_provider_login(_to_provider(client, alice.email), alice.email))["Location"] == "/app/"
+
+
+def test_confirming_at_a_provider_that_does_not_ask_again_is_refused(client, sso, alice, idp):
+    """"Confirm it's you" must mean a fresh sign-in at the provider, not its remembered session."""
+    browser = requests.Session()  # the person's browser at the provider, keeping its cookie
+    idp.misbehave(clock=-15 * 60)  # signed in there a quarter of an hour ago
+    url = _to_provider(client, alice.email)
+    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    answer = browser.post(url.split("?")[0], data={**query, "username": alice.email, "password": IDP_PASSWORD},
+                          allow_redirects=False, timeout=5)
+    idp.misbehave(clock=0, ignore_prompt=True)
+    assert client.get(_callback(answer))["Location"] == "/app/"
+    r = client.get(f"/sso/{sso.org.slug}/start?force=1&next=/app/admin/")
+    assert "prompt=login" in r["Location"] and "max_age=0" in r["Location"]
+    answer = browser.get(r["Location"], allow_redirects=False, timeout=5)  # waved through, no form
+    assert answer.status_code == 302
+    r = client.get(_callback(answer))
+    assert r.status_code == 403
+    assert _refusals() == ["oidc: expired (the provider did not sign the person in again)"]
+
+
+@pytest.mark.parametrize("claims, email, groups", [
+    ({"email": "Alice@Northwind.example", "groups": ["a", "b"]}, "Alice@Northwind.example", ["a", "b"]),
+    ({"preferred_username": "alice@northwind.example", "groups": "admins"}, "alice@northwind.example", ["admins"]),
+    ({"preferred_username": "ALICE", "upn": "alice@northwind.example"}, "alice@northwind.example", []),
+])
+def test_the_address_comes_from_email_or_entra_ids_user_name(claims, email, groups):
+    found = identity({"sub": "x", **claims}, "groups")
+    assert (found.email, found.groups) == (email, groups)
+
+
+def test_no_address_at_all_is_refused():
+    with pytest.raises(SSORefused) as refusal:
+        identity({"sub": "x", "preferred_username": "alice"}, "groups")
+    assert refusal.value.reason == "no_email"

@@ -15,6 +15,7 @@ A test makes it misbehave through ``POST /control``:
   (``"none"``, ``"HS256"``), ``replay`` (the previous ID token again);
 * ``{"error": "access_denied"}``: the next authorization answers with that error;
 * ``{"rotate": true}``: a new signing key, published under a new key ID;
+* ``{"ignore_prompt": true}``: a remembered person is waved through even when asked to sign in again;
 * ``{"clock": seconds}``: the provider's clock that far ahead (as the portal's test clock travels);
 * ``{"reset": true}``: back to normal behaviour.
 
@@ -63,6 +64,7 @@ class Provider:
         self.token_wishes: dict = {}
         self.error = ""
         self.ahead = 0
+        self.ignore_prompt = False
         self.last_id_token = ""
         self.seen: dict = {"authorize": {}, "token": {}}
 
@@ -127,7 +129,9 @@ class Provider:
     def control(self, wishes: dict) -> None:
         with self.lock:
             if wishes.get("reset"):
-                self.token_wishes, self.error, self.ahead = {}, "", 0
+                self.token_wishes, self.error, self.ahead, self.ignore_prompt = {}, "", 0, False
+            if "ignore_prompt" in wishes:
+                self.ignore_prompt = bool(wishes["ignore_prompt"])
             if "clock" in wishes:
                 self.ahead = int(wishes["clock"])
             if "token" in wishes:
@@ -211,7 +215,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(400, problem, "text/plain")
         cookie = SimpleCookie(self.headers.get("Cookie", ""))
         who = p.sessions.get(cookie["idp"].value) if "idp" in cookie else None
-        if who and query.get("prompt") != "login" and query.get("max_age") != "0":
+        asked_again = query.get("prompt") == "login" or query.get("max_age") == "0"
+        if who and (not asked_again or p.ignore_prompt):
             return self._answer(query, who)
         return self._login_page(query, "")
 
