@@ -43,6 +43,7 @@ from hushpost.orgs.models import Organization
 from hushpost.sso.models import SingleSignOn
 from hushpost.sso.secrets import seal_client_secret
 from tests.helpers import PASSWORD_SUBJECT, run_worker, send, signed_in_as, totp_now
+from tests.idp.oidc_provider import CLIENT_ID, CLIENT_SECRET
 
 PASSWORD = "Correct-horse-battery-9"  # every sender's and admin's
 NEW_PASSWORD = "Lantern-orchard-velvet-73"  # what a recipient chooses at the first sign-in
@@ -90,8 +91,6 @@ def hal(org: Organization) -> User:
 
 def oidc_sign_on(org: Organization, issuer: str, **rules) -> SingleSignOn:
     """Northwind's senders signing in through the test OpenID Connect provider at ``issuer``."""
-    from tests.idp.oidc_provider import CLIENT_ID, CLIENT_SECRET
-
     sso = SingleSignOn(org=org, protocol="oidc", oidc_issuer=issuer, oidc_client_id=CLIENT_ID,
                        oidc_client_secret_sealed=seal_client_secret(org.id, CLIENT_SECRET), **rules)
     sso.save()

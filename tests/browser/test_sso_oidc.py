@@ -110,6 +110,10 @@ def test_a_wrong_answer_is_refused_and_recorded(site, page, sso, alice, idp, wis
     idp.misbehave(**wishes)
     provider_login(page, username)
     expect(page.get_by_role("heading", name=REFUSED)).to_be_visible()
+    if reason == "issuer":  # the refusal page, once
+        problems: dict[str, list[str]] = {}
+        check(page, "single sign-on refused", problems)
+        assert problems == {}, problems
     expect(page.get_by_role("alert")).to_have_text(REASONS[reason])
     assert [detail.split(" (")[0] for detail in refusals()] == [f"oidc: {reason}"]
     page.goto(f"{site}/app/")
@@ -211,6 +215,7 @@ def test_an_admin_without_a_password_confirms_at_the_identity_provider(site, pag
     ada = personas.ada(sso.org)
     ada.set_unusable_password()
     ada.save()
+    problems: dict[str, list[str]] = {}
     to_identity_provider(page, site, ada.email)
     provider_login(page)
     page.get_by_role("link", name="Administration").click()
@@ -221,6 +226,7 @@ def test_an_admin_without_a_password_confirms_at_the_identity_provider(site, pag
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_role("heading", name="Confirm it's you")).to_be_visible()
     expect(page.get_by_label("Your password")).to_have_count(0)
+    check(page, "confirm it's you with single sign-on", problems)
     page.get_by_role("link", name="Confirm with single sign-on").click()
     # The provider asks again although it remembers Ada (prompt=login, max_age=0).
     expect(page.get_by_role("heading", name=IDP)).to_be_visible()
@@ -233,3 +239,4 @@ def test_an_admin_without_a_password_confirms_at_the_identity_provider(site, pag
     expect(page.get_by_role("heading", name="Confirm it's you")).to_have_count(0)
     sso.refresh_from_db()
     assert sso.admin_group == "secure-messaging-admins"
+    assert problems == {}, problems
