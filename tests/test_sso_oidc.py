@@ -18,8 +18,9 @@ import requests
 from hushpost.audit.models import AuditEvent
 from hushpost.sso import oidc
 from hushpost.sso.forms import SingleSignOnForm
-from hushpost.sso.models import SeenAssertion
+from hushpost.sso.models import SeenAssertion, SingleSignOn
 from hushpost.sso.oidc_token import identity
+from hushpost.sso.secrets import seal_client_secret
 from hushpost.sso.signin import SSORefused
 from tests import personas
 from tests.idp import OIDCProvider
@@ -91,7 +92,7 @@ def test_the_client_secret_goes_in_the_form_where_the_provider_accepts_only_that
 
 
 def test_a_wrong_client_secret_is_refused_by_the_provider_and_said_so(client, sso, alice):
-    sso.oidc_client_secret_sealed = personas.seal_client_secret(sso.org_id, "not-the-secret")
+    sso.oidc_client_secret_sealed = seal_client_secret(sso.org_id, "not-the-secret")
     sso.save()
     r = client.get(_provider_login(_to_provider(client, alice.email), alice.email))
     assert r.status_code == 403 and "did not sign you in" in r.content.decode()
@@ -150,7 +151,7 @@ def test_an_unreachable_provider_is_explained_not_a_crash(client, sso, alice):
 def test_the_settings_check_explains_what_is_wrong(org, issuer, problem):
     form = SingleSignOnForm({"protocol": "oidc", "oidc_issuer": issuer, "oidc_client_id": CLIENT_ID,
                              "oidc_client_secret": CLIENT_SECRET, "group_claim": "groups"},
-                            instance=personas.SingleSignOn(org=org))
+                            instance=SingleSignOn(org=org))
     assert not form.is_valid()
     assert problem in " ".join(form.non_field_errors())
 
@@ -159,7 +160,7 @@ def test_the_settings_check_accepts_the_provider_and_its_discovery_url(org, idp)
     for issuer in (idp.issuer, idp.issuer + "/.well-known/openid-configuration"):
         form = SingleSignOnForm({"protocol": "oidc", "oidc_issuer": issuer, "oidc_client_id": CLIENT_ID,
                                  "oidc_client_secret": CLIENT_SECRET, "group_claim": "groups"},
-                                instance=personas.SingleSignOn(org=org))
+                                instance=SingleSignOn(org=org))
         assert form.is_valid(), form.errors
 
 
@@ -203,3 +204,15 @@ def test_no_address_at_all_is_refused():
     with pytest.raises(SSORefused) as refusal:
         identity({"sub": "x", "preferred_username": "alice"}, "groups")
     assert refusal.value.reason == "no_email"
+
+
+def test_the_settings_check_refuses_a_provider_naming_another_issuer(org, idp):
+    """The same provider reached under another name: its tokens say 127.0.0.1, not localhost."""
+    elsewhere = idp.issuer.replace("127.0.0.1", "localhost")
+    form = SingleSignOnForm({"protocol": "oidc", "oidc_issuer": elsewhere, "oidc_client_id": CLIENT_ID,
+                             "oidc_client_secret": CLIENT_SECRET, "group_claim": "groups"},
+                            instance=SingleSignOn(org=org))
+    assert not form.is_valid()
+    assert form.non_field_errors() == [
+        f"The provider's discovery document names the issuer '{idp.issuer}', not '{elsewhere}'. "
+        "Enter the issuer exactly as the provider names it."]
