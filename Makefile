@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/hushpost
 export HUSHPOST_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run install install-test browser deploy-tools faults services test test-sqlite test-postgres lint screenshots bench clean
+.PHONY: run install install-test browser deploy-tools faults nginx services test test-sqlite test-postgres lint screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ faults:
 	  echo "Installing libfaketime (Debian package faketime)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime) >/dev/null; }
 
+## nginx from Debian's packages: tests/browser/test_nginx.py runs deploy/nginx.example.conf in it,
+## in front of `hushpost serve` (PostgreSQL run only).
+nginx:
+	@test -x /usr/sbin/nginx || { \
+	  echo "Installing nginx (Debian package nginx)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx) >/dev/null; }
+
 ## PostgreSQL must be up for the production-database half of the suite.
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
@@ -52,11 +59,12 @@ lint: install-test
 test-sqlite: install-test browser deploy-tools services
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test-postgres: install-test browser deploy-tools faults services
+test-postgres: install-test browser deploy-tools faults nginx services
 	HUSHPOST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -q -p no:cacheprovider
 
 ## make test: lint, then the whole suite on SQLite and again on PostgreSQL; the fault tests
-## (tests/faults/) only in the PostgreSQL run, on a PostgreSQL server of their own.
+## (tests/faults/) only in the PostgreSQL run, on a PostgreSQL server of their own, and nginx in
+## front of Hushpost (tests/browser/test_nginx.py) only there too.
 test: lint test-sqlite test-postgres
 
 ## The README's screenshots, taken by the browser tests.
