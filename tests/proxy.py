@@ -2,7 +2,7 @@
 nginx configured by deploy/nginx.example.conf itself.
 
 Only what cannot be the same on a test machine changes in the example: the certificate (a
-self-signed one for ``localhost``), the port nginx listens on (on 127.0.0.1) and Hushpost's
+self-signed one for ``localhost``), the ports nginx listens on (on 127.0.0.1) and Hushpost's
 address. The rest of its server block is used as shipped. Around it, a main context of the
 test's own lets nginx run as the test's user, in the foreground, with its pid file, logs and
 temporary folders in the test's directory, and has it reach Hushpost from 127.0.0.3, so the
@@ -34,12 +34,13 @@ PROXY_ADDRESS = "127.0.0.3"  # where nginx's connections to Hushpost come from
 TEMP_FOLDERS = ("client_body_temp", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp")
 
 
-def render_example(*, port: int, upstream: str, cert: Path, key: Path) -> str:
+def render_example(*, port: int, http_port: int, upstream: str, cert: Path, key: Path) -> str:
     """deploy/nginx.example.conf with the test's certificate, port and upstream: each of those
     lines must be there exactly once, so a changed example cannot slip past unrendered."""
     text = EXAMPLE.read_text()
     for old, new in (
         ("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;"),
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
         ("/etc/ssl/secure.example.org.pem", str(cert)),
         ("/etc/ssl/secure.example.org.key", str(key)),
         ("proxy_pass http://127.0.0.1:8000;", f"proxy_pass http://{upstream};"),
@@ -56,9 +57,11 @@ class Nginx:
         self.folder = folder
         self.port = _free_port()
         self.url = f"https://127.0.0.1:{self.port}"
+        self.http_port = _free_port()  # the example's port 80
         self.cert, key = self_signed(folder)
         site = folder / "hushpost.conf"
-        site.write_text(render_example(port=self.port, upstream=upstream, cert=self.cert, key=key))
+        site.write_text(render_example(port=self.port, http_port=self.http_port, upstream=upstream,
+                                       cert=self.cert, key=key))
         self.error_log = folder / "error.log"
         temp = "\n".join(f"    {name}_path {folder / name};" for name in TEMP_FOLDERS)
         user = f"user {getpass.getuser()};\n" if os.geteuid() == 0 else ""  # workers stay who we are

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 import sqlite3
+import ssl
 import urllib.request
 
 import pytest
@@ -131,6 +133,31 @@ def test_health_checks_answer_through_nginx(behind_nginx):
         assert r.status == 200
 
 
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2], ids=str)
+def test_nginx_speaks_tls_1_3_and_1_2(behind_nginx, version):
+    nginx, _ = behind_nginx
+    assert tls_version(nginx, version) == version.name.replace("_", ".")
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_1, ssl.TLSVersion.TLSv1], ids=str)
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")  # offered on purpose
+def test_nginx_refuses_older_tls(behind_nginx, version):
+    nginx, _ = behind_nginx
+    with pytest.raises(ssl.SSLError):
+        tls_version(nginx, version)
+
+
+def tls_version(nginx, version: ssl.TLSVersion) -> str:
+    """The protocol nginx agrees to with a client that offers only ``version`` (the client's own
+    policy loosened, so it is nginx that answers)."""
+    context = nginx.tls()
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    context.minimum_version = context.maximum_version = version
+    with socket.create_connection(("127.0.0.1", nginx.port), timeout=10) as raw, \
+            context.wrap_socket(raw) as tls:
+        return tls.version()
+
+
 def test_hushpost_knows_a_request_through_nginx_came_over_https(behind_nginx):
     nginx, _ = behind_nginx
     with urllib.request.urlopen(f"{nginx.url}/login", context=nginx.tls(), timeout=10) as r:
@@ -138,6 +165,16 @@ def test_hushpost_knows_a_request_through_nginx_came_over_https(behind_nginx):
         assert r.headers["Strict-Transport-Security"] == "max-age=31536000"  # sent on HTTPS only
         cookies = r.headers.get_all("Set-Cookie") or []
         assert cookies and all("; Secure" in cookie for cookie in cookies), cookies
+
+
+def test_a_typed_address_without_https_is_sent_to_https_by_nginx(behind_nginx):
+    nginx, _ = behind_nginx
+    connection = http.client.HTTPConnection("127.0.0.1", nginx.http_port, timeout=10)
+    connection.request("GET", "/login?next=/app/", headers={"Host": "secure.example.org"})
+    response = connection.getresponse()
+    assert response.status == 301
+    assert response.getheader("Location") == "https://secure.example.org/login?next=/app/"
+    connection.close()
 
 
 def test_plain_http_straight_to_hushpost_is_sent_to_https(behind_nginx):
