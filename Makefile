@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/hushpost
 export HUSHPOST_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run install install-test browser deploy-tools faults nginx services test test-sqlite test-postgres lint screenshots bench clean
+.PHONY: run install install-test browser deploy-tools faults nginx saml services test test-sqlite test-postgres lint screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ nginx:
 	  echo "Installing nginx (Debian package nginx)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx) >/dev/null; }
 
+## xmlsec1 from Debian's packages: pysaml2 checks (and the test identity provider makes) SAML
+## signatures with it; a portal whose organisations use SAML needs it at run time too.
+saml:
+	@command -v xmlsec1 >/dev/null 2>&1 || { \
+	  echo "Installing xmlsec1 (Debian package xmlsec1)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1) >/dev/null; }
+
 ## PostgreSQL must be up for the production-database half of the suite.
 services:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
@@ -56,10 +63,10 @@ services:
 lint: install-test
 	$(BIN)/ruff check hushpost tests bench
 
-test-sqlite: install-test browser deploy-tools services
+test-sqlite: install-test browser deploy-tools saml services
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test-postgres: install-test browser deploy-tools faults nginx services
+test-postgres: install-test browser deploy-tools faults nginx saml services
 	HUSHPOST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -q -p no:cacheprovider
 
 ## make test: lint, then the whole suite on SQLite and again on PostgreSQL; the fault tests
@@ -68,7 +75,7 @@ test-postgres: install-test browser deploy-tools faults nginx services
 test: lint test-sqlite test-postgres
 
 ## The README's screenshots, taken by the browser tests.
-screenshots: install-test browser
+screenshots: install-test browser saml
 	HUSHPOST_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/browser
 
 bench: install-test services

@@ -64,4 +64,5 @@ class SingleSignOnForm(forms.ModelForm):
         elif protocol == "saml":
             for problem in saml.check(candidate):
                 self.add_error(None, problem)
+            data["saml_metadata_xml"] = candidate.saml_metadata_xml  # as fetched from the URL
         return data

@@ -1,33 +1,217 @@
-"""SAML 2.0: the Web Browser SSO profile (HTTP-Redirect request, HTTP-POST response)."""
+"""SAML 2.0: the Web Browser SSO profile (HTTP-Redirect request, HTTP-POST response), with
+pysaml2 as the service provider, one configuration per organisation built from the identity
+provider's metadata it saved.
+
+pysaml2 verifies the XML signatures (through xmlsec1, against the certificates in that metadata),
+the assertion's time window and subject confirmation. Before it runs, the response is read (not
+trusted) to say precisely what is wrong with one that will be refused anyway: its status, who
+issued it, whether anything is signed, its audience. After it, the assertion is used once
+(:func:`hushpost.sso.signin.first_use`) and must answer the request this browser's session
+started. AuthnRequests are not signed: that would need a key per portal to keep and roll over,
+and a forged request gains nothing, since the response must still answer this session's request.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import shutil
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
 from django.http import HttpResponse
+from django.shortcuts import redirect
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
+from saml2.client import Saml2Client
+from saml2.config import SPConfig
+from saml2.metadata import entity_descriptor
+from saml2.response import IncorrectlySigned, StatusError
+from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
+from saml2.sigver import SigverError
+from saml2.validate import ResponseLifetimeExceed, ToEarly
 
-from hushpost.sso.signin import Identity, SSORefused  # noqa: F401
+from hushpost.lib import clock
+from hushpost.sso import saml_metadata
+from hushpost.sso.signin import Identity, SSORefused, first_use
 
-
-def begin(request, sso, *, login_hint: str, next_url: str, force: bool):
-    raise SSORefused("misconfigured", "SAML sign-in is not available yet")
-
-
-def finish(request, sso) -> tuple[Identity, str]:
-    raise SSORefused("misconfigured", "SAML sign-in is not available yet")
-
-
-def check(sso) -> list[str]:
-    return []
-
-
-def metadata(request, sso) -> HttpResponse:
-    return HttpResponse(status=404)
+# What the session remembers between the request and the response: its ID and where the sender
+# was going (the RelayState carries neither).
+PENDING = "hushpost_saml_request"
+SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+EMAIL_ATTRIBUTES = ("email", "mail", "emailaddress",
+                    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+                    "urn:oid:0.9.2342.19200300.100.1.3")
+NAME_ATTRIBUTES = ("displayName", "name", "cn", "http://schemas.microsoft.com/identity/claims/displayname",
+                   "urn:oid:2.16.840.1.113730.3.1.241")
+ENTRA_GROUPS = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
+MAX_RESPONSE = 1_000_000  # bytes of base64; real responses are a few kilobytes
+CLOCK_SKEW = 60  # seconds allowed between the identity provider's clock and ours
 
 
 def entity_id(sso) -> str:
-    from django.conf import settings
     return f"{settings.BASE_URL}/sso/{sso.org.slug}/saml/metadata"
 
 
 def acs_url(sso) -> str:
-    from django.conf import settings
     return f"{settings.BASE_URL}/sso/{sso.org.slug}/saml/acs"
+
+
+def _config(sso, *, with_idp: bool = True) -> SPConfig:
+    conf = {
+        "entityid": entity_id(sso),
+        "xmlsec_binary": shutil.which("xmlsec1"),
+        "accepted_time_diff": CLOCK_SKEW,
+        "allow_unknown_attributes": True,
+        "service": {"sp": {
+            "name": f"Secure Messaging for {sso.org.name}",
+            "endpoints": {"assertion_consumer_service": [(acs_url(sso), BINDING_HTTP_POST)]},
+            "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
+            "authn_requests_signed": False,
+            "want_response_signed": False,
+            "want_assertions_signed": False,
+            "want_assertions_or_response_signed": True,  # either covers the assertion
+            # InResponseTo is checked below, after the one-use check, so that a response
+            # posted again is told apart from one this session never asked for.
+            "allow_unsolicited": True,
+        }},
+    }
+    if with_idp:
+        conf["metadata"] = {"inline": [sso.saml_metadata_xml]}
+    return SPConfig().load(conf)
+
+
+def begin(request, sso, *, login_hint: str, next_url: str, force: bool):
+    """An AuthnRequest by HTTP-Redirect; its ID and ``next_url`` stay in the session."""
+    idp = saml_metadata.identity_provider(sso.saml_metadata_xml)
+    if idp is None or not shutil.which("xmlsec1"):
+        raise SSORefused("misconfigured", "no usable IdP metadata" if idp is None else "xmlsec1 missing")
+    client = Saml2Client(config=_config(sso))
+    request_id, info = client.prepare_for_authenticate(
+        entityid=idp.entity_id, binding=BINDING_HTTP_REDIRECT, relay_state=sso.org.slug,
+        force_authn="true" if force else None, nameid_format=NAMEID_FORMAT_EMAILADDRESS)
+    request.session[PENDING] = {"id": request_id, "next": next_url}
+    location = dict(info["headers"])["Location"]
+    return redirect(location)
+
+
+def finish(request, sso) -> tuple[Identity, str]:
+    """The identity in the posted response, once every check holds; and where the sender was going."""
+    pending = request.session.pop(PENDING, None) or {}
+    idp = saml_metadata.identity_provider(sso.saml_metadata_xml)
+    if idp is None:
+        raise SSORefused("misconfigured", "no usable IdP metadata")
+    posted = request.POST.get("SAMLResponse", "")
+    document = _read(posted)
+    _precheck(document, idp.entity_id, entity_id(sso))
+    try:
+        answer = Saml2Client(config=_config(sso)).parse_authn_request_response(
+            posted, BINDING_HTTP_POST, outstanding={})
+    except ResponseLifetimeExceed as problem:
+        raise SSORefused("expired", str(problem)[:100]) from None
+    except ToEarly as problem:
+        raise SSORefused("not_yet_valid", str(problem)[:100]) from None
+    except StatusError as problem:
+        raise SSORefused("idp_error", type(problem).__name__) from None
+    except (IncorrectlySigned, SigverError) as problem:
+        raise SSORefused("signature", type(problem).__name__) from None
+    except Exception as problem:  # pysaml2 raises plain exceptions for several checks
+        raise SSORefused("signature", f"{type(problem).__name__}: {str(problem)[:100]}") from None
+    if answer is None or answer.assertion is None:
+        raise SSORefused("signature", "no verified assertion")
+    assertion = answer.assertion
+    if assertion.issuer is not None and assertion.issuer.text != idp.entity_id:
+        raise SSORefused("issuer", "assertion issued by another entity")
+    if not first_use(idp.entity_id, assertion.id, _expiry(answer)):
+        raise SSORefused("replay", "assertion already used")
+    if not pending.get("id") or not _answers(document, assertion, pending["id"]):
+        raise SSORefused("state", "no sign-in started in this session" if not pending else "InResponseTo differs")
+    return _identity(answer, sso), pending.get("next") or "/app/"
+
+
+def _read(posted: str) -> samlp.Response:
+    """The response as posted, parsed but not yet trusted."""
+    try:
+        if not posted or len(posted) > MAX_RESPONSE:
+            raise ValueError("size")
+        document = samlp.response_from_string(base64.b64decode(posted, validate=True))
+    except (ValueError, binascii.Error, SyntaxError) as problem:
+        raise SSORefused("idp_error", f"unreadable response ({type(problem).__name__})") from None
+    if document is None:
+        raise SSORefused("idp_error", "not a SAML response")
+    return document
+
+
+def _precheck(document, idp_entity: str, audience: str) -> None:
+    """Refusals that need no signature to be decided; each response refused here would fail later too."""
+    status = document.status.status_code.value if document.status and document.status.status_code else ""
+    if status != SUCCESS:
+        inner = document.status.status_code.status_code if status else None
+        raise SSORefused("idp_error", (inner.value if inner else status or "no status")[:150])
+    if not document.assertion:
+        raise SSORefused("idp_error", "no assertion (encrypted assertions are not supported)")
+    issuers = [document.issuer] + [a.issuer for a in document.assertion]
+    if any(i is not None and i.text != idp_entity for i in issuers):
+        raise SSORefused("issuer", "issued by another entity")
+    if not document.signature and not any(a.signature for a in document.assertion):
+        raise SSORefused("unsigned")
+    for assertion in document.assertion:
+        conditions = assertion.conditions
+        for restriction in (conditions.audience_restriction if conditions else []):
+            if audience not in [a.text for a in restriction.audience]:
+                raise SSORefused("audience", "meant for another service provider")
+
+
+def _answers(document, assertion, request_id: str) -> bool:
+    """Whether the response, and each bearer confirmation in the assertion, answers ``request_id``."""
+    if document.in_response_to != request_id:
+        return False
+    for confirmation in assertion.subject.subject_confirmation:
+        data = confirmation.subject_confirmation_data
+        if data is not None and data.in_response_to and data.in_response_to != request_id:
+            return False
+    return True
+
+
+def _expiry(answer) -> datetime:
+    """Until when the assertion could be used: kept that long for the one-use check."""
+    if answer.not_on_or_after:
+        return datetime.fromtimestamp(answer.not_on_or_after, tz=UTC) + timedelta(seconds=CLOCK_SKEW)
+    return clock.now() + timedelta(hours=1)
+
+
+def _identity(answer, sso) -> Identity:
+    assertion = answer.assertion
+    values: dict[str, list[str]] = {}
+    for statement in assertion.attribute_statement:
+        for attribute in statement.attribute:
+            texts = [v.text.strip() for v in attribute.attribute_value if v.text and v.text.strip()]
+            for key in {attribute.name, attribute.friendly_name} - {None, ""}:
+                values.setdefault(key, []).extend(texts)
+    name_id = assertion.subject.name_id
+    email = name_id.text.strip() if name_id is not None and name_id.format == NAMEID_FORMAT_EMAILADDRESS else ""
+    if not email:
+        email = next((values[k][0] for k in EMAIL_ATTRIBUTES if values.get(k)), "")
+    groups = values.get(sso.group_claim, []) if sso.group_claim else []
+    groups += [g for g in values.get(ENTRA_GROUPS, []) if g not in groups]
+    return Identity(
+        email=email, name=next((values[k][0] for k in NAME_ATTRIBUTES if values.get(k)), ""),
+        groups=groups, subject=name_id.text if name_id is not None else "")
+
+
+def check(sso) -> list[str]:
+    """Problems with the settings; the metadata is fetched from its URL here and kept."""
+    problems = [] if shutil.which("xmlsec1") else [
+        "This server cannot check SAML signatures: the xmlsec1 program is missing (Debian package "
+        "xmlsec1). Ask whoever runs Secure Messaging to install it."]
+    if sso.saml_metadata_url:
+        try:
+            sso.saml_metadata_xml = saml_metadata.fetch(sso.saml_metadata_url)
+        except saml_metadata.Unavailable as problem:
+            return [*problems, str(problem)]
+    return problems + saml_metadata.problems(sso.saml_metadata_xml)
+
+
+def metadata(request, sso) -> HttpResponse:
+    """This portal's service provider metadata for the organisation's identity provider."""
+    descriptor = entity_descriptor(_config(sso, with_idp=False))
+    return HttpResponse(descriptor.to_string(), content_type="application/samlmetadata+xml")

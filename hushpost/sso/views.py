@@ -7,8 +7,9 @@ redirect (OIDC) or assertion consumer service (SAML) address per organisation.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import Http404
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -63,6 +64,12 @@ def oidc_callback(request, org_slug):
 @csrf_exempt
 @require_POST
 def saml_acs(request, org_slug):
+    if settings.SESSION_COOKIE_NAME not in request.COOKIES and not request.POST.get("again"):
+        # Posted from the identity provider's site, so the browser kept back the session cookie
+        # (SameSite=Lax): the same response is posted again from this site, where it is sent.
+        response = render(request, "sso/repost.html", {"saml_response": request.POST.get("SAMLResponse", "")})
+        response["Cache-Control"] = "no-store"
+        return response
     return _finish(request, org_slug, "saml")
 
 

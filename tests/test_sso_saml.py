@@ -1,0 +1,75 @@
+"""SAML 2.0 without a browser: the portal's own metadata, and the checks on an organisation's
+identity provider settings (the browser tests in tests/browser/test_sso_saml.py sign in)."""
+
+from __future__ import annotations
+
+from defusedxml import ElementTree
+
+from hushpost.sso import saml
+from hushpost.sso.models import SingleSignOn
+
+MD = "{urn:oasis:names:tc:SAML:2.0:metadata}"
+IDP_METADATA = """<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"
+  entityID="https://idp.example/saml"><md:IDPSSODescriptor
+  protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">{keys}<md:SingleSignOnService
+  Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://idp.example/sso"/>
+  </md:IDPSSODescriptor></md:EntityDescriptor>"""
+
+
+def test_the_portal_publishes_its_service_provider_metadata(client, org, base_url_testserver):
+    SingleSignOn.objects.create(org=org, protocol="saml")
+    response = client.get(f"/sso/{org.slug}/saml/metadata")
+    assert response.status_code == 200 and response["Content-Type"] == "application/samlmetadata+xml"
+    root = ElementTree.fromstring(response.content)
+    assert root.get("entityID") == f"http://testserver/sso/{org.slug}/saml/metadata"
+    acs = root.find(f"{MD}SPSSODescriptor/{MD}AssertionConsumerService")
+    assert acs.get("Location") == f"http://testserver/sso/{org.slug}/saml/acs"
+    assert acs.get("Binding") == "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+    assert "PRIVATE KEY" not in response.content.decode()
+
+
+def test_an_organisation_without_single_sign_on_has_no_metadata(client, org):
+    assert client.get(f"/sso/{org.slug}/saml/metadata").status_code == 404
+
+
+def test_metadata_that_is_not_an_identity_provider_s_is_explained(org):
+    sso = SingleSignOn(org=org, protocol="saml", saml_metadata_xml="<html>Sign in</html>")
+    assert saml.check(sso) == [
+        "That is not SAML metadata of an identity provider (no IDPSSODescriptor was found)."]
+
+
+def test_metadata_without_a_redirect_endpoint_or_signing_key_is_explained(org):
+    sso = SingleSignOn(org=org, protocol="saml", saml_metadata_xml=IDP_METADATA.format(keys=""))
+    problems = " ".join(saml.check(sso))
+    assert "no single sign-on service for the HTTP-Redirect binding" in problems
+    assert "no signing certificate" in problems
+
+
+def test_a_server_without_xmlsec1_says_so(org, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    sso = SingleSignOn(org=org, protocol="saml", saml_metadata_xml=IDP_METADATA.format(keys=""))
+    assert "the xmlsec1 program is missing" in saml.check(sso)[0]
+
+
+def test_a_sign_in_through_saml_without_usable_metadata_is_refused(client, org):
+    SingleSignOn.objects.create(org=org, protocol="saml", saml_metadata_xml="<broken")
+    response = client.get(f"/sso/{org.slug}/start")
+    assert response.status_code == 403
+    assert "Single sign-on is not set up correctly" in response.content.decode()
+
+
+def test_a_response_from_the_identity_provider_s_site_is_posted_again_from_this_one(client, org):
+    # Cross-site, the browser keeps back the session cookie (SameSite=Lax); posted again from
+    # this site, it comes with it, and only then is the response read.
+    SingleSignOn.objects.create(org=org, protocol="saml", saml_metadata_xml="<broken")
+    response = client.post(f"/sso/{org.slug}/saml/acs", {"SAMLResponse": "bm90IHhtbA=="})
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    page = response.content.decode()
+    assert 'name="SAMLResponse" value="bm90IHhtbA=="' in page and 'name="again" value="1"' in page
+    response = client.post(f"/sso/{org.slug}/saml/acs", {"SAMLResponse": "bm90IHhtbA==", "again": "1"})
+    assert response.status_code == 403
+
+
+def test_metadata_is_fetched_over_https_only(org):
+    sso = SingleSignOn(org=org, protocol="saml", saml_metadata_url="http://idp.example/metadata")
+    assert "The metadata URL must start with https://." in saml.check(sso)
