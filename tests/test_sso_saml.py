@@ -63,7 +63,7 @@ def test_a_response_from_the_identity_provider_s_site_is_posted_again_from_this_
     # this site, it comes with it, and only then is the response read.
     SingleSignOn.objects.create(org=org, protocol="saml", saml_metadata_xml="<broken")
     response = client.post(f"/sso/{org.slug}/saml/acs", {"SAMLResponse": "bm90IHhtbA=="})
-    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     page = response.content.decode()
     assert 'name="SAMLResponse" value="bm90IHhtbA=="' in page and 'name="again" value="1"' in page
     response = client.post(f"/sso/{org.slug}/saml/acs", {"SAMLResponse": "bm90IHhtbA==", "again": "1"})

@@ -67,9 +67,7 @@ def saml_acs(request, org_slug):
     if settings.SESSION_COOKIE_NAME not in request.COOKIES and not request.POST.get("again"):
         # Posted from the identity provider's site, so the browser kept back the session cookie
         # (SameSite=Lax): the same response is posted again from this site, where it is sent.
-        response = render(request, "sso/repost.html", {"saml_response": request.POST.get("SAMLResponse", "")})
-        response["Cache-Control"] = "no-store"
-        return response
+        return render(request, "sso/repost.html", {"saml_response": request.POST.get("SAMLResponse", "")})
     return _finish(request, org_slug, "saml")
 
 
