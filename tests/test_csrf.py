@@ -86,8 +86,10 @@ def test_every_post_anywhere_needs_the_token(db, org, path, view):
     c = Client(enforce_csrf_checks=True)
     r = c.post(path, {"email": "a@b.example", "password": "x"})
     if getattr(view, "csrf_exempt", False):
-        # Server-to-server endpoints: signed requests instead (tests/test_regions.py).
-        assert path.startswith("/regions/v1/")
+        # Server-to-server endpoints: signed requests instead (tests/test_regions.py); the SAML
+        # assertion consumer service: the identity provider's signed response answering this
+        # session's request instead (tests/browser/test_sso_saml.py).
+        assert path.startswith("/regions/v1/") or re.fullmatch(r"/sso/[\w-]+/saml/acs", path), path
         return
     assert r.status_code == 403, (path, r.status_code)
     assert b"This page has expired" in r.content

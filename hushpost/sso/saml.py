@@ -26,7 +26,7 @@ from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
 from saml2.response import IncorrectlySigned, StatusError
-from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
+from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NameID, Subject
 from saml2.sigver import SigverError
 from saml2.validate import ResponseLifetimeExceed, ToEarly
 
@@ -86,9 +86,12 @@ def begin(request, sso, *, login_hint: str, next_url: str, force: bool):
     if idp is None or not shutil.which("xmlsec1"):
         raise SSORefused("misconfigured", "no usable IdP metadata" if idp is None else "xmlsec1 missing")
     client = Saml2Client(config=_config(sso))
+    # The address typed at "Next" goes as the request's Subject, which Okta, Keycloak and others
+    # use to fill in their login form; the answer must still name an address of this organisation.
+    hint = {"subject": Subject(name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=login_hint))} if login_hint else {}
     request_id, info = client.prepare_for_authenticate(
         entityid=idp.entity_id, binding=BINDING_HTTP_REDIRECT, relay_state=sso.org.slug,
-        force_authn="true" if force else None, nameid_format=NAMEID_FORMAT_EMAILADDRESS)
+        force_authn="true" if force else None, nameid_format=NAMEID_FORMAT_EMAILADDRESS, **hint)
     request.session[PENDING] = {"id": request_id, "next": next_url}
     location = dict(info["headers"])["Location"]
     return redirect(location)

@@ -60,6 +60,18 @@ def test_a_sender_signs_in_at_the_identity_provider(site, page, northwind_saml, 
     assert event.actor_email == alice.email and event.detail == "saml"
 
 
+def test_the_identity_provider_is_told_the_address_and_asked_to_authenticate_again(
+        site, page, northwind_saml, alice):
+    page.goto(f"{site}/login")
+    page.get_by_label("E-mail address").fill(alice.email)
+    page.get_by_role("button", name="Next").click()
+    expect(page.get_by_label("Username")).to_have_value(alice.email)
+    expect(page.get_by_text("The service asks you to sign in again.")).to_have_count(0)
+    # "Confirm it's you" starts the same way with force=1: ForceAuthn in the request.
+    page.goto(f"{site}/sso/{northwind_saml.org.slug}/start?force=1")
+    expect(page.get_by_text("The service asks you to sign in again.")).to_be_visible()
+
+
 def test_a_deep_link_returns_to_its_page_after_sign_in(site, page, northwind_saml, alice):
     page.goto(f"{site}/app/sent")
     expect(page).to_have_url(f"{site}/login?next=%2Fapp%2Fsent")

@@ -102,7 +102,8 @@ class IdentityProvider:
         self.pending[token] = {"sp": request.issuer.text, "id": request.id,
                                "acs": request.assertion_consumer_service_url,
                                "relay": query.get("RelayState", [""])[0],
-                               "force": request.force_authn}
+                               "force": request.force_authn == "true",
+                               "hint": request.subject.name_id.text if request.subject and request.subject.name_id else ""}
         return token
 
     def answer(self, sp: str, in_response_to: str | None, acs: str, email: str) -> str:
@@ -189,8 +190,11 @@ def handler(idp: IdentityProvider):
                 return self._send(idp.metadata().encode(), "application/samlmetadata+xml")
             if url.path == "/sso":
                 token = idp.begin(query)
-                form = (f"<form method='post' action='/login'><input type='hidden' name='token' value='{token}'>"
-                        "<p><label for='username'>Username</label> <input id='username' name='username'></p>"
+                asked = idp.pending[token]
+                again = "<p>The service asks you to sign in again.</p>" if asked["force"] else ""
+                form = (f"{again}<form method='post' action='/login'><input type='hidden' name='token' value='{token}'>"
+                        "<p><label for='username'>Username</label> "
+                        f"<input id='username' name='username' value='{html.escape(asked['hint'], quote=True)}'></p>"
                         "<p><label for='password'>Password</label> "
                         "<input id='password' name='password' type='password'></p>"
                         "<button type='submit'>Log in</button></form>")
