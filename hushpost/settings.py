@@ -350,6 +350,8 @@ LOGGING = {
         "django.tasks": {"level": "WARNING"},
         "django_tasks": {"level": "WARNING"},
         "django_tasks_db": {"level": "WARNING"},
+        # pysaml2 logs addresses at INFO and whole responses (assertions) at DEBUG: never here.
+        "saml2": {"level": "WARNING"},
     },
 }
 

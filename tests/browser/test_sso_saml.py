@@ -11,7 +11,7 @@ from hushpost.audit.models import AuditEvent
 from hushpost.sso.models import SingleSignOn
 from hushpost.sso.signin import REASONS
 from tests import personas
-from tests.browser.steps import shot, sign_in_sender
+from tests.browser.steps import check, shot, sign_in_sender
 from tests.idp.saml_idp import Running
 
 pytestmark = pytest.mark.browser
@@ -123,6 +123,9 @@ def test_an_answer_that_cannot_be_trusted_is_refused(site, page, northwind_saml,
     through_identity_provider(page, site, alice.email)
     refused_with(page, reason)
     if reason == "signature":
+        problems: dict[str, list[str]] = {}
+        check(page, "single sign-on refused", problems)
+        assert problems == {}, problems
         shot(page, "sso-refused")
 
 
