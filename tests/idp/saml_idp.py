@@ -8,8 +8,9 @@ made when it starts and never leave the temporary folder it runs in.
 
 ``POST /control`` (JSON) sets how the next response misbehaves: ``{"misbehave": "audience" |
 "issuer" | "expired" | "not_yet_valid" | "unsigned" | "other_key" | "denied", "email": ...,
-"groups": [...]}``. ``/replay`` posts the last response again; ``/unsolicited?sp=<metadata URL>``
-posts one no request asked for.
+"groups": [...], "shape": "entra"}`` (``entra``: Entra ID's attribute names and a persistent
+NameID). ``/replay`` posts the last response again; ``/unsolicited?sp=<metadata URL>`` posts one
+no request asked for.
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ from cryptography.x509.oid import NameOID
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
 from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor
-from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NameID
+from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_PERSISTENT, NameID
 from saml2.server import Server
 from saml2.sigver import pre_signature_part
 from saml2.time_util import instant
 
 OTHER_AUDIENCE = "https://another-service.example/saml"
 OTHER_ISSUER = "https://another-idp.example/saml"
+ENTRA_CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
+ENTRA_GROUPS = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
 
 
 def make_key_pair(folder: Path, name: str) -> tuple[Path, Path]:
@@ -116,10 +119,17 @@ class IdentityProvider:
             response = server.create_error_response(
                 in_response_to, acs, info=(samlp.STATUS_REQUEST_DENIED, "Denied by the test"), sign=True)
             return base64.b64encode(str(response).encode()).decode()
-        identity = {"mail": [email], "displayName": [email.split("@")[0].title()],
-                    "groups": how.get("groups", [])}
+        name = email.split("@")[0].title()
+        if how.get("shape") == "entra":
+            # Entra ID's defaults: a persistent NameID, the address and groups under its claim URIs.
+            name_id = NameID(format=NAMEID_FORMAT_PERSISTENT, text=secrets.token_hex(16))
+            identity = {ENTRA_CLAIMS + "emailaddress": [email], ENTRA_GROUPS: how.get("groups", []),
+                        "http://schemas.microsoft.com/identity/claims/displayname": [name]}
+        else:
+            name_id = NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=email)
+            identity = {"mail": [email], "displayName": [name], "groups": how.get("groups", [])}
         response = server.create_authn_response(
-            identity, in_response_to, acs, sp, name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=email),
+            identity, in_response_to, acs, sp, name_id=name_id,
             authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password"},
             sign_assertion=False, sign_response=False)
         return base64.b64encode(self._misbehave(server, response, how.get("misbehave", ""))).decode()
