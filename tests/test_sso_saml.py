@@ -3,8 +3,11 @@ identity provider settings (the browser tests in tests/browser/test_sso_saml.py 
 
 from __future__ import annotations
 
+import base64
+
 from defusedxml import ElementTree
 
+from hushpost.audit.models import AuditEvent
 from hushpost.sso import saml
 from hushpost.sso.models import SingleSignOn
 
@@ -73,3 +76,13 @@ def test_a_response_from_the_identity_provider_s_site_is_posted_again_from_this_
 def test_metadata_is_fetched_over_https_only(org):
     sso = SingleSignOn(org=org, protocol="saml", saml_metadata_url="http://idp.example/metadata")
     assert "The metadata URL must start with https://." in saml.check(sso)
+
+
+def test_a_response_with_a_document_type_is_refused_unread(client, org):
+    SingleSignOn.objects.create(org=org, protocol="saml", saml_metadata_xml="<broken")
+    laughs = b'<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><r>&b;</r>'
+    response = client.post(f"/sso/{org.slug}/saml/acs",
+                           {"SAMLResponse": base64.b64encode(laughs).decode(), "again": "1"})
+    assert response.status_code == 403
+    event = AuditEvent.objects.get(action=AuditEvent.Action.SSO_REFUSED)
+    assert event.detail == "saml: idp_error (unreadable response (EntitiesForbidden))"

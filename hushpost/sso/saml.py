@@ -100,11 +100,11 @@ def begin(request, sso, *, login_hint: str, next_url: str, force: bool):
 def finish(request, sso) -> tuple[Identity, str]:
     """The identity in the posted response, once every check holds; and where the sender was going."""
     pending = request.session.pop(PENDING, None) or {}
+    posted = request.POST.get("SAMLResponse", "")
+    document = _read(posted)
     idp = saml_metadata.identity_provider(sso.saml_metadata_xml)
     if idp is None:
         raise SSORefused("misconfigured", "no usable IdP metadata")
-    posted = request.POST.get("SAMLResponse", "")
-    document = _read(posted)
     _precheck(document, idp.entity_id, entity_id(sso))
     try:
         answer = Saml2Client(config=_config(sso)).parse_authn_request_response(

@@ -27,15 +27,21 @@ class IdentityProvider:
     signing_certs: int
 
 
-def fetch(url: str) -> str:
+def _trusted(url: str) -> bool:
     # Whoever could change the metadata in transit could choose the certificate sign-in trusts:
     # https only, loopback excepted (an identity provider on the same machine).
-    if not (url.startswith("https://") or urlsplit(url).hostname in LOOPBACK and url.startswith("http://")):
+    return url.startswith("https://") or (url.startswith("http://") and urlsplit(url).hostname in LOOPBACK)
+
+
+def fetch(url: str) -> str:
+    if not _trusted(url):
         raise Unavailable("The metadata URL must start with https://.")
     request = urllib.request.Request(  # noqa: S310 - http(s) only, above
         url, headers={"Accept": "application/samlmetadata+xml, application/xml"})
     try:
         with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as answer:  # noqa: S310 - http(s) only, above
+            if not _trusted(answer.geturl()):  # redirected off https
+                raise Unavailable("The metadata URL redirects to an address that is not https://.")
             body = answer.read(MAX_METADATA + 1)
     except (urllib.error.URLError, OSError, ValueError) as problem:
         raise Unavailable(f"The metadata could not be fetched from {url} ({problem}).") from None
