@@ -122,11 +122,11 @@ def finish(request, sso) -> tuple[Identity, str]:
     if answer is None or answer.assertion is None:
         raise SSORefused("signature", "no verified assertion")
     assertion = answer.assertion
-    if assertion.issuer is not None and assertion.issuer.text != idp.entity_id:
+    if assertion.issuer is None or assertion.issuer.text != idp.entity_id:
         raise SSORefused("issuer", "assertion issued by another entity")
     if not first_use(idp.entity_id, assertion.id, _expiry(answer)):
         raise SSORefused("replay", "assertion already used")
-    if not pending.get("id") or not _answers(document, assertion, pending["id"]):
+    if not pending.get("id") or not _answers(answer.response, assertion, pending["id"]):
         raise SSORefused("state", "no sign-in started in this session" if not pending else "InResponseTo differs")
     return _identity(answer, sso), pending.get("next") or "/app/"
 
@@ -164,15 +164,17 @@ def _precheck(document, idp_entity: str, audience: str) -> None:
                 raise SSORefused("audience", "meant for another service provider")
 
 
-def _answers(document, assertion, request_id: str) -> bool:
-    """Whether the response, and each bearer confirmation in the assertion, answers ``request_id``."""
-    if document.in_response_to != request_id:
+def _answers(response, assertion, request_id: str) -> bool:
+    """Whether the response and the signed assertion's confirmations answer ``request_id``.
+
+    The profile has the assertion's bearer confirmation name the request; that one is signed even
+    where the response around it is not, so it must be there and match.
+    """
+    if response.in_response_to != request_id:
         return False
-    for confirmation in assertion.subject.subject_confirmation:
-        data = confirmation.subject_confirmation_data
-        if data is not None and data.in_response_to and data.in_response_to != request_id:
-            return False
-    return True
+    named = [c.subject_confirmation_data.in_response_to for c in assertion.subject.subject_confirmation
+             if c.subject_confirmation_data is not None]
+    return bool(named) and all(n == request_id for n in named)
 
 
 def _expiry(answer) -> datetime:
