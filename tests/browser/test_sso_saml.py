@@ -108,6 +108,12 @@ def test_the_first_sign_in_creates_the_account_and_the_admin_group_makes_an_admi
     expect(page.get_by_role("heading", name="Senders")).to_be_visible()
 
 
+def test_a_signed_response_covers_its_assertion(site, page, northwind_saml, alice, saml_idp):
+    saml_idp.next_response(misbehave="response_signed")
+    through_identity_provider(page, site, alice.email)
+    expect(page).to_have_url(f"{site}/app/")
+
+
 def test_entra_id_s_claim_names_give_the_address_and_the_groups(site, page, northwind_saml, alice, saml_idp):
     northwind_saml.admin_group = "5f1c2d3e-admins"
     northwind_saml.save()

@@ -7,7 +7,8 @@ signed response to the service provider's ACS (HTTP-POST binding). Its key and c
 made when it starts and never leave the temporary folder it runs in.
 
 ``POST /control`` (JSON) sets how the next response misbehaves: ``{"misbehave": "audience" |
-"issuer" | "expired" | "not_yet_valid" | "unsigned" | "other_key" | "denied", "email": ...,
+"issuer" | "expired" | "not_yet_valid" | "unsigned" | "other_key" | "denied" |
+"response_signed" (the response signed, not the assertion), "email": ...,
 "groups": [...], "shape": "entra"}`` (``entra``: Entra ID's attribute names and a persistent
 NameID). ``/replay`` posts the last response again; ``/unsolicited?sp=<metadata URL>`` posts one
 no request asked for.
@@ -156,10 +157,12 @@ class IdentityProvider:
         cert, key = (self.other_cert, self.other_key) if how == "other_key" else (self.cert, self.key)
         pem = cert.read_text()
         body = "".join(pem.strip().splitlines()[1:-1])
-        assertion.signature = pre_signature_part(assertion.id, body, 1)
-        signed = server.sec.sign_statement(
-            str(response), node_name="urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
-            key_file=str(key), node_id=assertion.id)
+        # Normally the assertion is signed; "response_signed" signs the response around it instead.
+        part, node = ((response, "protocol:Response") if how == "response_signed"
+                      else (assertion, "assertion:Assertion"))
+        part.signature = pre_signature_part(part.id, body, 1)
+        signed = server.sec.sign_statement(str(response), node_name=f"urn:oasis:names:tc:SAML:2.0:{node}",
+                                           key_file=str(key), node_id=part.id)
         return signed.encode() if isinstance(signed, str) else signed
 
     def unsolicited(self, sp: str) -> tuple[str, str]:
