@@ -29,6 +29,17 @@ from saml2.response import IncorrectlySigned, StatusError
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NameID, Subject
 from saml2.sigver import SigverError
 from saml2.validate import ResponseLifetimeExceed, ToEarly
+from saml2.xmldsig import (
+    DIGEST_SHA256,
+    DIGEST_SHA384,
+    DIGEST_SHA512,
+    SIG_ECDSA_SHA256,
+    SIG_ECDSA_SHA384,
+    SIG_ECDSA_SHA512,
+    SIG_RSA_SHA256,
+    SIG_RSA_SHA384,
+    SIG_RSA_SHA512,
+)
 
 from hushpost.lib import clock
 from hushpost.sso import saml_metadata
@@ -44,6 +55,10 @@ EMAIL_ATTRIBUTES = ("email", "mail", "emailaddress",
 NAME_ATTRIBUTES = ("displayName", "name", "cn", "http://schemas.microsoft.com/identity/claims/displayname",
                    "urn:oid:2.16.840.1.113730.3.1.241")
 ENTRA_GROUPS = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
+# pysaml2 accepts RSA-SHA1; Entra ID, Okta, Google and Keycloak all sign with SHA-256 by default.
+STRONG_SIGNATURES = {SIG_RSA_SHA256, SIG_RSA_SHA384, SIG_RSA_SHA512, SIG_ECDSA_SHA256, SIG_ECDSA_SHA384,
+                     SIG_ECDSA_SHA512}
+STRONG_DIGESTS = {DIGEST_SHA256, DIGEST_SHA384, DIGEST_SHA512}
 MAX_RESPONSE = 1_000_000  # bytes of base64; real responses are a few kilobytes
 CLOCK_SKEW = 60  # seconds allowed between the identity provider's clock and ours
 
@@ -155,8 +170,14 @@ def _precheck(document, idp_entity: str, audience: str) -> None:
     issuers = [document.issuer] + [a.issuer for a in document.assertion]
     if any(i is not None and i.text != idp_entity for i in issuers):
         raise SSORefused("issuer", "issued by another entity")
-    if not document.signature and not any(a.signature for a in document.assertion):
+    signatures = [sig for sig in [document.signature, *(a.signature for a in document.assertion)] if sig]
+    if not signatures:
         raise SSORefused("unsigned")
+    for signature in signatures:
+        info = signature.signed_info
+        if info.signature_method.algorithm not in STRONG_SIGNATURES or any(
+                r.digest_method.algorithm not in STRONG_DIGESTS for r in info.reference):
+            raise SSORefused("signature", f"weak algorithm {info.signature_method.algorithm}"[:150])
     for assertion in document.assertion:
         conditions = assertion.conditions
         for restriction in (conditions.audience_restriction if conditions else []):
@@ -219,4 +240,5 @@ def check(sso) -> list[str]:
 def metadata(request, sso) -> HttpResponse:
     """This portal's service provider metadata for the organisation's identity provider."""
     descriptor = entity_descriptor(_config(sso, with_idp=False))
+    descriptor.extensions = None  # pysaml2's list of every algorithm xmlsec1 knows, MD5 and SHA-1 too
     return HttpResponse(descriptor.to_string(), content_type="application/samlmetadata+xml")

@@ -43,13 +43,14 @@ def through_identity_provider(page: Page, site: str, email: str, *, username: st
     page.get_by_role("button", name="Log in").click()
 
 
-def refused_with(page: Page, reason: str, *, signed_in: int = 0) -> None:
+def refused_with(page: Page, reason: str, *, signed_in: int = 0) -> str:
     """The refusal page, and the audit trail's record of why."""
     expect(page.get_by_role("heading", name="We couldn't sign you in")).to_be_visible()
     expect(page.get_by_role("alert")).to_have_text(REASONS[reason])
     event = AuditEvent.objects.filter(action=AuditEvent.Action.SSO_REFUSED).latest("pk")
     assert event.detail.startswith(f"saml: {reason}"), event.detail
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SSO_SIGN_IN).count() == signed_in
+    return event.detail
 
 
 def test_a_sender_signs_in_at_the_identity_provider(site, page, northwind_saml, alice):
@@ -130,14 +131,17 @@ def test_entra_id_s_claim_names_give_the_address_and_the_groups(site, page, nort
     ("not_yet_valid", "not_yet_valid"),
     ("unsigned", "unsigned"),
     ("other_key", "signature"),
+    ("sha1", "signature"),
     ("denied", "idp_error"),
 ])
 def test_an_answer_that_cannot_be_trusted_is_refused(site, page, northwind_saml, alice, saml_idp,
                                                      misbehave, reason):
     saml_idp.next_response(misbehave=misbehave)
     through_identity_provider(page, site, alice.email)
-    refused_with(page, reason)
-    if reason == "signature":
+    detail = refused_with(page, reason)
+    if misbehave == "sha1":
+        assert "weak algorithm http://www.w3.org/2000/09/xmldsig#rsa-sha1" in detail
+    if misbehave == "other_key":
         problems: dict[str, list[str]] = {}
         check(page, "single sign-on refused", problems)
         assert problems == {}, problems

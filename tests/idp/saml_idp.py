@@ -8,7 +8,7 @@ made when it starts and never leave the temporary folder it runs in.
 
 ``POST /control`` (JSON) sets how the next response misbehaves: ``{"misbehave": "audience" |
 "issuer" | "expired" | "not_yet_valid" | "unsigned" | "other_key" | "denied" |
-"response_signed" (the response signed, not the assertion), "email": ...,
+"response_signed" (the response signed, not the assertion) | "sha1", "email": ...,
 "groups": [...], "shape": "entra"}`` (``entra``: Entra ID's attribute names and a persistent
 NameID). ``/replay`` posts the last response again; ``/unsolicited?sp=<metadata URL>`` posts one
 no request asked for.
@@ -43,6 +43,7 @@ from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_PERSISTENT, Nam
 from saml2.server import Server
 from saml2.sigver import pre_signature_part
 from saml2.time_util import instant
+from saml2.xmldsig import DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
 
 OTHER_AUDIENCE = "https://another-service.example/saml"
 OTHER_ISSUER = "https://another-idp.example/saml"
@@ -160,7 +161,9 @@ class IdentityProvider:
         # Normally the assertion is signed; "response_signed" signs the response around it instead.
         part, node = ((response, "protocol:Response") if how == "response_signed"
                       else (assertion, "assertion:Assertion"))
-        part.signature = pre_signature_part(part.id, body, 1)
+        weak = how == "sha1"
+        part.signature = pre_signature_part(part.id, body, 1, digest_alg=DIGEST_SHA1 if weak else DIGEST_SHA256,
+                                            sign_alg=SIG_RSA_SHA1 if weak else SIG_RSA_SHA256)
         signed = server.sec.sign_statement(str(response), node_name=f"urn:oasis:names:tc:SAML:2.0:{node}",
                                            key_file=str(key), node_id=part.id)
         return signed.encode() if isinstance(signed, str) else signed
