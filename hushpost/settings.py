@@ -352,6 +352,7 @@ LOGGING = {
         "django_tasks_db": {"level": "WARNING"},
         # pysaml2 logs addresses at INFO and whole responses (assertions) at DEBUG: never here.
         "saml2": {"level": "WARNING"},
+        "xmlschema": {"level": "WARNING"},  # pysaml2's schemas, at each metadata it reads
     },
 }
 

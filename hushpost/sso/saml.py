@@ -103,7 +103,9 @@ def begin(request, sso, *, login_hint: str, next_url: str, force: bool):
     client = Saml2Client(config=_config(sso))
     # The address typed at "Next" goes as the request's Subject, which Okta, Keycloak and others
     # use to fill in their login form; the answer must still name an address of this organisation.
-    hint = {"subject": Subject(name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=login_hint))} if login_hint else {}
+    hint = {}
+    if login_hint:
+        hint["subject"] = Subject(name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=login_hint))
     request_id, info = client.prepare_for_authenticate(
         entityid=idp.entity_id, binding=BINDING_HTTP_REDIRECT, relay_state=sso.org.slug,
         force_authn="true" if force else None, nameid_format=NAMEID_FORMAT_EMAILADDRESS, **hint)
@@ -142,7 +144,7 @@ def finish(request, sso) -> tuple[Identity, str]:
     if not first_use(idp.entity_id, assertion.id, _expiry(answer)):
         raise SSORefused("replay", "assertion already used")
     if not pending.get("id") or not _answers(answer.response, assertion, pending["id"]):
-        raise SSORefused("state", "no sign-in started in this session" if not pending else "InResponseTo differs")
+        raise SSORefused("state", "InResponseTo differs" if pending else "no sign-in started in this session")
     return _identity(answer, sso), pending.get("next") or "/app/"
 
 
@@ -214,7 +216,9 @@ def _identity(answer, sso) -> Identity:
             for key in {attribute.name, attribute.friendly_name} - {None, ""}:
                 values.setdefault(key, []).extend(texts)
     name_id = assertion.subject.name_id
-    email = name_id.text.strip() if name_id is not None and name_id.format == NAMEID_FORMAT_EMAILADDRESS else ""
+    email = ""
+    if name_id is not None and name_id.format == NAMEID_FORMAT_EMAILADDRESS and name_id.text:
+        email = name_id.text.strip()
     if not email:
         email = next((values[k][0] for k in EMAIL_ATTRIBUTES if values.get(k)), "")
     groups = values.get(sso.group_claim, []) if sso.group_claim else []
