@@ -198,6 +198,10 @@ def test_the_admin_saves_saml_settings_from_the_metadata_url(site, page, org, sa
     page.get_by_label("IdP metadata URL").fill(f"{saml_idp.url}/nothing-here")
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_role("alert")).to_contain_text("could not be fetched")
+    page.get_by_label("IdP metadata URL").fill("")
+    page.get_by_label("…or the IdP metadata XML").fill("<html><body>Sign in</body></html>")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("alert")).to_contain_text("That is not SAML metadata of an identity provider")
     assert not SingleSignOn.objects.filter(org=org, protocol="saml").exists()
 
     page.get_by_label("IdP metadata URL").fill(saml_idp.metadata_url)
