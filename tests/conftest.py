@@ -104,6 +104,23 @@ def idp(oidc_server):
     return oidc_server
 
 
+@pytest.fixture(scope="session")
+def saml_server():
+    """The SAML identity provider of the single sign-on tests, in its own process."""
+    from tests.idp import SAMLIdentityProvider
+
+    provider = SAMLIdentityProvider()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def saml_idp(saml_server):
+    """The identity provider, answering normally at the start of each test."""
+    saml_server.next_response()
+    return saml_server
+
+
 @pytest.fixture(params=["local", "s3"])
 def store(request, settings, tmp_path):
     """Both stores: the data directory, and S3-compatible storage on loopback.

@@ -43,8 +43,9 @@ def fetch(url: str) -> str:
             if not _trusted(answer.geturl()):  # redirected off https
                 raise Unavailable("The metadata URL redirects to an address that is not https://.")
             body = answer.read(MAX_METADATA + 1)
-    except (urllib.error.URLError, OSError, ValueError) as problem:
-        raise Unavailable(f"The metadata could not be fetched from {url} ({problem}).") from None
+    except (urllib.error.URLError, OSError, ValueError):
+        # No more than that: the admin chooses the address, and the portal's network is not theirs to map.
+        raise Unavailable(f"The metadata could not be fetched from {url}.") from None
     if len(body) > MAX_METADATA:
         raise Unavailable("The metadata at that URL is too large.")
     try:

@@ -12,22 +12,13 @@ from hushpost.sso.models import SingleSignOn
 from hushpost.sso.signin import REASONS
 from tests import personas
 from tests.browser.steps import check, shot, sign_in_sender
-from tests.idp.saml_idp import Running
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def saml_idp():
-    idp = Running()
-    yield idp
-    idp.stop()
 
 
 @pytest.fixture
 def northwind_saml(org, saml_idp):
     """Northwind signs its senders in through the test identity provider, SAML only."""
-    saml_idp.next_response()
     return SingleSignOn.objects.create(org=org, protocol="saml", saml_metadata_xml=saml_idp.metadata(),
                                        saml_metadata_url=saml_idp.metadata_url, required=True)
 

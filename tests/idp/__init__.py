@@ -36,3 +36,30 @@ class OIDCProvider:
         self.process.terminate()
         self.process.wait(timeout=10)
         self.process.stdout.close()
+
+
+class SAMLIdentityProvider:
+    """``tests/idp/saml_idp.py`` running in a process of its own on 127.0.0.1."""
+
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "tests.idp.saml_idp"],
+                                        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        self.url = self.process.stdout.readline().strip()
+        assert self.url.startswith("http://127.0.0.1:"), "the identity provider did not start"
+
+    @property
+    def metadata_url(self) -> str:
+        return f"{self.url}/metadata"
+
+    def metadata(self) -> str:
+        return requests.get(self.metadata_url, timeout=5).text
+
+    def next_response(self, **how) -> None:
+        """How the next response misbehaves (``misbehave=...``), or whom it names (``email``, ``groups``);
+        with nothing, a normal one (see the identity provider's docstring)."""
+        requests.post(f"{self.url}/control", json=how, timeout=5).raise_for_status()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()

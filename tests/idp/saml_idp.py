@@ -4,7 +4,8 @@ HTTP server on 127.0.0.1, in its own process (``python -m tests.idp.saml_idp``, 
 It serves its metadata (``/metadata``), a single sign-on service for the HTTP-Redirect binding
 (``/sso``) that shows a login form the browser fills in, and answers with a page that posts a
 signed response to the service provider's ACS (HTTP-POST binding). Its key and certificate are
-made when it starts and never leave the temporary folder it runs in.
+made when it starts and never leave the temporary folder it runs in. The tests reach it through
+``tests.idp.SAMLIdentityProvider`` (the ``saml_idp`` fixture).
 
 ``POST /control`` (JSON) sets how the next response misbehaves: ``{"misbehave": "audience" |
 "issuer" | "expired" | "not_yet_valid" | "unsigned" | "other_key" | "denied" |
@@ -22,7 +23,6 @@ import html
 import json
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -237,34 +237,6 @@ def handler(idp: IdentityProvider):
             return self._send(post_form(request["acs"], response, request["relay"]))
 
     return Handler
-
-
-class Running:
-    """The identity provider's process, as the tests see it: its URL, and its control."""
-
-    def __init__(self):
-        self.process = subprocess.Popen(  # noqa: S603 - this interpreter, this module
-            [sys.executable, "-W", "ignore", "-m", "tests.idp.saml_idp"], stdout=subprocess.PIPE, text=True,
-            cwd=Path(__file__).resolve().parents[2])
-        self.url = self.process.stdout.readline().strip()
-        assert self.url.startswith("http://127.0.0.1:"), self.url  # noqa: S101
-
-    @property
-    def metadata_url(self) -> str:
-        return f"{self.url}/metadata"
-
-    def metadata(self) -> str:
-        with urllib.request.urlopen(self.metadata_url, timeout=10) as answer:  # noqa: S310 - loopback
-            return answer.read().decode()
-
-    def next_response(self, **how) -> None:
-        """How the next response misbehaves (``misbehave=...``), or whom it names (``email``, ``groups``)."""
-        request = urllib.request.Request(f"{self.url}/control", data=json.dumps(how).encode(), method="POST")
-        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 def main() -> None:
