@@ -119,6 +119,7 @@ def test_entra_id_s_claim_names_give_the_address_and_the_groups(site, page, nort
     ("audience", "audience"),
     ("issuer", "issuer"),
     ("expired", "expired"),
+    ("confirmation_expired", "expired"),
     ("not_yet_valid", "not_yet_valid"),
     ("unsigned", "unsigned"),
     ("other_key", "signature"),

@@ -8,8 +8,8 @@ made when it starts and never leave the temporary folder it runs in. The tests r
 ``tests.idp.SAMLIdentityProvider`` (the ``saml_idp`` fixture).
 
 ``POST /control`` (JSON) sets how the next response misbehaves: ``{"misbehave": "audience" |
-"issuer" | "expired" | "not_yet_valid" | "unsigned" | "other_key" | "denied" |
-"response_signed" (the response signed, not the assertion) | "sha1", "email": ...,
+"issuer" | "expired" | "confirmation_expired" | "not_yet_valid" | "unsigned" | "other_key" |
+"denied" | "response_signed" (the response signed, not the assertion) | "sha1", "email": ...,
 "groups": [...], "shape": "entra"}`` (``entra``: Entra ID's attribute names and a persistent
 NameID). ``/replay`` posts the last response again; ``/unsolicited?sp=<metadata URL>`` posts one
 no request asked for.
@@ -150,6 +150,10 @@ class IdentityProvider:
             conditions.not_before = instant(time_stamp=int((now - dt.timedelta(minutes=20)).timestamp()))
             for confirmation in assertion.subject.subject_confirmation:
                 confirmation.subject_confirmation_data.not_on_or_after = past
+        elif how == "confirmation_expired":  # the conditions still valid, the bearer's time up
+            for confirmation in assertion.subject.subject_confirmation:
+                confirmation.subject_confirmation_data.not_on_or_after = instant(
+                    time_stamp=int((now - dt.timedelta(minutes=10)).timestamp()))
         elif how == "not_yet_valid":
             conditions.not_before = instant(time_stamp=int((now + dt.timedelta(minutes=10)).timestamp()))
             conditions.not_on_or_after = instant(time_stamp=int((now + dt.timedelta(minutes=20)).timestamp()))
