@@ -20,12 +20,14 @@ from hushpost.orgs.models import Organization
 
 def create_sender(
     *, email: str, name: str, password: str | None = None, admin: bool = False, org=None,
-    by: User | None = None, by_label: str = "", must_change_password: bool = False,
+    by: User | None = None, by_label: str = "", must_change_password: bool = False, invite: bool = True,
 ) -> User:
     """A new sender; with ``org``, the address must be at one of its domains.
 
     Without ``password`` the account has none and an invitation to choose one is
-    queued in the same transaction (:mod:`hushpost.accounts.invitations`). A
+    queued in the same transaction (:mod:`hushpost.accounts.invitations`), unless
+    ``invite`` is False: the sender then signs in through the organisation's
+    identity provider, or an admin invites them later. A
     ``password`` chosen by someone else comes with ``must_change_password``: the
     owner replaces it at first sign-in.
     ``by``: the organisation admin who added them, or ``by_label`` (a shell command),
@@ -43,7 +45,7 @@ def create_sender(
         if by is not None or by_label:
             record(AuditEvent.Action.ADMIN, org=org, actor=by, actor_email=by_label, obj=user,
                    detail=f"added sender {user.email}" + (" (admin)" if admin else ""))
-        if password is None:
+        if password is None and invite:
             invitations.invite(user, by=by, actor_email=by_label)
     return user
 
