@@ -66,7 +66,9 @@ AUDIT_LINK = b"hushpost:audit-chain"
 AUDIT_HEAD = b"hushpost:audit-head"
 AUDIT_CHECKPOINT = b"hushpost:audit-checkpoint"
 AUDIT_EVENT = b"hushpost:audit-event"
-MASTER_DERIVED = (AUDIT_LINK, AUDIT_HEAD, AUDIT_CHECKPOINT, AUDIT_EVENT)
+# A provisioning (SCIM) token, kept only as this keyed hash: rotating the secret key keeps it working.
+SCIM_TOKEN = b"hushpost:scim-token"
+MASTER_DERIVED = (AUDIT_LINK, AUDIT_HEAD, AUDIT_CHECKPOINT, AUDIT_EVENT, SCIM_TOKEN)
 
 # --- Keyed hashes under the secret key (Django's salted_hmac: the label is the salt) --------
 

@@ -5,6 +5,8 @@
 * Sessions' stored keys and auth hashes, temporary passwords and their stored hashes: Django's
   ``salted_hmac`` (HMAC-SHA256) under the secret key (``secret`` names a fallback key when one is
   checked), salted with a label from :mod:`.labels`.
+* Provisioning (SCIM) tokens: HMAC-SHA256 under a key derived from the master key, the
+  database's only trace of a token (looked up by that hash).
 * Recovery codes: under the account's own authenticator secret (older codes: the secret key).
 * Regions' questions and answers: HMAC-SHA256 under the key the regions share.
 * A resend request's fingerprint of a password hash: ``salted_hmac`` with Django's default
@@ -37,6 +39,12 @@ def matches(computed: str, given: str) -> bool:
 def audit(label: bytes, fields: list) -> str:
     data = json.dumps(fields, separators=(",", ":")).encode()
     return hmac.new(derived_key(label), data, hashlib.sha256).hexdigest()
+
+
+def scim_token(token: str) -> str:
+    """A provisioning token as stored and looked up: its HMAC, never the token."""
+    data = token.encode("utf-8", "surrogatepass")
+    return hmac.new(derived_key(labels.SCIM_TOKEN), data, hashlib.sha256).hexdigest()
 
 
 def _keyed(label: str, value: str, secret: str | bytes | None) -> hmac.HMAC:

@@ -5,7 +5,7 @@ The master key is never in the database. It does three things:
 * wraps each organisation key (:mod:`.keys`, associated data ``labels.org_key_aad``);
 * seals each account's authenticator secret, and one being set up in the session
   (``labels.totp_secret_aad``, ``labels.totp_setup_aad``);
-* keys the audit trail: HMAC-SHA256 of a label under the master key gives one key per
+* keys the audit trail and provisioning tokens' stored hashes: HMAC-SHA256 of a label under the master key gives one key per
   purpose, the labels in ``labels.MASTER_DERIVED`` and nowhere else.
 """
 
