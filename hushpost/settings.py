@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "hushpost.recipients",
     "hushpost.orgadmin",
     "hushpost.sso",
+    "hushpost.scim",
     "hushpost.regions",
     "hushpost.server",
     "hushpost.ops",

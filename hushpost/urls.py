@@ -13,6 +13,7 @@ urlpatterns = [
     path("app/admin/", include("hushpost.orgadmin.urls")),
     path("regions/", include("hushpost.regions.urls")),
     path("sso/", include("hushpost.sso.urls")),
+    path("scim/v2/", include("hushpost.scim.urls")),
     path("find-my-portal", find_portal, name="find-portal"),
     path("", include("hushpost.senders.urls")),
     path("r/<slug:org_slug>/", include("hushpost.recipients.urls")),

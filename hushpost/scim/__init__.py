@@ -1,0 +1,1 @@
+"""Provisioning: an organisation's identity provider creates, updates and removes its senders (SCIM 2.0)."""
