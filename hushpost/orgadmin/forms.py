@@ -20,6 +20,13 @@ class AddSenderForm(forms.Form):
     admin = forms.BooleanField(label="Organisation admin", required=False)
 
 
+class ProvisioningTokenForm(forms.Form):
+    """A provisioning token for the organisation's identity provider, named for the admins' list."""
+
+    name = single_line(forms.CharField(label="Name", max_length=100,
+                                       help_text="Which identity provider uses it, e.g. \"Microsoft Entra ID\"."))
+
+
 MESSAGE_STATUSES = {"": "Any", "active": "Active", "recalled": "Recalled", "expired": "Expired"}
 
 

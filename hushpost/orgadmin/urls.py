@@ -17,4 +17,6 @@ urlpatterns = [
     path("audit", views.audit, name="audit"),
     path("policy", views.policy, name="policy"),
     path("sso", views.single_sign_on, name="sso"),
+    path("provisioning", views.provisioning, name="provisioning"),
+    path("provisioning/<int:token_id>/revoke", views.provisioning_revoke, name="provisioning-revoke"),
 ]

@@ -35,9 +35,12 @@ from hushpost.orgadmin.forms import (
     AuditFilters,
     MessageFilters,
     PolicyForm,
+    ProvisioningTokenForm,
     RecipientSearch,
 )
 from hushpost.orgs.actions import change_policy
+from hushpost.scim import tokens
+from hushpost.scim.resources import base_url
 from hushpost.senders.views import sender_required
 from hushpost.sso.actions import save_single_sign_on, service_provider_values
 from hushpost.sso.forms import SingleSignOnForm
@@ -254,6 +257,34 @@ def single_sign_on(request):
         "form": form, "sso": sso, "tab": "admin", "section": "sso",
         "service": service_provider_values(sso),
     }, status=400 if request.method == "POST" else 200)
+
+
+@checks_input("name")
+@org_admin_required
+@confirmed
+def provisioning(request):
+    """Tokens for the identity provider's provisioning (SCIM); a new token is shown on this answer only."""
+    form = ProvisioningTokenForm(request.POST or None)
+    context = {"form": form, "tab": "admin", "section": "provisioning", "base_url": base_url()}
+    if request.method == "POST" and form.is_valid():
+        context["new_token"], context["secret"] = tokens.issue(
+            request.user.org, form.cleaned_data["name"], by=request.user)
+        context["form"] = ProvisioningTokenForm()
+    context["tokens"] = tokens.active_tokens(request.user.org)
+    return render(request, "orgadmin/provisioning.html", context,
+                  status=400 if request.method == "POST" and not form.is_valid() else 200)
+
+
+@require_POST
+@org_admin_required
+@confirmed
+def provisioning_revoke(request, token_id):
+    token = tokens.active_tokens(request.user.org).filter(pk=token_id).first()
+    if token is None:
+        raise Http404
+    tokens.revoke(token, by=request.user)
+    flash.success(request, f"The token {token.name} ({token.prefix}…) no longer works.")
+    return redirect("orgadmin:provisioning")
 
 
 @require_POST
