@@ -22,7 +22,8 @@ from hushpost.accounts.models import User
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.notifications.models import Notification
-from hushpost.scim import tokens
+from hushpost.scim import changes, filters, tokens
+from hushpost.scim.errors import ScimError
 from hushpost.scim.models import ScimIdentity, ScimToken
 from hushpost.sso.models import SingleSignOn
 from tests.helpers import signed_in_as
@@ -418,3 +419,53 @@ def test_only_the_organisations_own_admins_manage_its_tokens(org, northwind_admi
 def test_a_token_needs_a_name(org, northwind_admin):
     r = signed_in_as(Client(), northwind_admin).post("/app/admin/provisioning", {"name": ""})
     assert r.status_code == 400 and not ScimToken.objects.exists()
+
+
+# --- Reading what identity providers send (no database) -------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "attribute", "value"), [
+    ('userName eq "dana@northwind.example"', "userName", "dana@northwind.example"),
+    ('USERNAME EQ "Dana@Northwind.example"', "userName", "Dana@Northwind.example"),
+    (' externalId eq "a \\"quoted\\" id" ', "externalId", 'a "quoted" id'),
+    ('urn:ietf:params:scim:schemas:core:2.0:User:userName eq "x"', None, None),
+    ('userName eq "x" and active eq true', None, None),
+    ('userName sw "d"', None, None),
+    ("userName eq dana", None, None),
+    ('displayName eq "Dana"', None, None),
+])
+def test_only_equality_on_username_and_externalid_is_understood(text, attribute, value):
+    if attribute is None:
+        with pytest.raises(ScimError) as refused:
+            filters.parse(text)
+        assert refused.value.status == 400 and refused.value.scim_type == "invalidFilter"
+    else:
+        assert filters.parse(text) == filters.Equals(attribute, value)
+
+
+def test_patch_reads_the_shapes_entra_and_okta_send():
+    assert changes.from_patch({"Operations": [
+        {"op": "Replace", "path": "active", "value": "False"},
+        {"op": "add", "value": {"name.givenName": "Dana", "displayName": "Dana N",
+                                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Care"}},
+        {"op": "replace", "value": {"name": {"familyName": "New", "formatted": "Dana New"}, "active": True}},
+        {"op": "replace", "path": "urn:ietf:params:scim:schemas:core:2.0:User:externalId", "value": "e1"},
+        {"op": "remove", "path": "name.givenName"},
+        {"op": "Add", "path": 'emails[type eq "work"].value', "value": "dana@northwind.example"},
+    ]}) == {"active": True, "givenName": "", "displayName": "Dana N", "familyName": "New",
+            "formatted": "Dana New", "externalId": "e1"}
+
+
+@pytest.mark.parametrize("operation", [
+    {"op": "replace", "path": "active", "value": "yes"},
+    {"op": "replace", "path": "displayName", "value": 7},
+    {"op": "replace", "path": "displayName", "value": "two\nlines"},
+    {"op": "replace", "path": "displayName", "value": "x" * 201},
+    {"op": "replace", "value": "not an object"},
+    {"op": "remove"},
+    {"op": "copy", "path": "active"},
+])
+def test_patch_refuses_what_it_cannot_use(operation):
+    with pytest.raises(ScimError) as refused:
+        changes.from_patch({"Operations": [operation]})
+    assert refused.value.status == 400 and refused.value.scim_type

@@ -4,7 +4,7 @@
 the attempt is allowed, and records the failure or the success. The first tests hold
 the flow itself to that; the others walk through every door that takes a secret (each
 portal's password and second step, a reset link, "confirm it's you", the operators'
-sign-in, enrolment and password change, SMTP AUTH) and show each one counts a wrong
+sign-in, enrolment and password change, SMTP AUTH, a provisioning token) and show each one counts a wrong
 secret, forgives a right one and lets nothing through for a blocked client: a door
 that checked its secret on its own would fail them.
 """
@@ -29,6 +29,8 @@ from hushpost.gateway.access import authenticate
 from hushpost.gateway.config import configure
 from hushpost.lib import clock
 from hushpost.notifications.models import Notification
+from hushpost.scim import tokens as scim_tokens
+from tests import personas
 from tests.helpers import totp_now
 from tests.personas import BOB, CHARLIE, NEW_PASSWORD, OPS_PASSWORD, PASSWORD, ops_enrol
 
@@ -243,8 +245,19 @@ def smtp_auth(org, alice) -> Door:
     return Door("gateway:northwind-relay", enter)
 
 
+def provisioning_token(org, alice) -> Door:
+    raw = scim_tokens.issue(org, "Microsoft Entra ID", by=personas.ada(org))[1]
+
+    def enter(ip, right):
+        r = Client().get("/scim/v2/Users", HTTP_AUTHORIZATION=f"Bearer {raw if right else 'hpscim_' + WRONG}",
+                         REMOTE_ADDR=ip)
+        return r.status_code == 200
+    return Door("scim:{ip}", enter)
+
+
 DOORS = [sender_password, recipient_password, portal_second_step, reset_link, confirm_its_you,
-         operator_password, operator_enrolment, operator_code, operator_password_change, smtp_auth]
+         operator_password, operator_enrolment, operator_code, operator_password_change, smtp_auth,
+         provisioning_token]
 
 
 @pytest.fixture(params=DOORS, ids=[door.__name__ for door in DOORS])
