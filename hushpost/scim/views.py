@@ -92,7 +92,8 @@ def _index(request, name: str, default: int) -> int:
         raise invalid_value(f"{name} must be a whole number.") from None
 
 
-@checks_input("filter")  # filters.parse refuses a NUL itself, in SCIM's words
+# Each answers a NUL in SCIM's words: filters.parse and _index refuse it, the others are not read.
+@checks_input("filter", "startIndex", "count", "attributes", "excludedAttributes")
 @scim("GET", "POST")
 def users(request, token):
     if request.method == "POST":
