@@ -5,7 +5,8 @@ wrote them in production: a sealed subject and body with their wrapped data key,
 organisation key, a file's keyset sealed as a draft and on its message, the file's streamed
 ciphertext, audit links, a head seal and a checkpoint, a session's stored key, a session's auth
 hash, a temporary password and its hash, a sealed authenticator secret with its recovery codes,
-and a region's signature. Each test opens or recomputes one through the code a deployment runs.
+a region's signature and a provisioning token's hash. Each test opens or recomputes one through
+the code a deployment runs.
 The file is never regenerated: a value that stops matching is data a deployment can no longer read.
 """
 
@@ -28,7 +29,7 @@ from hushpost.attachments.actions import describe, open_file
 from hushpost.attachments.models import Attachment
 from hushpost.attachments.store import get_store
 from hushpost.audit.chain import GENESIS, head_seal, link, read_checkpoint, seal_holds
-from hushpost.crypto import keys, master
+from hushpost.crypto import keys, macs, master
 from hushpost.messaging.content import data_key, open_content, open_subject
 from hushpost.messaging.models import Message
 from hushpost.orgs.models import Organization, OrgKey
@@ -178,3 +179,8 @@ def test_a_region_signature_reproduces(settings):
     regions = {c: Region(c, c.upper(), f"https://{c}.example") for c in ("eu", "us")}
     settings.REGIONS = Regions(here="eu", regions=regions, key=GIVEN["region_key"].encode())
     assert sign(STORED["region"]["body"].encode()) == STORED["region"]["signature"]
+
+
+def test_a_stored_provisioning_token_is_still_found_by_its_hash(fixed_keys):
+    stored = STORED["scim_token"]
+    assert macs.scim_token(stored["token"]) == stored["digest"]
