@@ -39,15 +39,18 @@ from django.db import connection
 from django.db.backends.signals import connection_created
 from django.test.utils import CaptureQueriesContext
 
+from hushpost.accounts.models import User
 from hushpost.audit import linker
 from hushpost.audit.actions import record
 from hushpost.lib import clock
 from hushpost.messaging.models import Message
 from hushpost.notifications import delivery
 from hushpost.notifications.models import Notification
+from hushpost.scim import tokens as scim_tokens
 from tests.gateway_mail import mail, submit
 from tests.helpers import run_worker, send
 from tests.personas import BOB, first_login
+from tests.personas import sender as make_sender
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,6 +95,14 @@ PER_PASSWORD_NOTIFICATION = 2
 # with events waiting; BEGIN, the chain's head (locked), the events, all of them linked in one
 # UPDATE, the head moved on, COMMIT.
 LINKING_ONE_CHAIN = 7
+# GET /scim/v2/Users from an identity provider: the token under the client's throttle, as every
+# secret is checked (BEGIN, the client's and the token's rows, the token's row made, its
+# savepoint, both counted, COMMIT; 9), the token found by its hash (its last use was noted less
+# than a minute ago: no write), the success taken back (BEGIN, DELETE, COMMIT, the client's count
+# lowered; 4); one page of senders with what provisioning keeps of them, and their COUNT.
+PROVISIONING_LISTING = 16  # with 1 sender and with 20: never a statement per row
+# The same with filter=userName eq "…", the look-up Entra ID and Okta make before each change.
+PROVISIONING_LOOKUP = 16
 
 
 @pytest.fixture(autouse=True)
@@ -238,3 +249,18 @@ def test_chaining_the_audit_trail_costs_the_same_however_many_events_wait(org, e
         record("admin", org=org, detail=f"event {n}")
     with exactly(LINKING_ONE_CHAIN, f"linking {events} event(s)"):
         assert linker.link() == events
+
+
+def test_a_provisioning_listing_costs_the_same_with_1_and_20_senders(org, client_factory):
+    ada = make_sender(org, "ada", "Ada Admin", admin=True)
+    provider = client_factory(HTTP_AUTHORIZATION=f"Bearer {scim_tokens.issue(org, 'Entra', by=ada)[1]}")
+    provider.get("/scim/v2/Users")  # the token's use is noted (once a minute)
+    for count in (1, 20):
+        while User.objects.filter(org=org, role=User.Role.SENDER).count() < count:
+            make_sender(org, f"s{secrets.token_hex(4)}", "Sender")
+        with exactly(PROVISIONING_LISTING, f"provisioning listing of {count}"):
+            page = provider.get("/scim/v2/Users")
+        assert len(page.json()["Resources"]) == count
+        with exactly(PROVISIONING_LOOKUP, "provisioning lookup"):
+            found = provider.get("/scim/v2/Users", {"filter": 'userName eq "ada@northwind.example"'})
+        assert found.json()["totalResults"] == 1

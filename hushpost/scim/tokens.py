@@ -55,9 +55,10 @@ def _find(raw: str) -> ScimToken | None:
         return None
     token = ScimToken.objects.select_related("org").filter(
         digest=macs.scim_token(raw), revoked_at__isnull=True, org__is_active=True).first()
-    if token is not None:
-        now = clock.now()
-        ScimToken.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_EVERY),
+    now = clock.now()
+    if token is not None and (token.last_used_at is None or token.last_used_at <= now - LAST_USED_EVERY):
+        # Conditional, so requests at the same moment write it once.
+        ScimToken.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_EVERY),
                                  pk=token.pk).update(last_used_at=now)
     return token
 
