@@ -277,6 +277,9 @@ def test_bad_requests_are_refused_in_scims_words(entra, org):
     assert_error(entra.call("GET", "/Users?filter=" + urllib.parse.quote('userName co "dana"')), 400, "invalidFilter")
     assert_error(entra.call("GET", "/Users?filter=" + urllib.parse.quote('title eq "Nurse"')), 400, "invalidFilter")
     assert_error(entra.call("GET", "/Users?filter=" + urllib.parse.quote('userName eq "a\u0000"')), 400, "invalidFilter")
+    assert_error(entra.call("GET", "/Users?startIndex=%00"), 400, "invalidValue")
+    assert_error(entra.call("GET", "/Users?count=many"), 400, "invalidValue")
+    assert_error(entra.call("POST", "/Users", new_user(), headers={"Content-Type": "text/plain"}), 415, "invalidSyntax")
     assert_error(entra.call("POST", "/Users", new_user("dana@elsewhere.example")), 400, "invalidValue")
     assert_error(entra.call("POST", "/Users", {"schemas": [USER], "active": True}), 400, "invalidValue")
     created = entra.call("POST", "/Users", new_user())[1]
