@@ -106,7 +106,7 @@ def update_sender(user: User, *, name: str | None = None, admin: bool | None = N
 
 
 def set_active(user: User, active: bool, *, by: User | None = None) -> None:
-    """Disable or re-enable an account; a disabled one is signed out everywhere at once.
+    """Disable or re-enable an account; a disabled one is signed out everywhere at once, for good.
 
     ``by``, an organisation admin, must still be an active admin when the change
     is made: two admins disabling each other at the same moment leave one of
@@ -117,7 +117,11 @@ def set_active(user: User, active: bool, *, by: User | None = None) -> None:
             Organization.objects.select_for_update().filter(pk=by.org_id).first()
             if by.pk == user.pk or not User.objects.filter(pk=by.pk, is_active=True, is_org_admin=True).exists():
                 raise Refused("Only an active admin of the organisation can do that.")
-        User.objects.filter(pk=user.pk).update(is_active=active)
+        if active:
+            User.objects.filter(pk=user.pk).update(is_active=True)
+        else:
+            # Its sessions end for good: enabling the account again does not bring them back.
+            User.objects.filter(pk=user.pk).update(is_active=False, sessions_ended_at=clock.now())
         if not active and invitations.is_invited(user):
             # Invited, not yet accepted: the links already sent end here for good, so
             # enabling the account again does not bring them back (a new one is sent).
