@@ -334,6 +334,19 @@ def test_a_sender_disabled_by_the_identity_provider_is_signed_out_at_their_next_
     assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 400
 
 
+def test_a_session_ended_by_disabling_stays_ended_once_the_sender_is_enabled_again(org, northwind_admin):
+    alice = sender(org)
+    browser = signed_in_sender(alice)
+    provider = scim_client(tokens.issue(org, "Entra", by=northwind_admin)[1])
+    for active in ("False", "True"):  # off and on again, without a request from Alice in between
+        r = provider.patch(f"/scim/v2/Users/{alice.pk}", json.dumps(
+            {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": active}]}),
+            content_type="application/scim+json")
+        assert r.status_code == 200
+    assert browser.get("/app/").status_code == 302
+    assert signed_in_sender(alice).get("/app/").status_code == 200  # she signs in again
+
+
 def test_a_deleted_sender_is_signed_out_too(org, northwind_admin):
     alice = sender(org)
     browser = signed_in_sender(alice)
