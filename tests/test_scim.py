@@ -287,6 +287,8 @@ def test_bad_requests_are_refused_in_scims_words(entra, org):
     sender(org, "taken", "Taken")
     assert_error(entra.patch(created["id"], {"op": "replace", "path": "userName", "value": "taken@northwind.example"}),
                  409, "uniqueness")
+    assert_error(entra.patch(created["id"], {"op": "replace", "path": "userName", "value": "dana@elsewhere.example"}),
+                 400, "invalidValue")
     assert_error(entra.patch(created["id"], {"op": "replace", "path": "id", "value": "1"}), 400, "mutability")
     assert_error(entra.patch(created["id"], {"op": "remove", "path": "userName"}), 400, "mutability")
     # One bad operation and the good one before it is undone too.
