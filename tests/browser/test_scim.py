@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from tests import personas
-from tests.browser.steps import check, shot, sign_in_sender
+from tests.browser.steps import MOBILE, VIEWPORT, check, shot, sign_in_sender
 
 pytestmark = pytest.mark.browser
 
@@ -56,6 +56,11 @@ def test_admin_makes_a_provisioning_token_sees_it_once_and_revokes_it(site, page
     expect(page.locator("[data-copy-status]")).not_to_be_empty()
     check(page, "provisioning token shown", problems)
     shot(page, "27-admin-provisioning-token")
+    page.set_viewport_size(MOBILE)  # on a phone: the page does not scroll sideways, Copy stays in reach
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    box = page.get_by_role("button", name="Copy token").bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= MOBILE["width"]
+    page.set_viewport_size(VIEWPORT)
     assert users_answer(site, token) == 200
 
     page.goto(f"{site}/app/admin/provisioning")  # back again: the token itself is gone for good
