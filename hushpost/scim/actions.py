@@ -137,8 +137,6 @@ def _apply(token: ScimToken, sender: User, changes: Changes, client: str, *, ver
 def deprovision(token: ScimToken, sender: User, client: str) -> None:
     """DELETE /Users/<id>: disabled, signed out everywhere, and detached from provisioning."""
     with transaction.atomic():
-        set_active(sender, False)
-        now = clock.now()
-        User.objects.filter(pk=sender.pk).update(sessions_ended_at=now)
-        ScimIdentity.objects.update_or_create(user=sender, defaults={"deleted_at": now})
+        set_active(sender, False)  # which also ends every session of the account
+        ScimIdentity.objects.update_or_create(user=sender, defaults={"deleted_at": clock.now()})
         _record(token, client, sender, f"deleted sender {sender.email}: disabled and detached; messages kept")
