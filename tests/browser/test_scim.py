@@ -55,7 +55,7 @@ def test_admin_makes_a_provisioning_token_sees_it_once_and_revokes_it(site, page
     page.get_by_role("button", name="Copy token").click()
     expect(page.locator("[data-copy-status]")).not_to_be_empty()
     check(page, "provisioning token shown", problems)
-    shot(page, "27-admin-provisioning-token")
+    shot(page, "29-admin-provisioning-token")
     page.set_viewport_size(MOBILE)  # on a phone: the page does not scroll sideways, Copy stays in reach
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
     box = page.get_by_role("button", name="Copy token").bounding_box()

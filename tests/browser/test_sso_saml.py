@@ -137,7 +137,7 @@ def test_an_answer_that_cannot_be_trusted_is_refused(site, page, northwind_saml,
         problems: dict[str, list[str]] = {}
         check(page, "single sign-on refused", problems)
         assert problems == {}, problems
-        shot(page, "sso-refused")
+        shot(page, "30-single-sign-on-refused")
 
 
 @pytest.mark.parametrize("who, reason", [
