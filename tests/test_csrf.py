@@ -64,7 +64,8 @@ def _every_route():
     from django.urls import URLPattern, URLResolver, get_resolver
 
     samples = {"uid": "NoSuchMessage0000000000", "file_uid": "NoSuchFile000000000000", "org_slug": "northwind-health",
-               "user_id": "1", "notification_id": "1", "pk": "1", "uidb64": "MQ", "token": "set-password"}
+               "user_id": "1", "notification_id": "1", "pk": "1", "uidb64": "MQ", "token": "set-password",
+               "token_id": "1", "name": "User", "urn": "urn:ietf:params:scim:schemas:core:2.0:User"}
 
     def walk(patterns, prefix=""):
         for p in patterns:
@@ -88,8 +89,10 @@ def test_every_post_anywhere_needs_the_token(db, org, path, view):
     if getattr(view, "csrf_exempt", False):
         # Server-to-server endpoints: signed requests instead (tests/test_regions.py); the SAML
         # assertion consumer service: the identity provider's signed response answering this
-        # session's request instead (tests/browser/test_sso_saml.py).
-        assert path.startswith("/regions/v1/") or re.fullmatch(r"/sso/[\w-]+/saml/acs", path), path
+        # session's request instead (tests/browser/test_sso_saml.py); provisioning (SCIM): a
+        # bearer token in every request, never a cookie (tests/test_scim.py).
+        assert (path.startswith(("/regions/v1/", "/scim/v2/"))
+                or re.fullmatch(r"/sso/[\w-]+/saml/acs", path)), path
         return
     assert r.status_code == 403, (path, r.status_code)
     assert b"This page has expired" in r.content

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from hushpost.accounts.actions import create_sender
 from hushpost.audit.models import AuditEvent
 from hushpost.sso import oidc
 from hushpost.sso.forms import SingleSignOnForm
@@ -214,5 +215,66 @@ def test_the_settings_check_refuses_a_provider_naming_another_issuer(org, idp):
                             instance=SingleSignOn(org=org))
     assert not form.is_valid()
     assert form.non_field_errors() == [
-        f"The provider's discovery document names the issuer '{idp.issuer}', not '{elsewhere}'. "
+        f"The discovery document at that address names another issuer than {elsewhere}. "
         "Enter the issuer exactly as the provider names it."]
+    assert idp.issuer not in form.non_field_errors()[0]  # what the answer said is not repeated
+
+
+def test_a_provider_session_a_quarter_of_an_hour_old_signs_in_but_does_not_confirm(client, sso, alice, idp):
+    """Signing in counts as "confirm it's you" only when the provider asked the person just now."""
+    idp.misbehave(clock=-15 * 60)  # the person signed in at the provider a quarter of an hour ago
+    answer = _provider_login(_to_provider(client, alice.email), alice.email)
+    idp.misbehave(clock=0)
+    assert client.get(answer)["Location"] == "/app/"
+    assert "hushpost_confirmed" not in client.session
+    client.post("/logout")
+    assert client.get(_provider_login(_to_provider(client, alice.email), alice.email))["Location"] == "/app/"
+    assert client.session["hushpost_confirmed"]["user"] == alice.pk
+
+
+@pytest.mark.parametrize("claims", [
+    {"email": "alice@northwind.example", "email_verified": "false"},
+    {"email": "alice@northwind.example", "email_verified": 0},
+    # An unusable address claim is not replaced by another claim that happens to look like one.
+    {"email": "not an address", "preferred_username": "alice@northwind.example"},
+])
+def test_an_address_not_vouched_for_is_refused(claims):
+    with pytest.raises(SSORefused) as refusal:
+        identity({"sub": "x", **claims}, "groups")
+    assert refusal.value.reason == "no_email"
+
+
+def test_a_sign_on_started_from_another_site_asks_first(client, sso, alice):
+    """A link elsewhere to /sso/<org>/start must not sign a visitor in to an account of that
+    organisation's identity provider's choosing (login CSRF): the person decides."""
+    start = f"/sso/{sso.org.slug}/start?next=/app/"
+    r = client.get(start, HTTP_SEC_FETCH_SITE="cross-site")
+    assert r.status_code == 200 and "Continue only if you work at Northwind Health" in r.content.decode()
+    assert 'http-equiv="refresh"' not in r.content.decode()
+    assert client.get(start, HTTP_SEC_FETCH_SITE="same-origin").status_code == 302  # the button, from here
+
+
+def test_production_accepts_only_https_providers(org, settings):
+    settings.PRODUCTION = True
+    form = SingleSignOnForm({"protocol": "oidc", "oidc_issuer": "http://127.0.0.1:9", "oidc_client_id": CLIENT_ID,
+                             "oidc_client_secret": CLIENT_SECRET, "group_claim": "groups"},
+                            instance=SingleSignOn(org=org))
+    assert not form.is_valid() and "must use https://" in " ".join(form.non_field_errors())
+
+
+def test_a_password_someone_else_chose_stops_working_at_the_first_single_sign_on(client, sso, org, idp):
+    nia = create_sender(email="nia@northwind.example", name="Nia", password=personas.PASSWORD, org=org,
+                        by_label="hushpost user add", must_change_password=True)
+    assert client.get(_provider_login(_to_provider(client, nia.email), nia.email))["Location"] == "/app/"
+    assert client.get("/app/").status_code == 200  # not held at "choose your password"
+    nia.refresh_from_db()
+    assert not nia.has_usable_password() and not nia.must_change_password
+    client.post("/logout")
+    assert personas.password_step(client, nia.email).status_code == 400
+
+
+def test_the_saved_client_secret_goes_only_to_the_provider_it_was_given_for(org, idp, sso):
+    form = SingleSignOnForm({"protocol": "oidc", "oidc_issuer": "https://attacker.example", "oidc_client_id": CLIENT_ID,
+                             "group_claim": "groups"}, instance=sso)
+    assert not form.is_valid()
+    assert form.errors["oidc_client_secret"] == ["Enter the client secret again: the issuer or client ID changed."]

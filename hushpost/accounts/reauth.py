@@ -40,9 +40,11 @@ WRONG = "Your current password is not right."
 WRONG_WITH_CODE = "Your current password or the code is not right."
 
 
-def mark_confirmed(request, user) -> None:
-    """Signing in, or answering the question, starts the confirmation window."""
-    request.session[CONFIRMED] = {"user": user.pk, "at": clock.now().timestamp()}
+def mark_confirmed(request, user, *, at: float | None = None) -> None:
+    """Signing in, or answering the question, starts the confirmation window (``at``: when the
+    identity provider says the person authenticated, if earlier than now)."""
+    now = clock.now().timestamp()
+    request.session[CONFIRMED] = {"user": user.pk, "at": min(at, now) if at is not None else now}
 
 
 def recent(request) -> bool:

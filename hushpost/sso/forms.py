@@ -39,6 +39,11 @@ class SingleSignOnForm(forms.ModelForm):
         labels = {"required": "Single sign-on required",
                   "create_accounts": "Create accounts at first sign-in"}
 
+    def _client_changed(self, data) -> bool:
+        saved = SingleSignOn.objects.filter(pk=self.instance.pk).values("oidc_issuer", "oidc_client_id").first()
+        return saved is not None and (saved["oidc_issuer"], saved["oidc_client_id"]) != (
+            data.get("oidc_issuer"), data.get("oidc_client_id"))
+
     def clean(self):
         data = super().clean()
         protocol = data.get("protocol") or ""
@@ -49,6 +54,9 @@ class SingleSignOnForm(forms.ModelForm):
                     self.add_error(name, "Needed for OpenID Connect.")
             if not secret and not self.instance.oidc_client_secret_sealed:
                 self.add_error("oidc_client_secret", "Needed for OpenID Connect.")
+            elif not secret and self._client_changed(data):
+                # The saved secret goes only to the provider it was given for.
+                self.add_error("oidc_client_secret", "Enter the client secret again: the issuer or client ID changed.")
         if protocol == "saml" and not (data.get("saml_metadata_url") or data.get("saml_metadata_xml")):
             self.add_error("saml_metadata_url", "Give the metadata's URL, or paste the metadata below.")
         if data.get("required") and not protocol:

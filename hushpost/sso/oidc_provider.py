@@ -13,6 +13,7 @@ from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 import requests
+from django.conf import settings
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -47,8 +48,9 @@ def loopback(url: str) -> bool:
 
 
 def allowed_url(url: str) -> bool:
+    """https://; plain http:// only in development mode, for a provider on this machine."""
     scheme = urlsplit(url).scheme
-    return scheme == "https" or (scheme == "http" and loopback(url))
+    return scheme == "https" or (scheme == "http" and not settings.PRODUCTION and loopback(url))
 
 
 def _reason(error: Exception) -> str:
@@ -66,7 +68,7 @@ def _reason(error: Exception) -> str:
 def fetch_json(url: str) -> dict:
     """A provider's JSON document, or :class:`Unreachable` saying why not."""
     if not allowed_url(url):
-        raise Unreachable(f"{url} must use https:// (http:// only for a provider on this machine).")
+        raise Unreachable(f"{url} must use https://.")
     try:
         response = requests.get(url, timeout=TIMEOUT, allow_redirects=False,
                                 headers={"Accept": "application/json"})
@@ -81,9 +83,9 @@ def fetch_json(url: str) -> dict:
 
 def problems_with(issuer: str, document: dict) -> list[str]:
     """What is wrong with a discovery document for this issuer, as sentences for the admin."""
-    found = document.get("issuer")
-    if found != issuer:
-        return [f"The provider's discovery document names the issuer {found!r}, not {issuer!r}. "
+    if document.get("issuer") != issuer:
+        # What it names is not repeated: the URL is the admin's to choose, the answer is not theirs to read.
+        return [f"The discovery document at that address names another issuer than {issuer}. "
                 "Enter the issuer exactly as the provider names it."]
     problems = []
     for name in ENDPOINTS:

@@ -83,15 +83,22 @@ def _address(value) -> str:
 def identity(claims: dict, group_claim: str) -> Identity:
     """Who the token names: ``email``, else Entra ID's ``preferred_username`` or ``upn`` when it is
     an address; an address the provider says it has not verified is refused."""
-    email = _address(claims.get("email")) or _address(claims.get("preferred_username")) \
-        or _address(claims.get("upn"))
+    if "email" in claims:
+        # Only the address the provider gave as the address: never another claim instead of it.
+        email = _address(claims.get("email"))
+        if email and claims.get("email_verified", True) not in (True, "true"):
+            raise SSORefused("no_email", "email_verified is not true", email=email.lower())
+    else:
+        email = _address(claims.get("preferred_username")) or _address(claims.get("upn"))
     if not email:
         raise SSORefused("no_email")
-    if claims.get("email_verified") is False and email == _address(claims.get("email")):
-        raise SSORefused("no_email", "email_verified is false", email=email.lower())
     groups = claims.get(group_claim) if group_claim else None
     if isinstance(groups, str):
         groups = [groups]
     groups = [g for g in groups if isinstance(g, str)] if isinstance(groups, list) else []
     name = claims.get("name") if isinstance(claims.get("name"), str) else ""
-    return Identity(email=email, name=name, groups=groups, subject=str(claims.get("sub", "")))
+    auth_time = claims.get("auth_time")
+    authenticated_at = (datetime.fromtimestamp(auth_time, tz=UTC)
+                        if isinstance(auth_time, int | float) and not isinstance(auth_time, bool) else None)
+    return Identity(email=email, name=name, groups=groups, subject=str(claims.get("sub", "")),
+                    authenticated_at=authenticated_at)

@@ -12,8 +12,9 @@ recorded in the audit trail and explained on a page; none says more than the per
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import login
 from django.db import IntegrityError, transaction
 from django.shortcuts import render
@@ -38,6 +39,9 @@ class Identity:
     name: str = ""
     groups: list[str] = field(default_factory=list)
     subject: str = ""  # the provider's own identifier (OIDC ``sub``, SAML NameID)
+    # When the person last proved who they are to the identity provider (OIDC ``auth_time``, SAML
+    # ``AuthnInstant``), if it said; a sign-on counts as "confirm it's you" only if that was just now.
+    authenticated_at: datetime | None = None
 
 
 # Why a sign-on was refused: the audit trail's word, and what the person is told.
@@ -137,14 +141,33 @@ def complete(request, sso: SingleSignOn, identity: Identity, *, protocol: str) -
     return user
 
 
-def start_session(request, user: User, *, protocol: str) -> None:
-    """Sign in: a new session key (no fixation), confirmed as of now, marked as single sign-on."""
+def start_session(request, user: User, identity: Identity, *, protocol: str) -> None:
+    """Sign in: a new session key (no fixation), marked as single sign-on, and confirmed ("confirm
+    it's you") only when the identity provider says the person authenticated just now: an identity
+    provider's own session, hours old, answers without asking anyone anything."""
+    if user.must_change_password:
+        # A password someone else chose (``hushpost user add``) is never needed again once they come
+        # in through the identity provider: it stops working rather than waiting to be replaced.
+        user.set_unusable_password()
+        user.must_change_password = False
+        user.save(update_fields=["password", "must_change_password"])
     login(request, user, backend=BACKEND)
-    now = clock.now().timestamp()
-    request.session[STARTED] = request.session[SEEN] = now
+    now = clock.now()
+    request.session[STARTED] = request.session[SEEN] = now.timestamp()
     request.session[SSO_SESSION] = protocol
-    reauth.mark_confirmed(request, user)
+    if fresh(identity.authenticated_at, now):
+        reauth.mark_confirmed(request, user, at=identity.authenticated_at.timestamp())
     record(AuditEvent.Action.SSO_SIGN_IN, actor=user, request=request, detail=protocol)
+
+
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+def fresh(authenticated_at: datetime | None, now: datetime) -> bool:
+    """An authentication within the confirmation window (allowing for the provider's clock)."""
+    if authenticated_at is None:
+        return False
+    return now - timedelta(minutes=settings.REAUTH_MINUTES) <= authenticated_at <= now + CLOCK_SKEW
 
 
 def is_sso_session(request) -> bool:

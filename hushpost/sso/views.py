@@ -34,6 +34,11 @@ def start(request, org_slug):
     """Off to the identity provider; ``force`` asks it to authenticate again (confirming it's you)."""
     sso = _sso(org_slug)
     next_url = safe_next(request, request.GET.get("next"), prefix="/app/", default="/app/")
+    if request.headers.get("Sec-Fetch-Site", "none") not in ("same-origin", "none"):
+        # A link from another site: going on at once would let any organisation's identity provider
+        # sign a visitor into an account of its choosing (login CSRF). The person decides, here.
+        return render(request, "sso/continue.html", {"org": sso.org, "url": request.get_full_path(),
+                                                     "from_elsewhere": True})
     hint = request.session.pop(LOGIN_HINT, "")
     force = request.GET.get("force") == "1"
     try:
@@ -49,7 +54,7 @@ def _finish(request, org_slug, protocol):
         user = complete(request, sso, identity, protocol=protocol)
     except SSORefused as refusal:
         return refused(request, sso, refusal, protocol=protocol)
-    start_session(request, user, protocol=protocol)
+    start_session(request, user, identity, protocol=protocol)
     return redirect(safe_next(request, next_url, prefix="/app/", default="/app/"))
 
 
