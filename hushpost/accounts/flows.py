@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.db import transaction
 
-from hushpost.accounts import reauth, twofactor
+from hushpost.accounts import passkeys, reauth, twofactor
 from hushpost.accounts.models import User
 from hushpost.accounts.passwords import (
     canonical_temporary,
@@ -121,24 +121,29 @@ def temporary_session_ends(user: User) -> datetime | None:
     return user.temp_password_used_at + timedelta(minutes=settings.TEMP_SESSION_MINUTES)
 
 
-def start_session(request, user: User) -> None:
+def start_session(request, user: User, how: str = "") -> None:
     login(request, user, backend=BACKEND)  # rotates the session key: no fixation
     request.session[STARTED] = request.session[SEEN] = clock.now().timestamp()
-    reauth.mark_confirmed(request, user)  # the password (and code) were just given
-    record(AuditEvent.Action.SIGN_IN, actor=user, request=request)
+    reauth.mark_confirmed(request, user)  # the password (and code), or the passkey, were just given
+    record(AuditEvent.Action.SIGN_IN, actor=user, request=request, detail=how)
 
 
 PENDING = "hushpost_2fa_pending"
 PENDING_SECONDS = 300
 
 
+def second_step_needed(user: User) -> bool:
+    """An authenticator app or a passkey: either makes the password only the first step."""
+    return twofactor.enabled(user) or passkeys.registered(user)
+
+
 def begin_session(request, user: User) -> bool:
-    """After the password: sign in, or (two-factor on) wait for the second step.
+    """After the password: sign in, or (two-factor on, or a passkey added) wait for the second step.
 
     Returns True when the second step is needed. Until then the session holds
     only which account is half signed in, for five minutes.
     """
-    if not twofactor.enabled(user):
+    if not second_step_needed(user):
         start_session(request, user)
         return False
     request.session.cycle_key()

@@ -8,7 +8,7 @@ from django.contrib.auth import logout
 from django.shortcuts import redirect
 
 from hushpost.accounts import twofactor
-from hushpost.accounts.flows import temporary_session_ends
+from hushpost.accounts.flows import second_step_needed, temporary_session_ends
 from hushpost.accounts.sessions import SEEN, SSO_SESSION, STARTED
 from hushpost.lib import clock
 
@@ -122,9 +122,11 @@ class TwoFactorRequiredMiddleware:
         # A temporary password is replaced first (the middleware before this one), then this.
         if user is not None and user.is_authenticated and (user.is_sender or user.is_recipient) \
                 and not user.must_change_password and not request.path.startswith("/static/"):
-            if twofactor.required(user) and not twofactor.enabled(user):
+            if twofactor.required(user) and not second_step_needed(user):
                 here = "/app/account/2fa" if user.is_sender else f"/r/{user.org.slug}/2fa"
+                # A passkey satisfies the policy too: the set-up page offers one.
+                passkey_pages = "/app/account/passkeys" if user.is_sender else f"/r/{user.org.slug}/passkeys"
                 allowed = {here, "/logout", f"/r/{user.org.slug}/logout", *reset_pages(user)}
-                if request.path not in allowed:
+                if request.path not in allowed and not request.path.startswith(passkey_pages):
                     return redirect(here)
         return self.get_response(request)

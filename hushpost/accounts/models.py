@@ -148,3 +148,30 @@ class RecoveryCode(models.Model):
 
     def __str__(self) -> str:
         return f"recovery code of {self.user_id}"
+
+
+class Passkey(models.Model):
+    """A passkey (WebAuthn credential) that signs its owner in, or serves as their second step.
+
+    Only public parts are kept: the credential's id and public key, the
+    authenticator's signature counter (a count that goes backwards means a cloned
+    key, and is refused) and the random handle the authenticator returns to name
+    the account, so a passkey of one account never opens another.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="passkeys")
+    credential_id = models.CharField(max_length=1400, unique=True)  # base64url, as browsers send it
+    public_key = models.BinaryField()
+    sign_count = models.PositiveBigIntegerField(default=0)
+    user_handle = models.CharField(max_length=100)  # base64url of the account's random WebAuthn user id
+    transports = models.CharField(max_length=100, blank=True)  # comma-separated hints: internal, usb, hybrid…
+    name = models.CharField(max_length=100)
+    aaguid = models.CharField(max_length=36, blank=True)
+    created_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"passkey of {self.user_id}"

@@ -58,7 +58,7 @@ def recent(request) -> bool:
 def fields(request, *, always: bool = False) -> dict:
     """For the template: whether to ask, and whether for a code too."""
     return {"ask": always or not recent(request), "code": twofactor.enabled(request.user),
-            "minutes": settings.REAUTH_MINUTES}
+            "minutes": settings.REAUTH_MINUTES, "always": always}
 
 
 def at_identity_provider(request) -> str:
@@ -110,21 +110,26 @@ def confirm(request, *, always: bool = False) -> Unconfirmed | None:
 CARRIED_OVER_EXCEPT = {"csrfmiddlewaretoken", "username", PASSWORD_FIELD, CODE_FIELD}
 
 
-def required(frame: str, **extra):
-    """For POST views of the admin area: ask first, on a page that posts the same form on."""
+def required(frame: str, *, always: bool = False, **extra):
+    """For POST views of the admin area: ask first, on a page that posts the same form on.
+
+    ``always``: every time (adding or removing a passkey), not once per ``REAUTH_MINUTES``.
+    An ``extra`` value that is a function is called with the request (the recipient's organisation)."""
 
     def decorate(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             if request.method == "POST":
-                problem = confirm(request)
+                problem = confirm(request, always=always)
                 if problem is not None:
                     carried = [(name, value) for name, values in request.POST.lists()
                                if name not in CARRIED_OVER_EXCEPT for value in values]
                     return render(request, "accounts/confirm.html", {
                         "frame": frame, "error": problem.message, "carried": carried,
-                        "action": request.get_full_path(), "reauth": fields(request),
-                        "identity_provider": at_identity_provider(request), **extra},
+                        "action": request.get_full_path(), "reauth": fields(request, always=always),
+                        # A confirmation asked every time cannot be carried back from the identity provider.
+                        "identity_provider": "" if always else at_identity_provider(request),
+                        **{name: value(request) if callable(value) else value for name, value in extra.items()}},
                         status=problem.status)
             return view(request, *args, **kwargs)
 

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.shortcuts import redirect, render
 
-from hushpost.accounts import flows, reauth, reset, throttle, twofactor
+from hushpost.accounts import flows, passkeys, reauth, reset, throttle, twofactor
 from hushpost.lib.client import client_address
 from hushpost.lib.input import InputError, line
 
@@ -112,12 +112,14 @@ WRONG_FIRST_CODE = "That code is not right. Check the time on your phone, and ty
 
 
 def second_factor(request, *, role: str, org, frame: str, login_url: str, next_url: str, extra: dict):
-    """The second step of signing in: a code from the authenticator app, or a recovery code."""
+    """The second step of signing in: a code from the authenticator app, a recovery code, or a passkey
+    (whose answer goes to :func:`hushpost.accounts.passkey_pages.second_step`)."""
     user = flows.pending_second_factor(request, role=role, org=org)
     if user is None:
         flash.info(request, "Sign in again: the second step waits five minutes at most.")
         return redirect(login_url)
-    context = {"frame": frame, "error": "", "login_url": login_url, **extra}
+    context = {"frame": frame, "error": "", "login_url": login_url, "code": twofactor.enabled(user),
+               "passkey": passkeys.registered(user), **extra}
     if request.method != "POST":
         return render(request, "accounts/second_factor.html", context)
     attempt = throttle.check_secret(client_address(request), throttle.account_key("2fa", str(user.pk)),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from hushpost.recipients import views
+from hushpost.recipients import passkeys, views
 
 app_name = "recipients"
 urlpatterns = [
@@ -9,6 +9,11 @@ urlpatterns = [
     path("login/resend", views.resend_temporary, name="resend"),
     path("logout", views.logout_view, name="logout"),
     path("login/2fa", views.second_factor, name="second-factor"),
+    path("login/passkey", passkeys.sign_in, name="passkey-sign-in"),
+    path("login/2fa/passkey", passkeys.second_step, name="passkey-second-step"),
+    path("passkeys", passkeys.add, name="passkey-add"),
+    path("passkeys/add", passkeys.keep, name="passkey-keep"),
+    path("passkeys/remove", passkeys.remove, name="passkey-remove"),
     path("2fa", views.two_factor_settings, name="two-factor"),
     path("forgot", views.forgot_password, name="forgot"),
     path("reset", views.reset_password, name="reset"),

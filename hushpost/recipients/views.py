@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_POST
 
-from hushpost.accounts import reauth, throttle
+from hushpost.accounts import passkey_pages, reauth, throttle
 from hushpost.accounts import views as account_pages
 from hushpost.accounts.flows import (
     begin_session,
@@ -170,7 +170,8 @@ def set_password(request):
         request,
         "recipients/set_password.html",
         {"org": request.org, "errors": errors, "first_time": request.user.must_change_password,
-         "reauth": reauth.fields(request, always=True)},
+         "reauth": reauth.fields(request, always=True),
+         **passkey_pages.listing(request, f"/r/{request.org.slug}/passkeys")},
         status=400 if errors else 200,
     )
 
@@ -375,4 +376,5 @@ def second_factor(request, org_slug):
 @recipient_required
 def two_factor_settings(request):
     return account_pages.two_factor_settings(request, frame="recipients/portal.html",
-                                             here=f"/r/{request.org.slug}/2fa", extra={"org": request.org})
+                                             here=f"/r/{request.org.slug}/2fa",
+                                             extra={"org": request.org, "passkeys_url": f"/r/{request.org.slug}/passkeys"})

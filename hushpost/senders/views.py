@@ -12,7 +12,7 @@ from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from hushpost.accounts import reauth
+from hushpost.accounts import passkey_pages, reauth
 from hushpost.accounts import views as account_pages
 from hushpost.accounts.flows import (
     set_new_password,
@@ -213,7 +213,8 @@ def account(request):
             return redirect("senders:account")
     return render(request, "senders/account.html",
                   {"errors": errors, "tab": "account", "first_time": first_time,
-                   "reauth": reauth.fields(request, always=not first_time)},
+                   "reauth": reauth.fields(request, always=not first_time),
+                   **passkey_pages.listing(request, "/app/account/passkeys")},
                   status=400 if errors else 200)
 
 
@@ -268,4 +269,4 @@ def expiry_view(request, uid):
 @sender_required
 def two_factor_settings(request):
     return account_pages.two_factor_settings(request, frame="senders/app.html", here="/app/account/2fa",
-                                             extra={"tab": "account"})
+                                             extra={"tab": "account", "passkeys_url": "/app/account/passkeys"})
