@@ -39,12 +39,17 @@ def shot(page: Page, name: str) -> Path:
 
 def sign_in_sender(page: Page, site: str, user, password: str = PASSWORD) -> None:
     """The two-step sign-in: the address and Next, then the password."""
+    enter_password(page, site, user, password)
+    expect(page).to_have_url(f"{site}/app/")
+
+
+def enter_password(page: Page, site: str, user, password: str = PASSWORD) -> None:
+    """The address and Next, then the password: the Inbox, or the second step where it is on."""
     page.goto(f"{site}/login")
     page.get_by_label("E-mail address").fill(user.email)
     page.get_by_role("button", name="Next").click()
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{site}/app/")
 
 
 def write_message(page: Page, *, to: str, subject: str, text: str) -> None:

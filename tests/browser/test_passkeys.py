@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from hushpost.accounts import twofactor
 from hushpost.accounts.models import User
 from hushpost.lib import clock
-from tests.browser.steps import check, shot, sign_in_sender
+from tests.browser.steps import check, enter_password, shot, sign_in_sender
 from tests.personas import NEW_PASSWORD, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -84,11 +84,7 @@ def test_a_sender_signs_in_with_a_passkey_alone_then_after_the_password(site, pa
     sign_out(page)
 
     # The password now leads to the second step, which the passkey answers.
-    page.goto(f"{site}/login")
-    page.get_by_label("E-mail address").fill(alice.email)
-    page.get_by_role("button", name="Next").click()
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    enter_password(page, site, alice)
     expect(page.get_by_role("heading", name="Two-factor sign-in")).to_be_visible()
     expect(page.get_by_label("Code")).to_have_count(0)  # no authenticator app on this account
     check(page, "second step with a passkey", found)
@@ -124,11 +120,7 @@ def test_an_authenticator_app_still_works_beside_a_passkey(site, page, alice, au
     secret = twofactor.new_secret()
     totp = pyotp.TOTP(secret)
     assert twofactor.enable(alice, secret, totp.generate_otp(totp.timecode(clock.now())))
-    page.goto(f"{site}/login")
-    page.get_by_label("E-mail address").fill(alice.email)
-    page.get_by_role("button", name="Next").click()
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    enter_password(page, site, alice)
 
     def next_code() -> str:
         clock.travel(timedelta(seconds=31))  # each code works once: the next one
@@ -141,11 +133,7 @@ def test_an_authenticator_app_still_works_beside_a_passkey(site, page, alice, au
     add_passkey(page, code=next_code())
     sign_out(page)
 
-    page.goto(f"{site}/login")
-    page.get_by_label("E-mail address").fill(alice.email)
-    page.get_by_role("button", name="Next").click()
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    enter_password(page, site, alice)
     expect(page.get_by_role("button", name="Use your passkey")).to_be_visible()
     page.get_by_label("Code").fill(next_code())
     page.get_by_role("button", name="Sign in").click()

@@ -9,8 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from hushpost.lib import clock
-from tests.browser.steps import check, shot, sign_in_sender
-from tests.personas import PASSWORD
+from tests.browser.steps import check, enter_password, shot, sign_in_sender
 
 pytestmark = pytest.mark.browser
 
@@ -32,11 +31,7 @@ def test_a_sender_sets_up_an_authenticator_and_signs_in_with_it(site, page, alic
 
     clock.travel(timedelta(seconds=31))  # the next code
     other = new_context().new_page()
-    other.goto(f"{site}/login")
-    other.get_by_label("E-mail address").fill(alice.email)
-    other.get_by_role("button", name="Next").click()
-    other.get_by_label("Password").fill(PASSWORD)
-    other.get_by_role("button", name="Sign in").click()
+    enter_password(other, site, alice)
     expect(other.get_by_role("heading", name="Two-factor sign-in")).to_be_visible()
     expect(other.get_by_label("Code")).to_be_focused()
     check(other, "two-factor sign-in", found)
