@@ -15,6 +15,7 @@ from django.test import Client
 from hushpost.accounts.models import Passkey, User
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
+from hushpost.sso.models import SingleSignOn
 from tests.passkey_device import PasskeyDevice
 from tests.personas import NEW_PASSWORD, PASSWORD, harbour, password_step, sender, signed_in_sender
 
@@ -204,3 +205,13 @@ def test_a_temporary_password_holder_cannot_use_a_passkey(org):
     add_passkey(client, device, here=f"/r/{org.slug}/passkeys", password=NEW_PASSWORD)
     User.objects.filter(pk=bob.pk).update(must_change_password=True)  # a new temporary password was issued
     assert passkey_sign_in(Client(), device, url=f"/r/{org.slug}/login/passkey").status_code == 400
+
+
+def test_a_passkey_does_not_go_around_a_required_identity_provider(alice, org):
+    device = PasskeyDevice(ORIGIN)
+    add_passkey(signed_in_sender(alice), device)
+    SingleSignOn.objects.create(org=org, protocol=SingleSignOn.Protocol.OIDC, oidc_issuer="https://idp.example",
+                                oidc_client_id="hushpost", required=True)
+    client = Client()
+    assert passkey_sign_in(client, device).status_code == 400
+    assert client.get("/app/").status_code == 302
