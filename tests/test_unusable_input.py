@@ -76,6 +76,9 @@ NO_TYPED_FIELDS = {
     "orgadmin:sender-reset", "orgadmin:sender-invite", "orgadmin:sender-import",
     "orgadmin:recipient-reset", "orgadmin:unlock", "orgadmin:message-recall", "region-domain-lookup",
     "region-portals-lookup", "dev-mailbox", "dev-mail", "dev-mail-html",
+    # Passkeys: the browser's answer, and the password "Confirm it's you" asks like the admin's buttons.
+    *(f"{portal}:passkey-{step}" for portal in ("senders", "recipients")
+      for step in ("sign-in", "second-step", "add", "keep", "remove")),
 }
 
 
