@@ -49,7 +49,7 @@ def enter_password(page: Page, site: str, user, password: str = PASSWORD) -> Non
     page.get_by_label("E-mail address").fill(user.email)
     page.get_by_role("button", name="Next").click()
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def write_message(page: Page, *, to: str, subject: str, text: str) -> None:
@@ -101,7 +101,7 @@ def recipient_first_sign_in(page: Page, smtp, *, address=BOB, new_password=NEW_P
     page.get_by_label("Password").fill(temporary)
     if screenshots:
         shot(page, screenshots[0])
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
     expect(page.get_by_role("heading", name="Choose your password")).to_be_visible()
     page.get_by_label("New password").fill(new_password)

@@ -66,7 +66,7 @@ def test_pages_have_no_serious_accessibility_problems(site, page, bob_context, s
     anonymous.goto(f"{site}/r/{org.slug}/login?email=bob%40client.example")
     check(anonymous, "recipient sign-in", found)
     anonymous.get_by_label("Password").fill("not-the-password")
-    anonymous.get_by_role("button", name="Sign in").click()
+    anonymous.get_by_role("button", name="Sign in", exact=True).click()
     check(anonymous, "recipient sign-in error", found)
     anonymous.goto(f"{site}/r/{org.slug}/m/{uid}/print")
     check(anonymous, "redirect to sign-in", found)

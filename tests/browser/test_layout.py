@@ -47,7 +47,7 @@ def _bob_signs_in(page: Page, site: str, org) -> None:
     page.goto(f"{site}/r/{org.slug}/login")
     page.get_by_label("E-mail address").fill(BOB)
     page.get_by_label("Password").fill(NEW_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
 
 

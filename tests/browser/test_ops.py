@@ -50,7 +50,7 @@ def test_an_operator_enrols_at_the_first_sign_in_and_then_signs_in_with_a_code(s
     expect(later.get_by_label("Code")).to_be_focused()
     check(later, "operator's code step", found)
     later.get_by_label("Code").fill(totp.generate_otp(totp.timecode(clock.now())))
-    later.get_by_role("button", name="Sign in").click()
+    later.get_by_role("button", name="Sign in", exact=True).click()
     later.get_by_role("main").get_by_role("link", name="Users").click()
     later.get_by_role("link", name=alice.email).click()
     expect(later.locator("div.readonly", has_text=alice.email)).to_be_visible()

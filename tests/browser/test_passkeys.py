@@ -127,7 +127,7 @@ def test_an_authenticator_app_still_works_beside_a_passkey(site, page, alice, au
         return totp.generate_otp(totp.timecode(clock.now()))
 
     page.get_by_label("Code").fill(next_code())
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
     page.goto(f"{site}/app/account")
     add_passkey(page, code=next_code())
@@ -136,7 +136,7 @@ def test_an_authenticator_app_still_works_beside_a_passkey(site, page, alice, au
     enter_password(page, site, alice)
     expect(page.get_by_role("button", name="Use your passkey")).to_be_visible()
     page.get_by_label("Code").fill(next_code())
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
 
 

@@ -25,7 +25,7 @@ def test_a_sender_who_starts_in_the_wrong_region_signs_in_at_their_own(deploymen
     expect(page.get_by_label("Password")).to_be_focused()
     shot(page, "16-sign-in-in-your-region")
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     # Signed in at eu; the password the operator typed at `user add` is replaced first.
     expect(page.get_by_role("heading", name="Choose your own password")).to_be_visible()
     assert page.url == eu.url + "/app/account?next=%2Fapp%2F"

@@ -85,7 +85,7 @@ def test_the_reset_secret_stays_out_of_logs_referers_and_the_address_bar(page, d
     page.get_by_label("E-mail address").fill("sam@liberty.example")
     page.get_by_role("button", name="Next").click()
     page.get_by_label("Password", exact=True).fill(CHOSEN)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
 
     assert_kept_secret(secret, sent, deployment, "/reset")
@@ -106,7 +106,7 @@ def test_an_invitations_secret_stays_out_of_logs_referers_and_the_address_bar(pa
     page.get_by_role("button", name="Set up my account").click()
     expect(page.get_by_text("Your account is ready")).to_be_visible()
     page.get_by_label("Password", exact=True).fill(CHOSEN)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
     assert_kept_secret(secret, sent, deployment, "/welcome")
 

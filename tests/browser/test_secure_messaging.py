@@ -50,7 +50,7 @@ def test_send_read_reply_end_to_end(site, page, bob_context, smtp, deliver, org,
     expect(page.get_by_label("Password")).to_be_focused()
     page.get_by_label("Password").fill(PASSWORD)
     shot(page, "01-sender-sign-in")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
     expect(page.get_by_text("Alice Moreno")).to_be_visible()
 
@@ -262,7 +262,7 @@ def test_expired_message_cannot_be_answered(site, page, bob_context, smtp, deliv
     expect(bob.get_by_text("signed out after 15 minutes without activity")).to_be_visible()
     bob.get_by_label("E-mail address").fill(BOB)
     bob.get_by_label("Password").fill(NEW_PASSWORD)
-    bob.get_by_role("button", name="Sign in").click()
+    bob.get_by_role("button", name="Sign in", exact=True).click()
     expect(bob.get_by_text(re.compile(r"This message expired on .+ You can no longer reply"))).to_be_visible()
     expect(bob.get_by_text("Expired", exact=True)).to_be_visible()
     expect(actions.get_by_role("link", name=re.compile("Reply"))).to_have_count(0)
