@@ -95,7 +95,7 @@ def add(request, *, frame: str, here: str, back: str, extra: dict):
 def keep(request, *, back: str):
     try:
         passkey = passkeys.add(request, request.user, request.POST.get(ANSWER, ""))
-    except passkeys.Refused:
+    except passkeys.NotAccepted:
         return _refused(NOT_ADDED, 400)
     flash.success(request, f"{passkey.name}: from now on you can sign in with it.")
     return JsonResponse({"redirect": back})

@@ -56,7 +56,7 @@ MAX_PER_ACCOUNT = 20
 SIGN_IN, SECOND_STEP, ADD = "sign-in", "second-step", "add"
 
 
-class Refused(Exception):
+class NotAccepted(Exception):
     """The answer does not open this account here (the reason stays in the server's hands)."""
 
 
@@ -94,7 +94,7 @@ def _take(request, purpose: str, user: User | None = None) -> dict:
     if (not isinstance(pending, dict) or pending.get("purpose") != purpose
             or clock.now().timestamp() - pending.get("at", 0) > CEREMONY_SECONDS
             or pending.get("user") != (user.pk if user else None)):
-        raise Refused("no ceremony under way")
+        raise NotAccepted("no ceremony under way")
     return pending
 
 
@@ -128,14 +128,14 @@ def add(request, user: User, answer: str) -> Passkey:
     pending = _take(request, ADD, user)
     challenge, handle = base64url_to_bytes(pending["challenge"]), base64url_to_bytes(pending["handle"])
     if not may_use(user) or of(user).count() >= MAX_PER_ACCOUNT:
-        raise Refused("this account cannot add a passkey now")
+        raise NotAccepted("this account cannot add a passkey now")
     try:
         credential = parse_registration_credential_json(answer)
         verified = verify_registration_response(
             credential=credential, expected_challenge=challenge, expected_rp_id=rp_id(),
             expected_origin=origin(), require_user_verification=True)
     except (WebAuthnException, ValueError, TypeError, KeyError) as problem:
-        raise Refused(str(problem)) from problem
+        raise NotAccepted(str(problem)) from problem
     transports = [t.value for t in (credential.response.transports or []) if isinstance(t, AuthenticatorTransport)]
     with transaction.atomic():
         passkey = Passkey.objects.create(
@@ -221,24 +221,24 @@ def _verify(request, answer: str, passkeys: QuerySet[Passkey], challenge: bytes,
     try:
         credential = parse_authentication_credential_json(answer)
     except (WebAuthnException, ValueError, TypeError, KeyError) as problem:
-        raise Refused(str(problem)) from problem
+        raise NotAccepted(str(problem)) from problem
     passkey = passkeys.filter(credential_id=credential.id).first()
     if passkey is None:
-        raise Refused("no passkey of this portal's accounts")
+        raise NotAccepted("no passkey of this portal's accounts")
     handle = credential.response.user_handle
     if (verification or handle) and (handle is None or bytes_to_base64url(handle) != passkey.user_handle):
-        raise Refused("the user handle names another account")
+        raise NotAccepted("the user handle names another account")
     try:
         verified = verify_authentication_response(
             credential=credential, expected_challenge=challenge, expected_rp_id=rp_id(),
             expected_origin=origin(), credential_public_key=bytes(passkey.public_key),
             credential_current_sign_count=passkey.sign_count, require_user_verification=verification)
     except (WebAuthnException, ValueError, TypeError) as problem:
-        raise Refused(str(problem)) from problem
+        raise NotAccepted(str(problem)) from problem
     # Conditional: of two answers racing on one count, one wins.
     if not Passkey.objects.filter(pk=passkey.pk, sign_count=passkey.sign_count).update(
             sign_count=verified.new_sign_count, last_used_at=clock.now()):
-        raise Refused("the passkey was used at the same moment")
+        raise NotAccepted("the passkey was used at the same moment")
     return passkey.user
 
 
@@ -247,7 +247,7 @@ def verify_sign_in(request, answer: str, scope: Scope, *, allowed=None) -> User 
     try:
         challenge = _take_challenge(request, SIGN_IN)
         user = _verify(request, answer, scope.accounts(), challenge, verification=True)
-    except Refused:
+    except NotAccepted:
         return None
     return user if allowed is None or allowed(user) else None
 
@@ -257,6 +257,6 @@ def verify_second_step(request, user: User, answer: str) -> str | None:
     try:
         challenge = _take_challenge(request, SECOND_STEP, user)
         _verify(request, answer, of(user), challenge, verification=False)
-    except Refused:
+    except NotAccepted:
         return None
     return "passkey"

@@ -32,10 +32,10 @@ def authenticator(context, page):
     """A passkey device built into this tab's "computer", unlocking with the user's fingerprint."""
     session = context.new_cdp_session(page)
     session.send("WebAuthn.enable")
-    session.send("WebAuthn.addVirtualAuthenticator", {"options": {
+    added = session.send("WebAuthn.addVirtualAuthenticator", {"options": {
         "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
         "hasUserVerification": True, "isUserVerified": True, "automaticPresenceSimulation": True}})
-    return session
+    return session, added["authenticatorId"]
 
 
 def confirm_its_you(page: Page, password: str = PASSWORD, code: str | None = None) -> None:
@@ -164,3 +164,17 @@ def test_a_browser_without_passkeys_says_so(site, page, alice):
     page.goto(f"{site}/login")
     page.get_by_role("button", name="Sign in with a passkey").click()
     expect(page.get_by_role("alert")).to_contain_text("This browser cannot use passkeys")
+
+
+def test_a_fingerprint_that_does_not_match_signs_nobody_in(site, page, alice, authenticator):
+    sign_in_sender(page, site, alice)
+    page.goto(f"{site}/app/account")
+    add_passkey(page)
+    sign_out(page)
+    session, device = authenticator
+    session.send("WebAuthn.setUserVerified", {"authenticatorId": device, "isUserVerified": False})
+    page.goto(f"{site}/login")
+    page.get_by_role("button", name="Sign in with a passkey").click()
+    expect(page.get_by_role("alert")).to_contain_text("No passkey was used")
+    expect(page.get_by_role("button", name="Sign in with a passkey")).to_be_focused()
+    expect(page).to_have_url(f"{site}/login")

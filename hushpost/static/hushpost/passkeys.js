@@ -68,6 +68,11 @@
     return window.fetch(url, {
       method: "POST", body: data, credentials: "same-origin", headers: { Accept: "application/json" }
     }).then(function (reply) {
+      if ((reply.headers.get("Content-Type") || "").indexOf("application/json") !== 0) {
+        // Signed out meanwhile, or the form's token expired: the page the server chose says why.
+        window.location.assign(reply.redirected ? reply.url : window.location.href);
+        return null;
+      }
       return reply.json().then(function (body) {
         if (body.redirect) { window.location.assign(body.redirect); return null; }
         if (!reply.ok) { throw new Error(body.error || UNREACHABLE); }
@@ -92,7 +97,7 @@
     }
     return post(form, {}).then(function (options) {
       if (options === null) { return null; }
-      return navigator.credentials.get(request(options.publicKey || options))
+      return navigator.credentials.get(request(options))
         .then(function (credential) { return post(form, { credential: answer(credential) }); });
     });
   }
