@@ -35,12 +35,13 @@ class PasskeyDevice:
         return json.dumps({"type": kind, "challenge": challenge, "origin": origin or self.origin,
                            "crossOrigin": False}).encode()
 
-    def create(self, options: dict) -> str:
-        """Answer ``navigator.credentials.create()`` options with a new discoverable credential."""
+    def create(self, options: dict, raw_id: bytes | None = None) -> str:
+        """Answer ``navigator.credentials.create()`` options with a new discoverable credential
+        (under ``raw_id``, an id of the caller's choosing, as a rogue authenticator could)."""
         key = ec.generate_private_key(ec.SECP256R1())
         numbers = key.public_key().public_numbers()
         cose = cbor2.dumps({1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"), -3: numbers.y.to_bytes(32, "big")})
-        raw_id = secrets.token_bytes(32)
+        raw_id = raw_id or secrets.token_bytes(32)
         rp_id = options["rp"]["id"]
         auth_data = (hashlib.sha256(rp_id.encode()).digest() + bytes([UP | UV | AT]) + struct.pack(">I", 0)
                      + bytes(16) + struct.pack(">H", len(raw_id)) + raw_id + cose)

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.test import Client
+from webauthn.helpers import base64url_to_bytes
 
 from hushpost.accounts.models import Passkey, User
 from hushpost.audit.models import AuditEvent
@@ -26,12 +27,16 @@ ORIGIN = "http://testserver"
 def add_passkey(client: Client, device: PasskeyDevice, here: str = "/app/account/passkeys",
                 password: str = PASSWORD) -> str:
     """Account page → "Add a passkey" → confirm with the password → the device makes one."""
-    page = client.post(here, {"current": password})
-    assert page.status_code == 200, page.content[:400]
-    options = json.loads(html.unescape(re.search(r'data-options="([^"]*)"', page.content.decode()).group(1)))
-    reply = client.post(here + "/add", {"credential": device.create(options)})
+    reply = client.post(here + "/add", {"credential": device.create(registration_options(client, here, password))})
     assert reply.status_code == 200, reply.content
     return reply.json()["redirect"]
+
+
+def registration_options(client: Client, here: str = "/app/account/passkeys", password: str = PASSWORD) -> dict:
+    """The options the "Add a passkey" page hands its script, once the password confirms it's you."""
+    page = client.post(here, {"current": password})
+    assert page.status_code == 200, page.content[:400]
+    return json.loads(html.unescape(re.search(r'data-options="([^"]*)"', page.content.decode()).group(1)))
 
 
 def passkey_sign_in(client: Client, device: PasskeyDevice, url: str = "/login/passkey", **answer):
@@ -215,3 +220,14 @@ def test_a_passkey_does_not_go_around_a_required_identity_provider(alice, org):
     client = Client()
     assert passkey_sign_in(client, device).status_code == 400
     assert client.get("/app/").status_code == 302
+
+
+def test_another_account_passkey_id_cannot_be_claimed(alice, org):
+    device = PasskeyDevice(ORIGIN)
+    add_passkey(signed_in_sender(alice), device)
+    taken = base64url_to_bytes(next(iter(device.credentials)))
+    mallory = signed_in_sender(sender(org, "mallory", "Mallory Jones"))
+    rogue = PasskeyDevice(ORIGIN).create(registration_options(mallory), taken)
+    assert mallory.post("/app/account/passkeys/add", {"credential": rogue}).status_code == 400
+    assert list(Passkey.objects.values_list("user__email", flat=True)) == [alice.email]
+    assert passkey_sign_in(Client(), device).status_code == 200  # still Alice's, still working

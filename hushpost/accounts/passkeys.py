@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from webauthn import (
     generate_authentication_options,
@@ -54,6 +54,7 @@ CEREMONY = "hushpost_passkey"
 CEREMONY_SECONDS = 300
 MAX_PER_ACCOUNT = 20
 SIGN_IN, SECOND_STEP, ADD = "sign-in", "second-step", "add"
+_TRANSPORTS = {t.value for t in AuthenticatorTransport}
 
 
 class NotAccepted(Exception):
@@ -137,14 +138,17 @@ def add(request, user: User, answer: str) -> Passkey:
     except (WebAuthnException, ValueError, TypeError, KeyError) as problem:
         raise NotAccepted(str(problem)) from problem
     transports = [t.value for t in (credential.response.transports or []) if isinstance(t, AuthenticatorTransport)]
-    with transaction.atomic():
-        passkey = Passkey.objects.create(
-            user=user, credential_id=bytes_to_base64url(verified.credential_id),
-            public_key=verified.credential_public_key, sign_count=verified.sign_count,
-            user_handle=bytes_to_base64url(handle), transports=",".join(transports)[:100],
-            aaguid=verified.aaguid if verified.aaguid.strip("0-") else "",
-            name=_name(user), created_at=clock.now())
-        record(AuditEvent.Action.PASSKEY_ADDED, actor=user, request=request, obj=passkey, detail=passkey.name)
+    try:
+        with transaction.atomic():
+            passkey = Passkey.objects.create(
+                user=user, credential_id=bytes_to_base64url(verified.credential_id),
+                public_key=verified.credential_public_key, sign_count=verified.sign_count,
+                user_handle=bytes_to_base64url(handle), transports=",".join(transports)[:100],
+                aaguid=verified.aaguid if verified.aaguid.strip("0-") else "",
+                name=_name(user), created_at=clock.now())
+            record(AuditEvent.Action.PASSKEY_ADDED, actor=user, request=request, obj=passkey, detail=passkey.name)
+    except IntegrityError as problem:  # a credential id some account already has: never taken over
+        raise NotAccepted("credential id in use") from problem
     return passkey
 
 
@@ -185,9 +189,6 @@ def second_step_options(request, user: User) -> str:
     return options_to_json(options)
 
 
-_TRANSPORTS = {t.value for t in AuthenticatorTransport}
-
-
 def credential_id(answer: str) -> str:
     """The credential an answer names (as sent, unchecked): what the throttle counts failures against."""
     try:
@@ -217,7 +218,7 @@ def owner(answer: str, scope: Scope) -> User | None:
     return passkey.user if passkey else None
 
 
-def _verify(request, answer: str, passkeys: QuerySet[Passkey], challenge: bytes, *, verification: bool) -> User:
+def _verify(answer: str, passkeys: QuerySet[Passkey], challenge: bytes, *, verification: bool) -> User:
     try:
         credential = parse_authentication_credential_json(answer)
     except (WebAuthnException, ValueError, TypeError, KeyError) as problem:
@@ -246,7 +247,7 @@ def verify_sign_in(request, answer: str, scope: Scope, *, allowed=None) -> User 
     """The account this answer opens on this portal, or None (the challenge is used up either way)."""
     try:
         challenge = _take_challenge(request, SIGN_IN)
-        user = _verify(request, answer, scope.accounts(), challenge, verification=True)
+        user = _verify(answer, scope.accounts(), challenge, verification=True)
     except NotAccepted:
         return None
     return user if allowed is None or allowed(user) else None
@@ -256,7 +257,7 @@ def verify_second_step(request, user: User, answer: str) -> str | None:
     """'passkey' when the answer comes from one of ``user``'s passkeys, else None."""
     try:
         challenge = _take_challenge(request, SECOND_STEP, user)
-        _verify(request, answer, of(user), challenge, verification=False)
+        _verify(answer, of(user), challenge, verification=False)
     except NotAccepted:
         return None
     return "passkey"
