@@ -231,3 +231,22 @@ def test_another_account_passkey_id_cannot_be_claimed(alice, org):
     assert mallory.post("/app/account/passkeys/add", {"credential": rogue}).status_code == 400
     assert list(Passkey.objects.values_list("user__email", flat=True)) == [alice.email]
     assert passkey_sign_in(Client(), device).status_code == 200  # still Alice's, still working
+
+
+def test_a_recipient_meets_the_two_factor_rule_with_a_passkey_and_then_uses_it_after_the_password(org):
+    org.require_2fa_recipients = True
+    org.save()
+    bob, client = recipient(org)
+    assert client.get(f"/r/{org.slug}/")["Location"] == f"/r/{org.slug}/2fa"
+    assert "Add a passkey" in client.get(f"/r/{org.slug}/2fa").content.decode()
+    device = PasskeyDevice(ORIGIN)
+    add_passkey(client, device, here=f"/r/{org.slug}/passkeys", password=NEW_PASSWORD)
+    assert client.get(f"/r/{org.slug}/").status_code == 200
+
+    again = Client()
+    reply = again.post(f"/r/{org.slug}/login", {"email": bob.email, "password": NEW_PASSWORD})
+    assert reply["Location"].startswith(f"/r/{org.slug}/login/2fa")
+    step = f"/r/{org.slug}/login/2fa/passkey"
+    assert again.post(step, {"credential": device.get(again.post(step).json())}).json() == {
+        "redirect": f"/r/{org.slug}/"}
+    assert again.get(f"/r/{org.slug}/").status_code == 200
