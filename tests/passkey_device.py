@@ -1,11 +1,14 @@
 """A passkey device in software, for tests without a browser: it answers the portal's WebAuthn
 options as a platform authenticator would (attestation "none", P-256 keys, user verified), and
-can be told to answer wrongly (another origin, a counter that went back) the way an attacker would."""
+can be told to answer wrongly (another origin, a counter that went back) the way an attacker would;
+and the steps that add one to an account."""
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
+import re
 import secrets
 import struct
 from dataclasses import dataclass, field
@@ -13,7 +16,10 @@ from dataclasses import dataclass, field
 import cbor2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from django.test import Client
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
+
+from tests.personas import PASSWORD
 
 UP, UV, AT = 0x01, 0x04, 0x40
 
@@ -77,3 +83,18 @@ class PasskeyDevice:
             },
             "clientExtensionResults": {},
         })
+
+
+def add_passkey(client: Client, device: PasskeyDevice, here: str = "/app/account/passkeys",
+                password: str = PASSWORD) -> str:
+    """Account page → "Add a passkey" → confirm with the password → the device makes one."""
+    reply = client.post(here + "/add", {"credential": device.create(registration_options(client, here, password))})
+    assert reply.status_code == 200, reply.content
+    return reply.json()["redirect"]
+
+
+def registration_options(client: Client, here: str = "/app/account/passkeys", password: str = PASSWORD) -> dict:
+    """The options the "Add a passkey" page hands its script, once the password confirms it's you."""
+    page = client.post(here, {"current": password})
+    assert page.status_code == 200, page.content[:400]
+    return json.loads(html.unescape(re.search(r'data-options="([^"]*)"', page.content.decode()).group(1)))

@@ -4,9 +4,6 @@ counter gone back, a handle naming someone else, another portal's account)."""
 
 from __future__ import annotations
 
-import html
-import json
-import re
 from datetime import timedelta
 
 import pytest
@@ -17,26 +14,11 @@ from hushpost.accounts.models import Passkey, User
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.sso.models import SingleSignOn
-from tests.passkey_device import PasskeyDevice
+from tests.passkey_device import PasskeyDevice, add_passkey, registration_options
 from tests.personas import NEW_PASSWORD, PASSWORD, harbour, password_step, sender, signed_in_sender
 
 pytestmark = pytest.mark.usefixtures("base_url_testserver")
 ORIGIN = "http://testserver"
-
-
-def add_passkey(client: Client, device: PasskeyDevice, here: str = "/app/account/passkeys",
-                password: str = PASSWORD) -> str:
-    """Account page → "Add a passkey" → confirm with the password → the device makes one."""
-    reply = client.post(here + "/add", {"credential": device.create(registration_options(client, here, password))})
-    assert reply.status_code == 200, reply.content
-    return reply.json()["redirect"]
-
-
-def registration_options(client: Client, here: str = "/app/account/passkeys", password: str = PASSWORD) -> dict:
-    """The options the "Add a passkey" page hands its script, once the password confirms it's you."""
-    page = client.post(here, {"current": password})
-    assert page.status_code == 200, page.content[:400]
-    return json.loads(html.unescape(re.search(r'data-options="([^"]*)"', page.content.decode()).group(1)))
 
 
 def passkey_sign_in(client: Client, device: PasskeyDevice, url: str = "/login/passkey", **answer):

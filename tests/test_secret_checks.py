@@ -4,8 +4,8 @@
 the attempt is allowed, and records the failure or the success. The first tests hold
 the flow itself to that; the others walk through every door that takes a secret (each
 portal's password and second step, a reset link, "confirm it's you", the operators'
-sign-in, enrolment and password change, SMTP AUTH, a provisioning token) and show each one counts a wrong
-secret, forgives a right one and lets nothing through for a blocked client: a door
+sign-in, enrolment and password change, SMTP AUTH, a provisioning token, a passkey's answer)
+and show each one counts a wrong secret, forgives a right one and lets nothing through for a blocked client: a door
 that checked its secret on its own would fail them.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from hushpost.accounts import reset, throttle, twofactor
+from hushpost.accounts import passkeys, reset, throttle, twofactor
 from hushpost.accounts.models import Throttle, User
 from hushpost.audit.models import AuditEvent
 from hushpost.gateway.access import authenticate
@@ -32,6 +32,7 @@ from hushpost.notifications.models import Notification
 from hushpost.scim import tokens as scim_tokens
 from tests import personas
 from tests.helpers import totp_now
+from tests.passkey_device import PasskeyDevice, add_passkey
 from tests.personas import BOB, CHARLIE, NEW_PASSWORD, OPS_PASSWORD, PASSWORD, ops_enrol
 
 GUESSER = "203.0.113.66"  # the client trying the secret
@@ -255,9 +256,41 @@ def provisioning_token(org, alice) -> Door:
     return Door("scim:{ip}", enter)
 
 
+def _with_passkey(alice) -> PasskeyDevice:
+    device = PasskeyDevice(passkeys.origin())
+    owner = Client(REMOTE_ADDR=OWNER)
+    assert owner.post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 302
+    add_passkey(owner, device)
+    return device
+
+
+def _passkey_answer(client: Client, url: str, device: PasskeyDevice, ip: str, right: bool):
+    options = client.post(url, REMOTE_ADDR=ip).json()
+    answer = device.get(options, origin=None if right else "https://look-alike.example")
+    return client.post(url, {"credential": answer}, REMOTE_ADDR=ip)
+
+
+def passkey_sign_in(org, alice) -> Door:
+    device = _with_passkey(alice)
+
+    def enter(ip, right):
+        return _passkey_answer(Client(), "/login/passkey", device, ip, right).status_code == 200
+    return Door(f"passkey:{next(iter(device.credentials)).lower()}", enter)
+
+
+def passkey_second_step(org, alice) -> Door:
+    device = _with_passkey(alice)
+
+    def enter(ip, right):
+        c = Client()
+        assert c.post("/login", {"email": alice.email, "password": PASSWORD}, REMOTE_ADDR=OWNER).status_code == 302
+        return _passkey_answer(c, "/login/2fa/passkey", device, ip, right).status_code == 200
+    return Door(f"2fa:{alice.pk}", enter)
+
+
 DOORS = [sender_password, recipient_password, portal_second_step, reset_link, confirm_its_you,
          operator_password, operator_enrolment, operator_code, operator_password_change, smtp_auth,
-         provisioning_token]
+         provisioning_token, passkey_sign_in, passkey_second_step]
 
 
 @pytest.fixture(params=DOORS, ids=[door.__name__ for door in DOORS])
