@@ -88,6 +88,7 @@ def test_a_sender_signs_in_with_a_passkey_alone_then_after_the_password(site, pa
     expect(page.get_by_role("heading", name="Two-factor sign-in")).to_be_visible()
     expect(page.get_by_label("Code")).to_have_count(0)  # no authenticator app on this account
     check(page, "second step with a passkey", found)
+    shot(page, "passkey-second-step")
     page.get_by_role("button", name="Use your passkey").click()
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
     sign_out(page)
