@@ -232,3 +232,25 @@ def test_a_recipient_meets_the_two_factor_rule_with_a_passkey_and_then_uses_it_a
     assert again.post(step, {"credential": device.get(again.post(step).json())}).json() == {
         "redirect": f"/r/{org.slug}/"}
     assert again.get(f"/r/{org.slug}/").status_code == 200
+
+
+def test_an_answer_needs_a_fresh_request_of_this_session(alice):
+    device = PasskeyDevice(ORIGIN)
+    add_passkey(signed_in_sender(alice), device)
+    unasked = Client()
+    options = Client().post("/login/passkey").json()  # asked for by another browser
+    assert unasked.post("/login/passkey", {"credential": device.get(options)}).status_code == 400
+    slow = Client()
+    options = slow.post("/login/passkey").json()
+    clock.travel(timedelta(minutes=6))
+    assert slow.post("/login/passkey", {"credential": device.get(options)}).status_code == 400
+    assert slow.get("/app/").status_code == 302
+
+
+def test_an_account_holds_twenty_passkeys_at_most(alice):
+    client = signed_in_sender(alice)
+    Passkey.objects.bulk_create(
+        Passkey(user=alice, credential_id=f"id-{n}", public_key=b"", user_handle="h", name=f"Key {n}",
+                created_at=clock.now()) for n in range(20))
+    reply = client.post("/app/account/passkeys", {"current": PASSWORD}, follow=True)
+    assert "can hold 20 passkeys" in reply.content.decode() and Passkey.objects.count() == 20
