@@ -8,7 +8,7 @@ from hushpost.accounts import passkey_pages, reauth
 from hushpost.accounts.passkeys import Scope
 from hushpost.lib.urls import safe_next
 from hushpost.senders.views import sender_required
-from hushpost.sso.routing import sso_for_user
+from hushpost.sso.routing import sso_for_org
 
 ACCOUNT = "/app/account"
 HERE = "/app/account/passkeys"
@@ -20,7 +20,7 @@ def _next(request) -> str:
 
 def _password_sign_in_allowed(user) -> bool:
     # Where the organisation requires its identity provider, a passkey must not go around it.
-    sso = sso_for_user(user)
+    sso = sso_for_org(user.org)
     return sso is None or not sso.required
 
 

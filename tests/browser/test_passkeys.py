@@ -70,14 +70,14 @@ def test_a_sender_signs_in_with_a_passkey_alone_then_after_the_password(site, pa
     expect(passkeys).to_contain_text("Passkey added")
     check(page, "account with a passkey", found)
     passkeys.scroll_into_view_if_needed()
-    shot(page, "27-passkeys-account")
+    shot(page, "31-passkeys-account")
     sign_out(page)
 
     # No address, no password: the device says who.
     page.goto(f"{site}/login")
     expect(page.get_by_role("button", name="Sign in with a passkey")).to_be_visible()
     check(page, "sign-in with a passkey", found)
-    shot(page, "28-passkey-sign-in")
+    shot(page, "32-passkey-sign-in")
     page.get_by_role("button", name="Sign in with a passkey").click()
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
     expect(page).to_have_url(f"{site}/app/")
