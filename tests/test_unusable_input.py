@@ -36,7 +36,7 @@ from hushpost.regions.discovery import SIGNATURE, sign
 from tests.helpers import enrol
 from tests.personas import BOB, NEW_PASSWORD, PASSWORD
 
-LINE, TEXT, SECRET, DAY = "line", "text", "secret", "day"
+LINE, TEXT, SECRET, DAY, DOCUMENT = "line", "text", "secret", "day", "document"
 STRONG = "Solid-granite-meadow-88"
 CONTROLS = {"NUL": "\x00", "bell": "\x07", "escape": "\x1b", "delete": "\x7f", "C1 next line": "\x85"}
 REFUSED = "This cannot be used"  # the heading of the page that refuses what no form checks
@@ -64,6 +64,10 @@ FIELDS = {
     "orgadmin:messages": {"sender": LINE, "recipient": LINE, "since": DAY, "until": DAY},
     "orgadmin:audit": {"actor": LINE, "since": DAY, "until": DAY},
     "orgadmin:policy": {"sender_name": LINE, "notify_from_email": LINE},
+    "orgadmin:sso": {"oidc_issuer": LINE, "oidc_client_id": LINE, "oidc_client_secret": SECRET,
+                     "saml_metadata_url": LINE, "saml_metadata_xml": DOCUMENT, "group_claim": LINE,
+                     "admin_group": LINE},
+    "orgadmin:provisioning": {"name": LINE},
 }
 
 # Routes that take nothing typed (buttons, links, files, signed server-to-server calls, pages).
@@ -76,10 +80,20 @@ NO_TYPED_FIELDS = {
     "orgadmin:sender-reset", "orgadmin:sender-invite", "orgadmin:sender-import",
     "orgadmin:recipient-reset", "orgadmin:unlock", "orgadmin:message-recall", "region-domain-lookup",
     "region-portals-lookup", "dev-mailbox", "dev-mail", "dev-mail-html",
+    "orgadmin:provisioning-revoke",
+    # Single sign-on: the identity provider's answers (checked as signed tokens and assertions).
+    "sso:start", "sso:oidc-callback", "sso:saml-acs", "sso:saml-metadata",
+    # Provisioning: JSON with a bearer token, each value checked by hushpost/scim (tests/test_scim.py).
+    "scim:service-provider-config", "scim:resource-types", "scim:resource-type", "scim:schemas", "scim:schema",
+    "scim:users", "scim:user",
     # Passkeys: the browser's answer, and the password "Confirm it's you" asks like the admin's buttons.
     *(f"{portal}:passkey-{step}" for portal in ("senders", "recipients")
       for step in ("sign-in", "second-step", "add", "keep", "remove")),
 }
+
+
+# An API's query fields, answered in its own words (SCIM's errors: tests/test_scim.py), not with a form.
+API_FIELDS = {"scim:users": {"filter", "startIndex", "count", "attributes", "excludedAttributes"}}
 
 
 def _routes():
@@ -102,7 +116,7 @@ def test_every_route_is_walked():
     assert set(named) == set(FIELDS) | NO_TYPED_FIELDS, "give each new route a line in FIELDS or NO_TYPED_FIELDS"
     assert set(SUBMISSIONS) == set(FIELDS)
     for name, view in named.items():
-        assert getattr(view, "checks_input", frozenset()) == set(FIELDS.get(name, {})), name
+        assert getattr(view, "checks_input", frozenset()) == set(FIELDS.get(name, API_FIELDS.get(name, {}))), name
 
 
 def bad_values(kind: str, good: str):
@@ -110,7 +124,7 @@ def bad_values(kind: str, good: str):
     # A secret is only ever hashed or compared, never looked up: NUL and one other will do.
     for what, char in CONTROLS.items() if kind != SECRET else (("NUL", "\x00"), ("escape", "\x1b")):
         yield what, good[:1] + char + good[1:]
-    yield "too long", good + "x" * 5000
+    yield "too long", good + "x" * (600_000 if kind == DOCUMENT else 5000)
     if kind == DAY:
         yield from (("30 February", "2026-02-30"), ("year 99999", "99999-01-01"), ("month 13", "2026-13-01"),
                     ("year 0", "0000-01-01"))
@@ -275,6 +289,11 @@ SUBMISSIONS = {
     "orgadmin:audit": lambda w: _filters(w, "/app/admin/audit", {
         "actor": "alice", "since": "2026-01-01", "until": "2026-12-31"}, {"format": "csv"}),
     "orgadmin:policy": _policy,
+    "orgadmin:sso": lambda w: [(w.admin, "post", "/app/admin/sso", {
+        "protocol": "", "oidc_issuer": "https://login.northwind.example", "oidc_client_id": "secure-messaging",
+        "oidc_client_secret": "client-secret-value", "saml_metadata_url": "https://idp.northwind.example/metadata",
+        "saml_metadata_xml": "<EntityDescriptor/>", "group_claim": "groups", "admin_group": "messaging-admins"})],
+    "orgadmin:provisioning": lambda w: [(w.admin, "post", "/app/admin/provisioning", {"name": "Microsoft Entra ID"})],
 }
 
 
@@ -297,7 +316,8 @@ def test_every_typed_field_explains_what_it_cannot_use(world, route):
 
 SAMPLES = {"uid": "NoSuchMessage0000000000", "file_uid": "NoSuchFile000000000000", "org_slug": "northwind-health",
            "user_id": "1", "notification_id": "1", "pk": "1", "uidb64": "MQ", "token": "set-password",
-           "object_id": "1", "content_type_id": "1"}
+           "object_id": "1", "content_type_id": "1", "token_id": "1", "name": "User",
+           "urn": "urn:ietf:params:scim:schemas:core:2.0:User"}
 PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 
 
@@ -316,8 +336,11 @@ def _path(route: str, **given) -> str:
 def test_a_stray_nul_anywhere_gets_the_page_that_says_why(client, db, route, name, view):
     path = _path(route)
     answers = [client.get(path + "?stray=a%00b"), client.post(path, {"stray": "a\x00b"})]
-    if getattr(view, "csrf_exempt", False):  # signed calls between regions: no form, refused unsigned
-        assert answers.pop().status_code == 403
+    if getattr(view, "csrf_exempt", False):
+        # Not forms: signed calls between regions (refused unsigned), provisioning (refused without
+        # its bearer token), the SAML assertion consumer service (refused without an answer in it).
+        expected = 401 if path.startswith("/scim/") else 400 if path.endswith("/saml/acs") else 403
+        assert answers.pop().status_code == expected, path
     for r in answers:
         assert r.status_code == 400, (path, r.status_code)
         assert IN_FIELDS in r.content.decode()

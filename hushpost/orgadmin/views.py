@@ -50,6 +50,8 @@ from hushpost.sso.routing import sso_for_org
 QUERY = re.compile(r"[A-Za-z0-9_.~%+=&-]*")  # what urlencode writes, and nothing a header could break on
 # Changes to accounts and policy ask the admin to confirm it is them (hushpost/accounts/reauth.py).
 ADMIN_FRAME = "senders/app.html"
+SSO_TYPED = ("oidc_issuer", "oidc_client_id", "oidc_client_secret", "saml_metadata_url", "saml_metadata_xml",
+             "group_claim", "admin_group")
 confirmed = reauth.required(ADMIN_FRAME, tab="admin")
 
 
@@ -241,6 +243,7 @@ def policy(request):
     )
 
 
+@checks_input(*SSO_TYPED)
 @org_admin_required
 @confirmed
 def single_sign_on(request):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from hushpost.lib.input import single_line
+from hushpost.lib.input import plain_text, single_line
 from hushpost.sso import oidc, saml
 from hushpost.sso.models import SingleSignOn
 from hushpost.sso.secrets import client_secret
@@ -14,21 +14,21 @@ class SingleSignOnForm(forms.ModelForm):
     protocol = forms.ChoiceField(
         label="Sign senders in with", choices=SingleSignOn.Protocol.choices, widget=forms.RadioSelect,
         required=False)
-    oidc_issuer = forms.URLField(
+    oidc_issuer = single_line(forms.URLField(
         label="Issuer or discovery URL", required=False, max_length=500, assume_scheme="https",
         help_text="For example https://login.microsoftonline.com/<tenant>/v2.0 or "
                   "https://<org>.okta.com (the discovery document at …/.well-known/openid-configuration "
-                  "is found from it).")
+                  "is found from it)."))
     oidc_client_id = single_line(forms.CharField(label="Client ID", max_length=255, required=False))
-    oidc_client_secret = forms.CharField(
+    oidc_client_secret = single_line(forms.CharField(
         label="Client secret", required=False, max_length=2000,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Stored encrypted and never shown again; leave empty to keep the saved one.")
-    saml_metadata_url = forms.URLField(label="IdP metadata URL", required=False, max_length=500,
-                                       assume_scheme="https")
-    saml_metadata_xml = forms.CharField(
+        help_text="Stored encrypted and never shown again; leave empty to keep the saved one."))
+    saml_metadata_url = single_line(forms.URLField(label="IdP metadata URL", required=False, max_length=500,
+                                                   assume_scheme="https"))
+    saml_metadata_xml = plain_text(forms.CharField(
         label="…or the IdP metadata XML", required=False, max_length=500_000,
-        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false"}))
+        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false"})))
     group_claim = single_line(forms.CharField(label="Groups claim or attribute", max_length=200, required=False))
     admin_group = single_line(forms.CharField(label="Admin group", max_length=200, required=False))
 

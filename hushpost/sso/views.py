@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from hushpost.lib.urls import safe_next
+from hushpost.lib.views import refused as page_refused
 from hushpost.sso import oidc, saml
 from hushpost.sso.models import SingleSignOn
 from hushpost.sso.routing import LOGIN_HINT
@@ -69,6 +70,9 @@ def oidc_callback(request, org_slug):
 @csrf_exempt
 @require_POST
 def saml_acs(request, org_slug):
+    if "SAMLResponse" not in request.POST:
+        return page_refused(request, "This address takes your identity provider's answer, and there is none here. "
+                                     "Start again from the sign-in page.", 400, back="/login")
     if settings.SESSION_COOKIE_NAME not in request.COOKIES and not request.POST.get("again"):
         # Posted from the identity provider's site, so the browser kept back the session cookie
         # (SameSite=Lax): the same response is posted again from this site, where it is sent.
