@@ -34,7 +34,7 @@ from hushpost.lib.sanitize import sanitize_html
 from hushpost.messaging.content import open_content
 from hushpost.messaging.models import Delivery, Message, Restriction
 from tests.gateway_mail import DAVE, TcpProxy, as_bytes, mail, start_smtpd, stop_smtpd, submit
-from tests.helpers import MESSAGE_SUBJECT, self_signed
+from tests.helpers import MESSAGE_SUBJECT, run_cli, self_signed
 from tests.personas import ALICE, BOB, CAROL, first_login
 from tests.settings import _free_port
 
@@ -619,6 +619,7 @@ def test_the_database_failing_mid_delivery_answers_451_and_the_retry_is_delivere
 def test_hushpost_smtpd_runs_and_stops(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUSHPOST_") and k != "DJANGO_SETTINGS_MODULE"}
     env |= {"HUSHPOST_MODE": "development", "HUSHPOST_DATA_DIR": str(tmp_path)}
+    assert run_cli(env, "migrate", "-v0").returncode == 0  # smtpd starts only on a migrated database
     port = _free_port()
     process = start_smtpd(env, port)
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
