@@ -2,7 +2,9 @@
 pysaml2 as the service provider, one configuration per organisation built from the identity
 provider's metadata it saved.
 
-pysaml2 verifies the XML signatures (through xmlsec1, against the certificates in that metadata),
+A response is looked at only in a session waiting for a request to the same organisation; any
+other is refused before it is parsed or xmlsec1 runs on it. pysaml2 verifies the XML signatures
+(through xmlsec1, against the certificates in that metadata),
 the assertion's time window and subject confirmation. Before it runs, the response is read (not
 trusted) to say precisely what is wrong with one that will be refused anyway: its status, who
 issued it, whether anything is signed, its audience. After it, the assertion is used once
@@ -45,8 +47,9 @@ from hushpost.lib import clock
 from hushpost.sso import saml_metadata
 from hushpost.sso.signin import Identity, SSORefused, first_use
 
-# What the session remembers between the request and the response: its ID and where the sender
-# was going (the RelayState carries neither).
+# What the session remembers between the request and the response: its ID, the organisation it was
+# for, where the sender was going (the RelayState carries none of these), and whether and when
+# ForceAuthn asked the identity provider to authenticate the person again.
 PENDING = "hushpost_saml_request"
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 EMAIL_ATTRIBUTES = ("email", "mail", "emailaddress",
@@ -59,7 +62,7 @@ ENTRA_GROUPS = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
 STRONG_SIGNATURES = {SIG_RSA_SHA256, SIG_RSA_SHA384, SIG_RSA_SHA512, SIG_ECDSA_SHA256, SIG_ECDSA_SHA384,
                      SIG_ECDSA_SHA512}
 STRONG_DIGESTS = {DIGEST_SHA256, DIGEST_SHA384, DIGEST_SHA512}
-MAX_RESPONSE = 1_000_000  # bytes of base64; real responses are a few kilobytes
+MAX_RESPONSE = 256_000  # bytes of base64; real responses are a few kilobytes, large group lists tens
 CLOCK_SKEW = 60  # seconds allowed between the identity provider's clock and ours
 
 
@@ -109,7 +112,8 @@ def begin(request, sso, *, login_hint: str, next_url: str, force: bool):
     request_id, info = client.prepare_for_authenticate(
         entityid=idp.entity_id, binding=BINDING_HTTP_REDIRECT, relay_state=sso.org.slug,
         force_authn="true" if force else None, nameid_format=NAMEID_FORMAT_EMAILADDRESS, **hint)
-    request.session[PENDING] = {"id": request_id, "next": next_url}
+    request.session[PENDING] = {"id": request_id, "org": sso.org.slug, "next": next_url,
+                                "force": force, "at": clock.now().timestamp()}
     location = dict(info["headers"])["Location"]
     return redirect(location)
 
@@ -117,6 +121,11 @@ def begin(request, sso, *, login_hint: str, next_url: str, force: bool):
 def finish(request, sso) -> tuple[Identity, str]:
     """The identity in the posted response, once every check holds; and where the sender was going."""
     pending = request.session.pop(PENDING, None) or {}
+    # Nothing is parsed, and xmlsec1 not run, for a response this session is not waiting for.
+    if not pending.get("id"):
+        raise SSORefused("state", "no sign-in started in this session")
+    if pending.get("org") != sso.org.slug:
+        raise SSORefused("state", "sign-in started for another organisation")
     posted = request.POST.get("SAMLResponse", "")
     document = _read(posted)
     idp = saml_metadata.identity_provider(sso.saml_metadata_xml)
@@ -143,9 +152,12 @@ def finish(request, sso) -> tuple[Identity, str]:
         raise SSORefused("issuer", "assertion issued by another entity")
     if not first_use(idp.entity_id, assertion.id, _expiry(answer)):
         raise SSORefused("replay", "assertion already used")
-    if not pending.get("id") or not _answers(answer.response, assertion, pending["id"]):
-        raise SSORefused("state", "InResponseTo differs" if pending else "no sign-in started in this session")
-    return _identity(answer, sso), pending.get("next") or "/app/"
+    if not _answers(answer.response, assertion, pending["id"]):
+        raise SSORefused("state", "InResponseTo differs")
+    identity = _identity(answer, sso)
+    if pending.get("force") and not _again(identity.authenticated_at, pending.get("at")):
+        raise SSORefused("expired", "the provider did not sign the person in again")
+    return identity, pending.get("next") or "/app/"
 
 
 def _read(posted: str) -> samlp.Response:
@@ -207,6 +219,27 @@ def _expiry(answer) -> datetime:
     return clock.now() + timedelta(hours=1)
 
 
+def _again(authenticated_at: datetime | None, started: float | None) -> bool:
+    """Whether the person authenticated after the ForceAuthn request was made (allowing for clocks)."""
+    return (authenticated_at is not None and started is not None
+            and authenticated_at.timestamp() >= started - CLOCK_SKEW)
+
+
+def _authenticated_at(assertion) -> datetime | None:
+    """When the identity provider authenticated the person (AuthnStatement's AuthnInstant, UTC).
+
+    With several statements the earliest counts: a sign-on is fresh only if all of it is.
+    """
+    instants = []
+    for statement in assertion.authn_statement:
+        try:
+            instant = datetime.fromisoformat(statement.authn_instant or "")
+        except ValueError:
+            return None
+        instants.append(instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC))
+    return min(instants, default=None)
+
+
 def _identity(answer, sso) -> Identity:
     assertion = answer.assertion
     values: dict[str, list[str]] = {}
@@ -225,7 +258,8 @@ def _identity(answer, sso) -> Identity:
     groups += [g for g in values.get(ENTRA_GROUPS, []) if g not in groups]
     return Identity(
         email=email, name=next((values[k][0] for k in NAME_ATTRIBUTES if values.get(k)), ""),
-        groups=groups, subject=name_id.text if name_id is not None else "")
+        groups=groups, subject=name_id.text if name_id is not None else "",
+        authenticated_at=_authenticated_at(assertion))
 
 
 def check(sso) -> list[str]:

@@ -3,17 +3,16 @@ the admin gives (when the settings are saved, so sign-in never waits on it), or 
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+import requests
 from saml2 import BINDING_HTTP_REDIRECT
 from saml2.mdstore import InMemoryMetaData
 
+from hushpost.sso.oidc_provider import allowed_url
+
 MAX_METADATA = 500_000  # bytes; the form accepts no more pasted in either
 FETCH_TIMEOUT = 10  # seconds
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 class Unavailable(Exception):
@@ -27,24 +26,28 @@ class IdentityProvider:
     signing_certs: int
 
 
-def _trusted(url: str) -> bool:
-    # Whoever could change the metadata in transit could choose the certificate sign-in trusts:
-    # https only, loopback excepted (an identity provider on the same machine).
-    return url.startswith("https://") or (url.startswith("http://") and urlsplit(url).hostname in LOOPBACK)
-
-
 def fetch(url: str) -> str:
-    if not _trusted(url):
+    """The metadata at ``url``, fetched once without following redirects.
+
+    Whoever could change the metadata in transit could choose the certificate sign-in trusts:
+    https only (plain http in development mode, on this machine's loopback). A redirect is not
+    followed, not even to an https address: it could lead anywhere, the portal's own network too.
+    No message repeats what the answer said; the admin chose the address, not what is behind it.
+    """
+    if not allowed_url(url):
         raise Unavailable("The metadata URL must start with https://.")
-    request = urllib.request.Request(  # noqa: S310 - http(s) only, above
-        url, headers={"Accept": "application/samlmetadata+xml, application/xml"})
     try:
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as answer:  # noqa: S310 - http(s) only, above
-            if not _trusted(answer.geturl()):  # redirected off https
-                raise Unavailable("The metadata URL redirects to an address that is not https://.")
-            body = answer.read(MAX_METADATA + 1)
-    except (urllib.error.URLError, OSError, ValueError):
-        # No more than that: the admin chooses the address, and the portal's network is not theirs to map.
+        with requests.get(url, timeout=FETCH_TIMEOUT, allow_redirects=False, stream=True,
+                          headers={"Accept": "application/samlmetadata+xml, application/xml"}) as answer:
+            if 300 <= answer.status_code < 400:
+                raise Unavailable("The metadata URL redirects elsewhere; enter the address of the metadata itself.")
+            answer.raise_for_status()
+            body = b""
+            for chunk in answer.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > MAX_METADATA:
+                    break
+    except requests.RequestException:
         raise Unavailable(f"The metadata could not be fetched from {url}.") from None
     if len(body) > MAX_METADATA:
         raise Unavailable("The metadata at that URL is too large.")

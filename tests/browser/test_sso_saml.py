@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from importlib import import_module
+
 import pytest
+from django.conf import settings
 from playwright.sync_api import Page, expect
 
 from hushpost.accounts.models import User
+from hushpost.accounts.reauth import CONFIRMED
 from hushpost.audit.models import AuditEvent
+from hushpost.lib import clock
 from hushpost.sso.models import SingleSignOn
 from hushpost.sso.signin import REASONS
 from tests import personas
@@ -44,12 +50,64 @@ def refused_with(page: Page, reason: str, *, signed_in: int = 0) -> str:
     return event.detail
 
 
+def session_of(page: Page) -> dict:
+    """What the portal keeps in this browser's session."""
+    key = next(c["value"] for c in page.context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME)
+    return dict(import_module(settings.SESSION_ENGINE).SessionStore(session_key=key).load())
+
+
 def test_a_sender_signs_in_at_the_identity_provider(site, page, northwind_saml, alice):
     through_identity_provider(page, site, alice.email)
     expect(page).to_have_url(f"{site}/app/")
     expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
     event = AuditEvent.objects.filter(action=AuditEvent.Action.SSO_SIGN_IN).get()
     assert event.actor_email == alice.email and event.detail == "saml"
+    # The identity provider authenticated Alice just now: that counts as "confirm it's you".
+    assert session_of(page)[CONFIRMED]["user"] == alice.pk
+
+
+def test_an_identity_provider_session_a_quarter_of_an_hour_old_signs_in_but_does_not_confirm(
+        site, page, northwind_saml, alice, saml_idp):
+    saml_idp.next_response(authn_offset=-15 * 60)
+    through_identity_provider(page, site, alice.email)
+    expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    assert CONFIRMED not in session_of(page)
+
+
+def test_asked_to_sign_in_again_an_identity_provider_that_did_not_is_refused(
+        site, page, northwind_saml, alice, saml_idp):
+    """ForceAuthn asks for a new authentication; an AuthnInstant from before the request is not one."""
+    saml_idp.next_response(authn_offset=-15 * 60)
+    page.goto(f"{site}/sso/{northwind_saml.org.slug}/start?force=1")
+    page.get_by_label("Username").fill(alice.email)
+    page.get_by_role("button", name="Log in").click()
+    assert "the provider did not sign the person in again" in refused_with(page, "expired")
+
+
+def test_an_admin_without_a_password_confirms_at_the_identity_provider(
+        site, page, northwind_saml, saml_idp):
+    ada = personas.ada(northwind_saml.org)
+    ada.set_unusable_password()
+    ada.save()
+    through_identity_provider(page, site, ada.email)
+    expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    clock.travel(timedelta(minutes=11))  # the sign-in is a while ago
+    page.goto(f"{site}/app/admin/sso")
+    page.get_by_label("Admin group").fill("secure-messaging-admins")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    page.get_by_role("link", name="Confirm with single sign-on").click()
+    expect(page.get_by_text("The service asks you to sign in again.")).to_be_visible()
+    saml_idp.next_response(authn_offset=11 * 60)  # the identity provider's now, on the portal's clock
+    page.get_by_label("Username").fill(ada.email)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{site}/app/admin/sso")
+    page.get_by_label("Admin group").fill("secure-messaging-admins")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_label("Admin group")).to_have_value("secure-messaging-admins")
+    expect(page.get_by_role("heading", name="Confirm it's you")).to_have_count(0)
+    northwind_saml.refresh_from_db()
+    assert northwind_saml.admin_group == "secure-messaging-admins"
 
 
 def test_the_identity_provider_is_told_the_address_and_asked_to_authenticate_again(
@@ -156,10 +214,13 @@ def test_the_organisation_s_rules_apply_to_who_the_identity_provider_names(
 def test_the_same_answer_posted_twice_is_refused(site, page, northwind_saml, alice, saml_idp):
     through_identity_provider(page, site, alice.email)
     expect(page).to_have_url(f"{site}/app/")
+    page.goto(f"{saml_idp.url}/replay")  # a session waiting for no answer reads none
+    refused_with(page, "state", signed_in=1)
+    # Even a session waiting for an answer takes that one only once.
+    page.goto(f"{site}/sso/{northwind_saml.org.slug}/start")
+    expect(page.get_by_role("heading", name="Test identity provider")).to_be_visible()
     page.goto(f"{saml_idp.url}/replay")
-    expect(page.get_by_role("heading", name="We couldn't sign you in")).to_be_visible()
-    event = AuditEvent.objects.filter(action=AuditEvent.Action.SSO_REFUSED).get()
-    assert event.detail.startswith("saml: replay")
+    refused_with(page, "replay", signed_in=1)
 
 
 def test_an_answer_nobody_asked_for_is_refused(site, page, northwind_saml, alice, saml_idp):

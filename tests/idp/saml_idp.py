@@ -10,9 +10,11 @@ made when it starts and never leave the temporary folder it runs in. The tests r
 ``POST /control`` (JSON) sets how the next response misbehaves: ``{"misbehave": "audience" |
 "issuer" | "expired" | "confirmation_expired" | "not_yet_valid" | "unsigned" | "other_key" |
 "denied" | "response_signed" (the response signed, not the assertion) | "sha1", "email": ...,
-"groups": [...], "shape": "entra"}`` (``entra``: Entra ID's attribute names and a persistent
-NameID). ``/replay`` posts the last response again; ``/unsolicited?sp=<metadata URL>`` posts one
-no request asked for.
+"groups": [...], "shape": "entra", "authn_offset": seconds}`` (``entra``: Entra ID's attribute
+names and a persistent NameID; ``authn_offset``: the AuthnInstant that far from now, as when the
+person signed in at the identity provider a while ago). ``/replay`` posts the last response again;
+``/unsolicited?sp=<metadata URL>`` posts one no request asked for; ``/moved`` redirects to the
+metadata.
 """
 
 from __future__ import annotations
@@ -134,6 +136,10 @@ class IdentityProvider:
             identity, in_response_to, acs, sp, name_id=name_id,
             authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password"},
             sign_assertion=False, sign_response=False)
+        if "authn_offset" in how:
+            when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=how["authn_offset"])
+            for statement in response.assertion.authn_statement:
+                statement.authn_instant = instant(time_stamp=int(when.timestamp()))
         return base64.b64encode(self._misbehave(server, response, how.get("misbehave", ""))).decode()
 
     def _misbehave(self, server: Server, response, how: str) -> bytes:
@@ -219,6 +225,12 @@ def handler(idp: IdentityProvider):
                         "<input id='password' name='password' type='password'></p>"
                         "<button type='submit'>Log in</button></form>")
                 return self._send(_page("Test identity provider", form))
+            if url.path == "/moved":
+                self.send_response(302)
+                self.send_header("Location", "/metadata")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
             if url.path == "/replay" and idp.last:
                 return self._send(post_form(idp.last[0], idp.last[1], ""))
             if url.path == "/unsolicited":
