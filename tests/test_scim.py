@@ -18,6 +18,7 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
+from hushpost.accounts.actions import set_active
 from hushpost.accounts.models import User
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
@@ -374,6 +375,91 @@ def test_a_sender_created_disabled_gets_no_invitation(org, northwind_admin):
     r = provider.post("/scim/v2/Users", json.dumps(new_user(active=False)), content_type="application/scim+json")
     assert r.status_code == 201 and json.loads(r.content)["active"] is False
     assert not Notification.objects.filter(user__email=NEW).exists()
+
+
+# --- What a token may not do: take the organisation over --------------------------------------
+
+
+def send(provider: Client, method: str, path: str, body=None):
+    r = getattr(provider, method.lower())(f"/scim/v2{path}", json.dumps(body) if body is not None else None,
+                                          content_type="application/scim+json")
+    return r.status_code, json.loads(r.content) if r.content else None
+
+
+def replace(**values) -> dict:
+    return {"schemas": [PATCH], "Operations": [{"op": "replace", "value": values}]}
+
+
+def test_a_token_sees_the_organisations_admins_but_cannot_change_or_delete_them(org, northwind_admin):
+    provider = scim_client(tokens.issue(org, "Entra", by=northwind_admin)[1])
+    path = f"/Users/{northwind_admin.pk}"
+    status, listed = send(provider, "GET", path)
+    assert status == 200 and listed["userName"] == northwind_admin.email
+    for method, body in (("PATCH", replace(userName="mallory@attacker.example")),
+                         ("PATCH", replace(active=False)),
+                         ("PUT", new_user("mallory@attacker.example")),
+                         ("DELETE", None)):
+        answer = send(provider, method, path, body)
+        assert_error(answer, 403, "mutability")
+        assert "admins are managed in Hushpost's admin area" in answer[1]["detail"]
+    ada = User.objects.get(pk=northwind_admin.pk)
+    assert ada.email == northwind_admin.email and ada.is_active and ada.is_org_admin
+    assert not ScimIdentity.objects.filter(user=ada).exists() and scim_events(org) == []
+    assert signed_in_sender(ada).get("/app/").status_code == 200  # Ada still signs in
+
+
+def test_a_sender_made_admin_leaves_provisioning_s_hands(org, northwind_admin):
+    provider = scim_client(tokens.issue(org, "Entra", by=northwind_admin)[1])
+    status, created = send(provider, "POST", "/Users", new_user())
+    assert status == 201
+    User.objects.filter(pk=created["id"]).update(is_org_admin=True)  # promoted in the admin area
+    assert_error(send(provider, "PATCH", f"/Users/{created['id']}", replace(displayName="Dana Admin")), 403,
+                 "mutability")
+    assert_error(send(provider, "DELETE", f"/Users/{created['id']}"), 403, "mutability")
+    assert User.objects.get(pk=created["id"]).is_active
+
+
+def test_a_put_without_active_leaves_the_sender_as_they_are(org, northwind_admin):
+    provider = scim_client(tokens.issue(org, "Entra", by=northwind_admin)[1])
+    status, created = send(provider, "POST", "/Users", new_user(active=False))
+    assert status == 201 and created["active"] is False
+    body = new_user(displayName="Dana Put")
+    del body["active"]
+    status, replaced = send(provider, "PUT", f"/Users/{created['id']}", body)
+    assert status == 200 and replaced["active"] is False and replaced["displayName"] == "Dana Put"
+    assert not User.objects.get(pk=created["id"]).is_active
+
+
+def test_a_sender_an_admin_disabled_stays_disabled_whatever_provisioning_sends(org, northwind_admin):
+    alice = sender(org)
+    set_active(alice, False, by=northwind_admin)  # what the admin area's Disable does
+    provider = scim_client(tokens.issue(org, "Entra", by=northwind_admin)[1])
+    status, answered = send(provider, "PATCH", f"/Users/{alice.pk}", replace(active="True", displayName="Alice M."))
+    assert status == 200 and answered["active"] is False and answered["displayName"] == "Alice M."
+    status, answered = send(provider, "PUT", f"/Users/{alice.pk}", new_user(alice.email))
+    assert status == 200 and answered["active"] is False
+    assert not User.objects.get(pk=alice.pk).is_active
+    assert Client().post("/login", {"email": alice.email, "password": PASSWORD}).status_code == 400
+    assert all("stays disabled (an admin disabled the account" in e for e in scim_events(org))
+    # Deleted and created again by the identity provider: still the admin's word.
+    assert send(provider, "DELETE", f"/Users/{alice.pk}")[0] == 204
+    status, again = send(provider, "POST", "/Users", new_user(alice.email))
+    assert status == 201 and again["active"] is False
+
+
+def test_an_admin_who_disabled_a_sender_provisioning_had_disabled_has_the_last_word(org, northwind_admin):
+    alice = sender(org)
+    provider = scim_client(tokens.issue(org, "Entra", by=northwind_admin)[1])
+    assert send(provider, "PATCH", f"/Users/{alice.pk}", replace(active=False))[0] == 200
+    set_active(alice, True, by=northwind_admin)
+    set_active(alice, False, by=northwind_admin)
+    status, answered = send(provider, "PATCH", f"/Users/{alice.pk}", replace(active=True))
+    assert status == 200 and answered["active"] is False
+    # Enabled by the admin, then disabled by provisioning: provisioning may enable her again.
+    set_active(alice, True, by=northwind_admin)
+    assert send(provider, "PATCH", f"/Users/{alice.pk}", replace(active=False))[1]["active"] is False
+    assert send(provider, "PATCH", f"/Users/{alice.pk}", replace(active=True))[1]["active"] is True
+    assert User.objects.get(pk=alice.pk).is_active
 
 
 # --- Tokens: kept as a hash, made and revoked by an admin who confirmed it is them ---------------

@@ -6,6 +6,14 @@ DELETE keeps the account, because the messages a sender sent belong to the
 organisation's record: it is disabled, signed out everywhere, and detached from
 provisioning (404 from then on). Creating the same address again attaches it
 again, enabled or not as the request says.
+
+Two limits keep a leaked token from taking the organisation over. An
+organisation admin is listed but never changed or deleted: their address is
+where their password resets go, and admins are managed in Hushpost's admin
+area (403, ``mutability``). And provisioning enables again only a sender it
+disabled itself: one an admin disabled (in the admin area or at /ops/) stays
+disabled, the request's other changes are made, the answer says
+``"active": false`` and the audit trail says why (:func:`may_enable`).
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ from hushpost.sso.models import SingleSignOn
 IDENTITY_FIELDS = {"externalId": "external_id", "displayName": "display_name", "givenName": "given_name",
                    "familyName": "family_name"}
 NAMES = {"displayName", "givenName", "familyName", "name.formatted"}
+ADMIN_REFUSED = ("{email} is an admin of the organisation: admins are managed in Hushpost's admin area, "
+                 "not by provisioning.")
+HELD = "stays disabled (an admin disabled the account; an admin enables it again)"
 
 
 def visible_senders(org):
@@ -58,6 +69,24 @@ def find(token: ScimToken, equals: Equals):
     return visible_senders(token.org).filter(scim__external_id=equals.value)
 
 
+def _not_an_admin(sender: User) -> None:
+    if sender.is_org_admin:
+        raise ScimError(403, ADMIN_REFUSED.format(email=sender.email), "mutability")
+
+
+def may_enable(sender: User, identity: ScimIdentity) -> bool:
+    """Whether provisioning may enable ``sender`` again: only if it disabled them, and no admin changed them since.
+
+    An admin's change at /ops/ or in the admin area is an ``admin`` event about
+    the account in the audit trail, written with the change; that is what says
+    a person, not the identity provider, had the last word.
+    """
+    if identity.disabled_at is None:
+        return False
+    return not AuditEvent.objects.filter(action=AuditEvent.Action.ADMIN, object_type=User._meta.model_name,
+                                         object_id=str(sender.pk), at__gte=identity.disabled_at).exists()
+
+
 def _record(token: ScimToken, client: str, sender: User, detail: str) -> None:
     record(AuditEvent.Action.SCIM, org=token.org, actor_email=token.label, client=client, obj=sender,
            detail=detail)
@@ -73,13 +102,14 @@ def provision(token: ScimToken, changes: Changes, client: str) -> User:
     with transaction.atomic():
         existing = User.objects.filter(org=token.org, role=User.Role.SENDER, email=email).first()
         if existing is not None and identity_of(existing) is not None and existing.scim.deleted_at is not None:
+            _not_an_admin(existing)
             existing.scim.deleted_at = None
             existing.scim.save(update_fields=["deleted_at"])
             _apply(token, existing, changes, client, verb="provisioned again")
             return existing
         if existing is not None:
             raise ScimError(409, f"{email} already has a sender account.", "uniqueness")
-        active = bool(changes["active"])
+        active = bool(changes.get("active", True))
         invite = active and not _sso_required(token.org)
         try:
             sender = create_sender(email=email, name="", org=token.org, invite=invite)
@@ -97,6 +127,7 @@ def update(token: ScimToken, sender: User, changes: Changes, client: str) -> Use
     """PUT or PATCH /Users/<id>: change what the identity provider sent."""
     with transaction.atomic():
         sender = User.objects.select_for_update().get(pk=sender.pk)
+        _not_an_admin(sender)
         if identity_of(sender) is None:
             ScimIdentity.objects.create(user=sender)
             sender = User.objects.select_related("scim").get(pk=sender.pk)
@@ -126,9 +157,14 @@ def _apply(token: ScimToken, sender: User, changes: Changes, client: str, *, ver
     except Refused as exc:
         raise invalid_value(str(exc)) from None
     if "active" in changes and changes["active"] != sender.is_active:
-        set_active(sender, bool(changes["active"]))
-        sender.is_active = bool(changes["active"])
-        changed.append("enabled" if sender.is_active else "disabled")
+        if changes["active"] and not may_enable(sender, identity):
+            changed.append(HELD)
+        else:
+            set_active(sender, bool(changes["active"]))
+            sender.is_active = bool(changes["active"])
+            identity.disabled_at = None if sender.is_active else clock.now()
+            identity.save(update_fields=["disabled_at"])
+            changed.append("enabled" if sender.is_active else "disabled")
     if changed or verb != "updated":
         # Names of what changed, never values beyond the address: the trail holds no personal details it need not.
         _record(token, client, sender, f"{verb} sender {sender.email}: {', '.join(changed) or 'no change'}{note}")
@@ -137,6 +173,11 @@ def _apply(token: ScimToken, sender: User, changes: Changes, client: str, *, ver
 def deprovision(token: ScimToken, sender: User, client: str) -> None:
     """DELETE /Users/<id>: disabled, signed out everywhere, and detached from provisioning."""
     with transaction.atomic():
+        sender = User.objects.select_for_update().get(pk=sender.pk)
+        _not_an_admin(sender)
+        detached = {"deleted_at": clock.now()}
+        if sender.is_active:  # one already disabled keeps who disabled it
+            detached["disabled_at"] = detached["deleted_at"]
         set_active(sender, False)  # which also ends every session of the account
-        ScimIdentity.objects.update_or_create(user=sender, defaults={"deleted_at": clock.now()})
+        ScimIdentity.objects.update_or_create(user=sender, defaults=detached)
         _record(token, client, sender, f"deleted sender {sender.email}: disabled and detached; messages kept")

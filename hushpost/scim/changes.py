@@ -63,7 +63,7 @@ def _set(changes: Changes, attribute: str, value) -> None:
 
 
 def from_resource(body) -> Changes:
-    """A whole User resource (POST, PUT): what it says, with what it leaves out cleared."""
+    """A whole User resource (POST, PUT): what it says, with what it leaves out cleared (but ``active``)."""
     if not isinstance(body, dict):
         raise ScimError(400, "The request body must be a JSON object.", "invalidSyntax")
     changes: Changes = {}
@@ -71,7 +71,8 @@ def from_resource(body) -> Changes:
     if not user_name:
         raise invalid_value("userName (the sender's e-mail address) is required.")
     changes["userName"] = user_name
-    changes["active"] = _boolean(body.get("active", True))
+    if "active" in body:  # left out, it stays as it is (a new sender is enabled)
+        changes["active"] = _boolean(body["active"])
     changes["displayName"] = _text("displayName", body.get("displayName"))
     name = body.get("name") or {}
     if not isinstance(name, dict):

@@ -40,6 +40,10 @@ class ScimIdentity(models.Model):
     ``deleted_at``: the identity provider deleted the sender. The account stays,
     disabled, with the messages it sent; provisioning no longer sees it, until
     the identity provider creates the same address again.
+
+    ``disabled_at``: when provisioning last disabled the sender (or deleted them).
+    Provisioning enables only a sender it disabled itself, and only if no admin
+    changed the account since (:func:`hushpost.scim.actions.may_enable`).
     """
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scim")
@@ -49,6 +53,7 @@ class ScimIdentity(models.Model):
     display_name = models.CharField(max_length=200, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"provisioned identity of {self.user_id}"
