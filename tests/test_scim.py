@@ -308,12 +308,30 @@ def test_repeated_wrong_tokens_from_one_client_are_held_off(org, northwind_admin
     guesser = client_factory(REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer hpscim_wrong")
     answers = [guesser.get("/scim/v2/Users").status_code for _ in range(settings.LOCKOUT_FAILURES + 1)]
     assert answers[0] == 401 and answers[-1] == 429
-    # Held off whatever it sends now; the identity provider, elsewhere, is not.
-    held = client_factory(REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION=f"Bearer {raw}").get("/scim/v2/Users")
+    held = guesser.get("/scim/v2/Users")
     assert held.status_code == 429 and int(held["Retry-After"]) > 0
     assert json.loads(held.content)["schemas"] == [ERROR]
     fine = client_factory(REMOTE_ADDR="198.51.100.7", HTTP_AUTHORIZATION=f"Bearer {raw}").get("/scim/v2/Users")
     assert fine.status_code == 200
+
+
+def test_one_tenants_broken_token_does_not_hold_off_another_provisioning_from_the_same_address(
+        org, northwind_admin, settings, client_factory):
+    """Entra ID provisions every tenant from Microsoft's shared addresses."""
+    raw = tokens.issue(org, "Entra", by=northwind_admin)[1]
+    harbours_admin = hal(harbour())
+    revoked, revoked_raw = tokens.issue(harbours_admin.org, "Old Entra", by=harbours_admin)
+    tokens.revoke(revoked, by=harbours_admin)
+    microsoft = "20.36.0.10"
+    broken = client_factory(REMOTE_ADDR=microsoft, HTTP_AUTHORIZATION=f"Bearer {revoked_raw}")
+    answers = [broken.get("/scim/v2/Users").status_code for _ in range(settings.CLIENT_FAILURES + 1)]
+    assert answers[0] == 401 and set(answers[-3:]) == {429}  # the revoked token stays refused
+    northwind = client_factory(REMOTE_ADDR=microsoft, HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert northwind.get("/scim/v2/Users").status_code == 200
+    r = northwind.post("/scim/v2/Users", json.dumps(new_user()), content_type="application/scim+json")
+    assert r.status_code == 201
+    other = client_factory(REMOTE_ADDR=microsoft, HTTP_AUTHORIZATION="Bearer hpscim_another")
+    assert other.get("/scim/v2/Users").status_code == 401  # another wrong token is only counted
 
 
 # --- Effects a person notices ---------------------------------------------------------------------

@@ -4,9 +4,11 @@
 the attempt is allowed, and records the failure or the success. The first tests hold
 the flow itself to that; the others walk through every door that takes a secret (each
 portal's password and second step, a reset link, "confirm it's you", the operators'
-sign-in, enrolment and password change, SMTP AUTH, a provisioning token, a passkey's answer)
-and show each one counts a wrong secret, forgives a right one and lets nothing through for a blocked client: a door
-that checked its secret on its own would fail them.
+sign-in, enrolment and password change, SMTP AUTH, a passkey's answer) and show each one
+counts a wrong secret, forgives a right one and lets nothing through for a blocked client: a
+door that checked its secret on its own would fail them. A provisioning token is the one
+secret a blocked client may still use (identity providers share their addresses with every
+tenant); its wrong ones are counted all the same.
 """
 
 from __future__ import annotations
@@ -246,16 +248,6 @@ def smtp_auth(org, alice) -> Door:
     return Door("gateway:northwind-relay", enter)
 
 
-def provisioning_token(org, alice) -> Door:
-    raw = scim_tokens.issue(org, "Microsoft Entra ID", by=personas.ada(org))[1]
-
-    def enter(ip, right):
-        r = Client().get("/scim/v2/Users", HTTP_AUTHORIZATION=f"Bearer {raw if right else 'hpscim_' + WRONG}",
-                         REMOTE_ADDR=ip)
-        return r.status_code == 200
-    return Door("scim:{ip}", enter)
-
-
 def _with_passkey(alice) -> PasskeyDevice:
     device = PasskeyDevice(passkeys.origin())
     owner = Client(REMOTE_ADDR=OWNER)
@@ -290,7 +282,7 @@ def passkey_second_step(org, alice) -> Door:
 
 DOORS = [sender_password, recipient_password, portal_second_step, reset_link, confirm_its_you,
          operator_password, operator_enrolment, operator_code, operator_password_change, smtp_auth,
-         provisioning_token, passkey_sign_in, passkey_second_step]
+         passkey_sign_in, passkey_second_step]
 
 
 @pytest.fixture(params=DOORS, ids=[door.__name__ for door in DOORS])
@@ -317,3 +309,29 @@ def test_no_door_opens_for_a_blocked_client(door, settings):
     throttle.check_secret(GUESSER, "sender:someone-else@northwind.example", Secret())  # failing elsewhere blocks it
     assert not door.enter(GUESSER, True)
     assert row("account", door.key.format(ip=GUESSER)) is None  # and the account was not even asked
+
+
+# --- A provisioning token: shared addresses, held off token by token --------------------------------
+
+
+def provisioning(raw: str, ip: str = GUESSER) -> int:
+    return Client().get("/scim/v2/Users", HTTP_AUTHORIZATION=f"Bearer {raw}", REMOTE_ADDR=ip).status_code
+
+
+def test_a_wrong_provisioning_token_is_counted_against_the_client_and_its_first_characters(org):
+    wrong = "hpscim_" + WRONG
+    assert provisioning(wrong) == 401
+    assert failures("account", f"scim:{GUESSER}:{wrong[:13]}") == 1 and failures("client", f"scim:{GUESSER}") == 1
+    assert failures("client", GUESSER) == 0  # the address's sign-ins are not held off by it
+    assert provisioning("not-a-token") == 401  # not a token at all: counted against the address alone
+    assert failures("account", f"scim:{GUESSER}") == 1
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_FAILED, client=GUESSER).count() == 2
+
+
+def test_a_valid_provisioning_token_passes_even_from_a_blocked_client(org, settings):
+    raw = scim_tokens.issue(org, "Microsoft Entra ID", by=personas.ada(org))[1]
+    settings.CLIENT_FAILURES = 1
+    assert provisioning("hpscim_" + WRONG) == 401
+    throttle.check_secret(GUESSER, "sender:someone-else@northwind.example", Secret())  # and a password
+    assert provisioning("hpscim_" + WRONG) == 429 and provisioning("hpscim_other") == 429
+    assert provisioning(raw) == 200

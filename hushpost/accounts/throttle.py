@@ -66,7 +66,7 @@ class Attempt(Generic[T]):
 
 
 def check_secret(client: str, account: str, verify: Callable[[], T | None | bool], *,
-                 owner: User | Callable[[], User | None] | None = None) -> Attempt[T]:
+                 owner: User | Callable[[], User | None] | None = None, client_key: str = "") -> Attempt[T]:
     """Check a secret under the throttle of ``account`` (an account name) and ``client`` (an address).
 
     ``verify`` runs only when the attempt is allowed, and does the whole check
@@ -75,14 +75,16 @@ def check_secret(client: str, account: str, verify: Callable[[], T | None | bool
     failure is recorded against ``owner``, the account's user if there is one
     (a function is called only then, so its look-up costs nothing otherwise):
     the audit trail names them, and their lockout e-mail goes to them.
+    ``client_key``, when given, is what the client's count is kept under instead
+    of its address alone (the audit trail still names the address).
     """
-    refusal = _check(client, account)
+    refusal = _check(client_key or client, account)
     if refusal is not None:
         return Attempt(refusal=refusal, checked=False)
     value = verify()
     if value is None or value is False:
         return Attempt(refusal=_failed(client, account, user=owner() if callable(owner) else owner))
-    _succeeded(account, client)
+    _succeeded(account, client_key or client)
     return Attempt(value=value)
 
 

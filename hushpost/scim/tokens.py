@@ -3,8 +3,17 @@
 A token is 256 random bits after a fixed ``hpscim_`` start (so a leaked one is easy
 to recognise in a scanner's rules). Only its keyed hash is stored, and a request's
 token is found by that hash: there is no stored value to compare it with byte by
-byte. Every check goes through the brute-force throttle (:func:`throttle.check_secret`),
-keyed by the client's address: wrong tokens from one client slow down, then block it.
+byte.
+
+Identity providers provision from shared addresses (Entra ID from Microsoft's
+ranges, for every tenant), so one organisation's broken token must not hold off
+another's. A valid, unrevoked token is therefore never refused by the brute-force
+throttle: looking it up costs one keyed hash, and 256 random bits are not guessed.
+A wrong one goes through :func:`throttle.check_secret`, counted against the client's
+address *and* the token's first characters (the address alone for one that is not
+a token at all): repeating it slows down, then holds off, that token from that
+client only; ``CLIENT_FAILURES`` wrong tokens of any kind from one address hold off
+its wrong tokens, which keeps the audit trail from filling with them.
 """
 
 from __future__ import annotations
@@ -51,7 +60,7 @@ def active_tokens(org):
 
 
 def _find(raw: str) -> ScimToken | None:
-    if not raw.startswith(START) or len(raw) > MAX_LENGTH:
+    if not _well_formed(raw):
         return None
     token = ScimToken.objects.select_related("org").filter(
         digest=macs.scim_token(raw), revoked_at__isnull=True, org__is_active=True).first()
@@ -63,6 +72,14 @@ def _find(raw: str) -> ScimToken | None:
     return token
 
 
+def _well_formed(raw: str) -> bool:
+    return raw.startswith(START) and len(raw) <= MAX_LENGTH
+
+
 def authenticate(raw: str, client: str) -> throttle.Attempt[ScimToken]:
-    """The token ``raw`` names, if it is valid, checked under the client's throttle."""
-    return throttle.check_secret(client, throttle.account_key("scim", client), lambda: _find(raw))
+    """The token ``raw`` names, if it is valid; a wrong one is counted under its own throttle."""
+    token = _find(raw)
+    if token is not None:
+        return throttle.Attempt(value=token)
+    requests_like_it = f"scim:{client}:{raw[:SHOWN]}" if _well_formed(raw) else f"scim:{client}"
+    return throttle.check_secret(client, requests_like_it, lambda: None, client_key=f"scim:{client}")
