@@ -254,3 +254,19 @@ def test_an_account_holds_twenty_passkeys_at_most(alice):
                 created_at=clock.now()) for n in range(20))
     reply = client.post("/app/account/passkeys", {"current": PASSWORD}, follow=True)
     assert "can hold 20 passkeys" in reply.content.decode() and Passkey.objects.count() == 20
+
+
+@pytest.mark.parametrize("answer", [
+    '{"id": "\\ud800", "rawId": "\\ud800"}',          # half of a surrogate pair: not text at all
+    "[" * 200_000 + "]" * 200_000,                    # nested deeper than any parser goes
+    '{"id": "ab\\u0000cdefghijklmnopqrstuv"}',         # a NUL, which PostgreSQL's text refuses
+    '{"id": "' + "A" * 70_000 + '"}',                 # longer than any answer
+    "not json",
+])
+def test_a_malformed_answer_is_refused_not_a_crash_and_counted(db, settings, answer):
+    settings.CLIENT_FAILURES = 3
+    browser, answers = Client(), []
+    for _ in range(5):
+        browser.post("/login/passkey")  # each answer to a ceremony of its own
+        answers.append(browser.post("/login/passkey", {"credential": answer}).status_code)
+    assert set(answers) <= {400, 429} and answers[-1] == 429, answers

@@ -104,12 +104,12 @@ def keep(request, *, back: str):
 def remove(request, *, back: str):
     """Confirmed like adding. The last second step of an account whose organisation requires one stays."""
     user = request.user
-    last = passkeys.of(user).count() <= 1
-    if last and twofactor.required(user) and not twofactor.enabled(user):
+    keep_one = twofactor.required(user) and not twofactor.enabled(user)
+    if keep_one and passkeys.of(user).count() <= 1:
         flash.error(request, "Your organisation requires two-factor sign-in: add another passkey or set up "
                              "an authenticator app before removing this one.")
         return redirect(back)
-    removed = passkeys.remove(request, user, request.POST.get("passkey", ""))
+    removed = passkeys.remove(request, user, request.POST.get("passkey", ""), keep_one=keep_one)
     if removed is not None:
         flash.success(request, f"{removed.name} is removed; it no longer signs you in.")
     return redirect(back)

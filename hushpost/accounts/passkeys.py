@@ -16,6 +16,7 @@ Only public parts are stored: a copy of the database opens nothing.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -53,6 +54,9 @@ RP_NAME = "Hushpost Secure Messaging"
 CEREMONY = "hushpost_passkey"
 CEREMONY_SECONDS = 300
 MAX_PER_ACCOUNT = 20
+# A credential id as WebAuthn allows it (at most 1023 bytes), in base64url; an answer at most this big.
+CREDENTIAL_ID = re.compile(r"[A-Za-z0-9_-]{16,1364}")
+MAX_ANSWER = 64 * 1024
 SIGN_IN, SECOND_STEP, ADD = "sign-in", "second-step", "add"
 _TRANSPORTS = {t.value for t in AuthenticatorTransport}
 
@@ -128,18 +132,24 @@ def add(request, user: User, answer: str) -> Passkey:
     """Keep the passkey the browser just made, once its answer to this session's challenge checks out."""
     pending = _take(request, ADD, user)
     challenge, handle = base64url_to_bytes(pending["challenge"]), base64url_to_bytes(pending["handle"])
-    if not may_use(user) or of(user).count() >= MAX_PER_ACCOUNT:
+    if not may_use(user):
         raise NotAccepted("this account cannot add a passkey now")
     try:
-        credential = parse_registration_credential_json(answer)
+        credential = parse_registration_credential_json(_well_formed(answer))
         verified = verify_registration_response(
             credential=credential, expected_challenge=challenge, expected_rp_id=rp_id(),
             expected_origin=origin(), require_user_verification=True)
     except (WebAuthnException, ValueError, TypeError, KeyError) as problem:
         raise NotAccepted(str(problem)) from problem
     transports = [t.value for t in (credential.response.transports or []) if isinstance(t, AuthenticatorTransport)]
+    if len(verified.credential_id) > 1023:
+        raise NotAccepted("credential id longer than WebAuthn allows")
     try:
         with transaction.atomic():
+            # One at a time per account, so two sessions adding at once cannot pass the limit together.
+            User.objects.select_for_update().filter(pk=user.pk).first()
+            if of(user).count() >= MAX_PER_ACCOUNT:
+                raise NotAccepted("this account has as many passkeys as it may have")
             passkey = Passkey.objects.create(
                 user=user, credential_id=bytes_to_base64url(verified.credential_id),
                 public_key=verified.credential_public_key, sign_count=verified.sign_count,
@@ -159,11 +169,16 @@ def _name(user: User) -> str:
     return f"{name} ({same + 1})" if same else name
 
 
-def remove(request, user: User, passkey_id) -> Passkey | None:
-    passkey = of(user).filter(pk=passkey_id).first() if str(passkey_id).isdigit() else None
-    if passkey is None:
+def remove(request, user: User, passkey_id, *, keep_one: bool = False) -> Passkey | None:
+    """Remove one of the account's passkeys; with ``keep_one``, never its last (checked with the
+    account locked, so two removals at once cannot both pass)."""
+    if not str(passkey_id).isdigit():
         return None
     with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        passkey = of(user).filter(pk=passkey_id).first()
+        if passkey is None or (keep_one and of(user).count() <= 1):
+            return None
         passkey.delete()
         record(AuditEvent.Action.PASSKEY_REMOVED, actor=user, request=request, object_type="passkey",
                object_id=str(passkey_id), detail=passkey.name)
@@ -190,12 +205,27 @@ def second_step_options(request, user: User) -> str:
 
 
 def credential_id(answer: str) -> str:
-    """The credential an answer names (as sent, unchecked): what the throttle counts failures against."""
+    """The credential a well-formed answer names (not yet checked): what the throttle counts failures
+    against; empty for anything else."""
+    parsed = _parsed(answer)
+    value = parsed.get("id") if isinstance(parsed, dict) else None
+    return value if isinstance(value, str) and CREDENTIAL_ID.fullmatch(value) else ""
+
+
+def _parsed(answer: str):
+    """The answer's JSON, or None when it is too big, nested too deep or not JSON at all."""
+    if not isinstance(answer, str) or len(answer) > MAX_ANSWER:
+        return None
     try:
-        value = json.loads(answer).get("id", "")
-    except (ValueError, AttributeError):
-        return ""
-    return value[:200] if isinstance(value, str) else ""
+        return json.loads(answer)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _well_formed(answer: str) -> str:
+    if not credential_id(answer):
+        raise NotAccepted("not a passkey's answer")
+    return answer
 
 
 @dataclass(frozen=True)
@@ -220,7 +250,7 @@ def owner(answer: str, scope: Scope) -> User | None:
 
 def _verify(answer: str, passkeys: QuerySet[Passkey], challenge: bytes, *, verification: bool) -> User:
     try:
-        credential = parse_authentication_credential_json(answer)
+        credential = parse_authentication_credential_json(_well_formed(answer))
     except (WebAuthnException, ValueError, TypeError, KeyError) as problem:
         raise NotAccepted(str(problem)) from problem
     passkey = passkeys.filter(credential_id=credential.id).first()
