@@ -267,7 +267,7 @@ def passkey_sign_in(org, alice) -> Door:
 
     def enter(ip, right):
         return _passkey_answer(Client(), "/login/passkey", device, ip, right).status_code == 200
-    return Door(f"passkey:{next(iter(device.credentials)).lower()}", enter)
+    return Door(f"passkey:{next(iter(device.credentials))}", enter)
 
 
 def passkey_second_step(org, alice) -> Door:

@@ -41,7 +41,8 @@ def sign_in(request, *, scope: passkeys.Scope, next_url: str, allowed=None):
     if passkeys.CEREMONY not in request.session:
         return _refused(NOT_NOW, 400)
     attempt = throttle.check_secret(
-        client_address(request), throttle.account_key("passkey", passkeys.credential_id(answer)),
+        # Not account_key: it folds case, and base64url credential ids differ by case alone.
+        client_address(request), f"passkey:{passkeys.credential_id(answer)}",
         lambda: passkeys.verify_sign_in(request, answer, scope, allowed=allowed),
         owner=lambda: passkeys.owner(answer, scope))
     if attempt.passed:
