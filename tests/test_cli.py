@@ -185,7 +185,7 @@ def test_help_lists_hushposts_own_commands_not_djangos_whole_list(cli_env):
     assert "--email" in run_cli(cli_env, "help", "user").stdout
 
 
-@pytest.mark.parametrize("command", ["serve", "worker", "smtpd"])
+@pytest.mark.parametrize("command", ["serve", "smtpd"])
 def test_a_server_refuses_in_one_line_a_database_it_cannot_use(cli_env, command):
     cases = {
         # Nothing listens there; the password must not be echoed.

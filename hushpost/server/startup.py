@@ -45,14 +45,15 @@ def make_database_dir() -> None:
         raise SystemExit(2) from None
 
 
-# The long-running processes: each checks its database once before it starts serving.
-NEEDS_DATABASE = {"serve", "worker", "smtpd"}
+# The servers check their database once before they start answering. (``hushpost worker`` waits
+# instead, saying why in one line, and starts by itself once the database is there and migrated.)
+NEEDS_DATABASE = {"serve", "smtpd"}
 
 
 def refuse_unusable_database() -> None:
     """Stop with one line, not a traceback, when the database cannot be reached, does not exist or
-    is not migrated: a server that starts anyway answers every request with an error page, and a
-    worker fails every task. (Once running, each rides out database outages: hushpost/lib/db.py.)"""
+    is not migrated: a server that starts anyway answers every request with an error page or
+    refuses every message. (Once running, each rides out database outages: hushpost/lib/db.py.)"""
     from django.conf import settings
     from django.db import DatabaseError, connection
     from django.db.migrations.executor import MigrationExecutor
