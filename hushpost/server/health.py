@@ -59,7 +59,7 @@ def readiness() -> HttpResponse:
                   "checks": {name: "ok" if ok else "failing" for name, ok in checks.items()}}
     if checks["database"]:
         try:
-            body["notifications"] = _notifications()
+            body["notifications"] = queue_state()
             body["workers_alive"] = _workers_alive()
         except Exception:  # noqa: BLE001 - reported as unknown, logged
             log.exception("readyz: could not read the notification queue")
@@ -99,7 +99,8 @@ def _file_store() -> bool:
     return get_store().ready()
 
 
-def _notifications() -> dict:
+def queue_state() -> dict:
+    """The notification queue as the database has it now (for /readyz and /metrics alike)."""
     pending = Notification.objects.filter(status=Notification.Status.PENDING)
     oldest = pending.filter(next_attempt_at__lte=Now()).aggregate(at=Min("next_attempt_at"))["at"]
     last = Notification.objects.filter(status=Notification.Status.SENT).aggregate(at=Max("sent_at"))["at"]

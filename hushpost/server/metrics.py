@@ -23,16 +23,15 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import Count, Min
-from django.db.models.functions import Now
+from django.db.models import Count
 from django.http import Http404, HttpResponse
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
-from hushpost.lib import clock
 from hushpost.lib.client import client_ip
 from hushpost.lib.metrics import LATENCY, REQUESTS
 from hushpost.notifications.models import Notification
+from hushpost.server.health import queue_state
 
 
 class MetricsMiddleware:
@@ -90,14 +89,13 @@ class QueueCollector:
         for state in Notification.Status.values:
             states.add_metric([state], counts.get(state, 0))
         yield states
-        pending = Notification.objects.filter(status=Notification.Status.PENDING)
-        oldest = pending.filter(next_attempt_at__lte=Now()).aggregate(at=Min("next_attempt_at"))["at"]
+        queue = queue_state()
         yield GaugeMetricFamily("hushpost_notification_queue_oldest_due_seconds",
                                 "How long the oldest due notification has waited (0: none due).",
-                                value=max(0.0, (clock.now() - oldest).total_seconds()) if oldest else 0.0)
+                                value=queue["oldest_due_seconds"] or 0)
         yield GaugeMetricFamily("hushpost_notifications_waiting_for_relay",
                                 "Notifications held back because the mail relay does not answer.",
-                                value=pending.filter(waiting_for_relay=True).count())
+                                value=queue["waiting_for_relay"])
 
 
 def forget_dead_processes() -> int:
