@@ -78,7 +78,8 @@ NO_TYPED_FIELDS = {
     "recipients:sign-out-everywhere", "recipients:sent", "recipients:upload", "recipients:discard-file",
     "recipients:message", "recipients:file", "recipients:print", "recipients:delete", "orgadmin:sender-active",
     "orgadmin:sender-reset", "orgadmin:sender-invite", "orgadmin:sender-import",
-    "orgadmin:recipient-reset", "orgadmin:unlock", "orgadmin:message-recall", "region-domain-lookup",
+    "orgadmin:recipient-reset", "orgadmin:unlock", "orgadmin:message-recall", "orgadmin:message-export",
+    "region-domain-lookup",
     "region-portals-lookup", "dev-mailbox", "dev-mail", "dev-mail-html",
     "orgadmin:provisioning-revoke",
     # Single sign-on: the identity provider's answers (checked as signed tokens and assertions).

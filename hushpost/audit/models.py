@@ -47,6 +47,7 @@ class AuditEvent(models.Model):
         DELETE = "delete", "Message deleted"
         RECALL = "recall", "Message recalled"
         EXPIRY = "expiry", "Expiry changed"
+        EXPORT = "export", "Conversation exported"
         ADMIN = "admin", "Administration"
         STORAGE_FULL = "storage_full", "Storage full: not saved"
 

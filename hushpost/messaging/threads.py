@@ -56,6 +56,20 @@ def _climb(message: Message) -> tuple[list[Message], bool]:
     return chain, True
 
 
+def conversation(message: Message) -> list[Message]:
+    """The whole conversation ``message`` is part of: its top message and every reply under
+    it, with their authors, oldest first; refused for one too long to read to its top."""
+    top = ancestors(message)[-1]
+    found, frontier = [top], [top.pk]
+    for _ in range(MAX_DEPTH):
+        below = list(Message.objects.filter(org_id=top.org_id, in_reply_to_id__in=frontier).select_related("author"))
+        if not below:
+            break
+        found += below
+        frontier = [m.pk for m in below]
+    return sorted(found, key=lambda m: (m.created_at, m.pk))
+
+
 def root_of(chain: list[Message]) -> Message:
     """The organisation sender's message that a chain of replies answers."""
     return next((m for m in chain if m.kind == Message.Kind.MESSAGE), chain[-1])

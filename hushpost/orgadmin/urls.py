@@ -1,6 +1,6 @@
 from django.urls import path
 
-from hushpost.orgadmin import views
+from hushpost.orgadmin import export_views, views
 
 app_name = "orgadmin"
 urlpatterns = [
@@ -14,6 +14,7 @@ urlpatterns = [
     path("people/<int:user_id>/unlock", views.unlock, name="unlock"),
     path("messages", views.messages, name="messages"),
     path("messages/<str:uid>/recall", views.message_recall, name="message-recall"),
+    path("messages/<str:uid>/export", export_views.message_export, name="message-export"),
     path("audit", views.audit, name="audit"),
     path("policy", views.policy, name="policy"),
     path("sso", views.single_sign_on, name="sso"),

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages as flash
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -27,7 +27,7 @@ from hushpost.lib.input import checks_input
 from hushpost.lib.refusals import Refused
 from hushpost.messaging.actions import recall
 from hushpost.notifications.models import Notification
-from hushpost.orgadmin import importing, search
+from hushpost.orgadmin import audit_csv, importing, search
 from hushpost.orgadmin.access import access_member_for_admin, access_message_for_admin
 from hushpost.orgadmin.forms import (
     MESSAGE_STATUSES,
@@ -355,28 +355,6 @@ def _query(typed: dict) -> str:
 
 
 def _audit_csv(org, events):
-    import csv
-
-    from django.http import StreamingHttpResponse
-
-    class Echo:
-        def write(self, value):
-            return value
-
-    def clean(value) -> str:
-        text = str(value)
-        # Spreadsheets run cells that start with these as formulas.
-        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-    writer = csv.writer(Echo())
-    header = ["time (UTC)", "action", "actor", "client address", "object type", "object", "detail", "hash"]
-
-    def rows():
-        yield writer.writerow(header)
-        for e in events.iterator():
-            yield writer.writerow([clean(v) for v in (e.at.isoformat(), e.get_action_display(), e.actor_email,
-                                                      e.client, e.object_type, e.object_id, e.detail, e.hash or "")])
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(audit_csv.lines(events.iterator()), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="audit-{org.slug}-{now_label()}.csv"'
     return response
