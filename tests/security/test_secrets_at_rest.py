@@ -4,18 +4,24 @@ included)."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import io
 import logging
 import re
 import secrets
+import zipfile
 
 import pytest
 from django.db import connection
+from django.test import Client
 
 from hushpost.accounts.sessions import SessionStore
 from hushpost.messaging.models import Message
 from hushpost.notifications.models import Notification
-from tests.helpers import PASSWORD_SUBJECT, send
-from tests.personas import BOB, CONTENT, SECRETS, World
+from tests import personas
+from tests.helpers import PASSWORD_SUBJECT, content_of, send, signed_in_as
+from tests.personas import BOB, CONTENT, FILES, REPLY_BODY, SECRETS, World
 
 FLOW_SECRETS = {
     "subject": "Ultrasound follow-up ZX41QHTMVK",
@@ -127,5 +133,22 @@ def test_no_plaintext_in_logs(world, db, smtp, deliver, every_logger_at_debug):
         f"{r.name} {r.getMessage()} {r.args!r} {r.exc_text or ''} {getattr(r, 'sql', '')} {getattr(r, 'params', '')!r}"
         for r in records
     ).lower()
+    for needle in _needles():
+        assert needle not in text, needle
+
+
+def test_an_export_for_e_discovery_writes_no_plaintext_to_logs(world, db, every_logger_at_debug):
+    admin = personas.sender(world.orgs["A"], "ada", "Ada Admin", admin=True)
+    r = signed_in_as(Client(), admin).post(f"/app/admin/messages/{world.uids['m1']}/export")
+    archive = zipfile.ZipFile(io.BytesIO(content_of(r)))
+    exported = b"".join(archive.read(n) for n in archive.namelist()).decode("latin-1")
+    # The export holds the conversation's content: the one way out for it, on purpose.
+    assert CONTENT["m1"][0] in exported and REPLY_BODY in exported
+    files = [part.get_payload(decode=True) for n in archive.namelist() if n.endswith(".eml")
+             for part in email.message_from_bytes(archive.read(n), policy=email.policy.default).iter_attachments()]
+    assert files == [FILES["m1"], FILES["r1"]]
+    text = "\n".join(f"{r.name} {r.getMessage()} {r.args!r} {getattr(r, 'sql', '')} {getattr(r, 'params', '')!r}"
+                     for r in every_logger_at_debug.records).lower()
+    assert "django.db.backends" in text
     for needle in _needles():
         assert needle not in text, needle
