@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
+import zipfile
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.test import Client
 from playwright.sync_api import expect
 
 from hushpost.accounts.models import User
+from hushpost.audit.models import AuditEvent
+from hushpost.lib import clock
 from tests import personas
 from tests.browser.steps import check, shot, sign_in_sender
+from tests.helpers import send, signed_in_as, upload
+from tests.personas import BOB, PASSWORD
 
 INVITED = "You're invited to Northwind Health's secure messaging portal"
 CHOSEN = "Granite-violin-harbour-61"
@@ -118,4 +128,43 @@ def test_admin_imports_senders_from_a_csv_file(site, page, org, smtp, deliver, t
     deliver()
     assert smtp.wait_for("omar@northwind.example", INVITED)
     assert User.objects.get(email="omar@northwind.example").is_org_admin
+    assert problems == {}, problems
+
+
+def test_admin_exports_a_conversation_after_confirming_its_them(site, page, org, alice, smtp, deliver):
+    ada = personas.ada(org)
+    alice_browser = signed_in_as(Client(), alice)
+    fid = upload(alice_browser, b"%PDF-1.7 the signed agreement", "agreement.pdf").json()["uid"]
+    assert send(alice_browser, to=BOB, subject="Signed agreement", attachment=[fid]).status_code == 302
+    problems: dict[str, list[str]] = {}
+    sign_in_sender(page, site, ada)
+    page.get_by_role("link", name="Administration").click()
+    page.get_by_role("link", name="Messages").click()
+    check(page, "admin messages with export", problems)
+    clock.travel(timedelta(minutes=11))  # busy since, but the sign-in is a while ago
+
+    row = page.locator("tr", has=page.get_by_text(alice.email))
+    row.get_by_role("button", name="Export").click()
+    expect(page.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    page.get_by_label("Your password").fill(PASSWORD)
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Confirm and continue").click()
+    saved = info.value
+    assert saved.failure() is None
+    assert re.fullmatch(rf"conversation-{org.slug}-[\w-]+-\d{{8}}-\d{{6}}\.zip", saved.suggested_filename)
+    with zipfile.ZipFile(Path(saved.path())) as archive:
+        [name] = [n for n in archive.namelist() if n.endswith(".eml")]
+        mail = email.message_from_bytes(archive.read(name), policy=email.policy.default)
+        assert {"audit-events.csv", "manifest.json"} <= set(archive.namelist())
+    assert mail["Subject"] == "Signed agreement"
+    [part] = mail.iter_attachments()
+    assert (part.get_filename(), part.get_payload(decode=True)) == ("agreement.pdf", b"%PDF-1.7 the signed agreement")
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT, actor=ada).count() == 1
+
+    # Confirmed a moment ago: the next export downloads at once, from the Messages tab itself.
+    page.goto(f"{site}/app/admin/messages")
+    with page.expect_download() as info:
+        row.get_by_role("button", name="Export").click()
+    assert info.value.failure() is None
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT, actor=ada).count() == 2
     assert problems == {}, problems
