@@ -38,10 +38,10 @@ REPLY_FILE = ("countersigned.txt", b"countersigned EXP9QA", "text/plain")
 
 @pytest.fixture
 def conversation(org, alice, sender_client, smtp, deliver, client_factory):
-    """Alice writes to Bob (Carol copied) with two files; Bob answers with one; Alice answers him."""
+    """Alice writes to Bob (Carol copied) with two files, "No Print"; Bob answers with one; Alice answers him."""
     uids = [upload(sender_client, data, name, content_type=kind).json()["uid"]
             for name, (data, kind) in FILES.items()]
-    r = send(sender_client, to=BOB, cc=CAROL, subject=SUBJECT, body=BODY, attachment=uids)
+    r = send(sender_client, to=BOB, cc=CAROL, subject=SUBJECT, body=BODY, attachment=uids, restriction="no_print")
     top = Message.objects.get(uid=r["Location"].rsplit("/", 1)[1])
     deliver()
     bob = client_factory()
@@ -86,11 +86,13 @@ def _files(mail) -> dict[str, tuple[bytes, str]]:
             for part in mail.iter_attachments()}
 
 
-def test_an_admin_exports_the_whole_conversation_as_emails(conversation, ada):
+def test_an_admin_exports_the_whole_conversation_as_emails(store, conversation, ada):
     top, reply, answer = conversation
-    # Exported from the answer's row: the same whole conversation.
+    # Exported from the answer's row: the same whole conversation. "No Print" does not hold
+    # back a legal record.
     r = _export(signed_in_as(Client(), ada), answer.uid)
     assert r.status_code == 200 and r["Content-Type"] == "application/zip"
+    assert r.streaming and not r.has_header("Content-Length")  # written as it goes, never stored
     assert r["Content-Disposition"].startswith(f'attachment; filename="conversation-{ada.org.slug}-{top.uid}-')
     assert "no-store" in r["Cache-Control"]
     archive = _opened(r)
@@ -173,7 +175,7 @@ def test_an_export_asks_the_admin_to_confirm_its_them(conversation, ada):
     assert len(_emails(_opened(r))) == 3
 
 
-def test_nobody_but_the_organisations_admin_can_export(conversation, sender_client, alice, make_org):
+def test_nobody_but_the_organisations_admin_can_export(conversation, sender_client):
     top, reply, _ = conversation
     hal = personas.hal(personas.harbour())
     # The sender of the conversation is no admin; another organisation's admin is a stranger to it.
