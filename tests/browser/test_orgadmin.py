@@ -141,6 +141,7 @@ def test_admin_exports_a_conversation_after_confirming_its_them(site, page, org,
     page.get_by_role("link", name="Administration").click()
     page.get_by_role("link", name="Messages").click()
     check(page, "admin messages with export", problems)
+    shot(page, "admin-messages-export")
     clock.travel(timedelta(minutes=11))  # busy since, but the sign-in is a while ago
 
     row = page.locator("tr", has=page.get_by_text(alice.email))
