@@ -57,8 +57,8 @@ def _climb(message: Message) -> tuple[list[Message], bool]:
 
 
 def conversation(message: Message) -> list[Message]:
-    """The whole conversation ``message`` is part of: its top message and every reply under
-    it, with their authors, oldest first; refused for one too long to read to its top."""
+    """The whole conversation ``message`` is part of: its top message, then every reply under
+    it, oldest first, with their authors; refused for one too long to read to its top."""
     top = ancestors(message)[-1]
     found, frontier = [top], [top.pk]
     for _ in range(MAX_DEPTH):
@@ -67,7 +67,7 @@ def conversation(message: Message) -> list[Message]:
             break
         found += below
         frontier = [m.pk for m in below]
-    return sorted(found, key=lambda m: (m.created_at, m.pk))
+    return [top, *sorted(found[1:], key=lambda m: (m.created_at, m.pk))]
 
 
 def root_of(chain: list[Message]) -> Message:

@@ -46,7 +46,6 @@ HANDED_ON = 256 * 1024  # bytes of ZIP gathered before they go to the admin
 @dataclass(frozen=True)
 class Export:
     filename: str
-    messages: int
     chunks: Iterator[bytes]  # the ZIP
 
 
@@ -71,7 +70,7 @@ def export_conversation(message: Message, *, by: User, request=None) -> Export:
     audit = (_entry(AUDIT_FILE, now), (line.encode() for line in audit_csv.lines(events)))
     about = {"organisation": org.name, "conversation": top.uid, "exported_by": by.email,
              "exported_at": now.isoformat(), "messages": len(messages), "audit_events": len(events)}
-    return Export(filename=f"conversation-{org.slug}-{top.uid}-{now_label()}.zip", messages=len(messages),
+    return Export(filename=f"conversation-{org.slug}-{top.uid}-{now_label()}.zip",
                   chunks=_zip([*letters, audit], about, now))
 
 
