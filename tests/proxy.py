@@ -34,16 +34,19 @@ PROXY_ADDRESS = "127.0.0.3"  # where nginx's connections to Hushpost come from
 TEMP_FOLDERS = ("client_body_temp", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp")
 
 
-def render_example(*, port: int, http_port: int, upstream: str, cert: Path, key: Path) -> str:
-    """deploy/nginx.example.conf with the test's certificate, port and upstream: each of those
-    lines must be there exactly once, so a changed example cannot slip past unrendered."""
+def render_example(*, port: int, http_port: int, upstreams: list[str], cert: Path, key: Path) -> str:
+    """deploy/nginx.example.conf with the test's certificate, port and upstream servers (the
+    example's one ``server`` line, then one more line per further server, as the example says
+    to add them): each line replaced must be there exactly once, so a changed example cannot
+    slip past unrendered."""
     text = EXAMPLE.read_text()
+    servers = "\n".join(f"    server {address};" for address in upstreams)
     for old, new in (
         ("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;"),
         ("listen 80;", f"listen 127.0.0.1:{http_port};"),
         ("/etc/ssl/secure.example.org.pem", str(cert)),
         ("/etc/ssl/secure.example.org.key", str(key)),
-        ("proxy_pass http://127.0.0.1:8000;", f"proxy_pass http://{upstream};"),
+        ("    server 127.0.0.1:8000;", servers),
     ):
         assert text.count(old) == 1, f"deploy/nginx.example.conf no longer has {old!r}"
         text = text.replace(old, new)
@@ -51,16 +54,17 @@ def render_example(*, port: int, http_port: int, upstream: str, cert: Path, key:
 
 
 class Nginx:
-    """A real nginx process in ``folder``, serving the rendered example over HTTPS."""
+    """A real nginx process in ``folder``, serving the rendered example over HTTPS in front of
+    the ``hushpost serve`` processes at ``upstreams`` (host:port each)."""
 
-    def __init__(self, folder: Path, upstream: str) -> None:
+    def __init__(self, folder: Path, upstreams: list[str]) -> None:
         self.folder = folder
         self.port = _free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.http_port = _free_port()  # the example's port 80
         self.cert, key = self_signed(folder)
         site = folder / "hushpost.conf"
-        site.write_text(render_example(port=self.port, http_port=self.http_port, upstream=upstream,
+        site.write_text(render_example(port=self.port, http_port=self.http_port, upstreams=upstreams,
                                        cert=self.cert, key=key))
         self.error_log = folder / "error.log"
         temp = "\n".join(f"    {name}_path {folder / name};" for name in TEMP_FOLDERS)

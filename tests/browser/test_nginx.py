@@ -37,7 +37,7 @@ def behind_nginx(tmp_path_factory):
         pytest.skip("nginx is not installed (make nginx installs Debian's)")
     folder = tmp_path_factory.mktemp("behind-nginx")
     portal = Portal(folder)
-    nginx = Nginx(folder, upstream=portal.address)
+    nginx = Nginx(folder, upstreams=[portal.address])
     try:
         portal.start(public_url=nginx.url)
         nginx.start()

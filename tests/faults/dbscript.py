@@ -10,7 +10,13 @@ temporary passwords the relay saw ([[address, password], ...]) and prints, as
 JSON, every notification's state, the audit events recorded per notification,
 and whether each password is one the recipient can sign in with now.
 
-Both run under the same HUSHPOST_* environment as the workers, so they read
+``python -m tests.faults.dbscript organisation --senders N`` sets up the
+organisation alone, with N senders who sign in with PASSWORD and whose mail
+server on loopback may relay to the SMTP gateway. ``python -m
+tests.faults.dbscript messages`` prints every stored message: its uid, send
+token, recipients and the storage keys of its files.
+
+All run under the same HUSHPOST_* environment as the workers, so they read
 the same database with the same keys.
 """
 
@@ -44,6 +50,39 @@ def seed(recipients: int, messages: int) -> dict:
                      body_html=f"<p>Your results, part {n + 1}.</p>", options=SendOptions(),
                      send_token=uuid.uuid4().hex)
     return {"recipients": to, "messages": messages}
+
+
+def sender(i: int) -> str:
+    return f"sender{i}@harbour.example"
+
+
+def organisation(senders: int) -> dict:
+    from hushpost.accounts.actions import create_sender
+    from hushpost.gateway.config import configure
+    from hushpost.orgs.actions import create_organization
+
+    org = create_organization(name="Harbour Clinic", domains=["harbour.example"])
+    addresses = [sender(i) for i in range(senders)]
+    for i, address in enumerate(addresses):
+        create_sender(email=address, name=f"Sender {i}", password=PASSWORD)
+    configure(org, networks="127.0.0.1/32")
+    return {"senders": addresses}
+
+
+def messages() -> list[dict]:
+    from hushpost.attachments.models import Attachment
+    from hushpost.messaging.models import Delivery, Message
+
+    recipients: dict[int, list[str]] = {}
+    for message_id, email in Delivery.objects.values_list("message_id", "recipient__email"):
+        recipients.setdefault(message_id, []).append(email)
+    files: dict[int, list[str]] = {}
+    for message_id, key in Attachment.objects.filter(message__isnull=False).values_list("message_id", "store_key"):
+        files.setdefault(message_id, []).append(key)
+    return [{"uid": uid, "send_token": token, "author": author, "recipients": sorted(recipients.get(pk, [])),
+             "files": files.get(pk, [])}
+            for pk, uid, token, author in Message.objects.order_by("id").values_list(
+                "id", "uid", "send_token", "author__email")]
 
 
 def inspect(passwords: list[list[str]]) -> dict:
@@ -82,6 +121,9 @@ def main() -> None:
     seeding.add_argument("--recipients", type=int, required=True)
     seeding.add_argument("--messages", type=int, required=True)
     sub.add_parser("inspect")
+    setting_up = sub.add_parser("organisation")
+    setting_up.add_argument("--senders", type=int, required=True)
+    sub.add_parser("messages")
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hushpost.settings")
@@ -90,6 +132,10 @@ def main() -> None:
     django.setup()
     if args.action == "seed":
         result = seed(args.recipients, args.messages)
+    elif args.action == "organisation":
+        result = organisation(args.senders)
+    elif args.action == "messages":
+        result = messages()
     else:
         result = inspect(json.load(sys.stdin))
     json.dump(result, sys.stdout)

@@ -8,7 +8,8 @@ connections and never says a word. With ``--control DIR``, a file ``hold`` in
 DIR makes the relay keep the next message waiting for its reply until ``hold``
 is removed (a file ``holding`` says one is waiting): a test can stop a worker
 while it waits for the relay's answer, the moment no one can tell whether an
-e-mail went. A message whose sender is gone by the time it would be answered is
+e-mail went. A ``hold`` file that names an envelope sender holds only that
+sender's e-mails: one worker is caught so, while the others go on. A message whose sender is gone by the time it would be answered is
 not accepted.
 
 :class:`Relay` starts, stops and reads it from a test.
@@ -37,12 +38,19 @@ class Recorder:
         self.out = log.open("a", encoding="utf-8")
         self.delay, self.control = delay, control
 
+    def held(self, mail_from: str) -> bool:
+        try:
+            only = (self.control / "hold").read_text().strip()
+        except FileNotFoundError:
+            return False
+        return not only or only == mail_from
+
     async def handle_DATA(self, server, session, envelope):
         from tests.smtp import Received
 
         if self.delay:
             await asyncio.sleep(self.delay)
-        if self.control is not None and (self.control / "hold").exists():
+        if self.control is not None and self.held(envelope.mail_from):
             (self.control / "holding").touch()
             try:
                 while (self.control / "hold").exists():
@@ -137,9 +145,12 @@ class Relay:
         # The last line may be half written as we read it.
         return [json.loads(line) for line in lines if line.endswith("}")]
 
-    def hold(self) -> None:
+    def hold(self, mail_from: str = "") -> None:
+        """Hold the next e-mail, or the next one from ``mail_from`` only."""
         (self.control / "holding").unlink(missing_ok=True)
-        (self.control / "hold").touch()
+        written = self.control / "hold.new"
+        written.write_text(mail_from)
+        written.replace(self.control / "hold")  # whole, as the relay reads it
 
     def holding(self) -> bool:
         return (self.control / "holding").exists()
