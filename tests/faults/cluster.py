@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -154,6 +154,17 @@ class Cluster:
                        for m in self.machines())
 
 
+def connections_in_hand(port: int) -> int:
+    """Connections the server listening on ``port`` has open with clients (nginx opens one per
+    request, so: requests it has in hand), from the kernel's table of TCP sockets."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "01" and int(local.split(":")[1], 16) == port:  # 01: ESTABLISHED
+            count += 1
+    return count
+
+
 def wait_for_port(port: int, machine: Machine) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and machine.alive():
@@ -166,6 +177,31 @@ def wait_for_port(port: int, machine: Machine) -> None:
 
 
 # The people using it -----------------------------------------------------------------------
+
+class SlowUpload:
+    """A request's body as a phone on a weak signal sends it: a block now and then, with its
+    length known from the start (an upload needs Content-Length). So a server has requests
+    in hand for a while, and dies with some of them."""
+
+    PAUSE = 0.4
+
+    def __init__(self, data: bytes, block: int = 8192) -> None:
+        self.data, self.offset, self.block = data, 0, block
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def read(self, size: int = -1) -> bytes:
+        if self.offset:
+            time.sleep(self.PAUSE)
+        block = self.data[self.offset:self.offset + min(self.block, size if size > 0 else self.block)]
+        self.offset += len(block)
+        return block
+
+    def __iter__(self):
+        while block := self.read():
+            yield block
+
 
 @dataclass
 class Send:
@@ -206,6 +242,8 @@ class Sender(threading.Thread):
         # What a browser sends with every form it posts; Hushpost's CSRF check reads it over HTTPS.
         self.browser.headers["Origin"] = nginx.url
         self.sends: list[Send] = []
+        self.uploads: list[str] = []  # the answer to each file posted: "201", "502", ...
+        self.sending = False  # a Compose form on its way, not answered yet
         self.silences: list[str] = []  # requests that got no answer at all
         self.failure = ""
 
@@ -235,8 +273,9 @@ class Sender(threading.Thread):
     def upload(self, data: bytes, name: str, csrf: str) -> str:
         """A file attached on the Compose page (posted by its script with the page's token); its draft's uid."""
         for _ in range(ATTEMPTS):
-            response = self.page("POST", "/app/files", data=data, headers={
+            response = self.page("POST", "/app/files", data=SlowUpload(data), headers={
                 "X-File-Name": quote(name), "X-CSRFToken": csrf, "Content-Type": "application/pdf"})
+            self.uploads.append(str(response.status_code) if response is not None else "silence")
             if response is not None and response.status_code == 201:
                 return response.json()["uid"]
             if response is not None and not visible_error(response):
@@ -259,7 +298,10 @@ class Sender(threading.Thread):
             form["attachment"] = self.upload(os.urandom(30_000), f"Scan {self.number}-{n}.pdf", token)
         self.sends.append(send)
         for _ in range(ATTEMPTS):
-            response = self.page("POST", "/app/compose", data=form)
+            self.sending = True
+            response = self.page("POST", "/app/compose", data=SlowUpload(urlencode(form).encode(), block=64),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+            self.sending = False
             if response is None:
                 send.answers.append("silence")
                 return

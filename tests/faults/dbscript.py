@@ -14,7 +14,8 @@ and whether each password is one the recipient can sign in with now.
 organisation alone, with N senders who sign in with PASSWORD and whose mail
 server on loopback may relay to the SMTP gateway. ``python -m
 tests.faults.dbscript messages`` prints every stored message: its uid, send
-token, recipients and the storage keys of its files.
+token, recipients and the storage keys of its files; ``chains``, the state of
+the audit chains.
 
 All run under the same HUSHPOST_* environment as the workers, so they read
 the same database with the same keys.
@@ -85,6 +86,17 @@ def messages() -> list[dict]:
                 "id", "uid", "send_token", "author__email")]
 
 
+def chains() -> dict:
+    """Each organisation's audit chain as the linkers left it: how many events wait unchained,
+    and each chain's positions, which are 1, 2, 3... once each if no two linkers overlapped."""
+    from hushpost.audit.models import AuditEvent
+
+    positions: dict[str, list[int]] = {}
+    for org_id, seq in AuditEvent.objects.filter(seq__isnull=False).order_by("seq").values_list("org_id", "seq"):
+        positions.setdefault(str(org_id or 0), []).append(seq)
+    return {"unchained": AuditEvent.objects.filter(hash__isnull=True).count(), "positions": positions}
+
+
 def inspect(passwords: list[list[str]]) -> dict:
     from django.contrib.auth.hashers import check_password
 
@@ -124,6 +136,7 @@ def main() -> None:
     setting_up = sub.add_parser("organisation")
     setting_up.add_argument("--senders", type=int, required=True)
     sub.add_parser("messages")
+    sub.add_parser("chains")
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hushpost.settings")
@@ -136,6 +149,8 @@ def main() -> None:
         result = organisation(args.senders)
     elif args.action == "messages":
         result = messages()
+    elif args.action == "chains":
+        result = chains()
     else:
         result = inspect(json.load(sys.stdin))
     json.dump(result, sys.stdout)

@@ -26,7 +26,7 @@ from collections import Counter
 
 import pytest
 
-from tests.faults.cluster import Cluster, Relaying, Sender, worker_address
+from tests.faults.cluster import Cluster, Relaying, Sender, connections_in_hand, worker_address
 from tests.faults.dbscript import PASSWORD
 from tests.faults.deployment import LEASE_SECONDS, Deployment
 from tests.faults.expectations import MESSAGE_SUBJECT, delivery_problems
@@ -78,6 +78,11 @@ def test_a_web_server_and_a_worker_killed_under_continuous_sending(cluster, depl
         return wait_for(lambda: sent() >= count or any(p.failure for p in [*people, relaying]), LOAD_TIMEOUT)
 
     assert sent_at_least(SENT_BEFORE_THE_CRASH), _stuck(people, relaying, cluster)
+    # Killed with requests in hand, while most senders' forms are on their way (they go up
+    # slowly, as from a phone): likely one of those, sent again after the error page.
+    wait_for(lambda: sum(p.sending for p in people) >= COMPOSING - 1
+             and connections_in_hand(cluster.web_ports[0]) >= 2, timeout=30)
+    in_hand = connections_in_hand(cluster.web_ports[0])
     cluster.web[0].kill()
     deployment.relay.hold(worker_address(1))
     mid_send = wait_for(deployment.relay.holding, timeout=30)
@@ -100,17 +105,19 @@ def test_a_web_server_and_a_worker_killed_under_continuous_sending(cluster, depl
     emails = deployment.relay.accepted()
     if delivered is None:
         problems.append(f"not every notification was e-mailed within {DELIVERY_BOUND}s of the last send")
+    problems += periodic_job_problems(deployment)  # first: `audit verify` below chains what waits
     problems += delivery_problems(deployment, emails, expected)
     problems += notification_problems(stored, emails)
-    problems += periodic_job_problems(deployment)
     problems += [f"{m.name if hasattr(m, 'name') else 'worker'} {m.process.pid} exited on its own"
                  for m in cluster.machines() if not m.killed and not m.alive()]
 
     answers = Counter(a for person in people for send in person.sends for a in send.answers)
+    uploads = Counter(a for person in people for a in person.uploads)
     replies = Counter(r.split(" ")[1] for r in (x for item in relaying.relayed for x in item.replies))
     summary = (f"{len(stored)} messages stored ({sent()} from Compose, "
                f"{sum(r.stored for r in relaying.relayed)} through the gateways), {len(emails)} e-mails for "
-               f"{expected} notifications; Compose answers {dict(answers)}, gateway replies {dict(replies)}; "
+               f"{expected} notifications; web server killed with {in_hand} request(s) in hand; Compose answers "
+               f"{dict(answers)}, file uploads {dict(uploads)}, gateway replies {dict(replies)}; "
                f"worker killed {'while the relay held its e-mail' if mid_send else 'with no e-mail in hand'}")
     print(f"\n[faults] {summary}")
     assert not problems, summary + "\n  - " + "\n  - ".join(problems) + cluster.logs()
@@ -177,11 +184,20 @@ def notification_problems(stored: list[dict], emails: list[dict]) -> list[str]:
 
 
 def periodic_job_problems(deployment: Deployment) -> list[str]:
-    """Periodic work never ran twice at once. The audit linker runs on every worker's round and
-    chains under its head's lock: two at once would break the chain, which ``hushpost audit
-    verify`` (run by :func:`delivery_problems`) names. A periodic job that takes a lease on the
-    database's clock adds its check here: no two runs of it overlapping."""
-    return []
+    """Periodic work never ran twice at once.
+
+    The audit linker runs on every worker's round, each chain under its head's lock: two
+    linkers on one chain at once would give two events one position, or leave a gap, and a
+    linker killed mid-round must leave nothing behind that stops the other (``hushpost audit
+    verify``, run by :func:`delivery_problems`, checks the hashes). A periodic job that takes a
+    lease on the database's clock adds its check here: no two runs of it overlapping.
+    """
+    state = deployment.script("chains")
+    problems = [f"{state['unchained']} audit event(s) never chained"] if state["unchained"] else []
+    for chain, positions in state["positions"].items():
+        if positions != list(range(1, len(positions) + 1)):
+            problems.append(f"audit chain {chain}: positions not 1..{len(positions)} once each")
+    return problems
 
 
 def _stuck(people: list[Sender], relaying: Relaying, cluster: Cluster) -> str:
