@@ -147,6 +147,16 @@ class Deployment:
         self.relay.stop()
 
 
+def wait_for(condition, timeout: float) -> bool:
+    """Whether ``condition()`` came true within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def identity(email: dict) -> tuple:
     """What makes an e-mail the one for a given notification: to whom, which kind, about what.
 

@@ -19,7 +19,7 @@ from collections import Counter
 
 import pytest
 
-from tests.faults.deployment import LEASE_SECONDS
+from tests.faults.deployment import LEASE_SECONDS, wait_for
 from tests.faults.expectations import assert_delivered_exactly_once
 
 pytestmark = pytest.mark.faults
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.faults
 ON_TIME = "worker-on-time@hushpost.localhost"
 AHEAD = "worker-ten-minutes-ahead@hushpost.localhost"
 ANOTHER = "worker-two@hushpost.localhost"
-
-
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_a_database_restart_and_outage_mid_delivery(deployment, private_postgres):

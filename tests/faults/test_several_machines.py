@@ -28,7 +28,7 @@ import pytest
 
 from tests.faults.cluster import Cluster, Relaying, Sender, connections_in_hand, worker_address
 from tests.faults.dbscript import PASSWORD
-from tests.faults.deployment import LEASE_SECONDS, Deployment
+from tests.faults.deployment import LEASE_SECONDS, Deployment, wait_for
 from tests.faults.expectations import MESSAGE_SUBJECT, delivery_problems
 from tests.proxy import nginx_installed
 
@@ -51,15 +51,6 @@ def cluster(deployment, tmp_path):
     cluster = Cluster(deployment, folder)
     yield cluster
     cluster.stop()
-
-
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def test_a_web_server_and_a_worker_killed_under_continuous_sending(cluster, deployment):
