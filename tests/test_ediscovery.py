@@ -195,3 +195,32 @@ def test_the_messages_tab_offers_export_on_each_row(conversation, ada):
     page = signed_in_as(Client(), ada).get("/app/admin/messages").content.decode()
     for m in (top, answer):
         assert f'action="/app/admin/messages/{m.uid}/export"' in page
+
+
+def test_a_subject_or_name_spelling_encoded_words_cannot_forge_the_exported_email(org, alice, sender_client, ada):
+    """A subject (or a person's name) written as RFC 2047 encoded words holding line breaks would,
+    copied as it is, become header fields and a body of the sender's choosing in the legal record."""
+    forged = "Quarterly =?utf-8?q?x=0D=0AFrom:_ceo@example.org=0D=0AContent-Type:_text/plain=0D=0A=0D=0AForged?="
+    alice.name = "Alice =?utf-8?q?x=0D=0ABcc:_ceo@example.org?="
+    alice.save(update_fields=["name"])
+    r = send(sender_client, to=BOB, subject=forged, body="<p>Real body EXPF0RG</p>")
+    uid = r["Location"].rsplit("/", 1)[1]
+    archive = _opened(_export(signed_in_as(Client(), ada), uid))
+    (mail,) = _emails(archive)
+    assert mail["Subject"] == forged  # the subject as the sender typed it, as text
+    assert mail.get_all("From") == ["alice@northwind.example"] and mail.get_all("Bcc") is None
+    assert "Real body EXPF0RG" in mail.get_body(("html",)).get_content()
+    people = json.loads(archive.read("manifest.json"))["people"]
+    assert {"email": "alice@northwind.example", "name": alice.name} in people
+
+
+def test_a_conversation_reaching_into_another_organisation_is_not_exported(conversation, ada):
+    """Replies stay in their message's organisation; were a row ever to say otherwise, the
+    export refuses rather than hand one organisation's admin another's messages."""
+    top, reply, answer = conversation
+    Message.objects.filter(pk__in=[top.pk, reply.pk]).update(org=personas.harbour())
+    admin = signed_in_as(Client(), ada)
+    r = _export(admin, answer.uid)  # the admin's own message, answering the other organisation's
+    assert r.status_code == 302 and r["Location"] == "/app/admin/messages"
+    assert "not your organisation" in admin.get(r["Location"]).content.decode()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT).exists()

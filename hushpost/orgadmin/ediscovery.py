@@ -33,6 +33,7 @@ from hushpost.attachments.actions import files_to_export
 from hushpost.audit.actions import now_label, record
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
+from hushpost.lib.refusals import Refused
 from hushpost.messaging.content import open_content
 from hushpost.messaging.models import Delivery, Message
 from hushpost.messaging.threads import conversation
@@ -41,6 +42,7 @@ from hushpost.orgadmin import audit_csv, eml
 
 AUDIT_FILE, MANIFEST_FILE = "audit-events.csv", "manifest.json"
 HANDED_ON = 256 * 1024  # bytes of ZIP gathered before they go to the admin
+MAX_MESSAGES = 2000  # a conversation longer than this is refused rather than exported in part
 
 
 @dataclass(frozen=True)
@@ -53,15 +55,20 @@ def export_conversation(message: Message, *, by: User, request=None) -> Export:
     """The conversation ``message`` is part of (loaded through the admin's gate), recorded as exported by ``by``."""
     messages = conversation(message)
     top, org = messages[0], by.org
+    if any(m.org_id != by.org_id for m in messages):
+        raise Refused("This conversation is not your organisation's to export.")
+    if len(messages) > MAX_MESSAGES:
+        raise Refused(f"This conversation has {len(messages)} messages; an export holds at most {MAX_MESSAGES}.")
     domain = (org.domains.order_by("pk").values_list("name", flat=True).first() or "hushpost.invalid")
     deliveries = _deliveries(messages)
     by_pk = {m.pk: m for m in messages}
-    letters, file_count = [], 0
-    for n, m in enumerate(messages, 1):
-        files = files_to_export(m)
-        file_count += len(files)
-        pieces = eml.eml(m, open_content(m), deliveries.get(m.pk, []), _above(m, by_pk), domain, files)
-        letters.append((_entry(f"messages/{n:03d}-{m.uid}.eml", m.created_at), pieces))
+    file_count = 0
+    for m in messages:  # every message must open before the export is recorded; each is opened again as it is written
+        open_content(m)
+        file_count += len(files_to_export(m))
+    letters = [(_entry(f"messages/{n:03d}-{m.uid}.eml", m.created_at),
+                _letter(m, deliveries.get(m.pk, []), _above(m, by_pk), domain))
+               for n, m in enumerate(messages, 1)]
     with transaction.atomic():
         record(AuditEvent.Action.EXPORT, actor=by, request=request, obj=top,
                detail=f"conversation of {len(messages)} message(s), {file_count} file(s)")
@@ -69,9 +76,25 @@ def export_conversation(message: Message, *, by: User, request=None) -> Export:
     events = list(_events(org, messages, deliveries))
     audit = (_entry(AUDIT_FILE, now), (line.encode() for line in audit_csv.lines(events)))
     about = {"organisation": org.name, "conversation": top.uid, "exported_by": by.email,
-             "exported_at": now.isoformat(), "messages": len(messages), "audit_events": len(events)}
+             "exported_at": now.isoformat(), "messages": len(messages), "audit_events": len(events),
+             "people": _people(messages, deliveries)}
     return Export(filename=f"conversation-{org.slug}-{top.uid}-{now_label()}.zip",
                   chunks=_zip([*letters, audit], about, now))
+
+
+def _letter(message: Message, deliveries: list[Delivery], above: list[Message], domain: str) -> Iterator[bytes]:
+    """One message's e-mail, written only when its turn in the ZIP comes, so a long
+    conversation holds one message's content in memory at a time."""
+    yield from eml.eml(message, open_content(message), deliveries, above, domain, files_to_export(message))
+
+
+def _people(messages: list[Message], deliveries: dict[int, list[Delivery]]) -> list[dict]:
+    """Everyone in the conversation with their name as the portal has it (an ``.eml`` header
+    leaves out a name it cannot carry safely)."""
+    people = {m.author.email: m.author.name for m in messages}
+    for found in deliveries.values():
+        people.update({d.recipient.email: d.recipient.name for d in found})
+    return [{"email": address, "name": name} for address, name in sorted(people.items())]
 
 
 def _deliveries(messages: list[Message]) -> dict[int, list[Delivery]]:

@@ -18,6 +18,7 @@ import email.policy
 import email.utils
 import secrets
 from collections.abc import Iterable, Iterator
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 
@@ -38,7 +39,19 @@ def message_id(message: Message, domain: str) -> str:
 
 
 def _address(user: User) -> Address:
-    return Address(display_name=user.name or "", addr_spec=user.email)
+    """The person's address, with their name unless it holds text shaped like an encoded word
+    (``=?``): the email package decodes such text as it writes an address header, so a name
+    like ``=?utf-8?q?=0D=0ABcc:...?=`` would become header fields of its own. The manifest
+    lists every name as it is."""
+    name = user.name or ""
+    return Address(display_name="" if "=?" in name else name, addr_spec=user.email)
+
+
+def _subject(text: str) -> str:
+    """The subject as encoded words of our own making: the package decodes them back to
+    exactly ``text``, and a subject that itself spells an encoded word (``=?utf-8?q?=0D=0A...``)
+    stays text instead of being decoded into line breaks and forged header fields."""
+    return Header(text, "utf-8").encode(maxlinelen=10**6)
 
 
 def eml(message: Message, content: Content, deliveries: list[Delivery], above: list[Message], domain: str,
@@ -52,7 +65,7 @@ def eml(message: Message, content: Content, deliveries: list[Delivery], above: l
         if people:
             mail[header] = people
     mail["Date"] = email.utils.format_datetime(message.created_at)
-    mail["Subject"] = content.subject
+    mail["Subject"] = _subject(content.subject)
     mail["Message-ID"] = message_id(message, domain)
     if above:
         mail["In-Reply-To"] = message_id(above[0], domain)
