@@ -32,7 +32,8 @@ invitation e-mail delivered by the worker, a backup taken, restored into a fresh
 its organisation back, the organisation key rotated and the old version retired, the secret
 key rotated, /metrics answering the token (and 404 without it) from another address, the
 nightly backup's cron line working, ``hushpost check --deploy`` clean, and nothing on the test
-machine itself changed. It runs once, in the PostgreSQL run, in about two minutes.
+machine itself changed. It runs once, in the PostgreSQL run, in about three minutes (half of it
+pip installing Hushpost, twice).
 """
 
 from __future__ import annotations
