@@ -288,8 +288,9 @@ def psql(sql: str) -> None:
 def throwaway_server(tmp_path, smtp):
     if not os.environ.get("HUSHPOST_DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         pytest.skip("the operations guide is run once, in the PostgreSQL run (make test-postgres)")
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("running the operations guide needs root and unshare (a throwaway machine)")
+    if os.geteuid() != 0 or not all(map(shutil.which, ("unshare", "ip", "nginx", "systemd-analyze"))):
+        pytest.skip("running the operations guide needs root, unshare, ip, nginx and systemd-analyze "
+                    "(a throwaway machine; make nginx deploy-tools)")
     database = f"hushpost_opsdoc_{secrets.token_hex(4)}"
     folder = tmp_path / "server"
     folder.mkdir()
