@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "hushpost.sso",
     "hushpost.scim",
     "hushpost.regions",
+    "hushpost.retention",
     "hushpost.server",
     "hushpost.ops",
 ]
@@ -278,6 +279,9 @@ PORTAL_LIST_MINUTES = envint("PORTAL_LIST_MINUTES", 15)
 # answering (killed, or its machine gone): its e-mails go out from another
 # worker within this long. One e-mail may take at most a third of it.
 NOTIFY_LEASE_SECONDS = max(3, envint("NOTIFY_LEASE_SECONDS", 60))
+# The worker runs the retention purge at most this often; the database's clock decides,
+# across every worker on every machine (``hushpost.server.periodic``).
+RETENTION_INTERVAL = max(60, envint("RETENTION_INTERVAL", 3600))
 NOTIFY_RETRY_SCHEDULE = [
     int(s) for s in (env("NOTIFY_RETRY_SCHEDULE", "30,60,300,900,1800,3600,7200,14400") or "").split(",")
 ]

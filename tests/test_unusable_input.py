@@ -68,6 +68,7 @@ FIELDS = {
                      "saml_metadata_url": LINE, "saml_metadata_xml": DOCUMENT, "group_claim": LINE,
                      "admin_group": LINE},
     "orgadmin:provisioning": {"name": LINE},
+    "orgadmin:hold-place": {"address": LINE, "reason": LINE},
 }
 
 # Routes that take nothing typed (buttons, links, files, signed server-to-server calls, pages).
@@ -81,7 +82,7 @@ NO_TYPED_FIELDS = {
     "orgadmin:recipient-reset", "orgadmin:unlock", "orgadmin:message-recall", "orgadmin:message-export",
     "region-domain-lookup",
     "region-portals-lookup", "dev-mailbox", "dev-mail", "dev-mail-html",
-    "orgadmin:provisioning-revoke",
+    "orgadmin:provisioning-revoke", "orgadmin:retention", "orgadmin:hold-release",
     # Single sign-on: the identity provider's answers (checked as signed tokens and assertions).
     "sso:start", "sso:oidc-callback", "sso:saml-acs", "sso:saml-metadata",
     # Provisioning: JSON with a bearer token, each value checked by hushpost/scim (tests/test_scim.py).
@@ -295,6 +296,8 @@ SUBMISSIONS = {
         "oidc_client_secret": "client-secret-value", "saml_metadata_url": "https://idp.northwind.example/metadata",
         "saml_metadata_xml": "<EntityDescriptor/>", "group_claim": "groups", "admin_group": "messaging-admins"})],
     "orgadmin:provisioning": lambda w: [(w.admin, "post", "/app/admin/provisioning", {"name": "Microsoft Entra ID"})],
+    "orgadmin:hold-place": lambda w: [(w.admin, "post", "/app/admin/retention/holds",
+                                       {"kind": "sender", "address": w.alice.email, "reason": "Matter 2026-114"})],
 }
 
 
@@ -317,7 +320,7 @@ def test_every_typed_field_explains_what_it_cannot_use(world, route):
 
 SAMPLES = {"uid": "NoSuchMessage0000000000", "file_uid": "NoSuchFile000000000000", "org_slug": "northwind-health",
            "user_id": "1", "notification_id": "1", "pk": "1", "uidb64": "MQ", "token": "set-password",
-           "object_id": "1", "content_type_id": "1", "token_id": "1", "name": "User",
+           "object_id": "1", "content_type_id": "1", "token_id": "1", "hold_id": "1", "name": "User",
            "urn": "urn:ietf:params:scim:schemas:core:2.0:User"}
 PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 

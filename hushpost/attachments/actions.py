@@ -259,7 +259,10 @@ def _info(attachment: Attachment, secret: FileSecret) -> FileInfo:
 
 
 def files_of(message: Message) -> list[FileInfo]:
-    """A message's files, in the order they were attached (names decrypted)."""
+    """A message's files, in the order they were attached (names decrypted); none once the
+    retention policy destroyed the message's content, files included."""
+    if message.purged_at is not None:
+        return []
     return [describe(a, message) for a in message.attachments.order_by("position", "pk")]
 
 
@@ -267,7 +270,7 @@ def open_file(message: Message, uid: str, *, by: User) -> tuple[FileInfo, Iterat
     """A file of ``message`` (already checked by the access gate), as decrypted
     chunks; each download by ``by`` is recorded in the audit trail."""
     attachment = message.attachments.filter(uid=uid).first()
-    if attachment is None:
+    if attachment is None or message.purged_at is not None:
         return None
     record(AuditEvent.Action.DOWNLOAD, actor=by, obj=message, detail=f"file {uid}")
     secret = _unseal(attachment, message)

@@ -50,6 +50,7 @@ class AuditEvent(models.Model):
         EXPORT = "export", "Conversation exported"
         ADMIN = "admin", "Administration"
         STORAGE_FULL = "storage_full", "Storage full: not saved"
+        PURGE = "purge", "Content purged (retention)"
 
     # No database constraints: the trail outlives the rows it names, and no
     # deletion elsewhere ever reaches back to change an event.

@@ -51,6 +51,9 @@ class Message(models.Model):
     wrapped_key = models.BinaryField()
     subject_ct = models.BinaryField()
     body_ct = models.BinaryField()
+    # When the organisation's retention policy destroyed the content (``hushpost.retention.purge``):
+    # from then on the wrapped key and both ciphertexts are empty, and the rest stays as it was.
+    purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

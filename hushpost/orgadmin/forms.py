@@ -143,3 +143,44 @@ class PolicyForm(forms.ModelForm):
     def save(self, commit=True):
         self.instance.allowed_expiry_days = ",".join(str(d) for d in sorted(self.cleaned_data["allowed_expiry"]))
         return super().save(commit=commit)
+
+
+RETENTION_DAYS = 36500  # a hundred years: longer is "never", which is an empty field
+
+
+class RetentionPolicyForm(forms.Form):
+    """When message content is destroyed; every field empty keeps everything (the default)."""
+
+    after_expiry_days = forms.IntegerField(
+        label="Purge expired messages after (days)", min_value=0, max_value=RETENTION_DAYS, required=False,
+        help_text="Counted from the day a message expired. Empty: never for this reason.")
+    after_deletion_days = forms.IntegerField(
+        label="Purge messages deleted by every recipient after (days)", min_value=0, max_value=RETENTION_DAYS,
+        required=False, help_text="Counted from the day the last recipient deleted it. Empty: never for this reason.")
+    after_activity_days = forms.IntegerField(
+        label="Purge conversations without activity for (days)", min_value=0, max_value=RETENTION_DAYS,
+        required=False, help_text="Activity is any message sent, opened, replied to or deleted in the "
+                                  "conversation. Empty: never for this reason.")
+
+
+class HoldForm(forms.Form):
+    """A legal hold on a sender's or a recipient's messages, or on one conversation."""
+
+    KINDS = [("sender", "A sender (every conversation they took part in)"),
+             ("recipient", "A recipient (every conversation they took part in)"),
+             ("conversation", "The conversation picked on the Messages tab")]
+    kind = forms.ChoiceField(label="Hold", choices=KINDS, widget=forms.RadioSelect)
+    address = single_line(forms.EmailField(label="Address", required=False, max_length=254))
+    conversation = forms.CharField(required=False, max_length=32, widget=forms.HiddenInput)
+    reason = single_line(forms.CharField(
+        label="Reason", max_length=500,
+        help_text="Shown to the organisation's admins with the hold, e.g. a case or matter reference."))
+
+    def clean(self):
+        data = super().clean()
+        kind = data.get("kind")
+        if kind in ("sender", "recipient") and not data.get("address"):
+            self.add_error("address", f"Enter the {kind}'s address.")
+        if kind == "conversation" and not data.get("conversation"):
+            self.add_error("kind", "Pick the conversation on the Messages tab first (its Hold action).")
+        return data

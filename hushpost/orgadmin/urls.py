@@ -1,6 +1,6 @@
 from django.urls import path
 
-from hushpost.orgadmin import export_views, views
+from hushpost.orgadmin import export_views, retention, views
 
 app_name = "orgadmin"
 urlpatterns = [
@@ -17,6 +17,9 @@ urlpatterns = [
     path("messages/<str:uid>/export", export_views.message_export, name="message-export"),
     path("audit", views.audit, name="audit"),
     path("policy", views.policy, name="policy"),
+    path("retention", retention.retention, name="retention"),
+    path("retention/holds", retention.hold_place, name="hold-place"),
+    path("retention/holds/<int:hold_id>/release", retention.hold_release, name="hold-release"),
     path("sso", views.single_sign_on, name="sso"),
     path("provisioning", views.provisioning, name="provisioning"),
     path("provisioning/<int:token_id>/revoke", views.provisioning_revoke, name="provisioning-revoke"),

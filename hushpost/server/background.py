@@ -4,8 +4,9 @@ It is django-tasks-db's worker (its claiming and running of tasks) inside a
 loop that does not die: a database error anywhere is waited out with backoff
 and the loop goes on. Beside the task queue it sweeps the notifications table
 itself, so e-mails whose task was lost with a killed worker, or whose retry is
-due, go out without waiting for new traffic, and chains the audit events
-committed since its last round (``audit/linker.py``). A heartbeat thread records that
+due, go out without waiting for new traffic, chains the audit events
+committed since its last round (``audit/linker.py``), and runs the periodic jobs
+when they are due (``server/periodic.py``: the retention purge). A heartbeat thread records that
 the worker is alive; a task left RUNNING by a worker whose heartbeat stopped
 goes back in the queue.
 """
@@ -21,6 +22,7 @@ import threading
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models.functions import Now
@@ -32,6 +34,8 @@ from django_tasks_db.utils import exclusive_transaction, is_locked_database_exce
 from hushpost.audit import linker
 from hushpost.lib.db import DATABASE_ERRORS, Outage, reset_connections
 from hushpost.notifications import delivery
+from hushpost.retention import purge
+from hushpost.server import periodic
 from hushpost.server.models import WorkerProcess
 
 log = logging.getLogger("hushpost.worker")
@@ -42,6 +46,9 @@ DEAD_AFTER = timedelta(seconds=30)
 REAP_SECONDS = 15.0
 # How often audit events are chained while the worker is busy (every idle round too).
 LINK_SECONDS = 0.5
+# How often the worker asks whether a periodic job is due; the database's clock answers.
+PERIODIC_SECONDS = 30.0
+RETENTION_JOB = "retention"
 
 
 class BackgroundWorker(Worker):
@@ -57,6 +64,7 @@ class BackgroundWorker(Worker):
         self.outage = Outage(stop=self.stop)
         self.reaped_at = 0.0
         self.linked_at = 0.0
+        self.periodic_at = 0.0
         self.unsettled = False  # a database error interrupted work: tidy up once it is back
 
     # Signals -------------------------------------------------------------
@@ -116,6 +124,8 @@ class BackgroundWorker(Worker):
             self.reap()
         if time.monotonic() - self.linked_at > LINK_SECONDS:
             self.link()
+        if time.monotonic() - self.periodic_at > PERIODIC_SECONDS:
+            self.run_periodic()
         task = self.next_task()
         if task is None:
             if delivery.deliver_due() > 0:
@@ -141,6 +151,12 @@ class BackgroundWorker(Worker):
         """Chain the audit events committed since the last round."""
         self.linked_at = time.monotonic()
         return linker.link()
+
+    def run_periodic(self) -> None:
+        """The retention purge, if its interval has passed and no worker anywhere runs it now."""
+        self.periodic_at = time.monotonic()
+        periodic.run_if_due(RETENTION_JOB, self.worker_id, timedelta(seconds=settings.RETENTION_INTERVAL),
+                            retention_run)
 
     def next_task(self) -> DBTaskResult | None:
         tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
@@ -202,6 +218,15 @@ class BackgroundWorker(Worker):
                 said = problem
             self.stop.wait(2.0)
         return False
+
+
+def retention_run(lease: periodic.Lease) -> str:
+    """Every organisation's purge under ``lease``, renewed before each batch; one line for the record."""
+    outcomes = purge.purge_all(still_ours=lease.renew)
+    for outcome in outcomes:
+        if outcome.purged:
+            log.info("retention: %s", outcome.line())
+    return "; ".join(o.line() for o in outcomes) or "no organisation has a retention policy"
 
 
 def _requeue_running(worker_ids: set[str]) -> int:

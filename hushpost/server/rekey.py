@@ -53,7 +53,7 @@ def _rewrap_batch(org_id: int, version: int) -> int:
     new_key = keys.key_version(org_id, version)
     with transaction.atomic():
         messages = list(Message.objects.select_for_update(skip_locked=True)
-                        .filter(org_id=org_id, key_version__lt=version)
+                        .filter(org_id=org_id, key_version__lt=version, purged_at__isnull=True)
                         .only("pk", "uid", "org_id", "key_version", "wrapped_key")[:BATCH])
         for m in messages:
             data_key = envelope.unwrap_data_key(keys.key_version(org_id, m.key_version), bytes(m.wrapped_key),
@@ -81,7 +81,7 @@ class VersionUse:
 
 def status(org: Organization) -> list[VersionUse]:
     """Each key version of the organisation and what it still wraps."""
-    messages = dict(Message.objects.filter(org=org).values_list("key_version").annotate(n=Count("pk"))
+    messages = dict(Message.objects.filter(org=org, purged_at__isnull=True).values_list("key_version").annotate(n=Count("pk"))
                     .values_list("key_version", "n"))
     drafts = dict(Attachment.objects.filter(org=org, message__isnull=True).values_list("draft_key_version")
                   .annotate(n=Count("pk")).values_list("draft_key_version", "n"))
@@ -99,7 +99,7 @@ def retire(org: Organization, version: int, *, by: str) -> None:
     rewrap.call(org.pk, newest)  # the stragglers sealed meanwhile by processes not yet told
     with transaction.atomic():
         Organization.objects.select_for_update().get(pk=org.pk)
-        in_use = (Message.objects.filter(org=org, key_version=version).exists()
+        in_use = (Message.objects.filter(org=org, key_version=version, purged_at__isnull=True).exists()
                   or Attachment.objects.filter(org=org, message__isnull=True, draft_key_version=version).exists())
         if in_use:
             raise Refused(f"version {version} still wraps messages or drafts; try again in a minute")

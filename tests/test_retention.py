@@ -1,0 +1,341 @@
+"""Retention: an organisation's policy destroys message content when it is due (crypto-shredding),
+a legal hold keeps it, and admins see both; nobody else's holds or messages are theirs to touch."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, connections  # noqa: F401 - connection: the skipif condition
+from django.test import Client
+
+from hushpost.attachments.models import Attachment
+from hushpost.audit.models import AuditEvent
+from hushpost.audit.verify import verify
+from hushpost.lib import clock
+from hushpost.messaging.models import Delivery, Message
+from hushpost.retention import actions, purge
+from hushpost.retention.models import LegalHold, RetentionPolicy
+from hushpost.server import periodic
+from hushpost.server.background import RETENTION_JOB
+from tests import personas
+from tests.helpers import send as compose
+from tests.helpers import signed_in_as, upload
+from tests.personas import BOB, CAROL, first_login
+
+postgresql_only = pytest.mark.skipif("connection.vendor != 'postgresql'",
+                                     reason="workers on several machines share a PostgreSQL server")
+
+
+@pytest.fixture
+def ada(org):
+    return personas.ada(org)
+
+
+@pytest.fixture
+def admin(ada):
+    return signed_in_as(Client(), ada)
+
+
+def _send(sender_client, *, to=BOB, subject="Scan results QZ41", body="<p>Findings QZ42</p>", files=(), **kw):
+    uids = [upload(sender_client, data, name).json()["uid"] for name, data in files]
+    r = compose(sender_client, to=to, subject=subject, body=body, attachment=uids, **kw)
+    assert r.status_code == 302, r.content[:300]
+    return Message.objects.order_by("-pk").first()
+
+
+def _policy(org, ada, expiry=None, deletion=None, activity=None):
+    return actions.set_policy(org, by=ada, after_expiry_days=expiry, after_deletion_days=deletion,
+                              after_activity_days=activity)
+
+
+def _expired(sender_client, org, ada, **kw):
+    """A message that expired two days ago under a policy of purging one day after expiry."""
+    message = _send(sender_client, expire_days=1, **kw)
+    _policy(org, ada, expiry=1)
+    clock.travel(timedelta(days=3))
+    return message
+
+
+def test_nothing_is_purged_until_an_admin_sets_a_policy(sender_client, org, ada):
+    message = _send(sender_client, expire_days=1)
+    clock.travel(timedelta(days=400))
+    assert purge.purge_org(org).purged == 0
+    assert not RetentionPolicy.objects.exists()
+    message.refresh_from_db()
+    assert message.purged_at is None and bytes(message.body_ct)
+
+
+def test_a_purge_destroys_keys_ciphertext_and_stored_files_and_keeps_the_rest(sender_client, store, org, ada):
+    message = _expired(sender_client, org, ada, files=[("scan.pdf", b"%PDF scan QZ43")])
+    key = Attachment.objects.get().store_key
+    assert key in store()
+
+    outcome = purge.purge_org(org)
+
+    assert (outcome.purged, outcome.files) == (1, 1)
+    message.refresh_from_db()
+    assert message.purged_at is not None
+    assert bytes(message.wrapped_key) == bytes(message.subject_ct) == bytes(message.body_ct) == b""
+    assert bytes(Attachment.objects.get().sealed) == b""
+    assert key not in store()
+    # Who sent what to whom, and when, stays.
+    assert Delivery.objects.get(message=message).recipient.email == BOB
+    event = AuditEvent.objects.get(action=AuditEvent.Action.PURGE)
+    assert event.object_id == message.uid and event.actor_email == "retention policy"
+    assert "1 file(s)" in event.detail and "expired" in event.detail
+    assert not verify().broken
+    assert purge.purge_org(org).purged == 0  # once only
+
+
+def test_both_portals_say_the_content_was_removed_instead_of_showing_it(
+        sender_client, smtp, deliver, client_factory, org, ada, alice):
+    message = _send(sender_client, expire_days=1, files=[("scan.pdf", b"%PDF QZ44")])
+    deliver()
+    bob = client_factory()
+    first_login(bob, smtp, org, BOB)
+    file_uid = Attachment.objects.get().uid
+    _policy(org, ada, expiry=1)
+    clock.travel(timedelta(days=3))
+    purge.purge_org(org)
+    personas.sign_in_again(bob, org, BOB)
+    sender_client = signed_in_as(Client(), alice)
+    notice = f"Content removed under {org.name}'s retention policy on {clock.now():%-d %b %Y}."
+    for client, pages in ((bob, [f"/r/{org.slug}/m/{message.uid}", f"/r/{org.slug}/"]),
+                          (sender_client, [f"/app/m/{message.uid}", "/app/sent"])):
+        for page in pages:
+            r = client.get(page)
+            text = r.content.decode()
+            assert r.status_code == 200, page
+            assert "QZ4" not in text and "scan.pdf" not in text
+            assert "Content removed under" in text
+    page = bob.get(f"/r/{org.slug}/m/{message.uid}").content.decode()
+    assert notice in page
+    assert bob.get(f"/r/{org.slug}/m/{message.uid}/f/{file_uid}").status_code == 404
+
+
+@pytest.mark.parametrize("hold", ["sender", "recipient", "conversation"])
+def test_a_held_message_survives_and_is_purged_once_the_hold_is_released(sender_client, org, ada, hold):
+    message = _expired(sender_client, org, ada, to=f"{BOB}, {CAROL}")
+    target = {"sender": {"account": message.author},
+              "recipient": {"account": Delivery.objects.get(recipient__email=CAROL).recipient},
+              "conversation": {"conversation": message}}[hold]
+    placed = actions.place_hold(org, reason="Matter 2026-114", by=ada, **target)
+
+    outcome = purge.purge_org(org)
+
+    assert (outcome.purged, outcome.held) == (0, 1)
+    message.refresh_from_db()
+    assert message.purged_at is None and bytes(message.body_ct)
+    assert actions.release_hold(placed, by=ada)
+    assert purge.purge_org(org).purged == 1
+    details = list(AuditEvent.objects.filter(action=AuditEvent.Action.ADMIN, detail__contains="legal hold")
+                   .values_list("detail", flat=True))
+    what = target["account"].email if "account" in target else message.uid
+    assert details == [f"placed legal hold {placed.pk} on {placed.kind} {what}", f"released legal hold {placed.pk}"]
+
+
+def test_a_hold_on_a_conversation_keeps_its_replies_too(sender_client, org, ada, alice):
+    first = _send(sender_client, subject="First")
+    reply = _send(sender_client, subject="Follow-up", in_reply_to=first.uid)
+    Message.objects.filter(pk=reply.pk).update(in_reply_to=first)
+    actions.place_hold(org, reason="Complaint", by=ada, conversation=first)
+    _policy(org, ada, activity=30)
+    clock.travel(timedelta(days=31))
+    assert purge.purge_org(org).held == 2
+
+
+def test_deleted_by_every_recipient_is_counted_from_the_last_deletion(sender_client, org, ada):
+    message = _send(sender_client, to=f"{BOB}, {CAROL}")
+    _policy(org, ada, deletion=7)
+    Delivery.objects.filter(message=message, recipient__email=BOB).update(deleted_at=clock.now())
+    clock.travel(timedelta(days=8))
+    assert purge.purge_org(org, dry_run=True).due == 0  # Carol still has it
+    Delivery.objects.filter(message=message, recipient__email=CAROL).update(deleted_at=clock.now())
+    clock.travel(timedelta(days=6))
+    assert purge.purge_org(org, dry_run=True).due == 0
+    clock.travel(timedelta(days=2))
+    assert purge.purge_org(org).purged == 1
+
+
+def test_any_activity_in_the_conversation_postpones_its_purge(sender_client, org, ada):
+    message = _send(sender_client)
+    _policy(org, ada, activity=30)
+    clock.travel(timedelta(days=20))
+    Delivery.objects.filter(message=message).update(first_opened_at=clock.now())
+    clock.travel(timedelta(days=20))
+    assert purge.purge_org(org, dry_run=True).due == 0
+    clock.travel(timedelta(days=11))
+    assert purge.purge_org(org).purged == 1
+
+
+def test_a_dry_run_changes_nothing(sender_client, org, ada, capsys):
+    message = _expired(sender_client, org, ada)
+    events = AuditEvent.objects.count()
+    call_command("retention", "run", "--dry-run", "--org", org.slug)
+    assert "1 due" in capsys.readouterr().out
+    message.refresh_from_db()
+    assert message.purged_at is None and AuditEvent.objects.count() == events
+    call_command("retention", "show", org.slug)
+    shown = capsys.readouterr().out
+    assert "Next purge: 1 message(s)" in shown and "alice@northwind.example" in shown and "QZ4" not in shown
+    call_command("retention", "run", "--org", org.slug)
+    assert "1 purged" in capsys.readouterr().out
+
+
+def test_the_command_line_never_runs_beside_a_worker(sender_client, org, ada):
+    message = _expired(sender_client, org, ada)
+    lease = periodic.claim(RETENTION_JOB, "worker-on-another-machine")
+    with pytest.raises(CommandError, match="running already"):
+        call_command("retention", "run")
+    lease.finish("done")
+    call_command("retention", "run")
+    message.refresh_from_db()
+    assert message.purged_at is not None
+
+
+def test_the_worker_purges_at_most_once_per_interval(sender_client, org, ada, alice, deliver):
+    message = _expired(sender_client, org, ada)
+    deliver()
+    message.refresh_from_db()
+    assert message.purged_at is not None
+    second = _send(signed_in_as(Client(), alice), expire_days=1)
+    clock.travel(timedelta(days=3))
+    deliver()  # the interval (an hour, by the database's clock) has not passed
+    second.refresh_from_db()
+    assert second.purged_at is None
+
+
+def _workers(count: int, rounds: int, job) -> list[str]:
+    """``count`` workers (threads, each with its own database connection), starting each round together."""
+    barrier, ran = threading.Barrier(count), []
+
+    def worker(name):
+        try:
+            for _ in range(rounds):
+                barrier.wait()
+                if job(name):
+                    ran.append(name)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(f"machine-{n}",)) for n in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return ran
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_workers_on_several_machines_never_purge_at_once(sender_client, org, ada):
+    message = _expired(sender_client, org, ada, files=[("scan.pdf", b"%PDF QZ45")])
+    running, most, lock = [0], [0], threading.Lock()
+
+    def work(lease):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.3)  # long enough for every other worker to ask meanwhile
+            return "; ".join(o.line() for o in purge.purge_all(still_ours=lease.renew))
+        finally:
+            with lock:
+                running[0] -= 1
+
+    hourly = _workers(4, 3, lambda name: periodic.run_if_due(RETENTION_JOB, name, timedelta(hours=1), work))
+    assert len(hourly) == 1  # twelve chances, one run in the hour
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.PURGE, object_id=message.uid).count() == 1
+    # With no interval at all, they still take turns: never two at once.
+    _workers(4, 3, lambda name: periodic.run_if_due("retention-test", name, timedelta(0), work))
+    assert most[0] == 1
+
+
+# --- the admin area -------------------------------------------------------------------------
+
+def test_the_retention_tab_sets_the_policy_and_shows_the_next_purge(sender_client, org, ada, admin):
+    page = admin.get("/app/admin/retention").content.decode()
+    assert "Off: nothing is purged" in page and "What the next purge will remove" not in page
+    message = _send(sender_client, expire_days=1)
+    r = admin.post("/app/admin/retention", {"after_expiry_days": "0", "after_deletion_days": "",
+                                            "after_activity_days": ""})
+    assert r.status_code == 302
+    assert RetentionPolicy.objects.get(org=org).after_expiry_days == 0
+    assert AuditEvent.objects.filter(detail__contains="retention policy: expiry never → 0 days").exists()
+    clock.travel(timedelta(days=2))
+    page = signed_in_as(Client(), ada).get("/app/admin/retention").content.decode()
+    assert f'data-due="{message.uid}"' in page and BOB in page and "QZ4" not in page
+    assert 'data-next-purge="1"' in page
+
+
+def test_the_policy_refuses_nonsense(admin):
+    r = admin.post("/app/admin/retention", {"after_expiry_days": "-3", "after_activity_days": "soon"})
+    assert r.status_code == 400 and not RetentionPolicy.objects.exists()
+
+
+def test_changing_the_policy_asks_an_admin_to_confirm_it_is_them(org, ada):
+    c = signed_in_as(Client(), ada)
+    clock.travel(timedelta(minutes=31))
+    c.get("/app/admin/")
+    r = c.post("/app/admin/retention", {"after_expiry_days": "1"})
+    assert r.status_code == 200 and "Confirm it's you" in r.content.decode()
+    assert not RetentionPolicy.objects.exists()
+    r = c.post("/app/admin/retention/holds", {"kind": "sender", "address": ada.email, "reason": "x"})
+    assert "Confirm it's you" in r.content.decode() and not LegalHold.objects.exists()
+
+
+def test_an_admin_places_and_releases_holds(sender_client, org, ada, admin, alice):
+    message = _send(sender_client)
+    r = admin.post("/app/admin/retention/holds", {"kind": "sender", "address": "ALICE@northwind.example",
+                                                  "reason": "Matter 2026-114"})
+    assert r.status_code == 302
+    hold = LegalHold.objects.get()
+    assert (hold.kind, hold.account, hold.created_by) == ("sender", alice, ada)
+    # The Messages tab's Hold action picks the conversation.
+    assert f"/app/admin/retention?conversation={message.uid}" in admin.get("/app/admin/messages").content.decode()
+    page = admin.get(f"/app/admin/retention?conversation={message.uid}").content.decode()
+    assert f'value="{message.uid}"' in page and "from alice@northwind.example" in page
+    r = admin.post("/app/admin/retention/holds", {"kind": "conversation", "conversation": message.uid,
+                                                  "reason": "Complaint 77"})
+    assert r.status_code == 302 and LegalHold.objects.filter(conversation=message).exists()
+    page = admin.get("/app/admin/retention").content.decode()
+    assert "Matter 2026-114" in page and "Complaint 77" in page and "Sender alice@northwind.example" in page
+    assert admin.post(f"/app/admin/retention/holds/{hold.pk}/release").status_code == 302
+    hold.refresh_from_db()
+    assert hold.released_by == ada and hold.released_at is not None
+    assert "Released holds" in admin.get("/app/admin/retention").content.decode()
+
+
+def test_a_hold_needs_an_account_of_the_organisation(admin, org):
+    r = admin.post("/app/admin/retention/holds", {"kind": "recipient", "address": "nobody@client.example",
+                                                  "reason": "Matter"})
+    assert r.status_code == 400 and "No recipient of Northwind Health has that address" in r.content.decode()
+    r = admin.post("/app/admin/retention/holds", {"kind": "sender", "address": "", "reason": ""})
+    assert r.status_code == 400 and not LegalHold.objects.exists()
+
+
+def test_another_organisations_holds_and_messages_are_not_found(sender_client, org, ada, admin):
+    harbour = personas.harbour()
+    hal = personas.hal(harbour)
+    message = _send(sender_client)
+    hold = actions.place_hold(org, reason="Matter", by=ada, conversation=message)
+    intruder = signed_in_as(Client(), hal)
+    assert intruder.get(f"/app/admin/retention?conversation={message.uid}").status_code == 404
+    assert intruder.post("/app/admin/retention/holds", {
+        "kind": "conversation", "conversation": message.uid, "reason": "x"}).status_code == 404
+    assert intruder.post(f"/app/admin/retention/holds/{hold.pk}/release").status_code == 404
+    r = intruder.post("/app/admin/retention/holds", {"kind": "sender", "address": "alice@northwind.example",
+                                                     "reason": "x"})
+    assert r.status_code == 400
+    hold.refresh_from_db()
+    assert hold.released_at is None and LegalHold.objects.count() == 1
+    assert "Matter" not in intruder.get("/app/admin/retention").content.decode()
+
+
+def test_a_recipient_or_a_plain_sender_never_reaches_the_retention_tab(sender_client):
+    assert sender_client.get("/app/admin/retention").status_code == 404
