@@ -260,7 +260,7 @@ def test_workers_on_several_machines_never_purge_at_once(sender_client, org, ada
 
 def test_the_retention_tab_sets_the_policy_and_shows_the_next_purge(sender_client, org, ada, admin):
     page = admin.get("/app/admin/retention").content.decode()
-    assert "Off: nothing is purged" in page and "What the next purge will remove" not in page
+    assert "Nothing is purged until" in page and "What the next purge will remove" not in page
     message = _send(sender_client, expire_days=1)
     r = admin.post("/app/admin/retention", {"after_expiry_days": "0", "after_deletion_days": "",
                                             "after_activity_days": ""})
