@@ -125,3 +125,13 @@ def test_lib_and_crypto_import_nothing_above_them():
     beyond = {m: sorted(t for t in targets if not _within(t, allowed))
               for layer, allowed in BOTTOM.items() for m, targets in graph.items() if _within(m, (layer,))}
     assert {m: t for m, t in beyond.items() if t} == {}
+
+
+def test_retention_sits_below_the_portals_and_the_worker():
+    # The worker and the admin area run the purge; the purge knows neither.
+    above = ("hushpost.senders", "hushpost.recipients", "hushpost.orgadmin", "hushpost.ops", "hushpost.gateway",
+             "hushpost.regions", "hushpost.server")
+    graph, _ = _graph()
+    reaches = {m: sorted(t for t in targets if _within(t, above))
+               for m, targets in graph.items() if _within(m, ("hushpost.retention",))}
+    assert {m: t for m, t in reaches.items() if t} == {}
