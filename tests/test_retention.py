@@ -20,7 +20,7 @@ from hushpost.lib import clock
 from hushpost.messaging.models import Delivery, Message
 from hushpost.retention import actions, purge
 from hushpost.retention.models import LegalHold, RetentionPolicy
-from hushpost.server import periodic
+from hushpost.server import periodic, rekey
 from hushpost.server.background import RETENTION_JOB
 from tests import personas
 from tests.helpers import send as compose
@@ -137,6 +137,29 @@ def test_a_held_message_survives_and_is_purged_once_the_hold_is_released(sender_
                    .values_list("detail", flat=True))
     what = target["account"].email if "account" in target else message.uid
     assert details == [f"placed legal hold {placed.pk} on {placed.kind} {what}", f"released legal hold {placed.pk}"]
+
+
+def test_a_hold_placed_while_a_purge_runs_is_honoured_by_the_next_batch(sender_client, org, ada):
+    message = _expired(sender_client, org, ada)
+
+    def hold_arrives_meanwhile() -> bool:  # asked before each batch, after the run was planned
+        actions.place_hold(org, reason="Subpoena just in", by=ada, account=message.author)
+        return True
+
+    outcome = purge.purge_org(org, still_ours=hold_arrives_meanwhile)
+    assert (outcome.due, outcome.purged) == (1, 0)
+    message.refresh_from_db()
+    assert message.purged_at is None and bytes(message.wrapped_key)
+
+
+def test_a_key_rotation_passes_over_purged_messages(sender_client, org, ada):
+    _expired(sender_client, org, ada)
+    purge.purge_org(org)
+    old = Message.objects.get().key_version
+    new = rekey.rotate(org, by="ops@northwind.example")
+    assert rekey.rewrap.call(org.pk, new.version) == 0
+    rekey.retire(org, old, by="ops@northwind.example")  # nothing left needs the old version
+    assert [v.version for v in rekey.status(org)] == [new.version]
 
 
 def test_a_hold_on_a_conversation_keeps_its_replies_too(sender_client, org, ada, alice):

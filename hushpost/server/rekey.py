@@ -81,8 +81,9 @@ class VersionUse:
 
 def status(org: Organization) -> list[VersionUse]:
     """Each key version of the organisation and what it still wraps."""
-    messages = dict(Message.objects.filter(org=org, purged_at__isnull=True).values_list("key_version").annotate(n=Count("pk"))
-                    .values_list("key_version", "n"))
+    # A purged message has no key left to wrap: it holds no version in use.
+    messages = dict(Message.objects.filter(org=org, purged_at__isnull=True).values_list("key_version")
+                    .annotate(n=Count("pk")).values_list("key_version", "n"))
     drafts = dict(Attachment.objects.filter(org=org, message__isnull=True).values_list("draft_key_version")
                   .annotate(n=Count("pk")).values_list("draft_key_version", "n"))
     return [VersionUse(k.version, f"{k.created_at:%Y-%m-%d %H:%M}", messages.get(k.version, 0),
