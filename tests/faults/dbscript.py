@@ -17,6 +17,10 @@ tests.faults.dbscript messages`` prints every stored message: its uid, send
 token, recipients and the storage keys of its files; ``chains``, the state of
 the audit chains.
 
+``python -m tests.faults.dbscript retention policy|hold-lease|release-lease|state`` sets a
+policy purging every conversation at once, holds or releases the retention job's lease as
+another machine would, and prints how many messages are purged and how often each was.
+
 All run under the same HUSHPOST_* environment as the workers, so they read
 the same database with the same keys.
 """
@@ -29,6 +33,7 @@ import os
 import sys
 import uuid
 from collections import Counter
+from datetime import timedelta
 
 SENDER = "nadia@harbour.example"
 PASSWORD = "Quiet-harbour-lantern-42"
@@ -126,6 +131,34 @@ def inspect(passwords: list[list[str]]) -> dict:
     return {"notifications": notifications, "audit": dict(audit), "passwords_work": works}
 
 
+def retention(step: str) -> dict:
+    from django.db.models.functions import Now
+
+    from hushpost.accounts.models import User
+    from hushpost.audit.models import AuditEvent
+    from hushpost.messaging.models import Message
+    from hushpost.retention.actions import set_policy
+    from hushpost.server import periodic
+    from hushpost.server.models import PeriodicRun
+
+    if step == "policy":
+        admin = User.objects.get(email=SENDER)
+        set_policy(admin.org, by=admin, after_expiry_days=None, after_deletion_days=None, after_activity_days=0)
+        return {}
+    if step == "hold-lease":
+        # A purge that began two minutes ago and still renews its lease: the interval has
+        # passed, only the lease keeps another worker off it.
+        held = periodic.claim("retention", "another-machine") is not None
+        PeriodicRun.objects.filter(job="retention").update(last_started_at=Now() - timedelta(minutes=2))
+        return {"held": held}
+    if step == "release-lease":
+        periodic.Lease("retention", "another-machine").finish("released")
+        return {}
+    events = Counter(AuditEvent.objects.filter(action=AuditEvent.Action.PURGE).values_list("object_id", flat=True))
+    return {"messages": Message.objects.count(), "purged": Message.objects.filter(purged_at__isnull=False).count(),
+            "purge_events": dict(events)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="action", required=True)
@@ -137,6 +170,7 @@ def main() -> None:
     setting_up.add_argument("--senders", type=int, required=True)
     sub.add_parser("messages")
     sub.add_parser("chains")
+    sub.add_parser("retention").add_argument("step", choices=["policy", "hold-lease", "release-lease", "state"])
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hushpost.settings")
@@ -151,6 +185,8 @@ def main() -> None:
         result = messages()
     elif args.action == "chains":
         result = chains()
+    elif args.action == "retention":
+        result = retention(args.step)
     else:
         result = inspect(json.load(sys.stdin))
     json.dump(result, sys.stdout)
