@@ -22,6 +22,7 @@ from hushpost.retention import actions, purge
 from hushpost.retention.models import LegalHold, RetentionPolicy
 from hushpost.server import periodic, rekey
 from hushpost.server.background import RETENTION_JOB
+from hushpost.server.models import PeriodicRun
 from tests import personas
 from tests.helpers import send as compose
 from tests.helpers import signed_in_as, upload
@@ -277,6 +278,18 @@ def test_workers_on_several_machines_never_purge_at_once(sender_client, org, ada
     # With no interval at all, they still take turns: never two at once.
     _workers(4, 3, lambda name: periodic.run_if_due("retention-test", name, timedelta(0), work))
     assert most[0] == 1
+
+
+def test_a_failing_purge_stops_no_e_mail(sender_client, org, ada, deliver, smtp, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("the purge broke")
+
+    monkeypatch.setattr(purge, "purge_all", broken)
+    _policy(org, ada, activity=0)
+    _send(sender_client)
+    deliver()
+    assert smtp.wait_for(BOB, "Secure Messaging Notification")
+    assert "failed" in PeriodicRun.objects.get(job=RETENTION_JOB).last_result
 
 
 # --- the admin area -------------------------------------------------------------------------

@@ -155,8 +155,13 @@ class BackgroundWorker(Worker):
     def run_periodic(self) -> None:
         """The retention purge, if its interval has passed and no worker anywhere runs it now."""
         self.periodic_at = time.monotonic()
-        periodic.run_if_due(RETENTION_JOB, self.worker_id, timedelta(seconds=settings.RETENTION_INTERVAL),
-                            retention_run)
+        try:
+            periodic.run_if_due(RETENTION_JOB, self.worker_id, timedelta(seconds=settings.RETENTION_INTERVAL),
+                                retention_run)
+        except DATABASE_ERRORS:
+            raise  # waited out like any outage
+        except Exception:  # noqa: BLE001 - a purge that fails must not stop the e-mails
+            log.exception("the retention purge failed; it is tried again at its next interval")
 
     def next_task(self) -> DBTaskResult | None:
         tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
