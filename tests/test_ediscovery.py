@@ -21,6 +21,8 @@ from hushpost.audit.models import AuditEvent
 from hushpost.audit.verify import verify
 from hushpost.lib import clock
 from hushpost.messaging.models import Message
+from hushpost.retention.actions import place_hold, set_policy
+from hushpost.retention.purge import purge_org
 from tests import personas
 from tests.helpers import content_of, send, signed_in_as, upload
 from tests.personas import BOB, CAROL, PASSWORD, first_login
@@ -224,3 +226,22 @@ def test_a_conversation_reaching_into_another_organisation_is_not_exported(conve
     assert r.status_code == 302 and r["Location"] == "/app/admin/messages"
     assert "not your organisation" in admin.get(r["Location"]).content.decode()
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT).exists()
+
+
+def test_a_held_conversation_whose_content_was_purged_exports_what_is_left(conversation, ada):
+    """Held after the policy had destroyed its content: the export still gives the record
+    (who wrote to whom, when) and says the content was removed, with no file."""
+    top, reply, answer = conversation
+    set_policy(ada.org, by=ada, after_expiry_days=None, after_deletion_days=None, after_activity_days=1)
+    clock.travel(timedelta(days=3))
+    assert purge_org(ada.org).purged == 3
+    place_hold(ada.org, reason="Matter 2026-118", by=ada, conversation=top)
+    admin = signed_in_as(Client(), ada)
+    page = admin.get("/app/admin/retention").content.decode()
+    assert f'action="/app/admin/messages/{top.uid}/export"' in page  # Export beside Release
+    mails = _emails(_opened(_export(admin, top.uid)))
+    assert len(mails) == 3
+    for mail in mails:
+        assert "Content removed under" in mail.get_body(("plain",)).get_content()
+        assert _files(mail) == {}
+        assert SUBJECT not in mail.as_string() and "EXP5WK" not in mail.as_string()

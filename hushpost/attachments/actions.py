@@ -282,7 +282,10 @@ def open_file(message: Message, uid: str, *, by: User) -> tuple[FileInfo, Iterat
 def files_to_export(message: Message) -> list[tuple[FileInfo, Iterator[bytes]]]:
     """Every file of ``message`` (already checked by the access gate), each decrypted only
     as its chunks are read. For an export of a whole conversation, which its caller records
-    in the audit trail once, rather than as a download of each file."""
+    in the audit trail once, rather than as a download of each file. None once the retention
+    policy destroyed the message's content."""
+    if message.purged_at is not None:
+        return []
     exported = []
     for attachment in message.attachments.order_by("position", "pk"):
         secret = _unseal(attachment, message)
