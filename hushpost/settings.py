@@ -52,6 +52,10 @@ SECRET_KEY_FALLBACKS = [k.strip() for k in (envsecret("SECRET_KEY_FALLBACKS") or
                         if k.strip()]
 # The master key wraps every organisation key; see hushpost/crypto/master.py.
 MASTER_KEY = envsecret("MASTER_KEY") or ("" if PRODUCTION else _dev_secret("master.key"))
+# Earlier master keys, still accepted while `hushpost keys rotate-master` re-wraps what they wrapped:
+# comma- or line-separated, inline or in a _FILE.
+MASTER_KEY_PREVIOUS = [k.strip() for k in (envsecret("MASTER_KEY_PREVIOUS") or "").replace(",", "\n").splitlines()
+                       if k.strip()]
 
 BASE_URL = (env("BASE_URL") or "http://" + (env("BIND", "127.0.0.1:8000") or "")).rstrip("/")
 BIND = env("BIND", "127.0.0.1:8000")
@@ -375,6 +379,8 @@ def _production_problems() -> list[str]:
         problems.append(
             "HUSHPOST_MASTER_KEY must be 32 random bytes in base64 (openssl rand -base64 32)"
         )
+    if any(not is_raw_key(key) for key in MASTER_KEY_PREVIOUS):
+        problems.append("HUSHPOST_MASTER_KEY_PREVIOUS: each key must be 32 random bytes in base64")
     if not env("BASE_URL"):
         problems.append("HUSHPOST_BASE_URL is not set; e-mailed links need the portal's public URL")
     elif not BASE_URL.startswith("https://") and _host not in {"127.0.0.1", "localhost", "[::1]"}:

@@ -14,7 +14,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from hushpost.accounts.models import User
-from hushpost.crypto import aead, keys, labels, master
+from hushpost.crypto import aead, derivation, keys, labels, master
 from hushpost.crypto.aead import DecryptionError
 from hushpost.crypto.keys import create_org_key
 from hushpost.lib.sanitize import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, sanitize_html, text_to_html
@@ -174,11 +174,10 @@ def test_another_organisations_key_cannot_unwrap_the_data_key(make_org):
 def test_organisation_key_is_bound_to_its_organisation_and_version(make_org):
     org_a, org_b = make_org("Org A"), make_org("Org B")
     wrapped_a = bytes(OrgKey.objects.get(org=org_a, version=1).wrapped_key)
-    master_key = master.master_key()
-    assert len(keys.unwrap_org_key(master_key, org_a.pk, 1, wrapped_a)) == aead.KEY_BYTES
+    assert len(keys.unwrap_org_key(master.keyring(), org_a.pk, 1, wrapped_a)) == aead.KEY_BYTES
     for org_id, version in ((org_b.pk, 1), (org_a.pk, 2)):
         with pytest.raises(DecryptionError):
-            aead.open_sealed(master_key, wrapped_a, labels.org_key_aad(org_id, version))
+            master.open_sealed(wrapped_a, labels.org_key_aad(org_id, version))
     # An organisation key row copied to another organisation opens nothing there.
     OrgKey.objects.filter(org=org_b, version=1).update(wrapped_key=wrapped_a)
     with pytest.raises(DecryptionError):
@@ -295,11 +294,11 @@ def test_associated_data_never_collides_between_fields(org_id, uid):
     assert len(aads) == 9
 
 
-def test_the_master_key_derives_a_key_only_for_a_listed_purpose():
-    derived = {master.derived_key(label) for label in labels.MASTER_DERIVED}
+def test_the_master_key_derives_a_key_only_for_a_listed_purpose(db):
+    derived = {derivation.derived_key(label) for label in labels.MASTER_DERIVED}
     assert len(derived) == len(labels.MASTER_DERIVED) and master.master_key() not in derived
     with pytest.raises(ValueError, match="not a purpose"):
-        master.derived_key(b"hushpost:anything-else")
+        derivation.derived_key(b"hushpost:anything-else")
 
 
 # The sanitiser: text assembled from a grammar of risky fragments.

@@ -52,8 +52,9 @@ def _clear_key_caches():
 
 
 @pytest.fixture
-def fixed_keys(settings):
-    """The deployment's master key and secret key as they were when the values were written."""
+def fixed_keys(db, settings):
+    """The deployment's master key and secret key as they were when the values were written (and its
+    database: the audit trail's keys derive from a root kept there, first stored from the master key)."""
     settings.MASTER_KEY = GIVEN["master_key"]
     settings.SECRET_KEY = GIVEN["secret_key"]
     settings.SECRET_KEY_FALLBACKS = []

@@ -1,6 +1,7 @@
 """Two-factor sign-in: TOTP authenticator apps (RFC 6238, through pyotp) and recovery codes.
 
-The secret is sealed under the master key (associated data names the account),
+The secret is sealed under the master key (associated data names the account; a previous
+master key still opens it until ``hushpost keys rotate-master`` re-wraps it),
 so a copy of the database holds no usable secret.  A code works once: the
 time step of the last accepted code is stored, and only later steps pass.
 Ten recovery codes are shown once at enrolment and kept only as HMACs.
@@ -21,9 +22,8 @@ from django.db import transaction
 from django.utils.crypto import constant_time_compare
 
 from hushpost.accounts.models import RecoveryCode, User
-from hushpost.crypto import aead, macs
+from hushpost.crypto import aead, macs, master
 from hushpost.crypto.labels import totp_secret_aad, totp_setup_aad
-from hushpost.crypto.master import master_key
 from hushpost.lib import clock
 
 ISSUER = "Hushpost Secure Messaging"
@@ -36,19 +36,19 @@ def new_secret() -> str:
 
 
 def seal_secret(user: User, secret: str) -> bytes:
-    return aead.seal(master_key(), secret.encode(), totp_secret_aad(user.pk))
+    return master.seal(secret.encode(), totp_secret_aad(user.pk))
 
 
 def secret_for_session(user: User, secret: str) -> str:
     """A secret being set up waits in the session sealed, so a copy of the session table holds none."""
-    return base64.b64encode(aead.seal(master_key(), secret.encode(), totp_setup_aad(user.pk))).decode()
+    return base64.b64encode(master.seal(secret.encode(), totp_setup_aad(user.pk))).decode()
 
 
 def secret_from_session(user: User, sealed) -> str | None:
     if not isinstance(sealed, str):
         return None
     try:
-        return aead.open_sealed(master_key(), base64.b64decode(sealed), totp_setup_aad(user.pk)).decode()
+        return master.open_sealed(base64.b64decode(sealed), totp_setup_aad(user.pk)).decode()
     except (ValueError, aead.DecryptionError):
         return None
 
@@ -56,7 +56,7 @@ def secret_from_session(user: User, sealed) -> str | None:
 def _secret(user: User) -> str | None:
     if not user.totp_secret_sealed:
         return None
-    return aead.open_sealed(master_key(), bytes(user.totp_secret_sealed), totp_secret_aad(user.pk)).decode()
+    return master.open_sealed(bytes(user.totp_secret_sealed), totp_secret_aad(user.pk)).decode()
 
 
 def provisioning(user: User, secret: str) -> dict:

@@ -1,7 +1,7 @@
 """Organisation keys: creation, rotation and unwrapping under the master key.
 
 Each organisation has versioned AES-256 keys (``orgs.models.OrgKey``), each wrapped under the
-master key with associated data naming organisation and version. Messages are sealed under
+master key (:func:`.master.seal`) with associated data naming organisation and version. Messages are sealed under
 the newest version; every older version stays, so what it sealed stays readable.
 """
 
@@ -12,8 +12,7 @@ from functools import lru_cache
 
 from django.db import transaction
 
-from hushpost.crypto import aead, labels
-from hushpost.crypto.master import master_key
+from hushpost.crypto import aead, derivation, labels, master
 from hushpost.orgs.models import Organization, OrgKey
 
 
@@ -28,7 +27,7 @@ def create_org_key(org: Organization) -> OrgKey:
             .first()
         )
         version = (last or 0) + 1
-        wrapped = aead.seal(master_key(), aead.new_key(), labels.org_key_aad(org.pk, version))
+        wrapped = master.seal(aead.new_key(), labels.org_key_aad(org.pk, version))
         key = OrgKey.objects.create(org=org, version=version, wrapped_key=wrapped)
     _current.pop(org.pk, None)  # this process uses the new version at once
     return key
@@ -55,6 +54,8 @@ def current_key(org: Organization) -> tuple[int, bytes]:
 def forget_cached_keys() -> None:
     _current.clear()
     key_version.cache_clear()
+    unwrap_org_key.cache_clear()
+    derivation.forget()
 
 
 @lru_cache(maxsize=1024)
@@ -66,10 +67,11 @@ def key_version(org_id: int, version: int) -> bytes:
 
 
 def _unwrap(org_id: int, version: int, wrapped: bytes) -> bytes:
-    return unwrap_org_key(master_key(), org_id, version, wrapped)
+    return unwrap_org_key(master.keyring(), org_id, version, wrapped)
 
 
 @lru_cache(maxsize=1024)
-def unwrap_org_key(master: bytes, org_id: int, version: int, wrapped: bytes) -> bytes:
-    # Cached: an organisation key is unwrapped once per process, not per message.
-    return aead.open_sealed(master, wrapped, labels.org_key_aad(org_id, version))
+def unwrap_org_key(ring: master.Keyring, org_id: int, version: int, wrapped: bytes) -> bytes:
+    # Cached: an organisation key is unwrapped once per process, not per message. Re-wrapping it
+    # under a new master key changes the blob, never the key.
+    return master.open_sealed(wrapped, labels.org_key_aad(org_id, version), ring)

@@ -55,12 +55,22 @@ def sso_client_secret_aad(org_id: int) -> bytes:
     return f"hushpost:sso-client-secret:{org_id}".encode()
 
 
+def derivation_root_aad() -> bytes:
+    """The deployment's derivation root (:mod:`.derivation`), wrapped under the master key."""
+    return b"hushpost:derivation-root"
+
+
 def totp_setup_aad(user_id: int) -> bytes:
     """An authenticator secret being set up, sealed under the master key into the session."""
     return f"hushpost:totp-setup:{user_id}".encode()
 
 
-# --- Keys derived from the master key (HMAC-SHA256 of the label) ----------------------------
+# A master key's id, written before each value it wraps: HMAC-SHA256 of this label, first 8 bytes.
+MASTER_KEY_ID = b"hushpost:master-key-id"
+
+# --- Keys derived from the derivation root (HMAC-SHA256 of the label) -----------------------
+# The root is the master key's raw bytes as a deployment first had them, kept wrapped under the
+# current master key (:mod:`.derivation`), so rotating the master key changes none of these.
 
 AUDIT_LINK = b"hushpost:audit-chain"
 AUDIT_HEAD = b"hushpost:audit-head"

@@ -1,11 +1,11 @@
 """Keyed hashes, each under a key that is not in the database.
 
-* The audit trail's links, head seals and checkpoints: keys derived from the master key
-  (:func:`.master.derived_key`), over the fields as compact JSON.
+* The audit trail's links, head seals and checkpoints: keys derived from the derivation root
+  (:func:`.derivation.derived_key`), over the fields as compact JSON.
 * Sessions' stored keys and auth hashes, temporary passwords and their stored hashes: Django's
   ``salted_hmac`` (HMAC-SHA256) under the secret key (``secret`` names a fallback key when one is
   checked), salted with a label from :mod:`.labels`.
-* Provisioning (SCIM) tokens: HMAC-SHA256 under a key derived from the master key, the
+* Provisioning (SCIM) tokens: HMAC-SHA256 under a key derived from the derivation root, the
   database's only trace of a token (looked up by that hash).
 * Recovery codes: under the account's own authenticator secret (older codes: the secret key).
 * Regions' questions and answers: HMAC-SHA256 under the key the regions share.
@@ -25,7 +25,7 @@ import json
 from django.utils.crypto import salted_hmac
 
 from hushpost.crypto import labels
-from hushpost.crypto.master import derived_key
+from hushpost.crypto.derivation import derived_key
 
 
 def matches(computed: str, given: str) -> bool:

@@ -97,3 +97,17 @@ class OrgKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.org} key v{self.version}"
+
+
+class DerivationRoot(models.Model):
+    """The deployment's one derivation root, wrapped by the master key (``crypto/derivation.py``).
+
+    The audit trail's keys and provisioning tokens' hashes are derived from it, so a new master key
+    wraps it again and changes none of them. One row, id 1.
+    """
+
+    wrapped = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return "derivation root"

@@ -28,7 +28,7 @@ from django.db import connection
 from django.utils.crypto import salted_hmac
 
 from hushpost.audit.verify import verify
-from hushpost.crypto.master import master_key
+from hushpost.crypto.master import keyring
 from hushpost.lib import clock
 from hushpost.lib.refusals import Refused
 from hushpost.messaging.models import Message
@@ -81,7 +81,10 @@ def restore(folder: Path) -> Summary:
         raise Refused(f"{folder} holds no Hushpost backup ({MANIFEST} is missing or unreadable)") from None
     if manifest.get("format") != FORMAT:
         raise Refused(f"this backup's format ({manifest.get('format')}) is not one this Hushpost reads")
-    if manifest["keys"] != _key_fingerprints():
+    fingerprints = _key_fingerprints()
+    # A backup made before a master key rotation restores with the old key in HUSHPOST_MASTER_KEY_PREVIOUS.
+    masters = {_master_fingerprint(key) for key in keyring().keys}
+    if manifest["keys"]["master"] not in masters or manifest["keys"]["secret"] != fingerprints["secret"]:
         raise Refused("this backup was made under another master key or secret key: set HUSHPOST_MASTER_KEY "
                       "and HUSHPOST_SECRET_KEY to the ones of the deployment it came from")
     engine = _engine()
@@ -135,8 +138,12 @@ def _copy_files(source: Path, target: Path) -> int:
 
 def _key_fingerprints() -> dict[str, str]:
     """Keyed hashes that tell whether two deployments hold the same keys, and nothing about the keys."""
-    return {"master": salted_hmac("hushpost.backup.master", "fingerprint", secret=master_key()).hexdigest()[:32],
+    return {"master": _master_fingerprint(keyring().current),
             "secret": salted_hmac("hushpost.backup.secret", "fingerprint").hexdigest()[:32]}
+
+
+def _master_fingerprint(key: bytes) -> str:
+    return salted_hmac("hushpost.backup.master", "fingerprint", secret=key).hexdigest()[:32]
 
 
 def _run(argv: list[str]) -> None:
