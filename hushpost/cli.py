@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.write(overview())
         return
     if command not in SAFE_COMMANDS:
+        from hushpost.server.keycheck import refuse_unknown_master_key
         from hushpost.server.startup import (
             NEEDS_DATABASE,
             make_database_dir,
@@ -38,9 +39,17 @@ def main(argv: list[str] | None = None) -> None:
         make_database_dir()
         if command in NEEDS_DATABASE:
             refuse_unusable_database()
+        if command in {*NEEDS_DATABASE, "worker"}:
+            refuse_unknown_master_key()
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(argv)
+    from hushpost.crypto.master import UnknownMasterKey
+
+    try:
+        execute_from_command_line(argv)
+    except UnknownMasterKey as exc:
+        sys.stderr.write(f"Hushpost's master key does not fit this deployment: {exc}.\n")
+        raise SystemExit(2) from None
 
 
 # Django's own commands an operator needs; 'hushpost help --all' lists every one.

@@ -26,7 +26,7 @@ from hushpost.orgs.models import DerivationRoot, OrgKey
 ROW = 1
 
 
-class RootUnknown(master.DecryptionError):
+class RootUnknown(master.UnknownMasterKey):
     """The configured master keys open neither the derivation root nor the organisation keys."""
 
 

@@ -76,3 +76,4 @@ def refuse_unusable_database() -> None:
         sys.stderr.write(f"Hushpost's database {where} is not up to date ({len(waiting)} migration"
                          f"{'s' if len(waiting) != 1 else ''} to apply): run 'hushpost migrate' first.\n")
         raise SystemExit(2)
+
