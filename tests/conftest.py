@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
+import subprocess
 
 import pytest
 from django.conf import settings
+from django.db import connection as database
 
 from hushpost.crypto import keys
 from hushpost.gateway.config import configure
@@ -285,6 +288,18 @@ def cli_env(tmp_path):
     clean.pop("DJANGO_SETTINGS_MODULE", None)
     clean.update(HUSHPOST_MODE="development", HUSHPOST_DATA_DIR=str(tmp_path))
     return clean
+
+
+@pytest.fixture
+def empty_database(tmp_path):
+    """A new database of the suite's kind (PostgreSQL or SQLite) for a deployment of its own: its URL."""
+    if database.vendor == "postgresql":
+        name = "hushpost_own_" + secrets.token_hex(4)
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
+        yield f"postgres://postgres@127.0.0.1:5432/{name}"
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--force", name], check=True)
+    else:
+        yield f"sqlite:///{tmp_path}/own.sqlite3"
 
 
 @pytest.fixture(scope="module")

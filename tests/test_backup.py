@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 
 from hushpost.messaging.models import Message
 from tests.helpers import run_cli, send, upload
@@ -30,17 +28,10 @@ print("SESSIONS", Session.objects.count())
 
 
 @pytest.fixture
-def fresh_deployment(cli_env, tmp_path):
+def fresh_deployment(cli_env, tmp_path, empty_database):
     """A new deployment with an empty database of its own and the same keys."""
-    env = cli_env | {"HUSHPOST_MASTER_KEY": settings.MASTER_KEY, "HUSHPOST_SECRET_KEY": settings.SECRET_KEY,
-                     "HUSHPOST_FILES_DIR": str(tmp_path / "restored-files")}
-    if connection.vendor == "postgresql":
-        name = "hushpost_restore_" + secrets.token_hex(4)
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
-        yield env | {"HUSHPOST_DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}"}
-        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--force", name], check=True)
-    else:
-        yield env | {"HUSHPOST_DATABASE_URL": f"sqlite:///{tmp_path}/restored.sqlite3"}
+    return cli_env | {"HUSHPOST_MASTER_KEY": settings.MASTER_KEY, "HUSHPOST_SECRET_KEY": settings.SECRET_KEY,
+                      "HUSHPOST_FILES_DIR": str(tmp_path / "restored-files"), "HUSHPOST_DATABASE_URL": empty_database}
 
 
 def test_a_backup_restores_into_a_fresh_deployment(transactional_db, sender_client, files_dir, smtp, deliver,

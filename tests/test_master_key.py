@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -24,8 +26,10 @@ from hushpost.scim import tokens
 from hushpost.sso.actions import save_single_sign_on
 from hushpost.sso.models import SingleSignOn
 from hushpost.sso.secrets import client_secret
+from tests.deployments import Browser, Deployment
 from tests.helpers import content_of, enrol, send, totp_now, upload
-from tests.personas import BOB, CAROL, ada, password_step
+from tests.personas import BOB, CAROL, NEW_PASSWORD, PASSWORD, ada, password_step
+from tests.settings import SMTP_PORT, _free_port
 
 pytestmark = pytest.mark.django_db
 FILE = b"%PDF-1.7 statement " * 1000
@@ -134,3 +138,109 @@ def test_a_deployment_from_before_the_root_keeps_its_audit_keys_through_a_rotati
     restart_with(settings, settings.MASTER_KEY, [])
     assert "Audit trail intact" in audit("verify")
     assert master.is_current(OrgKey.objects.get(org=org).wrapped_key)
+
+
+# --- a whole deployment rotating while its people send and read -----------------------------------
+
+def test_a_running_deployment_rotates_while_senders_send_and_read(tmp_path, smtp, empty_database):
+    old, new = new_key(), new_key()
+    d = Deployment(tmp_path, "local", _free_port(), HUSHPOST_MASTER_KEY=old, HUSHPOST_SECRET_KEY=new_key(),
+                   HUSHPOST_DATABASE_URL=empty_database, HUSHPOST_EMAIL_URL=f"smtp://127.0.0.1:{SMTP_PORT}")
+    for args, stdin in ((("migrate", "-v0"), ""), (("org", "add", "--name", "Northwind", "--domain", "northwind.example"), ""),
+                        (("user", "add", "--email", ALICE, "--name", "Alice"), PASSWORD + "\n")):
+        r = d.run(*args, stdin=stdin)
+        assert r.returncode == 0, r.stderr
+    sent = []
+    try:
+        d.start()
+        d.start_worker()
+        alice = signed_in(d)
+        sent += [compose(d, alice, BOB, f"Before {n}") for n in range(3)]
+        checkpoint = tmp_path / "checkpoint.txt"
+        checkpoint.write_text(d.run("audit", "checkpoint").stdout)
+        d.stop()
+
+        # Only the new key, before the rotation: nothing fits, and it says so in one line.
+        d.env["HUSHPOST_MASTER_KEY"] = new
+        for args in (("serve",), ("audit", "verify")):
+            r = d.run(*args)
+            assert r.returncode == 2 and "HUSHPOST_MASTER_KEY_PREVIOUS" in r.stderr and len(r.stderr.splitlines()) == 1
+
+        d.env["HUSHPOST_MASTER_KEY_PREVIOUS"] = old
+        d.start()
+        d.start_worker()
+        stop, failures = threading.Event(), []
+
+        def send_and_read():
+            # Alice keeps sending and reading her Sent list while the rotation runs.
+            n = 0
+            while not stop.is_set() or n < 3:
+                try:
+                    sent.append(compose(d, alice, CAROL if n % 2 else BOB, f"During {n}"))
+                    status, _, page = alice.get(d.url + "/app/sent")
+                    assert status == 200 and f"During {n}" in page
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    failures.append(exc)
+                    return
+                n += 1
+
+        sender = threading.Thread(target=send_and_read)
+        sender.start()
+        for _ in range(2):  # stopped and run again, it moves only what is left
+            r = d.run("keys", "rotate-master")
+            assert r.returncode == 0, r.stderr
+        stop.set()
+        sender.join(120)
+        assert not failures
+        r = d.run("keys", "status")
+        assert [line.split()[-2:] for line in r.stdout.splitlines()[1:]] == [["0", "0"]] * 4, r.stdout
+        d.stop()
+
+        # The old key removed everywhere: everything opens, the trail and its old checkpoint verify.
+        del d.env["HUSHPOST_MASTER_KEY_PREVIOUS"]
+        d.start()
+        d.start_worker()
+        r = d.run("audit", "verify", "--checkpoint", str(checkpoint))
+        assert r.returncode == 0 and "Audit trail intact" in r.stdout, r.stderr
+        status, _, page = alice.get(d.url + "/app/sent")
+        assert status == 200 and sent[-1] in page  # the newest, on the first page of Sent
+        r = d.run("shell", "--no-imports", "-c", OPEN_ALL)
+        assert r.returncode == 0, r.stderr
+        assert sorted(r.stdout.split("\n")[:-1]) == sorted(sent)
+        # Every e-mail once: a Password Notification for each recipient, one e-mail per message.
+        expected = len(sent) + 2
+        deadline = time.monotonic() + 60
+        while len(smtp.messages) < expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)
+        assert len(smtp.messages) == expected
+        assert len({(m.to, m.subject, m.message["Message-ID"]) for m in smtp.messages}) == expected
+    finally:
+        d.stop()
+
+
+ALICE = "alice@northwind.example"
+OPEN_ALL = """
+from hushpost.messaging.content import open_content
+from hushpost.messaging.models import Message
+for m in Message.objects.all():
+    print(open_content(m).subject)
+"""
+
+
+def signed_in(d: Deployment) -> Browser:
+    """Alice, added by ``hushpost user add``, signed in and with a password of her own."""
+    browser = Browser()
+    status, _, _ = browser.post_form(d.url + "/login", {"email": ALICE, "password": PASSWORD})
+    assert status == 302
+    status, _, _ = browser.post_form(d.url + "/app/account", {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert status == 302
+    return browser
+
+
+def compose(d: Deployment, browser: Browser, to: str, subject: str) -> str:
+    status, _, page = browser.post_form(d.url + "/app/compose", {
+        "to": to, "subject": subject, "body": "<p>Your results.</p>", "body_format": "html", "restriction": "none",
+        "expire_days": "0", "send_token": secrets.token_urlsafe(24), "confirm": "1"})
+    assert status == 302, page[:300]
+    return subject

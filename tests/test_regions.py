@@ -8,7 +8,6 @@ with the `eu` deployment down, the `us` login still works.
 
 from __future__ import annotations
 
-import http.cookiejar
 import json
 import re
 import time
@@ -20,48 +19,9 @@ import pytest
 
 from hushpost.lib.env import ConfigError
 from hushpost.regions.config import load_regions
-from tests.deployments import KEY
+from tests.deployments import KEY, Browser
 from tests.helpers import ROOT
 from tests.personas import PASSWORD
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-class Browser:
-    """A cookie-keeping HTTP client that shows redirects instead of following them."""
-
-    def __init__(self):
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.jar), NoRedirect)
-
-    def get(self, url):
-        try:
-            with self.opener.open(url, timeout=10) as r:
-                return r.status, r.headers, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.headers, e.read().decode()
-
-    def post_form(self, url, data):
-        status, _, page = self.get(url)
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-        body = urllib.parse.urlencode({**data, "csrfmiddlewaretoken": token}).encode()
-        request = urllib.request.Request(url, data=body, headers={"Referer": url, "Origin": _origin(url)})
-        try:
-            with self.opener.open(request, timeout=10) as r:
-                return r.status, r.headers, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.headers, e.read().decode()
-
-
-def _origin(url):
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 
 
 def test_a_sender_starting_in_the_wrong_region_lands_on_their_own(deployments):
