@@ -135,6 +135,8 @@ def test_wsgi_entry_point_refuses_too(tmp_path):
     [
         ({"HUSHPOST_SECRET_KEY": "short-secret"}, "HUSHPOST_SECRET_KEY is shorter than 32 characters"),
         ({"HUSHPOST_MASTER_KEY": "a memorable passphrase"}, "HUSHPOST_MASTER_KEY must be 32 random bytes"),
+        ({"HUSHPOST_MASTER_KEY_PREVIOUS": f"{GOOD['HUSHPOST_MASTER_KEY']},a memorable passphrase"},
+         "HUSHPOST_MASTER_KEY_PREVIOUS: each key must be 32 random bytes"),
         ({"HUSHPOST_BASE_URL": "http://secure.example.org"}, "HUSHPOST_BASE_URL must start with https://"),
     ],
 )
@@ -145,6 +147,12 @@ def test_production_refuses_weak_settings(tmp_path, change, message):
 
 def test_production_accepts_https_base_url(tmp_path):
     r = _run(tmp_path, GOOD | {"HUSHPOST_BASE_URL": "https://secure.example.org"}, "check")
+    assert r.returncode == 0, r.stderr
+
+
+def test_production_accepts_a_previous_master_key_of_32_random_bytes(tmp_path):
+    previous = base64.b64encode(secrets.token_bytes(32)).decode()
+    r = _run(tmp_path, GOOD | {"HUSHPOST_MASTER_KEY_PREVIOUS": previous}, "check")
     assert r.returncode == 0, r.stderr
 
 
