@@ -5,8 +5,9 @@ wrote them in production: a sealed subject and body with their wrapped data key,
 organisation key, a file's keyset sealed as a draft and on its message, the file's streamed
 ciphertext, audit links, a head seal and a checkpoint, a session's stored key, a session's auth
 hash, a temporary password and its hash, a sealed authenticator secret with its recovery codes,
-a region's signature and a provisioning token's hash. Each test opens or recomputes one through
-the code a deployment runs.
+a region's signature and a provisioning token's hash; and an organisation key and the derivation
+root as ``hushpost keys rotate-master`` re-wraps them under a new master key. Each test opens or
+recomputes one through the code a deployment runs.
 The file is never regenerated: a value that stops matching is data a deployment can no longer read.
 """
 
@@ -32,7 +33,7 @@ from hushpost.audit.chain import GENESIS, head_seal, link, read_checkpoint, seal
 from hushpost.crypto import keys, macs, master
 from hushpost.messaging.content import data_key, open_content, open_subject
 from hushpost.messaging.models import Message
-from hushpost.orgs.models import Organization, OrgKey
+from hushpost.orgs.models import DerivationRoot, Organization, OrgKey
 from hushpost.regions.config import Region, Regions
 from hushpost.regions.discovery import sign
 
@@ -129,16 +130,35 @@ def test_a_stored_file_streams_back(stored_message, files_dir):
 
 def test_audit_links_seals_and_checkpoints_reproduce(fixed_keys):
     audit = STORED["audit"]
-    previous = GENESIS
-    for fields, expected in zip(audit["events"], audit["links"], strict=True):
-        event = SimpleNamespace(**{**fields, "at": datetime.fromisoformat(fields["at"])})
-        previous = link(previous, event)
-        assert previous == expected
+    previous = _audit_links_reproduce()
     assert head_seal(ORG, 2, previous) == audit["head_seal"]
     assert seal_holds(SimpleNamespace(chain=ORG, events=2, last_hash=previous, seal=audit["head_seal"]))
     at, chains = read_checkpoint(audit["checkpoint"])
     assert chains == {ORG: (2, audit["links"][1]), 0: (5, audit["links"][0])}
     assert at == json.loads(audit["checkpoint"])["at"]
+
+
+def _audit_links_reproduce() -> str:
+    previous = GENESIS
+    for fields, expected in zip(STORED["audit"]["events"], STORED["audit"]["links"], strict=True):
+        event = SimpleNamespace(**{**fields, "at": datetime.fromisoformat(fields["at"])})
+        previous = link(previous, event)
+        assert previous == expected
+    return previous
+
+
+def test_after_a_master_key_rotation_everything_opens_and_derives_as_before(stored_org, settings):
+    """Values re-wrapped by ``keys rotate-master`` under a new key: the organisation key they wrap
+    and the derivation root (the old master key's bytes), so the audit keys are unchanged."""
+    rotated = STORED["rotated"]
+    assert master.key_id(master.master_key_from_setting(GIVEN["master_key"])).hex() == rotated["previous_key_id"]
+    settings.MASTER_KEY = rotated["master_key"]
+    _clear_key_caches()
+    OrgKey.objects.filter(org=stored_org).update(wrapped_key=_bytes(rotated["wrapped_org_key"]))
+    DerivationRoot.objects.create(pk=1, wrapped=_bytes(rotated["derivation_root"]))
+    assert keys.key_version(ORG, VERSION) == _bytes(GIVEN["org_key"])
+    assert head_seal(ORG, 2, _audit_links_reproduce()) == STORED["audit"]["head_seal"]
+    assert macs.scim_token(STORED["scim_token"]["token"]) == STORED["scim_token"]["digest"]
 
 
 def test_session_hashes_reproduce(fixed_keys):
