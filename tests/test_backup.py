@@ -3,6 +3,7 @@ message and file readable, the audit trail verified, nobody still signed in."""
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 
@@ -71,3 +72,20 @@ def test_a_restore_with_other_keys_or_into_a_used_database_changes_nothing(
     assert r.returncode != 0 and "the database is not empty" in r.stderr
     with pytest.raises(Exception, match="not empty"):
         call_command("backup", str(folder))
+
+
+def test_a_backup_from_before_a_master_key_rotation_restores_with_the_old_key_as_previous(
+        transactional_db, sender_client, files_dir, smtp, tmp_path, fresh_deployment):
+    assert send(sender_client, to=BOB, subject="Before the new master key").status_code == 302
+    folder = tmp_path / "backup-3"
+    call_command("backup", str(folder))
+    rotated = fresh_deployment | {"HUSHPOST_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+                                  "HUSHPOST_MASTER_KEY_PREVIOUS": settings.MASTER_KEY}
+    r = run_cli(rotated, "restore", str(folder))
+    assert r.returncode == 0, r.stderr
+    assert "The audit trail verifies" in r.stdout
+    assert run_cli(rotated, "keys", "rotate-master").returncode == 0
+    new_only = {k: v for k, v in rotated.items() if k != "HUSHPOST_MASTER_KEY_PREVIOUS"}
+    r = run_cli(new_only, "shell", "--no-imports", "-c", CHECK)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "MESSAGE Before the new master key []"
