@@ -129,6 +129,15 @@ def test_a_process_with_only_the_new_key_opens_nothing_and_stores_no_root(settin
     assert master_status()["organisation keys"] == [0, 0, 1]  # no configured key opens it
 
 
+def test_a_deployment_from_before_the_root_with_no_organisation_key_is_not_guessed_at(settings, org):
+    DerivationRoot.objects.all().delete()
+    OrgKey.objects.all().delete()  # its organisations have sent nothing yet
+    restart_with(settings, new_key(), [settings.MASTER_KEY])
+    with pytest.raises(CommandError, match="start it once with that key alone"):
+        keys_command("rotate-master")
+    assert not DerivationRoot.objects.exists()
+
+
 def test_a_deployment_from_before_the_root_keeps_its_audit_keys_through_a_rotation(settings, sender_client, org):
     assert send(sender_client, to=BOB, subject="Recorded under the old key").status_code == 302
     DerivationRoot.objects.all().delete()

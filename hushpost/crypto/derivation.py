@@ -7,8 +7,8 @@ the root and changes no derived key, so the audit chain, its checkpoints and eve
 token keep verifying.
 
 A deployment from before the row existed gets it at its first derivation: the root is then the
-configured key that wraps the oldest organisation key (the current key if there is none yet).
-If no configured key wraps it, nothing is stored and :class:`RootUnknown` says which setting is
+configured key that wraps the oldest organisation key (the current key if there is none yet and
+no previous key is configured). If no configured key wraps it, nothing is stored and :class:`RootUnknown` says which setting is
 missing: a root made from the wrong key would break the audit trail for good.
 """
 
@@ -78,6 +78,10 @@ def _first_root(ring: master.Keyring) -> bytes:
     """The master key the deployment derived with before the root was stored: the one wrapping its
     oldest organisation key."""
     oldest = OrgKey.objects.order_by("pk").values_list("org_id", "version", "wrapped_key").first()
+    if oldest is None and ring.previous:
+        # Nothing tells which of the keys the audit trail so far was keyed with.
+        raise RootUnknown("no organisation key shows which master key this deployment ran with until now: "
+                          "start it once with that key alone (no HUSHPOST_MASTER_KEY_PREVIOUS), then rotate")
     if oldest is None:
         return ring.current
     org_id, version, wrapped = oldest

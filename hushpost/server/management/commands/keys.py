@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from hushpost.crypto.master import UnknownMasterKey
 from hushpost.lib.refusals import Refused
 from hushpost.orgs.models import Organization
 from hushpost.server import rekey, remaster
@@ -29,7 +30,7 @@ class Command(BaseCommand):
                 self._master_status()
                 return
             self._org(action, org_slug, options)
-        except Refused as exc:
+        except (Refused, UnknownMasterKey) as exc:
             raise CommandError(str(exc)) from None
 
     def _org(self, action, org_slug, options):
