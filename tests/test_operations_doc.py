@@ -30,8 +30,9 @@ authentication is not put to the test.
 At the end the deployment must work as the guide says: /readyz 200 through nginx, the
 invitation e-mail delivered by the worker, a backup taken, restored into a fresh database and
 its organisation back, the organisation key rotated and the old version retired, the secret
-key rotated, /metrics answering the token (and 404 without it) from another address, the
-nightly backup's cron line working, ``hushpost check --deploy`` clean, and nothing on the test
+key rotated, the master key rotated with the portal then running on the new key alone,
+/metrics answering the token (and 404 without it) from another address, the nightly backup's
+cron line working, ``hushpost check --deploy`` clean, and nothing on the test
 machine itself changed. It runs once, in the PostgreSQL run, in about three minutes (half of it
 pip installing Hushpost, twice).
 """
@@ -345,6 +346,13 @@ def test_the_operations_guide_installs_a_working_portal(throwaway_server, smtp):
     assert sh("wc -l < /etc/hushpost/secrets/secret_key_fallbacks").strip() == "1"
     assert "HUSHPOST_SECRET_KEY_FALLBACKS_FILE" in sh(
         "tr '\\0' '\\n' < /proc/$(cat /run/systemd-stand-in/hushpost-web.pid)/environ")
+    # The master key rotated and the old one gone: the services run on the new key alone (they
+    # would stop at start on a key that opens nothing stored), and nothing is left under another.
+    assert "HUSHPOST_MASTER_KEY_PREVIOUS" not in sh(
+        "tr '\\0' '\\n' < /proc/$(cat /run/systemd-stand-in/hushpost-web.pid)/environ")
+    assert sh("hushpost keys status").splitlines()[1:] == [
+        f"{kind:<30}{1:>9}{0:>10}{0:>12}" for kind in ("derivation root", "organisation keys")] + [
+        f"{kind:<30}{0:>9}{0:>10}{0:>12}" for kind in ("authenticator secrets", "SSO client secrets")]
     # /metrics from another machine: the token opens it, nothing else does.
     metrics = f"curl -sS --interface {MONITOR} -o /dev/null -w '%{{http_code}}' https://$HOST/metrics"
     assert sh(metrics) == "404"
