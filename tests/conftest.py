@@ -53,6 +53,9 @@ def _real_smtp(settings):
     # send through a real SMTP server instead, as production does.
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     connection.close()  # never reuse a connection opened under another backend
+    # Each test's worker knows nothing of the relay yet, as a new process would: a test that ran
+    # with no SMTP server leaves the relay marked down, which would hold the next test's e-mails back.
+    connection.down, connection.probed_at = False, 0.0
 
 
 @pytest.fixture(autouse=True)

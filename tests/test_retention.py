@@ -20,7 +20,7 @@ from hushpost.lib import clock
 from hushpost.messaging.models import Delivery, Message
 from hushpost.retention import actions, purge
 from hushpost.retention.models import LegalHold, RetentionPolicy
-from hushpost.server import periodic, rekey
+from hushpost.server import background, periodic, rekey
 from hushpost.server.background import RETENTION_JOB
 from hushpost.server.models import PeriodicRun
 from tests import personas
@@ -375,3 +375,21 @@ def test_another_organisations_holds_and_messages_are_not_found(sender_client, o
 
 def test_a_recipient_or_a_plain_sender_never_reaches_the_retention_tab(sender_client):
     assert sender_client.get("/app/admin/retention").status_code == 404
+
+
+def test_a_long_purge_takes_turns_with_the_e_mails(sender_client, org, ada, deliver, smtp, monkeypatch):
+    """A lone worker facing a purge of years of messages purges a slice at a time, sends what is
+    due in between, and takes the rest up at its next round rather than an hour later."""
+    monkeypatch.setattr(purge, "BATCH", 1)
+    monkeypatch.setattr(background, "PERIODIC_SLICE_SECONDS", 0)  # one batch per turn
+    first, second = _send(sender_client), _send(sender_client)
+    _policy(org, ada, activity=1)
+    clock.travel(timedelta(days=3))
+    deliver()
+    assert Message.objects.filter(purged_at__isnull=False).count() == 1
+    assert PeriodicRun.objects.get(job=RETENTION_JOB).last_started_at is None  # due again at once
+    told = len(smtp.to(BOB))
+    _send(signed_in_as(Client(), ada), to=BOB)
+    deliver()
+    assert len(smtp.to(BOB)) == told + 1  # its notification went out between two turns of the purge
+    assert {first.pk, second.pk} <= set(Message.objects.filter(purged_at__isnull=False).values_list("pk", flat=True))

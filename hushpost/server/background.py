@@ -48,6 +48,10 @@ REAP_SECONDS = 15.0
 LINK_SECONDS = 0.5
 # How often the worker asks whether a periodic job is due; the database's clock answers.
 PERIODIC_SECONDS = 30.0
+# The longest a worker spends on a periodic job at a time before it sees to the e-mails again
+# (at least one batch each time): a purge with more to do is due again at the next ask, so a
+# first purge of years of messages never holds a lone worker's notifications back for long.
+PERIODIC_SLICE_SECONDS = 10.0
 RETENTION_JOB = "retention"
 
 
@@ -226,8 +230,19 @@ class BackgroundWorker(Worker):
 
 
 def retention_run(lease: periodic.Lease) -> str:
-    """Every organisation's purge under ``lease``, renewed before each batch; one line for the record."""
-    outcomes = purge.purge_all(still_ours=lease.renew)
+    """Every organisation's purge under ``lease``, renewed before each batch, for one slice of
+    the worker's time (``PERIODIC_SLICE_SECONDS``); one line for the record."""
+    ends, batches = time.monotonic() + PERIODIC_SLICE_SECONDS, 0
+
+    def go_on() -> bool:
+        nonlocal batches
+        if batches and (time.monotonic() > ends or delivery.stopping.is_set()):
+            lease.again = True
+            return False
+        batches += 1
+        return lease.renew()
+
+    outcomes = purge.purge_all(still_ours=go_on)
     for outcome in outcomes:
         if outcome.purged:
             log.info("retention: %s", outcome.line())

@@ -32,6 +32,7 @@ class Lease:
 
     job: str
     owner: str
+    again: bool = False  # the job stopped with more to do: due again at the next ask, not a whole interval on
 
     def renew(self) -> bool:
         """Extend the lease if it is still ours; False means another worker took the job over."""
@@ -39,8 +40,9 @@ class Lease:
             lease_until=Now() + LEASE) == 1
 
     def finish(self, result: str) -> None:
+        more = {"last_started_at": None} if self.again else {}
         PeriodicRun.objects.filter(job=self.job, lease_owner=self.owner).update(
-            lease_owner="", lease_until=None, last_finished_at=Now(), last_result=result[:300])
+            lease_owner="", lease_until=None, last_finished_at=Now(), last_result=result[:300], **more)
 
 
 def claim(job: str, owner: str, *, interval: timedelta | None = None) -> Lease | None:
