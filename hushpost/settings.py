@@ -168,11 +168,13 @@ _db = dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=T
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while the worker writes; IMMEDIATE takes the
     # write lock at BEGIN so two writers queue instead of failing mid-transaction.
+    # secure_delete overwrites what a write frees with zeros, so a purged message's
+    # wrapped key does not linger in the file's free pages.
     _db["CONN_MAX_AGE"] = 0
     _db["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON;",
     }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -3,6 +3,7 @@ a legal hold keeps it, and admins see both; nobody else's holds or messages are 
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from datetime import timedelta
@@ -17,6 +18,7 @@ from hushpost.attachments.models import Attachment
 from hushpost.audit.models import AuditEvent
 from hushpost.audit.verify import verify
 from hushpost.lib import clock
+from hushpost.messaging.actions import Addressees, SendOptions, send_message
 from hushpost.messaging.models import Delivery, Message
 from hushpost.retention import actions, purge
 from hushpost.retention.models import LegalHold, RetentionPolicy
@@ -26,8 +28,9 @@ from hushpost.server.models import PeriodicRun
 from tests import personas
 from tests.helpers import send as compose
 from tests.helpers import signed_in_as, upload
-from tests.personas import BOB, CAROL, first_login
+from tests.personas import ALICE, BOB, CAROL, PASSWORD, first_login
 
+DAVE = "dave@client.example"
 postgresql_only = pytest.mark.skipif("connection.vendor != 'postgresql'",
                                      reason="workers on several machines share a PostgreSQL server")
 
@@ -137,7 +140,8 @@ def test_a_held_message_survives_and_is_purged_once_the_hold_is_released(sender_
     details = list(AuditEvent.objects.filter(action=AuditEvent.Action.ADMIN, detail__contains="legal hold")
                    .values_list("detail", flat=True))
     what = target["account"].email if "account" in target else message.uid
-    assert details == [f"placed legal hold {placed.pk} on {placed.kind} {what}", f"released legal hold {placed.pk}"]
+    assert details == [f"placed legal hold {placed.pk} on {placed.kind} {what}, because: Matter 2026-114",
+                       f"released legal hold {placed.pk}, placed because: Matter 2026-114"]
 
 
 def test_a_hold_placed_while_a_purge_runs_is_honoured_by_the_next_batch(sender_client, org, ada):
@@ -151,6 +155,60 @@ def test_a_hold_placed_while_a_purge_runs_is_honoured_by_the_next_batch(sender_c
     assert (outcome.due, outcome.purged) == (1, 0)
     message.refresh_from_db()
     assert message.purged_at is None and bytes(message.wrapped_key)
+
+
+@pytest.mark.parametrize("named", ["sender account", "recipient account"])
+def test_a_hold_on_a_person_keeps_what_they_wrote_and_received_under_either_account(
+        sender_client, org, ada, alice, named):
+    # Alice writes to a client as a sender; a colleague copies her in, which gives her a recipient account too.
+    wrote = _send(sender_client)
+    cyril = personas.sender(org, "cyril", "Cyril Ng")
+    copied = send_message(author=cyril, addressees=Addressees(to=[DAVE], cc=[ALICE]), subject="Rota",
+                          body_html="<p>Rota QZ46</p>", options=SendOptions(), send_token=secrets.token_urlsafe(16))
+    as_recipient = Delivery.objects.get(message=copied, recipient__email=ALICE).recipient
+    assert as_recipient != alice and not as_recipient.is_sender
+    account = alice if named == "sender account" else as_recipient
+    actions.place_hold(org, reason="Matter 2026-115", by=ada, account=account)
+    _policy(org, ada, activity=30)
+    clock.travel(timedelta(days=31))
+
+    outcome = purge.purge_org(org)
+
+    assert (outcome.purged, outcome.held) == (0, 2)
+    for message in (wrote, copied):
+        message.refresh_from_db()
+        assert message.purged_at is None and bytes(message.body_ct)
+
+
+def _turned_off(org, ada, message):
+    _policy(org, ada)
+
+
+def _lengthened(org, ada, message):
+    _policy(org, ada, activity=90)
+
+
+def _opened(org, ada, message):
+    Delivery.objects.filter(message=message).update(first_opened_at=clock.now())
+
+
+@pytest.mark.parametrize("meanwhile", [_turned_off, _lengthened, _opened], ids=lambda f: f.__name__.strip("_"))
+def test_a_running_purge_spares_what_is_no_longer_due_when_its_batch_comes(sender_client, org, ada, meanwhile):
+    message = _send(sender_client)
+    _policy(org, ada, activity=30)
+    clock.travel(timedelta(days=31))
+
+    def change_arrives_meanwhile() -> bool:  # asked before each batch, after the run was planned
+        meanwhile(org, ada, message)
+        return True
+
+    outcome = purge.purge_org(org, still_ours=change_arrives_meanwhile)
+
+    assert (outcome.due, outcome.purged, outcome.no_longer_due) == (1, 0, 1)
+    assert "1 no longer due" in outcome.line()
+    message.refresh_from_db()
+    assert message.purged_at is None and bytes(message.wrapped_key)
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.PURGE).exists()
 
 
 def test_a_key_rotation_passes_over_purged_messages(sender_client, org, ada):
@@ -298,12 +356,12 @@ def test_the_retention_tab_sets_the_policy_and_shows_the_next_purge(sender_clien
     page = admin.get("/app/admin/retention").content.decode()
     assert "Nothing is purged until" in page and "What the next purge will remove" not in page
     message = _send(sender_client, expire_days=1)
-    r = admin.post("/app/admin/retention", {"after_expiry_days": "0", "after_deletion_days": "",
-                                            "after_activity_days": ""})
+    r = admin.post("/app/admin/retention", {"after_expiry_days": "1", "after_deletion_days": "",
+                                            "after_activity_days": "", "current": PASSWORD})
     assert r.status_code == 302
-    assert RetentionPolicy.objects.get(org=org).after_expiry_days == 0
-    assert AuditEvent.objects.filter(detail__contains="retention policy: expiry never → 0 days").exists()
-    clock.travel(timedelta(days=2))
+    assert RetentionPolicy.objects.get(org=org).after_expiry_days == 1
+    assert AuditEvent.objects.filter(detail__contains="retention policy: expiry never → 1 days").exists()
+    clock.travel(timedelta(days=3))
     page = signed_in_as(Client(), ada).get("/app/admin/retention").content.decode()
     assert f'data-due="{message.uid}"' in page and BOB in page and "QZ4" not in page
     assert 'data-next-purge="1"' in page
@@ -312,6 +370,39 @@ def test_the_retention_tab_sets_the_policy_and_shows_the_next_purge(sender_clien
 def test_the_policy_refuses_nonsense(admin):
     r = admin.post("/app/admin/retention", {"after_expiry_days": "-3", "after_activity_days": "soon"})
     assert r.status_code == 400 and not RetentionPolicy.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["after_expiry_days", "after_deletion_days", "after_activity_days"])
+def test_no_count_lets_content_go_the_moment_it_is_due(admin, field):
+    r = admin.post("/app/admin/retention", {field: "0", "current": PASSWORD})
+    assert r.status_code == 400 and not RetentionPolicy.objects.exists()
+    assert "At least 1 day" in r.content.decode()
+
+
+def test_a_policy_that_purges_sooner_and_a_release_ask_every_time(sender_client, org, ada, admin):
+    # Ada has just signed in, which counts as confirming for the admin area's other changes.
+    r = admin.post("/app/admin/retention", {"after_activity_days": "365"})
+    assert r.status_code == 200 and "Confirm it's you" in r.content.decode()
+    assert not RetentionPolicy.objects.exists()
+    assert admin.post("/app/admin/retention", {"after_activity_days": "365", "current": PASSWORD}).status_code == 302
+    # Longer, or off for one reason: nothing is destroyed sooner, so the recent confirmation does.
+    assert admin.post("/app/admin/retention", {"after_activity_days": "400"}).status_code == 302
+    r = admin.post("/app/admin/retention", {"after_activity_days": "400", "after_expiry_days": "30"})
+    assert "Confirm it's you" in r.content.decode()
+    r = admin.post("/app/admin/retention", {"after_activity_days": "200"})
+    assert "Confirm it's you" in r.content.decode()
+    assert RetentionPolicy.objects.get(org=org).after_activity_days == 400
+    r = admin.post("/app/admin/retention", {"after_activity_days": "200", "current": "wrong"})
+    assert r.status_code == 400 and RetentionPolicy.objects.get(org=org).after_activity_days == 400
+
+    hold = actions.place_hold(org, reason="Matter", by=ada, conversation=_send(sender_client))
+    r = admin.post(f"/app/admin/retention/holds/{hold.pk}/release")
+    assert r.status_code == 200 and "Confirm it's you" in r.content.decode()
+    hold.refresh_from_db()
+    assert hold.is_active
+    assert admin.post(f"/app/admin/retention/holds/{hold.pk}/release", {"current": PASSWORD}).status_code == 302
+    hold.refresh_from_db()
+    assert not hold.is_active
 
 
 def test_changing_the_policy_asks_an_admin_to_confirm_it_is_them(org, ada):
@@ -341,7 +432,8 @@ def test_an_admin_places_and_releases_holds(sender_client, org, ada, admin, alic
     assert r.status_code == 302 and LegalHold.objects.filter(conversation=message).exists()
     page = admin.get("/app/admin/retention").content.decode()
     assert "Matter 2026-114" in page and "Complaint 77" in page and "Sender alice@northwind.example" in page
-    assert admin.post(f"/app/admin/retention/holds/{hold.pk}/release").status_code == 302
+    assert "every account of Northwind Health at that address, as sender and as recipient" in page
+    assert admin.post(f"/app/admin/retention/holds/{hold.pk}/release", {"current": PASSWORD}).status_code == 302
     hold.refresh_from_db()
     assert hold.released_by == ada and hold.released_at is not None
     assert "Released holds" in admin.get("/app/admin/retention").content.decode()
@@ -364,7 +456,7 @@ def test_another_organisations_holds_and_messages_are_not_found(sender_client, o
     assert intruder.get(f"/app/admin/retention?conversation={message.uid}").status_code == 404
     assert intruder.post("/app/admin/retention/holds", {
         "kind": "conversation", "conversation": message.uid, "reason": "x"}).status_code == 404
-    assert intruder.post(f"/app/admin/retention/holds/{hold.pk}/release").status_code == 404
+    assert intruder.post(f"/app/admin/retention/holds/{hold.pk}/release", {"current": PASSWORD}).status_code == 404
     r = intruder.post("/app/admin/retention/holds", {"kind": "sender", "address": "alice@northwind.example",
                                                      "reason": "x"})
     assert r.status_code == 400

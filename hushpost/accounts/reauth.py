@@ -20,11 +20,13 @@ The session remembers only *when* the owner last confirmed, never a secret.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.http import HttpRequest
 from django.shortcuts import render
 from django.urls import reverse
 
@@ -110,25 +112,28 @@ def confirm(request, *, always: bool = False) -> Unconfirmed | None:
 CARRIED_OVER_EXCEPT = {"csrfmiddlewaretoken", "username", PASSWORD_FIELD, CODE_FIELD}
 
 
-def required(frame: str, *, always: bool = False, **extra):
+def required(frame: str, *, always: bool | Callable[[HttpRequest], bool] = False, **extra):
     """For POST views of the admin area: ask first, on a page that posts the same form on.
 
-    ``always``: every time (adding or removing a passkey), not once per ``REAUTH_MINUTES``.
-    An ``extra`` value that is a function is called with the request (the recipient's organisation)."""
+    ``always``: every time (adding or removing a passkey), not once per ``REAUTH_MINUTES``;
+    a function of the request says whether this request is one of those (a retention policy
+    that destroys content sooner than before). An ``extra`` value that is a function is called
+    with the request (the recipient's organisation)."""
 
     def decorate(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             if request.method == "POST":
-                problem = confirm(request, always=always)
+                every_time = always(request) if callable(always) else always
+                problem = confirm(request, always=every_time)
                 if problem is not None:
                     carried = [(name, value) for name, values in request.POST.lists()
                                if name not in CARRIED_OVER_EXCEPT for value in values]
                     return render(request, "accounts/confirm.html", {
                         "frame": frame, "error": problem.message, "carried": carried,
-                        "action": request.get_full_path(), "reauth": fields(request, always=always),
+                        "action": request.get_full_path(), "reauth": fields(request, always=every_time),
                         # A confirmation asked every time cannot be carried back from the identity provider.
-                        "identity_provider": "" if always else at_identity_provider(request),
+                        "identity_provider": "" if every_time else at_identity_provider(request),
                         **{name: value(request) if callable(value) else value for name, value in extra.items()}},
                         status=problem.status)
             return view(request, *args, **kwargs)

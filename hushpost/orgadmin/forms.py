@@ -148,26 +148,37 @@ class PolicyForm(forms.ModelForm):
 RETENTION_DAYS = 36500  # a hundred years: longer is "never", which is an empty field
 
 
-class RetentionPolicyForm(forms.Form):
-    """When message content is destroyed; every field empty keeps everything (the default)."""
+RETENTION_TOO_SHORT = ("At least 1 day: a shorter wait would destroy content the moment it is due, "
+                       "before anyone could place a hold. Leave it empty for never.")
 
-    after_expiry_days = forms.IntegerField(
-        label="Purge expired messages after (days)", min_value=0, max_value=RETENTION_DAYS, required=False,
-        help_text="Counted from the day a message expired. Empty: never for this reason.")
-    after_deletion_days = forms.IntegerField(
-        label="Purge messages deleted by every recipient after (days)", min_value=0, max_value=RETENTION_DAYS,
-        required=False, help_text="Counted from the day the last recipient deleted it. Empty: never for this reason.")
-    after_activity_days = forms.IntegerField(
-        label="Purge conversations without activity for (days)", min_value=0, max_value=RETENTION_DAYS,
-        required=False, help_text="Activity is any message sent, opened, replied to or deleted in the "
-                                  "conversation. Empty: never for this reason.")
+
+def _days_field(label: str, help_text: str) -> forms.IntegerField:
+    return forms.IntegerField(label=label, min_value=1, max_value=RETENTION_DAYS, required=False,
+                              help_text=help_text, error_messages={"min_value": RETENTION_TOO_SHORT})
+
+
+class RetentionPolicyForm(forms.Form):
+    """When message content is destroyed; every field empty keeps everything (the default).
+
+    Each count is one day at least, so no single save destroys everything at once."""
+
+    after_expiry_days = _days_field(
+        "Purge expired messages after (days)",
+        "Counted from the day a message expired. Empty: never for this reason.")
+    after_deletion_days = _days_field(
+        "Purge messages deleted by every recipient after (days)",
+        "Counted from the day the last recipient deleted it. Empty: never for this reason.")
+    after_activity_days = _days_field(
+        "Purge conversations without activity for (days)",
+        "Activity is any message sent, opened, replied to or deleted in the conversation. "
+        "Empty: never for this reason.")
 
 
 class HoldForm(forms.Form):
     """A legal hold on a sender's or a recipient's messages, or on one conversation."""
 
-    KINDS = [("sender", "A sender (every conversation they took part in)"),
-             ("recipient", "A recipient (every conversation they took part in)"),
+    KINDS = [("sender", "A sender (every conversation they took part in, under any of their accounts)"),
+             ("recipient", "A recipient (every conversation they took part in, under any of their accounts)"),
              ("conversation", "The conversation picked on the Messages tab")]
     kind = forms.ChoiceField(label="Hold", choices=KINDS, widget=forms.RadioSelect)
     address = single_line(forms.EmailField(label="Address", required=False, max_length=254))

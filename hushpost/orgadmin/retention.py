@@ -1,7 +1,10 @@
 """The admin area's Retention tab: the policy, what the next purge removes, and legal holds.
 
 Changing the policy and placing or releasing a hold are confirmed like every other
-change of the admin area (``reauth``): each one decides what evidence survives.
+change of the admin area (``reauth``): each one decides what evidence survives. The
+two that let content be destroyed sooner, a policy shorter than before (or newly on)
+and releasing a hold, ask every time, however recently the admin confirmed: a
+session left open must not be enough to destroy evidence.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from django.contrib import messages as flash
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from hushpost.accounts import reauth
 from hushpost.accounts.models import User
 from hushpost.lib.input import checks_input
 from hushpost.lib.refusals import Refused
@@ -20,7 +24,7 @@ from hushpost.orgadmin.access import (
     member_by_address_for_admin,
 )
 from hushpost.orgadmin.forms import HoldForm, RetentionPolicyForm
-from hushpost.orgadmin.views import confirmed, org_admin_required
+from hushpost.orgadmin.views import ADMIN_FRAME, confirmed, org_admin_required
 from hushpost.retention import actions, summary
 from hushpost.retention.actions import DAYS_FIELDS
 from hushpost.retention.plan import policy_of
@@ -54,8 +58,19 @@ def _picked(request, uid: str):
         return message
 
 
+def _destroys_sooner(request) -> bool:
+    """Whether the posted policy purges anything sooner than the saved one: a count that was
+    never and is now set, or is now shorter. An invalid form changes nothing, so asks nothing extra."""
+    form = RetentionPolicyForm(request.POST)
+    if not form.is_valid():
+        return False
+    policy = policy_of(request.user.org)
+    return any(new is not None and (old is None or new < old)
+               for old, new in ((getattr(policy, name), form.cleaned_data[name]) for name in DAYS_FIELDS))
+
+
 @org_admin_required
-@confirmed
+@reauth.required(ADMIN_FRAME, always=_destroys_sooner, tab="admin")
 def retention(request):
     """The policy form (POST saves it), the next purge's list and the holds."""
     if request.method != "POST":
@@ -96,7 +111,7 @@ def hold_place(request):
 
 @require_POST
 @org_admin_required
-@confirmed
+@reauth.required(ADMIN_FRAME, always=True, tab="admin")
 def hold_release(request, hold_id):
     hold = access_hold_for_admin(request.user, hold_id)
     if actions.release_hold(hold, by=request.user, request=request):

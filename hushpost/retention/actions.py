@@ -1,4 +1,5 @@
-"""Changing the retention policy and placing or releasing legal holds; each one audited.
+"""Changing the retention policy and placing or releasing legal holds; each one audited,
+a hold with its reason (typed by the admin, never message content).
 
 The views and the command line call these after their own access checks: the
 accounts and messages given here already belong to ``org``.
@@ -48,7 +49,8 @@ def _lock_policy(org: Organization) -> None:
 
 def place_hold(org: Organization, *, reason: str, by: User, request=None, account: User | None = None,
                conversation: Message | None = None) -> LegalHold:
-    """Hold an account's messages (sender or recipient, by its role) or one conversation."""
+    """Hold a person's messages (named by one account, sender or recipient by its role; every
+    account at its address is held: ``plan.held_messages``) or one conversation."""
     if conversation is not None:
         kind, what, obj = LegalHold.Kind.CONVERSATION, f"conversation {conversation.uid}", conversation
     else:
@@ -59,7 +61,7 @@ def place_hold(org: Organization, *, reason: str, by: User, request=None, accoun
         hold = LegalHold.objects.create(org=org, kind=kind, account=account, conversation=conversation,
                                         reason=reason, created_by=by)
         record(AuditEvent.Action.ADMIN, actor=by, org=org, request=request, obj=obj,
-               detail=f"placed legal hold {hold.pk} on {what}")
+               detail=f"placed legal hold {hold.pk} on {what}, because: {reason}")
     return hold
 
 
@@ -71,5 +73,6 @@ def release_hold(hold: LegalHold, *, by: User, request=None) -> bool:
             released_at=clock.now(), released_by=by)
         if released:
             record(AuditEvent.Action.ADMIN, actor=by, org=hold.org, request=request,
-                   object_type="legalhold", object_id=str(hold.pk), detail=f"released legal hold {hold.pk}")
+                   object_type="legalhold", object_id=str(hold.pk),
+                   detail=f"released legal hold {hold.pk}, placed because: {hold.reason}")
     return bool(released)

@@ -5,7 +5,9 @@ one query for the messages and one for their deliveries' dates, then the
 conversations are put together here. That is a pass over the organisation's
 messages per run, which an hourly job can afford, and keeps the rules readable
 in one place. A hold on anyone or anything in a conversation keeps the whole
-conversation: what a reply means depends on what it answers.
+conversation: what a reply means depends on what it answers. A hold on a person
+keeps everything under their address, whichever of their accounts (sender or
+recipient) wrote or received it.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Max, Q
+from django.db.models.functions import Now
 
+from hushpost.accounts.models import User
 from hushpost.lib import clock
 from hushpost.messaging.models import Delivery, Message
 from hushpost.orgs.models import Organization
 from hushpost.retention.models import LegalHold, RetentionPolicy
-
-MAX_DEPTH = 100  # as messaging.threads: a conversation is short, a cycle impossible but cheap to bound
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,11 @@ class Due:
 class Plan:
     policy: RetentionPolicy
     due: list[Due] = field(default_factory=list)
-    held: int = 0  # messages that would be due but for a hold
+    kept: set[int] = field(default_factory=set)  # messages that would be due but for a hold
+
+    @property
+    def held(self) -> int:
+        return len(self.kept)
 
 
 @dataclass
@@ -56,13 +62,21 @@ def policy_of(org: Organization) -> RetentionPolicy:
     return RetentionPolicy.objects.filter(org=org).first() or RetentionPolicy(org=org)
 
 
-def plan(org: Organization, *, now: datetime | None = None) -> Plan:
-    """What a purge of ``org`` would remove now, oldest first."""
-    policy = policy_of(org)
+def database_now(org: Organization) -> datetime:
+    """The database's clock, by which the purge's lease is judged too (``server.periodic``):
+    a machine whose own clock runs ahead must not find content due before it is."""
+    return clock.moved(Organization.objects.filter(pk=org.pk).annotate(db_now=Now())
+                       .values_list("db_now", flat=True).get())
+
+
+def plan(org: Organization, *, now: datetime | None = None, policy: RetentionPolicy | None = None) -> Plan:
+    """What a purge of ``org`` would remove at ``now`` (the database's clock by default) under
+    ``policy`` (the organisation's as saved, by default), oldest first."""
+    policy = policy or policy_of(org)
     result = Plan(policy)
     if not policy.is_on:
         return result
-    now = now or clock.now()
+    now = now or database_now(org)
     rows = _rows(org)
     roots = _roots(rows)
     last = _conversation_activity(rows, roots)
@@ -74,7 +88,7 @@ def plan(org: Organization, *, now: datetime | None = None) -> Plan:
         if why is None:
             continue
         if row.id in held:
-            result.held += 1
+            result.kept.add(row.id)
         else:
             result.due.append(Due(row.id, *why))
     result.due.sort(key=lambda d: (d.since, d.message_id))
@@ -100,8 +114,8 @@ def _rows(org: Organization) -> dict[int, _Row]:
     as bare links, so conversations still join up through them."""
     rows = {
         pk: _Row(pk, parent, author, created, expires, purged is not None)
-        for pk, parent, author, created, expires, purged in Message.objects.filter(org=org).values_list(
-            "pk", "in_reply_to_id", "author_id", "created_at", "expires_at", "purged_at")
+        for pk, parent, author, created, expires, purged in Message.objects.filter(org=org).order_by("pk")
+        .values_list("pk", "in_reply_to_id", "author_id", "created_at", "expires_at", "purged_at")
     }
     dates = (Delivery.objects.filter(message__org=org).values("message_id")
              .annotate(n=Count("pk"), live=Count("pk", filter=Q(deleted_at__isnull=True)),
@@ -116,16 +130,16 @@ def _rows(org: Organization) -> dict[int, _Row]:
 
 
 def _roots(rows: dict[int, _Row]) -> dict[int, int]:
-    """Each message's conversation, named by its first message."""
+    """Each message's conversation, named by its first message, however long the conversation.
+
+    A reply is always written after what it answers, so its parent has the lower pk: taken in
+    pk order, every parent's conversation is known before its replies are reached, and each
+    message is looked at once. A parent that is not lower (which sending never makes) starts
+    a conversation of its own rather than risking a loop."""
     roots: dict[int, int] = {}
-    for row in rows.values():
-        chain, current = [], row
-        while current.id not in roots and current.parent in rows and len(chain) < MAX_DEPTH:
-            chain.append(current.id)
-            current = rows[current.parent]
-        top = roots.get(current.id, current.id)
-        for pk in [*chain, current.id]:
-            roots[pk] = top
+    for pk in sorted(rows):
+        parent = rows[pk].parent
+        roots[pk] = roots[parent] if parent is not None and parent < pk and parent in roots else pk
     return roots
 
 
@@ -142,8 +156,12 @@ def _conversation_activity(rows: dict[int, _Row], roots: dict[int, int]) -> dict
 
 def held_messages(org: Organization, rows: dict[int, _Row] | None = None,
                   roots: dict[int, int] | None = None) -> set[int]:
-    """Every message of ``org`` an active hold keeps: whole conversations that a held
-    account wrote or received anything in, and held conversations."""
+    """Every message of ``org`` an active hold keeps: held conversations, and whole
+    conversations that a held person wrote or received anything in (To, Cc or Bcc).
+
+    A sender or recipient hold names one account, but a person may have two in the
+    organisation (accounts are per role: alice@ writes to clients as a sender and
+    colleagues write to her as a recipient), so it holds every account with that address."""
     holds = list(LegalHold.objects.filter(org=org, released_at__isnull=True).values_list(
         "kind", "account_id", "conversation_id"))
     if not holds:
@@ -151,12 +169,13 @@ def held_messages(org: Organization, rows: dict[int, _Row] | None = None,
     if rows is None or roots is None:
         rows = _rows(org)
         roots = _roots(rows)
-    accounts = {account for kind, account, _ in holds if account is not None}
-    seeds = {conversation for kind, _, conversation in holds if conversation is not None}
-    seeds |= {row.id for row in rows.values() if row.author in accounts}
-    recipients = {account for kind, account, _ in holds if kind == LegalHold.Kind.RECIPIENT}
-    if recipients:
-        seeds |= set(Delivery.objects.filter(message__org=org, recipient_id__in=recipients)
+    named = {account for _, account, _ in holds if account is not None}
+    seeds = {conversation for _, _, conversation in holds if conversation is not None}
+    if named:
+        addresses = User.objects.filter(pk__in=named).values("email")
+        accounts = set(User.objects.filter(org=org, email__in=addresses).values_list("pk", flat=True))
+        seeds |= {row.id for row in rows.values() if row.author in accounts}
+        seeds |= set(Delivery.objects.filter(message__org=org, recipient_id__in=accounts)
                      .values_list("message_id", flat=True))
     held_roots = {roots[pk] for pk in seeds if pk in roots}
     return {pk for pk, top in roots.items() if top in held_roots}

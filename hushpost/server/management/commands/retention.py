@@ -1,3 +1,7 @@
+import os
+import socket
+import uuid
+
 from django.core.management.base import BaseCommand, CommandError
 
 from hushpost.orgs.models import Organization
@@ -5,6 +9,13 @@ from hushpost.retention import purge, summary
 from hushpost.retention.plan import policy_of
 from hushpost.server import periodic
 from hushpost.server.background import RETENTION_JOB
+
+COMMAND = "hushpost retention run"  # who the audit trail says purged: the operator's command, not the worker
+
+
+def _owner() -> str:
+    """This run's name on the lease, its own: two runs at once never end each other's lease."""
+    return f"cli:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Command(BaseCommand):
@@ -28,7 +39,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{outcome.line()} (dry run: nothing changed)")
             return
         # The worker's lease, taken whatever the interval: never alongside a worker's run.
-        lease = periodic.claim(RETENTION_JOB, "command line")
+        lease = periodic.claim(RETENTION_JOB, _owner())
         if lease is None:
             raise CommandError("A retention purge is running already (a worker holds it); try again later.")
         outcomes = []
@@ -41,9 +52,9 @@ class Command(BaseCommand):
 
     def _purge(self, org, *, dry_run, still_ours):
         if org is not None:
-            return [purge.purge_org(org, dry_run=dry_run, still_ours=still_ours)]
+            return [purge.purge_org(org, dry_run=dry_run, still_ours=still_ours, by=COMMAND)]
         if not dry_run:
-            return purge.purge_all(still_ours=still_ours)
+            return purge.purge_all(still_ours=still_ours, by=COMMAND)
         return [purge.purge_org(o, dry_run=True) for o in Organization.objects.order_by("pk")
                 if policy_of(o).is_on]
 
