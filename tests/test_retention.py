@@ -3,7 +3,10 @@ a legal hold keeps it, and admins see both; nobody else's holds or messages are 
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
+import sqlite3
 import threading
 import time
 from datetime import timedelta
@@ -231,6 +234,22 @@ def test_a_hold_on_a_conversation_keeps_its_replies_too(sender_client, org, ada,
     assert purge.purge_org(org).held == 2
 
 
+def test_a_long_conversation_is_one_conversation_however_deep(sender_client, org, ada, alice):
+    """Opened yesterday, its latest reply keeps all 150 messages before it; on PostgreSQL the
+    rows, updated newest first, come back in that order unless asked for by pk."""
+    chain = [send_message(author=alice, addressees=Addressees(to=[BOB]), subject="Case notes",
+                          body_html="<p>QZ47</p>", options=SendOptions(), send_token=secrets.token_urlsafe(16))
+             for _ in range(150)]
+    for parent, reply in reversed(list(zip(chain, chain[1:], strict=False))):
+        Message.objects.filter(pk=reply.pk).update(in_reply_to=parent)
+    _policy(org, ada, activity=30)
+    clock.travel(timedelta(days=31))
+    Delivery.objects.filter(message=chain[-1]).update(first_opened_at=clock.now() - timedelta(days=1))
+    assert purge.purge_org(org, dry_run=True).due == 0
+    clock.travel(timedelta(days=30))
+    assert purge.purge_org(org, dry_run=True).due == 150
+
+
 def test_deleted_by_every_recipient_is_counted_from_the_last_deletion(sender_client, org, ada):
     message = _send(sender_client, to=f"{BOB}, {CAROL}")
     _policy(org, ada, deletion=7)
@@ -267,6 +286,8 @@ def test_a_dry_run_changes_nothing(sender_client, org, ada, capsys):
     assert "Next purge: 1 message(s)" in shown and "alice@northwind.example" in shown and "QZ4" not in shown
     call_command("retention", "run", "--org", org.slug)
     assert "1 purged" in capsys.readouterr().out
+    # The operator's command, not the worker's schedule, is who the audit trail says purged.
+    assert AuditEvent.objects.get(action=AuditEvent.Action.PURGE).actor_email == "hushpost retention run"
 
 
 def test_the_command_line_never_runs_beside_a_worker(sender_client, org, ada):
@@ -278,6 +299,21 @@ def test_the_command_line_never_runs_beside_a_worker(sender_client, org, ada):
     call_command("retention", "run")
     message.refresh_from_db()
     assert message.purged_at is not None
+
+
+def test_each_command_line_run_holds_the_lease_under_a_name_of_its_own(org, monkeypatch):
+    owners = []
+
+    def observed(**kwargs):  # while the run holds the lease
+        owners.append(PeriodicRun.objects.get(job=RETENTION_JOB).lease_owner)
+        return []
+
+    monkeypatch.setattr(purge, "purge_all", observed)
+    call_command("retention", "run")
+    call_command("retention", "run")
+    assert len(set(owners)) == 2  # so one run's end can never end another's lease
+    assert all(owner.startswith(f"cli:{socket.gethostname()}:{os.getpid()}:") for owner in owners)
+    assert PeriodicRun.objects.get(job=RETENTION_JOB).lease_owner == ""
 
 
 def test_the_worker_purges_at_most_once_per_interval(sender_client, org, ada, alice, deliver):
@@ -485,3 +521,27 @@ def test_a_long_purge_takes_turns_with_the_e_mails(sender_client, org, ada, deli
     deliver()
     assert len(smtp.to(BOB)) == told + 1  # its notification went out between two turns of the purge
     assert {first.pk, second.pk} <= set(Message.objects.filter(purged_at__isnull=False).values_list("pk", flat=True))
+
+
+def test_a_sqlite_database_overwrites_what_a_purge_frees(tmp_path, settings):
+    """Every SQLite connection runs the settings' init_command; in it, ``secure_delete`` zeroes the
+    space emptied keys and ciphertext leave in the database file, which would otherwise keep the
+    old bytes (Debian builds SQLite with it on by default; other builds do not)."""
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+        pytest.skip("SQLite's file")
+    keys = [secrets.token_bytes(48) for _ in range(6)]
+    path = tmp_path / "hushpost.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA secure_delete=OFF")  # as SQLite's own default
+    db.executescript(settings.DATABASES["default"]["OPTIONS"]["init_command"])
+    db.execute("CREATE TABLE message (id INTEGER PRIMARY KEY, wrapped_key BLOB, subject_ct BLOB, body_ct BLOB)")
+    db.executemany("INSERT INTO message VALUES (?, ?, ?, ?)",
+                   [(n, key, secrets.token_bytes(60), secrets.token_bytes(200)) for n, key in enumerate(keys)])
+    db.commit()
+    assert all(key in path.read_bytes() + (tmp_path / "hushpost.sqlite3-wal").read_bytes() for key in keys)
+    db.execute("UPDATE message SET wrapped_key = x'', subject_ct = x'', body_ct = x''")
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    data = path.read_bytes()
+    assert not [key for key in keys if key in data]

@@ -15,7 +15,7 @@ from hushpost.messaging.models import Message
 from hushpost.retention.models import LegalHold
 from tests import personas
 from tests.browser.steps import check, shot, sign_in_sender
-from tests.personas import BOB, CAROL
+from tests.personas import BOB, CAROL, PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -51,6 +51,10 @@ def test_admin_sets_retention_and_places_legal_holds(site, page, org):
     page.get_by_label("Purge expired messages after (days)").fill("30")
     page.get_by_label("Purge conversations without activity for (days)").fill("365")
     page.get_by_role("button", name="Save retention policy").click()
+    # Content will be destroyed where none was: asked however recently Ada signed in.
+    expect(page.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    page.get_by_label("Your password").fill(PASSWORD)
+    page.get_by_role("button", name="Confirm and continue").click()
     expect(page.get_by_text("The retention policy is saved.")).to_be_visible()
     next_purge = page.locator("[data-next-purge]")
     expect(next_purge).to_contain_text("3 messages")
@@ -65,7 +69,7 @@ def test_admin_sets_retention_and_places_legal_holds(site, page, org):
     shot(page, "33-admin-retention")
 
     # A recipient's messages are held: the next purge leaves Carol's conversation alone.
-    page.get_by_label("A recipient (every conversation they took part in)").check()
+    page.get_by_label("A recipient (every conversation they took part in, under any of their accounts)").check()
     page.get_by_label("Address").fill(CAROL)
     page.get_by_label("Reason").fill("Matter 2026-114: Harbour v. Northwind")
     page.get_by_role("button", name="Place hold").click()
@@ -84,6 +88,7 @@ def test_admin_sets_retention_and_places_legal_holds(site, page, org):
     expect(holds.get_by_role("row")).to_have_count(3)
     expect(holds).to_contain_text(f"Conversation from {alice.email}")
     expect(holds).to_contain_text(ada.email)
+    expect(page.get_by_text("every account of Northwind Health at that address")).to_be_visible()
     check(page, "admin legal holds", problems)
     page.get_by_role("heading", name="Legal holds").scroll_into_view_if_needed()
     shot(page, "34-admin-legal-holds")
@@ -91,6 +96,9 @@ def test_admin_sets_retention_and_places_legal_holds(site, page, org):
     # Released, Carol's conversation is due again.
     page.once("dialog", lambda dialog: dialog.accept())
     holds.locator("tr", has_text=CAROL).get_by_role("button", name="Release").click()
+    expect(page.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    page.get_by_label("Your password").fill(PASSWORD)
+    page.get_by_role("button", name="Confirm and continue").click()
     expect(page.get_by_text(f"Hold released: Recipient {CAROL} follows the retention policy again.")).to_be_visible()
     expect(next_purge).to_contain_text("2 messages")
     assert LegalHold.objects.filter(released_at__isnull=False).count() == 1

@@ -17,9 +17,10 @@ tests.faults.dbscript messages`` prints every stored message: its uid, send
 token, recipients and the storage keys of its files; ``chains``, the state of
 the audit chains.
 
-``python -m tests.faults.dbscript retention policy|hold-lease|release-lease|state`` sets a
-policy purging every conversation at once, holds or releases the retention job's lease as
-another machine would, and prints how many messages are purged and how often each was.
+``python -m tests.faults.dbscript retention policy|hold-lease|due-later|release-lease|state``
+sets a policy purging every conversation at once, holds or releases the retention job's lease
+as another machine would, makes the newest message due only five minutes from now, and prints
+how many messages are purged and how often each was.
 
 All run under the same HUSHPOST_* environment as the workers, so they read
 the same database with the same keys.
@@ -151,6 +152,12 @@ def retention(step: str) -> dict:
         held = periodic.claim("retention", "another-machine") is not None
         PeriodicRun.objects.filter(job="retention").update(last_started_at=Now() - timedelta(minutes=2))
         return {"held": held}
+    if step == "due-later":
+        # The newest conversation is due in five minutes by the database's clock: already, by the
+        # clock of a worker ten minutes ahead.
+        message = Message.objects.order_by("-pk").first()
+        Message.objects.filter(pk=message.pk).update(created_at=Now() + timedelta(minutes=5))
+        return {"uid": message.uid}
     if step == "release-lease":
         periodic.Lease("retention", "another-machine").finish("released")
         return {}
@@ -170,7 +177,8 @@ def main() -> None:
     setting_up.add_argument("--senders", type=int, required=True)
     sub.add_parser("messages")
     sub.add_parser("chains")
-    sub.add_parser("retention").add_argument("step", choices=["policy", "hold-lease", "release-lease", "state"])
+    sub.add_parser("retention").add_argument("step", choices=["policy", "hold-lease", "due-later", "release-lease",
+                                                                    "state"])
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hushpost.settings")
