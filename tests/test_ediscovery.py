@@ -20,6 +20,7 @@ from django.test import Client
 from hushpost.audit.models import AuditEvent
 from hushpost.audit.verify import verify
 from hushpost.lib import clock
+from hushpost.messaging import threads
 from hushpost.messaging.models import Message
 from hushpost.retention.actions import place_hold, set_policy
 from hushpost.retention.purge import purge_org
@@ -245,3 +246,14 @@ def test_a_held_conversation_whose_content_was_purged_exports_what_is_left(conve
         assert "Content removed under" in mail.get_body(("plain",)).get_content()
         assert _files(mail) == {}
         assert SUBJECT not in mail.as_string() and "EXP5WK" not in mail.as_string()
+
+
+def test_a_conversation_too_deep_to_gather_whole_is_refused_not_cut_short(conversation, ada, monkeypatch):
+    """An export leaves out nothing silently: a conversation deeper than the portal walks is refused."""
+    top, reply, answer = conversation
+    monkeypatch.setattr(threads, "MAX_DEPTH", 1)  # top, then one level of replies; the answer is deeper
+    admin = signed_in_as(Client(), ada)
+    r = _export(admin, top.uid)
+    assert r.status_code == 302
+    assert "cannot be gathered whole" in admin.get(r["Location"]).content.decode()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT).exists()

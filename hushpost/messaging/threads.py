@@ -67,6 +67,8 @@ def conversation(message: Message) -> list[Message]:
             break
         found += below
         frontier = [m.pk for m in below]
+    else:  # replies deeper still: refused whole rather than given in part
+        raise Refused(f"This conversation is more than {MAX_DEPTH} replies deep; it cannot be gathered whole.")
     return [top, *sorted(found[1:], key=lambda m: (m.created_at, m.pk))]
 
 
