@@ -287,7 +287,10 @@ PORTAL_LIST_MINUTES = envint("PORTAL_LIST_MINUTES", 15)
 NOTIFY_LEASE_SECONDS = max(3, envint("NOTIFY_LEASE_SECONDS", 60))
 # The worker runs the retention purge at most this often; the database's clock decides,
 # across every worker on every machine (``hushpost.server.periodic``).
-RETENTION_INTERVAL = max(60, envint("RETENTION_INTERVAL", 3600))
+RETENTION_INTERVAL = max(1, envint("RETENTION_INTERVAL", 3600))
+# How often each worker asks the database whether a periodic job is due: the latest a job
+# starts after it falls due, and one small UPDATE per worker each time.
+PERIODIC_CHECK_SECONDS = max(1, envint("PERIODIC_CHECK_SECONDS", 30))
 NOTIFY_RETRY_SCHEDULE = [
     int(s) for s in (env("NOTIFY_RETRY_SCHEDULE", "30,60,300,900,1800,3600,7200,14400") or "").split(",")
 ]

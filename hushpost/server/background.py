@@ -46,8 +46,6 @@ DEAD_AFTER = timedelta(seconds=30)
 REAP_SECONDS = 15.0
 # How often audit events are chained while the worker is busy (every idle round too).
 LINK_SECONDS = 0.5
-# How often the worker asks whether a periodic job is due; the database's clock answers.
-PERIODIC_SECONDS = 30.0
 # The longest a worker spends on a periodic job at a time before it sees to the e-mails again
 # (at least one batch each time): a purge with more to do is due again at the next ask, so a
 # first purge of years of messages never holds a lone worker's notifications back for long.
@@ -128,7 +126,7 @@ class BackgroundWorker(Worker):
             self.reap()
         if time.monotonic() - self.linked_at > LINK_SECONDS:
             self.link()
-        if time.monotonic() - self.periodic_at > PERIODIC_SECONDS:
+        if time.monotonic() - self.periodic_at > settings.PERIODIC_CHECK_SECONDS:
             self.run_periodic()
         task = self.next_task()
         if task is None:

@@ -64,10 +64,13 @@ def run_if_due(job: str, owner: str, interval: timedelta, work: Callable[[Lease]
     lease = claim(job, owner, interval=interval)
     if lease is None:
         return False
+    log.info("periodic job %s started by %s", job, owner)
     result = "failed"
     try:
         result = work(lease)
     finally:
+        # Said while the lease is still held: whoever takes the job next says so after this line.
+        log.info("periodic job %s finished by %s: %s", job, owner, result)
         try:
             lease.finish(result)
         except Exception:  # noqa: BLE001 - the lease lapses on its own; the job's own error matters more
