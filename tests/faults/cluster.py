@@ -106,9 +106,11 @@ class Cluster:
         self.web: list[Machine] = []
         self.workers: list[Worker] = []
         self.gateways: list[Machine] = []
+        self.archived: list[str] = []
 
-    def start(self, *, senders: int) -> list[str]:
-        """Everything running; returns the senders' addresses."""
+    def start(self, *, senders: int, archive: bool = False) -> list[str]:
+        """Everything running; returns the senders' addresses. ``archive``: the organisation
+        also has old messages its retention policy makes due (their uids in ``archived``)."""
         self.s3.start()
         self.s3.client().create_bucket(Bucket=BUCKET)
         self.deployment.env |= {
@@ -118,6 +120,8 @@ class Cluster:
             "HUSHPOST_S3_SECRET_ACCESS_KEY": SECRET_KEY,
         }
         addresses = self.deployment.script("organisation", "--senders", str(senders))["senders"]
+        if archive:
+            self.archived = self.deployment.script("retention", "archive")["uids"]
         self.deployment.relay.start(delay=0.01)
         env = self.deployment.env
         for n, port in enumerate(self.web_ports, 1):

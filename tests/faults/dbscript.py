@@ -18,7 +18,9 @@ token, recipients and the storage keys of its files; ``chains``, the state of
 the audit chains.
 
 ``python -m tests.faults.dbscript retention policy|hold-lease|due-later|release-lease|state``
-sets a policy purging every conversation at once, holds or releases the retention job's lease
+sets a policy purging every conversation at once (``archive``: adds messages from forty days
+ago, already notified, to the organisation ``organisation`` set up, and a policy purging only
+those), holds or releases the retention job's lease
 as another machine would, makes the newest message due only five minutes from now, and prints
 how many messages are purged and how often each was.
 
@@ -37,6 +39,9 @@ from collections import Counter
 from datetime import timedelta
 
 SENDER = "nadia@harbour.example"
+# Twenty purge batches: a run of several seconds, longer than an interval of one, so that another
+# worker asking meanwhile finds the job due and only its lease keeps it off.
+ARCHIVED = 1000
 PASSWORD = "Quiet-harbour-lantern-42"
 
 
@@ -158,12 +163,42 @@ def retention(step: str) -> dict:
         message = Message.objects.order_by("-pk").first()
         Message.objects.filter(pk=message.pk).update(created_at=Now() + timedelta(minutes=5))
         return {"uid": message.uid}
+    if step == "archive":
+        return archive()
     if step == "release-lease":
         periodic.Lease("retention", "another-machine").finish("released")
         return {}
     events = Counter(AuditEvent.objects.filter(action=AuditEvent.Action.PURGE).values_list("object_id", flat=True))
     return {"messages": Message.objects.count(), "purged": Message.objects.filter(purged_at__isnull=False).count(),
             "purge_events": dict(events)}
+
+
+def archive() -> dict:
+    """ARCHIVED messages from the first sender, to an address of their own, written forty days ago
+    and notified long since (their e-mails are no longer owed), and a policy that purges a
+    conversation a day after its last activity: these are due at once, what is sent today is not."""
+    from django.db.models.functions import Now
+    from django_tasks_db.models import DBTaskResult
+
+    from hushpost.accounts.models import User
+    from hushpost.messaging.actions import Addressees, SendOptions, send_message
+    from hushpost.messaging.models import Message
+    from hushpost.notifications.models import Notification
+    from hushpost.retention.actions import set_policy
+
+    author = User.objects.get(email=sender(0))
+    to = ["archive@mail.example"]
+    uids = [send_message(author=author, addressees=Addressees(to=to), subject=f"Old results {n + 1}",
+                         body_html=f"<p>Old results, part {n + 1}.</p>", options=SendOptions(),
+                         send_token=f"archived-{uuid.uuid4().hex}").uid for n in range(ARCHIVED)]
+    owed = Notification.objects.filter(user__email__in=to)
+    keys = {str(key) for key in owed.values_list("key", flat=True)}
+    DBTaskResult.objects.filter(pk__in=[pk for pk, args in DBTaskResult.objects.values_list("pk", "args_kwargs")
+                                        if keys & set(map(str, args.get("args", [])))]).delete()
+    owed.delete()
+    Message.objects.filter(uid__in=uids).update(created_at=Now() - timedelta(days=40))
+    set_policy(author.org, by=author, after_expiry_days=None, after_deletion_days=None, after_activity_days=1)
+    return {"uids": uids}
 
 
 def main() -> None:
@@ -177,8 +212,8 @@ def main() -> None:
     setting_up.add_argument("--senders", type=int, required=True)
     sub.add_parser("messages")
     sub.add_parser("chains")
-    sub.add_parser("retention").add_argument("step", choices=["policy", "hold-lease", "due-later", "release-lease",
-                                                                    "state"])
+    sub.add_parser("retention").add_argument("step", choices=["policy", "archive", "hold-lease", "due-later",
+                                                                    "release-lease", "state"])
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hushpost.settings")

@@ -12,6 +12,14 @@ after an error stored the message once; every stored message is there once, its 
 bucket; every recipient got each Secure Messaging Notification exactly once, and their password
 once, before it; the audit trail is intact and periodic work never overlapped.
 
+The organisation's retention policy makes its old messages due (seeded forty days back; what is
+sent during the run is not), and both workers ask every second for the purge, due every second:
+the first run, purging the old messages, takes longer than that, so the other worker finds the
+job due meanwhile and only the lease keeps it off. Each run's first and last log lines, with the
+worker's name, are written while it holds the lease, and the machines share one clock: no two
+runs' spans may overlap, a run that never finished must be the killed worker's last (with no one
+taking over before its lease lapsed), and each old message is purged once, with one audit event.
+
 The worker is killed while the relay holds one of its e-mails unanswered, the moment nobody
 can tell whether that e-mail went: it must still go out once. (Killed in the instant between
 the relay's "250" and the worker's record of it, any worker would send that e-mail again:
@@ -20,12 +28,16 @@ SMTP cannot tell a sender what it missed; ``test_delivery_faults.py`` says the s
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
 
 import pytest
 
+from hushpost.server.periodic import LEASE
 from tests.faults.cluster import Cluster, Relaying, Sender, connections_in_hand, worker_address
 from tests.faults.dbscript import PASSWORD
 from tests.faults.deployment import LEASE_SECONDS, Deployment, wait_for
@@ -40,6 +52,11 @@ SENT_AFTER_THE_CRASH = 12
 # Generous: two shared cores carry all eleven processes and the people using them.
 LOAD_TIMEOUT = 150
 DELIVERY_BOUND = LEASE_SECONDS + 90
+# Every worker asks every second whether the purge is due, and it is due every second.
+PURGING_OFTEN = {"HUSHPOST_RETENTION_INTERVAL": "1", "HUSHPOST_PERIODIC_CHECK_SECONDS": "1"}
+# A worker's log line about a retention run: when it was written (to the millisecond), and by whom.
+RUN_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO hushpost\.worker "
+                      r"periodic job retention (started|finished) by (\S+?)(?:: .*)?$")
 
 
 @pytest.fixture
@@ -54,7 +71,8 @@ def cluster(deployment, tmp_path):
 
 
 def test_a_web_server_and_a_worker_killed_under_continuous_sending(cluster, deployment):
-    addresses = cluster.start(senders=COMPOSING + 1)
+    deployment.env |= PURGING_OFTEN
+    addresses = cluster.start(senders=COMPOSING + 1, archive=True)
     stop = threading.Event()
     people = [Sender(cluster.nginx, address, PASSWORD, n, stop)
               for n, address in enumerate(addresses[:COMPOSING])]
@@ -87,7 +105,8 @@ def test_a_web_server_and_a_worker_killed_under_continuous_sending(cluster, depl
     stopped = time.time()
 
     problems = answer_problems(people, relaying)
-    stored = deployment.script("messages")
+    archived = set(cluster.archived)  # notified long ago: not part of this run's sending
+    stored = [m for m in deployment.script("messages") if m["uid"] not in archived]
     problems += stored_problems(people, relaying, stored)
     problems += file_problems(cluster, stored)
     expected = sum(len(m["recipients"]) for m in stored) + len({r for m in stored for r in m["recipients"]})
@@ -96,7 +115,8 @@ def test_a_web_server_and_a_worker_killed_under_continuous_sending(cluster, depl
     emails = deployment.relay.accepted()
     if delivered is None:
         problems.append(f"not every notification was e-mailed within {DELIVERY_BOUND}s of the last send")
-    problems += periodic_job_problems(deployment)  # first: `audit verify` below chains what waits
+    runs = purge_runs(cluster)
+    problems += periodic_job_problems(deployment, cluster, runs)  # first: `audit verify` below chains what waits
     problems += delivery_problems(deployment, emails, expected)
     problems += notification_problems(stored, emails)
     problems += [f"{m.name if hasattr(m, 'name') else 'worker'} {m.process.pid} exited on its own"
@@ -109,7 +129,10 @@ def test_a_web_server_and_a_worker_killed_under_continuous_sending(cluster, depl
                f"{sum(r.stored for r in relaying.relayed)} through the gateways), {len(emails)} e-mails for "
                f"{expected} notifications; web server killed with {in_hand} request(s) in hand; Compose answers "
                f"{dict(answers)}, file uploads {dict(uploads)}, gateway replies {dict(replies)}; "
-               f"worker killed {'while the relay held its e-mail' if mid_send else 'with no e-mail in hand'}")
+               f"worker killed {'while the relay held its e-mail' if mid_send else 'with no e-mail in hand'}; "
+               f"retention purge runs {dict(Counter(f'worker-{r.worker}' for r in runs))}, the longest "
+               f"{max(((r.end or r.start) - r.start).total_seconds() for r in runs) if runs else 0:.1f}s, "
+               f"{len(archived)} old messages due")
     print(f"\n[faults] {summary}")
     assert not problems, summary + "\n  - " + "\n  - ".join(problems) + cluster.logs()
 
@@ -174,21 +197,81 @@ def notification_problems(stored: list[dict], emails: list[dict]) -> list[str]:
     return problems
 
 
-def periodic_job_problems(deployment: Deployment) -> list[str]:
+@dataclass
+class Run:
+    """One retention run, as its worker's log tells it."""
+
+    worker: int
+    owner: str
+    start: datetime
+    end: datetime | None = None  # never said: the worker died first
+
+
+def purge_runs(cluster: Cluster) -> list[Run]:
+    """Every retention run in the workers' logs, in the order they started."""
+    runs = []
+    for n, worker in enumerate(cluster.workers, 1):
+        current = None
+        for line in worker.log.read_text(errors="replace").splitlines():
+            if not (found := RUN_LINE.match(line)):
+                continue
+            moment = datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S,%f")
+            if found[2] == "started":
+                current = Run(n, found[3], moment)
+                runs.append(current)
+            elif current is not None and current.owner == found[3]:
+                current.end = moment
+    return sorted(runs, key=lambda run: run.start)
+
+
+def periodic_job_problems(deployment: Deployment, cluster: Cluster, runs: list[Run]) -> list[str]:
     """Periodic work never ran twice at once.
 
     The audit linker runs on every worker's round, each chain under its head's lock: two
     linkers on one chain at once would give two events one position, or leave a gap, and a
     linker killed mid-round must leave nothing behind that stops the other (``hushpost audit
-    verify``, run by :func:`delivery_problems`, checks the hashes). A periodic job that takes a
-    lease on the database's clock adds its check here: no two runs of it overlapping.
+    verify``, run by :func:`delivery_problems`, checks the hashes).
+
+    The retention purge takes a lease on the database's clock: no run starts before the one
+    before it ended (a run's lines are written while it holds the lease; one cut short by the
+    kill counts as running until its lease could have lapsed, ``LEASE`` after it started at the
+    earliest), and every old message is purged once, with one audit event.
     """
     state = deployment.script("chains")
     problems = [f"{state['unchained']} audit event(s) never chained"] if state["unchained"] else []
     for chain, positions in state["positions"].items():
         if positions != list(range(1, len(positions) + 1)):
             problems.append(f"audit chain {chain}: positions not 1..{len(positions)} once each")
+
+    if not runs:
+        problems.append("the retention purge never ran")
+    killed = {n for n, worker in enumerate(cluster.workers, 1) if worker.killed}
+    last = {run.worker: run for run in runs}
+    busy: Run | None = None
+    for run in runs:
+        if run.end is None and not (run.worker in killed and last[run.worker] is run):
+            problems.append(f"worker-{run.worker}'s retention run started at {run.start:%T.%f} never ended")
+        if busy is not None and run.start < _until(busy):
+            problems.append(f"worker-{run.worker} started the retention purge at {run.start:%T.%f}, while "
+                            f"worker-{busy.worker}'s run from {busy.start:%T.%f} held it until {_until(busy):%T.%f}")
+        if busy is None or _until(run) > _until(busy):
+            busy = run
+
+    purged = deployment.script("retention", "state")["purge_events"]
+    archived = set(cluster.archived)
+    if set(purged) != archived:
+        problems.append(f"{len(set(purged) & archived)} of {len(archived)} old messages purged, and "
+                        f"{len(set(purged) - archived)} messages that were not due")
+    twice = {uid: n for uid, n in purged.items() if n != 1}
+    if twice:
+        problems.append(f"{len(twice)} message(s) with more than one purge event: {twice}")
     return problems
+
+
+def _until(run: Run) -> datetime:
+    """When the job was free again after ``run``: its end, or for a run killed before it
+    ended, its lease's lapse (renewed meanwhile, it lapsed later still)."""
+    return run.end if run.end is not None else run.start + LEASE
 
 
 def _stuck(people: list[Sender], relaying: Relaying, cluster: Cluster) -> str:
