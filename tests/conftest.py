@@ -16,11 +16,13 @@ import pytest
 from django.conf import settings
 from django.db import connection as database
 
-from hushpost.crypto import keys
+from hushpost.crypto import derivation, keys
 from hushpost.gateway.config import configure
 from hushpost.gateway.server import Gateway
 from hushpost.lib import clock
 from hushpost.notifications.relay import relay as connection
+from hushpost.orgs.models import DerivationRoot
+from hushpost.server.models import PeriodicRun
 from tests import personas
 from tests.deployments import two_regions
 from tests.helpers import run_worker
@@ -56,6 +58,20 @@ def _real_smtp(settings):
     # Each test's worker knows nothing of the relay yet, as a new process would: a test that ran
     # with no SMTP server leaves the relay marked down, which would hold the next test's e-mails back.
     connection.down, connection.probed_at = False, 0.0
+
+
+@pytest.fixture(autouse=True)
+def _no_singletons_from_earlier_tests(request):
+    """Each test with a database starts as a new deployment would: no derivation root and no
+    periodic job on record. A live server or worker thread that outlived an earlier test's
+    emptying of the database may have stored them since, under that test's master key and clock."""
+    uses = [name for name in ("transactional_db", "db") if name in request.fixturenames]
+    if uses:
+        request.getfixturevalue(uses[0])
+        DerivationRoot.objects.all().delete()
+        PeriodicRun.objects.all().delete()
+        derivation.forget()
+    yield
 
 
 @pytest.fixture(autouse=True)
