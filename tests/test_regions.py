@@ -99,7 +99,7 @@ def test_a_recipient_of_another_region_learns_where_to_sign_in(deployments):
     assert status == 200 and "we have sent it a list" in page
     assert us.run("worker", "--batch").returncode == 0
     [(text,)] = us.rows("select text from notifications_devmail where subject = 'Your Secure Messaging portals'")
-    assert "Europa Legal: " + eu.url + "/r/europa-legal/login?email=rita%40client.example" in text
+    assert re.search(re.escape("Europa Legal: " + eu.url + "/r/europa-legal/login") + r"\s", text)
     assert not eu.rows("select id from notifications_devmail")  # the asking region sends it
 
 

@@ -76,7 +76,8 @@ NO_TYPED_FIELDS = {
     "home", "senders:logout", "senders:inbox", "senders:sent", "senders:sign-out-everywhere", "senders:upload",
     "senders:discard-file", "senders:message", "senders:file", "senders:retry", "senders:recall",
     "senders:expiry", "recipients:inbox", "recipients:resend", "recipients:logout",
-    "recipients:sign-out-everywhere", "recipients:sent", "recipients:upload", "recipients:discard-file",
+    "recipients:sign-out-everywhere", "recipients:notification-link", "recipients:sent", "recipients:upload",
+    "recipients:discard-file",
     "recipients:message", "recipients:file", "recipients:print", "recipients:delete", "orgadmin:sender-active",
     "orgadmin:sender-reset", "orgadmin:sender-invite", "orgadmin:sender-import",
     "orgadmin:recipient-reset", "orgadmin:unlock", "orgadmin:message-recall", "orgadmin:message-export",
@@ -321,7 +322,7 @@ def test_every_typed_field_explains_what_it_cannot_use(world, route):
 SAMPLES = {"uid": "NoSuchMessage0000000000", "file_uid": "NoSuchFile000000000000", "org_slug": "northwind-health",
            "user_id": "1", "notification_id": "1", "pk": "1", "uidb64": "MQ", "token": "set-password",
            "object_id": "1", "content_type_id": "1", "token_id": "1", "hold_id": "1", "name": "User",
-           "urn": "urn:ietf:params:scim:schemas:core:2.0:User"}
+           "urn": "urn:ietf:params:scim:schemas:core:2.0:User", "code": "NoSuchCode"}
 PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 
 

@@ -21,7 +21,7 @@ Kind = Notification.Kind
 
 def _password_context(notification: Notification) -> dict:
     user = notification.user
-    return {"link": recipient_login_link(notification.org.slug, user.email),
+    return {"link": recipient_login_link(notification),
             "temp_days": temporary_password_days(user)}
 
 
@@ -74,7 +74,7 @@ def _reset_context(notification: Notification) -> dict:
 
 def _lockout_context(notification: Notification) -> dict:
     user = notification.user
-    link = absolute("/login") if user.is_sender else recipient_login_link(notification.org.slug, user.email)
+    link = absolute("/login") if user.is_sender else recipient_login_link(notification)
     return {"link": link, "minutes": settings.LOCKOUT_MINUTES}
 
 

@@ -15,8 +15,8 @@ way.
   ``LOCKOUT_MINUTES``, and the owner of a real account is told by e-mail.
 * Per client address: ``CLIENT_FAILURES`` failures in the window, on any
   names, block that address for the same time.
-* Look-ups that ask other regions (the login's "Next", /find-my-portal):
-  ``LOOKUPS_PER_WINDOW`` per client address.
+* Look-ups that ask other regions (the login's "Next", /find-my-portal), and e-mail links
+  whose code names no notification: ``LOOKUPS_PER_WINDOW`` per client address.
 * The list of portals /find-my-portal e-mails: one per address per
   ``PORTAL_LIST_MINUTES``, whichever client asks.
 
@@ -234,6 +234,12 @@ def lookup_allowed(client: str) -> bool:
         row.failures += 1
         row.save()
     return True
+
+
+def lookup_refused(client: str) -> bool:
+    """Whether ``client`` has used its share of look-ups in the window; counts nothing."""
+    row = _peek(Throttle.Scope.LOOKUP, client)
+    return row is not None and row.failures >= settings.LOOKUPS_PER_WINDOW
 
 
 def count_portal_list(email: str) -> tuple[bool, datetime]:

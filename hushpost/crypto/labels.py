@@ -78,7 +78,9 @@ AUDIT_CHECKPOINT = b"hushpost:audit-checkpoint"
 AUDIT_EVENT = b"hushpost:audit-event"
 # A provisioning (SCIM) token, kept only as this keyed hash: rotating the secret key keeps it working.
 SCIM_TOKEN = b"hushpost:scim-token"
-MASTER_DERIVED = (AUDIT_LINK, AUDIT_HEAD, AUDIT_CHECKPOINT, AUDIT_EVENT, SCIM_TOKEN)
+# The code in an e-mail's link (/r/<org>/n/<code>): proves the code was made here for that notification.
+NOTIFICATION_LINK = b"hushpost:notification-link"
+MASTER_DERIVED = (AUDIT_LINK, AUDIT_HEAD, AUDIT_CHECKPOINT, AUDIT_EVENT, SCIM_TOKEN, NOTIFICATION_LINK)
 
 # --- Keyed hashes under the secret key (Django's salted_hmac: the label is the salt) --------
 

@@ -5,6 +5,7 @@
 * Sessions' stored keys and auth hashes, temporary passwords and their stored hashes: Django's
   ``salted_hmac`` (HMAC-SHA256) under the secret key (``secret`` names a fallback key when one is
   checked), salted with a label from :mod:`.labels`.
+* The tag of an e-mail's link: HMAC-SHA256 under a key derived from the derivation root.
 * Provisioning (SCIM) tokens: HMAC-SHA256 under a key derived from the derivation root, the
   database's only trace of a token (looked up by that hash).
 * Recovery codes: under the account's own authenticator secret (older codes: the secret key).
@@ -45,6 +46,11 @@ def scim_token(token: str) -> str:
     """A provisioning token as stored and looked up: its HMAC, never the token."""
     data = token.encode("utf-8", "surrogatepass")
     return hmac.new(derived_key(labels.SCIM_TOKEN), data, hashlib.sha256).hexdigest()
+
+
+def notification_link(key: bytes) -> bytes:
+    """The tag an e-mail's link carries beside its notification's key: only this deployment makes it."""
+    return hmac.new(derived_key(labels.NOTIFICATION_LINK), key, hashlib.sha256).digest()
 
 
 def _keyed(label: str, value: str, secret: str | bytes | None) -> hmac.HMAC:

@@ -18,8 +18,7 @@ def _delivery(notification: Notification):
 
 def _message_context(notification: Notification) -> dict:
     message = _delivery(notification).message
-    org = notification.org
-    return {"link": recipient_login_link(org.slug, notification.user.email, f"/r/{org.slug}/m/{message.uid}"),
+    return {"link": recipient_login_link(notification),
             "author": message.author, "expires_at": message.expires_at}
 
 

@@ -12,7 +12,7 @@ import sys
 from email.policy import compat32
 from email.utils import formataddr, formatdate, make_msgid
 from functools import lru_cache
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -24,7 +24,7 @@ from django.core.mail.message import (
 from django.core.mail.utils import DNS_NAME
 from django.template.loader import render_to_string
 
-from hushpost.notifications import kinds
+from hushpost.notifications import kinds, links
 from hushpost.notifications.models import Notification
 
 
@@ -32,11 +32,9 @@ def absolute(path: str) -> str:
     return settings.BASE_URL + path
 
 
-def recipient_login_link(org_slug: str, email: str, next_path: str = "") -> str:
-    query = {"email": email}
-    if next_path:
-        query["next"] = next_path
-    return absolute(f"/r/{org_slug}/login?{urlencode(query)}")
+def recipient_login_link(notification: Notification) -> str:
+    """The link a recipient's e-mail carries: it names the e-mail, never the address (:mod:`.links`)."""
+    return absolute(links.link_path(notification))
 
 
 def build_email(notification: Notification, prepared: kinds.Prepared | None = None) -> Notice:

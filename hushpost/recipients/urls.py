@@ -6,6 +6,7 @@ app_name = "recipients"
 urlpatterns = [
     path("", views.inbox, name="inbox"),
     path("login", views.login_view, name="login"),
+    path("n/<str:code>", views.notification_link, name="notification-link"),
     path("login/resend", views.resend_temporary, name="resend"),
     path("logout", views.logout_view, name="logout"),
     path("login/2fa", views.second_factor, name="second-factor"),

@@ -49,6 +49,7 @@ from hushpost.messaging.content import open_content
 from hushpost.messaging.forms import ReplyForm
 from hushpost.messaging.models import Message
 from hushpost.messaging.threads import content_for, restrictions
+from hushpost.notifications import links
 from hushpost.notifications.actions import queue_notification
 from hushpost.notifications.models import Notification
 from hushpost.orgs.models import Organization
@@ -117,6 +118,36 @@ def login_view(request, org_slug):
     return render(request, "recipients/login.html", context, status=status)
 
 
+def notification_link(request, org_slug, code):
+    """Where an e-mail's link leads: the sign-in page with the address filled in, then the message.
+
+    The code names the e-mail, never the address (:mod:`hushpost.notifications.links`). A code
+    that names nothing gets the same plain sign-in page as no code at all, and counts against
+    the client's look-ups: once they are used up, no code is looked at until the window ends.
+    """
+    organisation = _org(org_slug)
+    prefix = f"/r/{organisation.slug}/"
+    context = {"org": organisation, "email": "", "error": "", "next": prefix}
+    client = client_address(request)
+    notification = None
+    if not throttle.lookup_refused(client):
+        key = links.notification_key(code)
+        notification = key and (
+            Notification.objects.filter(key=key, org=organisation, user__role=User.Role.RECIPIENT,
+                                        user__is_active=True)
+            .select_related("user", "delivery__message").first())
+        if notification is None:
+            throttle.lookup_allowed(client)
+    if notification is not None and notification.kind == Notification.Kind.MESSAGE and notification.delivery:
+        context["next"] = f"{prefix}m/{notification.delivery.message.uid}"
+    user = request.user
+    if user.is_authenticated and user.is_recipient and user.org_id == organisation.pk:
+        return redirect(context["next"])  # already signed in here: straight on
+    if notification is not None:
+        context["email"] = notification.user.email
+    return render(request, "recipients/login.html", context)
+
+
 def _resend_token(user: User) -> str:
     # Bound to the current (temporary) password hash: once a new password is
     # chosen or a new temporary one issued, the token is worthless.
@@ -140,13 +171,15 @@ def resend_temporary(request, org_slug):
     with transaction.atomic():
         # One at a time: replaying the request while the e-mail is queued adds nothing.
         User.objects.select_for_update().filter(pk=user.pk).first()
-        pending = Notification.objects.filter(
+        notification = Notification.objects.filter(
             user=user, kind=Notification.Kind.PASSWORD, status=Notification.Status.PENDING
-        ).exists()
-        if not pending:
-            queue_notification(Notification.Kind.PASSWORD, user)
+        ).select_related("org").first()
+        if notification is None:
+            notification = queue_notification(Notification.Kind.PASSWORD, user)
     flash.success(request, f"A new temporary password is on its way to {user.email}.")
-    return redirect(f"/r/{organisation.slug}/login?{urlencode({'email': user.email})}")
+    # Back to the sign-in page through the new e-mail's own link: the address is filled in, and
+    # never in the URL.
+    return redirect(links.link_path(notification))
 
 
 @checks_input("current", "current_code", "password", "confirm")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import transaction
@@ -48,7 +47,7 @@ def local_portals(email: str) -> list[dict[str, str]]:
     return [
         {
             "organisation": a.org.name,
-            "url": f"{settings.BASE_URL}/r/{a.org.slug}/login?{urlencode({'email': a.email})}",
+            "url": f"{settings.BASE_URL}/r/{a.org.slug}/login",  # never the address in a link
         }
         for a in accounts
     ]
