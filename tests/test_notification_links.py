@@ -42,7 +42,7 @@ def test_the_link_opens_the_sign_in_page_with_the_address_filled_in(sender_clien
     r = anonymous.get(path_of(notice.link()))
     page = r.content.decode()
     assert r.status_code == 200 and _filled_in(page) == BOB
-    assert re.fullmatch(rf"/r/{org.slug}/m/\w+", _next(page))  # on to the message once signed in
+    assert re.fullmatch(rf"/r/{org.slug}/m/[\w-]+", _next(page))  # on to the message once signed in
 
     # Signing in from there lands on the message.
     first_login(anonymous, smtp, org, BOB)
@@ -112,3 +112,84 @@ def test_asking_for_a_new_temporary_password_returns_without_the_address_in_the_
 
 def _without_token(page: str) -> str:
     return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", page)
+
+
+REFERENCE = re.compile(r"Reference:? ([2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4})")
+
+
+def _reference(text: str) -> str:
+    return REFERENCE.search(text).group(1)
+
+
+def test_the_reference_code_matches_from_e_mail_to_sign_in_page_to_both_portals(
+        sender_client, smtp, deliver, org):
+    uid = path_of(send(sender_client, to=BOB, subject="Scan results")["Location"]).rstrip("/").rsplit("/", 1)[1]
+    deliver()
+    [notice] = smtp.to(BOB, MESSAGE_SUBJECT)
+    code = _reference(notice.text)
+    assert f">{code}</strong>" in notice.html
+    anonymous = Client()
+    page = anonymous.get(path_of(notice.link())).content.decode()
+    assert f"Reference <strong class=\"reference\">{code}</strong>: the same code is in your e-mail" in page
+    # The sender finds it on the Sent row and the message's page.
+    assert code in sender_client.get("/app/sent").content.decode()
+    assert code in sender_client.get(f"/app/m/{uid}").content.decode()
+    # The recipient, who typed the portal's address, finds it in the inbox and on the message.
+    first_login(anonymous, smtp, org, BOB)
+    assert code in anonymous.get(f"/r/{org.slug}/").content.decode()
+    assert code in anonymous.get(f"/r/{org.slug}/m/{uid}").content.decode()
+    # Another message has another code.
+    send(sender_client, to=BOB, subject="Second")
+    deliver()
+    assert _reference(smtp.to(BOB, MESSAGE_SUBJECT)[-1].text) != code
+
+
+def test_every_e_mails_link_shows_that_e_mails_code(sender_client, smtp, deliver, org):
+    send(sender_client, to=BOB)
+    deliver()
+    for mail in smtp.to(BOB):
+        page = Client().get(path_of(mail.link())).content.decode()
+        assert f'<strong class="reference">{_reference(mail.text)}</strong>' in page
+
+
+def test_every_e_mail_says_what_is_never_asked_and_where_to_go_without_the_link(sender_client, smtp, deliver, org):
+    send(sender_client, to=BOB)
+    deliver()
+    for mail in smtp.to(BOB):
+        for part in (mail.text, mail.html):
+            assert "never asks by e-mail for your password, to open an attachment, or to pay" in part
+            assert f"testserver/r/{org.slug}/" in part or f"/r/{org.slug}/" in part
+        # The portal's address is text to type, never a link.
+        assert not re.search(r'href="[^"]*/r/[^"/]+/"', mail.html)
+
+
+def _receipt_and_reply(sender_client, smtp, deliver, org, alice, subject):
+    r = send(sender_client, to=BOB, subject=subject, read_receipt=True)
+    uid = path_of(r["Location"]).rstrip("/").rsplit("/", 1)[1]
+    deliver()
+    code = _reference(smtp.to(BOB, MESSAGE_SUBJECT)[0].text)
+    bob = Client()
+    first_login(bob, smtp, org, BOB)
+    bob.get(f"/r/{org.slug}/m/{uid}")
+    bob.post(f"/r/{org.slug}/m/{uid}/reply", {"body": "Thank you.", "send_token": "t" * 24})
+    deliver()
+    [receipt] = smtp.to(alice.email, "Secure Messaging Read Receipt")
+    [reply] = smtp.to(alice.email, "Secure Messaging Reply Notification")
+    return code, receipt, reply
+
+
+def test_receipts_and_reply_notices_name_the_message_by_its_code_not_its_subject(
+        sender_client, smtp, deliver, org, alice):
+    code, receipt, reply = _receipt_and_reply(sender_client, smtp, deliver, org, alice, "Tuesday appointment")
+    for mail in (receipt, reply):
+        assert code in mail.text and code in mail.html
+        assert "Tuesday" not in mail.text + mail.html
+
+
+def test_where_the_policy_allows_receipts_and_reply_notices_name_the_subject(
+        sender_client, smtp, deliver, org, alice):
+    org.receipt_includes_subject = True
+    org.save()
+    code, receipt, reply = _receipt_and_reply(sender_client, smtp, deliver, org, alice, "Tuesday appointment")
+    assert code in receipt.text and "Subject: Tuesday appointment" in receipt.text
+    assert code in reply.text and "Subject: Re: Tuesday appointment" in reply.text

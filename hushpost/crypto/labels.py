@@ -80,7 +80,10 @@ AUDIT_EVENT = b"hushpost:audit-event"
 SCIM_TOKEN = b"hushpost:scim-token"
 # The code in an e-mail's link (/r/<org>/n/<code>): proves the code was made here for that notification.
 NOTIFICATION_LINK = b"hushpost:notification-link"
-MASTER_DERIVED = (AUDIT_LINK, AUDIT_HEAD, AUDIT_CHECKPOINT, AUDIT_EVENT, SCIM_TOKEN, NOTIFICATION_LINK)
+# A message's or a notification's reference code, shown in its e-mails and on the portal's pages.
+REFERENCE_CODE = b"hushpost:reference-code"
+MASTER_DERIVED = (AUDIT_LINK, AUDIT_HEAD, AUDIT_CHECKPOINT, AUDIT_EVENT, SCIM_TOKEN, NOTIFICATION_LINK,
+                  REFERENCE_CODE)
 
 # --- Keyed hashes under the secret key (Django's salted_hmac: the label is the salt) --------
 

@@ -5,7 +5,8 @@
 * Sessions' stored keys and auth hashes, temporary passwords and their stored hashes: Django's
   ``salted_hmac`` (HMAC-SHA256) under the secret key (``secret`` names a fallback key when one is
   checked), salted with a label from :mod:`.labels`.
-* The tag of an e-mail's link: HMAC-SHA256 under a key derived from the derivation root.
+* The tag of an e-mail's link and the reference codes of messages and notifications: HMAC-SHA256
+  under keys derived from the derivation root.
 * Provisioning (SCIM) tokens: HMAC-SHA256 under a key derived from the derivation root, the
   database's only trace of a token (looked up by that hash).
 * Recovery codes: under the account's own authenticator secret (older codes: the secret key).
@@ -51,6 +52,11 @@ def scim_token(token: str) -> str:
 def notification_link(key: bytes) -> bytes:
     """The tag an e-mail's link carries beside its notification's key: only this deployment makes it."""
     return hmac.new(derived_key(labels.NOTIFICATION_LINK), key, hashlib.sha256).digest()
+
+
+def reference_code(subject: str) -> bytes:
+    """The bits a reference code is spelled from: the same for the same message or notification."""
+    return hmac.new(derived_key(labels.REFERENCE_CODE), subject.encode(), hashlib.sha256).digest()
 
 
 def _keyed(label: str, value: str, secret: str | bytes | None) -> hmac.HMAC:

@@ -5,6 +5,7 @@ import secrets
 from django.db import models
 
 from hushpost.lib import clock
+from hushpost.notifications import links
 
 
 def new_uid() -> str:
@@ -63,6 +64,11 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"Message {self.uid}"
+
+    @property
+    def reference(self) -> str:
+        """The code its e-mails show, so an e-mail can be matched to a real message (``K7QP-M9XD``)."""
+        return links.message_reference(self.uid)
 
     @property
     def no_print(self) -> bool:

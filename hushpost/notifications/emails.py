@@ -1,7 +1,9 @@
 """Writing the e-mails Hushpost sends, whatever their kind.
 
 None carries message content; the one exception an organisation may choose is
-the subject in read receipts (its policy's ``receipt_includes_subject``).
+the subject in read receipts and reply notices (its policy's ``receipt_includes_subject``).
+Each ends with its reference code (:mod:`.links`), what Hushpost never asks by e-mail, and
+the portal's address to type instead of following the link.
 """
 
 from __future__ import annotations
@@ -37,12 +39,23 @@ def recipient_login_link(notification: Notification) -> str:
     return absolute(links.link_path(notification))
 
 
+def portal_address(notification: Notification) -> str:
+    """Where to sign in without the e-mail's link, written to be typed (no scheme, never a link)."""
+    site = settings.BASE_URL.split("://", 1)[-1]
+    user = notification.user
+    if notification.org is None or user is None:
+        return f"{site}/find-my-portal"
+    return f"{site}/login" if user.is_sender else f"{site}/r/{notification.org.slug}/"
+
+
 def build_email(notification: Notification, prepared: kinds.Prepared | None = None) -> Notice:
     kind = kinds.of(notification)
     org = notification.org
     subject = kind.subject_of(notification)
     context = {"org": org, "user": notification.user, "delivery": notification.delivery,
-               "subject": subject, **kind.context(notification), **(prepared or kinds.Prepared()).context}
+               "subject": subject, "reference": links.reference(notification),
+               "portal_address": portal_address(notification),
+               **kind.context(notification), **(prepared or kinds.Prepared()).context}
     text = render_to_string(f"{kind.template}.txt", context)
     html = render_to_string(f"{kind.template}.html", context)
     host = urlsplit(settings.BASE_URL).hostname or "hushpost.localhost"

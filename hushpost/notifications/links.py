@@ -1,10 +1,15 @@
-"""What a recipient's e-mail link carries.
+"""What a recipient's e-mail link carries, and the reference code an e-mail and the portal both show.
 
 A recipient's link is ``/r/<org>/n/<code>``: the code is the notification's random key and a
 keyed tag over it (:func:`hushpost.crypto.macs.notification_link`), never the recipient's
 address. It signs nobody in: it only lets the sign-in page fill in the address and go on to the
 message. A code that was not made here fails its tag before any look-up; the database holds
 nothing a code could be rebuilt from without the derivation root.
+
+A reference code (``K7QP-M9XD``) is spelled from a keyed hash of what the e-mail is about: a
+message's code is the same in every e-mail about it and on its pages, so a recipient who types
+the portal's address instead of following a link can still match an e-mail to a real message.
+It is no secret and opens nothing; a look-alike site cannot know it for a real message.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import uuid
 from hushpost.crypto import macs
 from hushpost.notifications.models import Notification
 
+# No 0/O, no 1/I: read aloud or typed, nothing is mistaken for anything else.
+ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 TAG_BYTES = 10
 _CODE = re.compile(r"[A-Za-z0-9_-]{35}")
 
@@ -43,3 +50,21 @@ def notification_key(code: str) -> uuid.UUID | None:
     if len(key) != 16 or not hmac.compare_digest(macs.notification_link(key)[:TAG_BYTES], tag):
         return None
     return uuid.UUID(bytes=key)
+
+
+def spell(subject: str) -> str:
+    digest = int.from_bytes(macs.reference_code(subject)[:5])
+    letters = "".join(ALPHABET[(digest >> (5 * i)) & 31] for i in range(8))
+    return f"{letters[:4]}-{letters[4:]}"
+
+
+def message_reference(message_uid: str) -> str:
+    """A message's reference code: in every e-mail about it, and on its pages."""
+    return spell(f"message:{message_uid}")
+
+
+def reference(notification: Notification) -> str:
+    """The code an e-mail shows: its message's when it is about one, else its own."""
+    if notification.delivery_id is not None:
+        return message_reference(notification.delivery.message.uid)
+    return spell(f"notification:{notification.key}")

@@ -106,7 +106,7 @@ class PolicyForm(forms.ModelForm):
             "sender_name": "Display name on notifications",
             "notify_from_email": "Notifications come from",
             "default_read_receipt": "Request Read Receipt by default",
-            "receipt_includes_subject": "Read receipts may include the message subject",
+            "receipt_includes_subject": "Read receipts and reply notices may name the message subject",
             "require_2fa_senders": "Senders must use two-factor sign-in",
             "require_2fa_recipients": "Recipients must use two-factor sign-in",
         }

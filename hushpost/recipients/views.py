@@ -145,6 +145,7 @@ def notification_link(request, org_slug, code):
         return redirect(context["next"])  # already signed in here: straight on
     if notification is not None:
         context["email"] = notification.user.email
+        context["reference"] = links.reference(notification)
     return render(request, "recipients/login.html", context)
 
 
