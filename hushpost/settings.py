@@ -17,6 +17,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 
 from hushpost.crypto.master import is_raw_key
+from hushpost.lib import zones
 from hushpost.lib.email_url import parse_email_url
 from hushpost.lib.env import ConfigError, env, envbool, envint, envsecret
 from hushpost.regions.config import load_regions
@@ -137,6 +138,7 @@ MIDDLEWARE = [
     "hushpost.accounts.middleware.SessionLimitsMiddleware",
     "hushpost.accounts.middleware.PasswordChangeRequiredMiddleware",
     "hushpost.accounts.middleware.TwoFactorRequiredMiddleware",
+    "hushpost.lib.zones.TimeZoneMiddleware",  # after the user and organisation are loaded
 ]
 
 ROOT_URLCONF = "hushpost.urls"
@@ -192,6 +194,11 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env("TIME_ZONE", "UTC")
+# The zone an organisation's pages and e-mails show times in until it sets its own (the Policy page)
+# and an account chooses or a browser reports one (hushpost/lib/zones.py).
+DEFAULT_TIME_ZONE = env("DEFAULT_TIME_ZONE", "UTC")
+if not zones.valid(DEFAULT_TIME_ZONE):
+    raise ConfigError(f"HUSHPOST_DEFAULT_TIME_ZONE must be a time zone such as Europe/Berlin, not {DEFAULT_TIME_ZONE!r}")
 USE_I18N = True
 USE_TZ = True
 

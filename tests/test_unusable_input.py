@@ -75,9 +75,9 @@ FIELDS = {
 NO_TYPED_FIELDS = {
     "home", "senders:logout", "senders:inbox", "senders:sent", "senders:sign-out-everywhere", "senders:upload",
     "senders:discard-file", "senders:message", "senders:file", "senders:retry", "senders:recall",
-    "senders:expiry", "recipients:inbox", "recipients:resend", "recipients:logout",
-    "recipients:sign-out-everywhere", "recipients:notification-link", "recipients:sent", "recipients:upload",
-    "recipients:discard-file",
+    "senders:expiry", "senders:time-zone", "recipients:time-zone", "recipients:inbox", "recipients:resend",
+    "recipients:logout", "recipients:sign-out-everywhere", "recipients:notification-link", "recipients:sent",
+    "recipients:upload", "recipients:discard-file",
     "recipients:message", "recipients:file", "recipients:print", "recipients:delete", "orgadmin:sender-active",
     "orgadmin:sender-reset", "orgadmin:sender-invite", "orgadmin:sender-import",
     "orgadmin:recipient-reset", "orgadmin:unlock", "orgadmin:message-recall", "orgadmin:message-export",

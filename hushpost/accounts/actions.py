@@ -10,7 +10,7 @@ from hushpost.accounts.models import User
 from hushpost.accounts.passwords import password_problems
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
-from hushpost.lib import clock
+from hushpost.lib import clock, zones
 from hushpost.lib.refusals import Refused
 from hushpost.notifications.actions import queue_notification
 from hushpost.notifications.models import Notification
@@ -147,3 +147,11 @@ def reset_recipient_password(user: User, *, by: User | None = None) -> None:
         if by is not None:
             record(AuditEvent.Action.ADMIN, actor=by, obj=user,
                    detail=f"sent a new temporary password to {user.email}")
+
+
+def set_time_zone(user: User, name: str) -> None:
+    """The zone ``user`` sees times in, on pages and in e-mails; "" goes back to their browser's."""
+    if name and not zones.valid(name):
+        raise Refused(zones.INVALID)
+    User.objects.filter(pk=user.pk).update(time_zone=name)
+    user.time_zone = name

@@ -59,6 +59,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     totp_secret_sealed = models.BinaryField(null=True, blank=True)
     totp_enabled_at = models.DateTimeField(null=True, blank=True)
     totp_last_step = models.BigIntegerField(default=0)
+    # The zone this person sees times in, pages and e-mails (hushpost/lib/zones.py);
+    # empty: their browser's zone, else the organisation's.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     objects = UserManager()
 

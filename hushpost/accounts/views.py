@@ -13,10 +13,14 @@ from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.shortcuts import redirect, render
+from django.utils import timezone
 
-from hushpost.accounts import flows, passkeys, reauth, reset, throttle, twofactor
+from hushpost.accounts import actions, flows, passkeys, reauth, reset, throttle, twofactor
+from hushpost.lib import zones
 from hushpost.lib.client import client_address
 from hushpost.lib.input import InputError, line
+from hushpost.lib.refusals import Refused
+from hushpost.lib.views import refused
 
 TOO_MANY = "Too many requests from your network just now. Try again in a few minutes."
 
@@ -176,3 +180,21 @@ def two_factor_settings(request, *, frame: str, here: str, extra: dict):
         request.session[SETUP] = twofactor.secret_for_session(user, secret)  # sealed: no secret in the session
     context.update(twofactor.provisioning(user, secret))
     return render(request, "accounts/two_factor.html", context, status=status)
+
+
+def time_zone(request, *, back: str):
+    """The account's time zone, chosen from zoneinfo's list, or "" for the browser's (Automatic)."""
+    try:
+        actions.set_time_zone(request.user, request.POST.get("time_zone", ""))
+    except Refused as e:
+        return refused(request, str(e), 400, heading="Not a time zone", back=back)
+    chosen = request.user.time_zone
+    flash.success(request, f"Times are now shown in {chosen}." if chosen
+                  else "Times are now shown in your browser's time zone.")
+    return redirect(back)
+
+
+def time_zone_card(request, action: str) -> dict:
+    """What the account page's time zone card (accounts/time_zone_card.html) shows."""
+    return {"zone_choices": zones.choices(), "zone_chosen": request.user.time_zone,
+            "zone_in_use": timezone.get_current_timezone_name(), "zone_action": action}

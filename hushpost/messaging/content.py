@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.utils.html import format_html
+from django.utils.timezone import localtime
 
 from hushpost.crypto import envelope, keys
 from hushpost.crypto.labels import BODY, SUBJECT
@@ -41,7 +42,7 @@ REMOVED_SUBJECT = "Content removed under the retention policy"
 def removed_notice(message: Message) -> str:
     """Why a purged message shows no content, in one sentence."""
     return (f"Content removed under {message.org.name}'s retention policy "
-            f"on {message.purged_at:%-d %b %Y}.")
+            f"on {localtime(message.purged_at):%-d %b %Y}.")
 
 
 def data_key(message: Message) -> bytes:

@@ -25,7 +25,9 @@ from django.core.mail.message import (
 )
 from django.core.mail.utils import DNS_NAME
 from django.template.loader import render_to_string
+from django.utils import timezone
 
+from hushpost.lib import zones
 from hushpost.notifications import kinds, links
 from hushpost.notifications.models import Notification
 
@@ -56,8 +58,11 @@ def build_email(notification: Notification, prepared: kinds.Prepared | None = No
                "subject": subject, "reference": links.reference(notification),
                "portal_address": portal_address(notification),
                **kind.context(notification), **(prepared or kinds.Prepared()).context}
-    text = render_to_string(f"{kind.template}.txt", context)
-    html = render_to_string(f"{kind.template}.html", context)
+    # Times in the zone of whoever reads it (their account's, else the organisation's), from rows
+    # already loaded with the notification; the Date header stays RFC 5322.
+    with timezone.override(zones.zone(zones.for_account(notification.user, org))):
+        text = render_to_string(f"{kind.template}.txt", context)
+        html = render_to_string(f"{kind.template}.html", context)
     host = urlsplit(settings.BASE_URL).hostname or "hushpost.localhost"
     email = Notice(
         subject=subject,

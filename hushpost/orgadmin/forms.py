@@ -4,6 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from hushpost.audit.models import AuditEvent
+from hushpost.lib import zones
 from hushpost.lib.input import DayField, single_line
 from hushpost.messaging.actions import EXPIRY_CHOICES
 from hushpost.messaging.models import Restriction
@@ -94,13 +95,17 @@ class PolicyForm(forms.ModelForm):
         label="Sign recipients out after (minutes without activity)", min_value=1, max_value=480, required=False,
         help_text="Empty uses the deployment's setting (15).")
 
+    time_zone = forms.ChoiceField(
+        label="Time zone", choices=zones.choices, error_messages={"invalid_choice": zones.INVALID}, required=False,
+        help_text="Pages and e-mails show times in it for anyone whose account or browser sets none.")
+
     class Meta:
         model = Organization
         fields = [
             "sender_name", "notify_from_email", "default_read_receipt", "default_restriction",
             "default_expire_days", "temp_password_days", "receipt_includes_subject",
             "max_file_mb", "max_message_mb", "sender_idle_minutes", "recipient_idle_minutes",
-            "require_2fa_senders", "require_2fa_recipients",
+            "require_2fa_senders", "require_2fa_recipients", "time_zone",
         ]
         labels = {
             "sender_name": "Display name on notifications",
@@ -116,6 +121,9 @@ class PolicyForm(forms.ModelForm):
         self.fields["allowed_expiry"].initial = [str(d) for d in self.instance.expiry_choices]
         for name in ("sender_name", "notify_from_email"):  # both go into every notification's From
             single_line(self.fields[name])
+
+    def clean_time_zone(self):
+        return self.cleaned_data.get("time_zone") or self.instance.time_zone  # left out: unchanged
 
     def clean_notify_from_email(self):
         address = self.cleaned_data.get("notify_from_email", "").strip().lower()

@@ -3,8 +3,14 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from django.db import models
 
+from hushpost.lib import zones
+
 # Names end up in e-mail headers: a line break there is refused, never sent.
 no_line_breaks = RegexValidator(r"[\r\n]", inverse_match=True, message="Line breaks are not allowed.")
+
+
+def default_time_zone() -> str:
+    return zones.default()  # HUSHPOST_DEFAULT_TIME_ZONE when the organisation is created
 
 
 class Organization(models.Model):
@@ -38,6 +44,8 @@ class Organization(models.Model):
     # Two-factor sign-in required (an authenticator app) for the organisation's senders, recipients.
     require_2fa_senders = models.BooleanField(default=False)
     require_2fa_recipients = models.BooleanField(default=False)
+    # The zone its people see times in, pages and e-mails, until their account or browser says otherwise.
+    time_zone = models.CharField(max_length=64, default=default_time_zone)
 
     # SMTP gateway (`hushpost smtpd`, docs/gateway.md), set with `hushpost gateway set`.
     # A mail server may relay the organisation's mail if its address is in one of

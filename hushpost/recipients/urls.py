@@ -19,6 +19,7 @@ urlpatterns = [
     path("forgot", views.forgot_password, name="forgot"),
     path("reset", views.reset_password, name="reset"),
     path("password", views.set_password, name="password"),
+    path("time-zone", views.time_zone_view, name="time-zone"),
     path("sign-out-everywhere", views.sign_out_everywhere_view, name="sign-out-everywhere"),
     path("sent", views.sent, name="sent"),
     path("files", views.upload_file, name="upload"),

@@ -205,9 +205,16 @@ def set_password(request):
         "recipients/set_password.html",
         {"org": request.org, "errors": errors, "first_time": request.user.must_change_password,
          "reauth": reauth.fields(request, always=True),
-         **passkey_pages.listing(request, f"/r/{request.org.slug}/passkeys")},
+         **passkey_pages.listing(request, f"/r/{request.org.slug}/passkeys"),
+         **account_pages.time_zone_card(request, f"/r/{request.org.slug}/time-zone")},
         status=400 if errors else 200,
     )
+
+
+@require_POST
+@recipient_required
+def time_zone_view(request):
+    return account_pages.time_zone(request, back=f"/r/{request.org.slug}/password")
 
 
 @require_POST

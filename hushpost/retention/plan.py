@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Count, Max, Q
 from django.db.models.functions import Now
+from django.utils.timezone import localtime
 
 from hushpost.accounts.models import User
 from hushpost.lib import clock
@@ -101,11 +102,11 @@ def _why_due(policy: RetentionPolicy, row: _Row, conversation_last: datetime,
         return moment is not None and days is not None and moment + timedelta(days=days) <= now
 
     if passed(row.expires_at, policy.after_expiry_days):
-        return f"expired {row.expires_at:%-d %b %Y}", row.expires_at
+        return f"expired {localtime(row.expires_at):%-d %b %Y}", row.expires_at
     if row.deliveries and not row.live and passed(row.last_deleted, policy.after_deletion_days):
-        return f"deleted by every recipient by {row.last_deleted:%-d %b %Y}", row.last_deleted
+        return f"deleted by every recipient by {localtime(row.last_deleted):%-d %b %Y}", row.last_deleted
     if passed(conversation_last, policy.after_activity_days):
-        return f"no activity in its conversation since {conversation_last:%-d %b %Y}", conversation_last
+        return f"no activity in its conversation since {localtime(conversation_last):%-d %b %Y}", conversation_last
     return None
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Prefetch
+from django.utils.timezone import localtime
 
 from hushpost.messaging.models import Delivery, Message
 from hushpost.orgs.models import Organization
@@ -66,4 +67,4 @@ def what_is_held(hold: LegalHold) -> str:
 
 
 def _day(moment: datetime) -> str:
-    return f"{moment:%-d %b %Y, %H:%M}"
+    return f"{localtime(moment):%-d %b %Y, %H:%M}"  # in the viewer's zone, like the page's other times

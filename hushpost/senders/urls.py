@@ -16,6 +16,7 @@ urlpatterns = [
     path("app/sent", views.sent, name="sent"),
     path("app/compose", views.compose, name="compose"),
     path("app/account", views.account, name="account"),
+    path("app/account/time-zone", views.time_zone_view, name="time-zone"),
     path("app/account/2fa", views.two_factor_settings, name="two-factor"),
     path("app/account/passkeys", passkeys.add, name="passkey-add"),
     path("app/account/passkeys/add", passkeys.keep, name="passkey-keep"),

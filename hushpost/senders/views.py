@@ -214,8 +214,15 @@ def account(request):
     return render(request, "senders/account.html",
                   {"errors": errors, "tab": "account", "first_time": first_time,
                    "reauth": reauth.fields(request, always=not first_time),
-                   **passkey_pages.listing(request, "/app/account/passkeys")},
+                   **passkey_pages.listing(request, "/app/account/passkeys"),
+                   **account_pages.time_zone_card(request, "/app/account/time-zone")},
                   status=400 if errors else 200)
+
+
+@require_POST
+@sender_required
+def time_zone_view(request):
+    return account_pages.time_zone(request, back="/app/account")
 
 
 @require_POST
