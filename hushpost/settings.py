@@ -295,6 +295,8 @@ NOTIFY_LEASE_SECONDS = max(3, envint("NOTIFY_LEASE_SECONDS", 60))
 # The worker runs the retention purge at most this often; the database's clock decides,
 # across every worker on every machine (``hushpost.server.periodic``).
 RETENTION_INTERVAL = max(1, envint("RETENTION_INTERVAL", 3600))
+# The worker looks for reminders due (``messaging/reminders.py``) at most this often, the same way.
+REMINDER_INTERVAL = max(1, envint("REMINDER_INTERVAL", 900))
 # How often each worker asks the database whether a periodic job is due: the latest a job
 # starts after it falls due, and one small UPDATE per worker each time.
 PERIODIC_CHECK_SECONDS = max(1, envint("PERIODIC_CHECK_SECONDS", 30))

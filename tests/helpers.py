@@ -11,6 +11,7 @@ import re
 import secrets
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from unittest import mock
 from urllib.parse import quote, urlsplit
@@ -20,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.db import connections
 from django.test import Client
 
 from hushpost.accounts.reauth import CONFIRMED
@@ -100,6 +102,28 @@ def run_worker() -> None:
     """
     with mock.patch.object(background, "close_old_connections", lambda: None):
         background.BackgroundWorker(interval=0, batch=True, heartbeat=False).run()
+
+
+def workers_at_once(count: int, rounds: int, job) -> list[str]:
+    """``count`` workers (threads, each with its own database connection), starting each round together;
+    the names of those whose ``job(name)`` answered yes, once per round."""
+    barrier, ran = threading.Barrier(count), []
+
+    def worker(name):
+        try:
+            for _ in range(rounds):
+                barrier.wait()
+                if job(name):
+                    ran.append(name)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(f"machine-{n}",)) for n in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return ran
 
 
 # --- two-factor sign-in -----------------------------------------------------------------------

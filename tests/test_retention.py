@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, connections  # noqa: F401 - connection: the skipif condition
+from django.db import connection  # noqa: F401 - the skipif condition
 from django.test import Client
 
 from hushpost.attachments.models import Attachment
@@ -30,7 +30,7 @@ from hushpost.server.background import RETENTION_JOB
 from hushpost.server.models import PeriodicRun
 from tests import personas
 from tests.helpers import send as compose
-from tests.helpers import signed_in_as, upload
+from tests.helpers import signed_in_as, upload, workers_at_once
 from tests.personas import ALICE, BOB, CAROL, PASSWORD, first_login
 
 DAVE = "dave@client.example"
@@ -328,27 +328,6 @@ def test_the_worker_purges_at_most_once_per_interval(sender_client, org, ada, al
     assert second.purged_at is None
 
 
-def _workers(count: int, rounds: int, job) -> list[str]:
-    """``count`` workers (threads, each with its own database connection), starting each round together."""
-    barrier, ran = threading.Barrier(count), []
-
-    def worker(name):
-        try:
-            for _ in range(rounds):
-                barrier.wait()
-                if job(name):
-                    ran.append(name)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(f"machine-{n}",)) for n in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return ran
-
-
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_workers_on_several_machines_never_purge_at_once(sender_client, org, ada):
@@ -366,11 +345,11 @@ def test_workers_on_several_machines_never_purge_at_once(sender_client, org, ada
             with lock:
                 running[0] -= 1
 
-    hourly = _workers(4, 3, lambda name: periodic.run_if_due(RETENTION_JOB, name, timedelta(hours=1), work))
+    hourly = workers_at_once(4, 3, lambda name: periodic.run_if_due(RETENTION_JOB, name, timedelta(hours=1), work))
     assert len(hourly) == 1  # twelve chances, one run in the hour
     assert AuditEvent.objects.filter(action=AuditEvent.Action.PURGE, object_id=message.uid).count() == 1
     # With no interval at all, they still take turns: never two at once.
-    _workers(4, 3, lambda name: periodic.run_if_due("retention-test", name, timedelta(0), work))
+    workers_at_once(4, 3, lambda name: periodic.run_if_due("retention-test", name, timedelta(0), work))
     assert most[0] == 1
 
 

@@ -51,6 +51,8 @@ class AuditEvent(models.Model):
         ADMIN = "admin", "Administration"
         STORAGE_FULL = "storage_full", "Storage full: not saved"
         PURGE = "purge", "Content purged (retention)"
+        REMINDER = "reminder", "Reminder queued"
+        RESEND = "resend", "Notification sent again"
 
     # No database constraints: the trail outlives the rows it names, and no
     # deletion elsewhere ever reaches back to change an event.

@@ -330,8 +330,8 @@ def recall(message: Message, *, recipient_ids: list[int] | None = None, by: User
         ids = list(deliveries.values_list("pk", flat=True))
         count = Delivery.objects.filter(pk__in=ids).update(recalled_at=clock.now())
         # Notifications not yet sent about it never go.
-        Notification.objects.filter(delivery_id__in=ids, kind=Notification.Kind.MESSAGE,
-                                    status=Notification.Status.PENDING).update(
+        Notification.objects.filter(delivery_id__in=ids, status=Notification.Status.PENDING,
+                                    kind__in=[Notification.Kind.MESSAGE, Notification.Kind.REMINDER]).update(
             status=Notification.Status.CANCELLED, lease_until=None)
         record(AuditEvent.Action.RECALL, actor=by, org=message.org, obj=message,
                detail=f"for {count} recipient(s)" + (" (one recipient)" if recipient_ids else ""))

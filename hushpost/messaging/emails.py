@@ -1,7 +1,9 @@
-"""The e-mails messages cause: the Secure Messaging Notification, the read receipt, the reply notice."""
+"""The e-mails messages cause: the Secure Messaging Notification, the read receipt, the reply notice,
+and a reminder of an unopened message with the note to its sender that one went (``reminders.py``)."""
 
 from __future__ import annotations
 
+from hushpost.messaging import reminders
 from hushpost.messaging.content import open_subject
 from hushpost.notifications import kinds, links
 from hushpost.notifications.emails import absolute, recipient_login_link
@@ -30,6 +32,22 @@ def _named(notification: Notification, message) -> dict:
     return {}
 
 
+def _reminder_context(notification: Notification) -> dict:
+    # The message notification's own link and words, so the two never differ.
+    return {**_message_context(notification), "sent_at": _delivery(notification).message.created_at}
+
+
+def _still_unopened(notification: Notification) -> kinds.Prepared | None:
+    """A reminder whose message was opened, recalled, deleted, expired or purged meanwhile does not go."""
+    return kinds.Prepared() if reminders.still_wanted(_delivery(notification)) else None
+
+
+def _reminder_sent_context(notification: Notification) -> dict:
+    delivery = _delivery(notification)
+    return {"link": absolute(f"/app/m/{delivery.message.uid}"), "reader": delivery.recipient,
+            "count": delivery.reminders_sent}
+
+
 def _read_receipt_context(notification: Notification) -> dict:
     delivery = _delivery(notification)
     return {"link": absolute(f"/app/m/{delivery.message.uid}"), "reader": delivery.recipient,
@@ -53,4 +71,12 @@ kinds.register(kinds.EmailKind(
 ))
 kinds.register(kinds.EmailKind(
     Kind.REPLY, "Secure Messaging Reply Notification", "messaging/email/reply", context=_reply_context,
+))
+kinds.register(kinds.EmailKind(
+    Kind.REMINDER, "Reminder: Secure Messaging Notification", "messaging/email/reminder",
+    context=_reminder_context, prepare=_still_unopened,
+))
+kinds.register(kinds.EmailKind(
+    Kind.REMINDER_SENT, "Secure Messaging Reminder Sent", "messaging/email/reminder_sent",
+    context=_reminder_sent_context,
 ))

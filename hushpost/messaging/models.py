@@ -104,6 +104,12 @@ class Delivery(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Recalled by the sender (or an organisation admin): the addressee sees only that.
     recalled_at = models.DateTimeField(null=True, blank=True)
+    # Reminders the worker sent the addressee (``messaging/reminders.py``), the last one when, by the
+    # database's clock; and notifications the sender had sent again by hand (Resend notification).
+    reminders_sent = models.PositiveSmallIntegerField(default=0)
+    last_reminded_at = models.DateTimeField(null=True, blank=True)
+    resends = models.PositiveSmallIntegerField(default=0)
+    last_resent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -22,7 +22,7 @@ class RecipientState:
 
     A new recipient gets two (password, then message); the worst one counts. Only
     e-mails to the recipient count: a read receipt hangs off the same delivery but
-    goes to the sender. ``cancelled``: nothing was sent because the message was
+    goes to the sender, and reminders are counted apart. ``cancelled``: nothing was sent because the message was
     recalled first.
     """
 
@@ -32,7 +32,8 @@ class RecipientState:
 
     @classmethod
     def of(cls, delivery: Delivery, notifications: list[Notification]) -> RecipientState:
-        mine = [n for n in notifications if n.user_id == delivery.recipient_id]
+        # A reminder is shown on its own (``Delivery.reminders_sent``): it never makes a notified recipient pending.
+        mine = [n for n in notifications if n.user_id == delivery.recipient_id and n.kind != Notification.Kind.REMINDER]
         live = [n for n in mine if n.status != Notification.Status.CANCELLED]
         for n in live:
             if n.status == Notification.Status.FAILED:

@@ -24,6 +24,9 @@ class Notification(models.Model):
         RESET = "reset", "Password reset"
         PORTALS = "portals", "Your Secure Messaging portals"
         INVITATION = "invitation", "Invitation to the portal"
+        # An addressee who has not opened a message is reminded of it; its sender may hear of it.
+        REMINDER = "reminder", "Reminder: Secure Messaging Notification"
+        REMINDER_SENT = "reminder_sent", "Reminder sent"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

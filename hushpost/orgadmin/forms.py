@@ -61,6 +61,9 @@ class AuditFilters(Filters):
 MAX_ATTACHMENT_MB = 10 * 1024  # 10 GB: the store streams, so size costs disk, not memory
 
 
+REMIND_DAYS, REMIND_TIMES = 30, 5
+
+
 class PolicyForm(forms.ModelForm):
     allowed_expiry = forms.TypedMultipleChoiceField(
         label="Expiry choices senders may pick",
@@ -98,6 +101,12 @@ class PolicyForm(forms.ModelForm):
     time_zone = forms.ChoiceField(
         label="Time zone", choices=zones.choices, error_messages={"invalid_choice": zones.INVALID}, required=False,
         help_text="Pages and e-mails show times in it for anyone whose account or browser sets none.")
+    remind_after_days = forms.IntegerField(
+        label="Remind recipients who have not opened a message after (days)", min_value=1,
+        max_value=REMIND_DAYS, required=False,
+        help_text="Counted from when it was sent, and again from each reminder. Empty: no reminders.")
+    remind_times = forms.IntegerField(
+        label="Remind at most (times)", min_value=1, max_value=REMIND_TIMES, required=False)
 
     class Meta:
         model = Organization
@@ -106,6 +115,7 @@ class PolicyForm(forms.ModelForm):
             "default_expire_days", "temp_password_days", "receipt_includes_subject",
             "max_file_mb", "max_message_mb", "sender_idle_minutes", "recipient_idle_minutes",
             "require_2fa_senders", "require_2fa_recipients", "time_zone",
+            "remind_after_days", "remind_times", "remind_tells_sender",
         ]
         labels = {
             "sender_name": "Display name on notifications",
@@ -114,6 +124,7 @@ class PolicyForm(forms.ModelForm):
             "receipt_includes_subject": "Read receipts and reply notices may name the message subject",
             "require_2fa_senders": "Senders must use two-factor sign-in",
             "require_2fa_recipients": "Recipients must use two-factor sign-in",
+            "remind_tells_sender": "Tell the sender when a reminder goes",
         }
 
     def __init__(self, *args, **kwargs):
@@ -141,7 +152,7 @@ class PolicyForm(forms.ModelForm):
         allowed = data.get("allowed_expiry") or []
         if "default_expire_days" in data and data["default_expire_days"] not in allowed:
             self.add_error("default_expire_days", "The default must be one of the allowed choices.")
-        for name in ("max_file_mb", "max_message_mb"):
+        for name in ("max_file_mb", "max_message_mb", "remind_times"):
             if name in data and data[name] is None:  # left empty: unchanged
                 data[name] = getattr(self.instance, name)
         if data.get("max_file_mb") and data.get("max_message_mb") and data["max_file_mb"] > data["max_message_mb"]:

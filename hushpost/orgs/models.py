@@ -46,6 +46,12 @@ class Organization(models.Model):
     require_2fa_recipients = models.BooleanField(default=False)
     # The zone its people see times in, pages and e-mails, until their account or browser says otherwise.
     time_zone = models.CharField(max_length=64, default=default_time_zone)
+    # Reminders (``messaging/reminders.py``): a recipient who has not opened a message is e-mailed again
+    # this many days after it was sent, and as long again after each reminder, at most
+    # ``remind_times`` times; empty: never. ``remind_tells_sender``: the sender hears of each one.
+    remind_after_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    remind_times = models.PositiveSmallIntegerField(default=1)
+    remind_tells_sender = models.BooleanField(default=False)
 
     # SMTP gateway (`hushpost smtpd`, docs/gateway.md), set with `hushpost gateway set`.
     # A mail server may relay the organisation's mail if its address is in one of

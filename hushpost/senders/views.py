@@ -23,7 +23,7 @@ from hushpost.attachments.actions import files_of
 from hushpost.lib.input import checks_input
 from hushpost.lib.refusals import Refused
 from hushpost.lib.urls import safe_next
-from hushpost.messaging import listing
+from hushpost.messaging import listing, reminders
 from hushpost.messaging.access import (
     access_message_for_sender,
     access_own_message_for_sender,
@@ -152,11 +152,12 @@ def message_view(request, uid):
     if access.delivery is not None:  # a reply addressed to this sender, not their own message
         read_message(request.user, message, access.delivery)
     content = open_content(message)
-    recipients = []
+    recipients, resendable = [], set()
     if access.is_author:
         recipients = recipient_states(
             message.deliveries.select_related("recipient").prefetch_related(notifications_of()).order_by("id")
         )
+        resendable = {d.pk for d, _ in recipients if reminders.can_resend(d, message)}
     replies = [
         (r, open_subject(r))
         for r in replies_for_sender(request.user, message)
@@ -170,6 +171,7 @@ def message_view(request, uid):
             "expiry_options": [(value, label) for value, label, days in EXPIRY_CHANGES
                                if days == 0 or message.org.allows_expiry(days or 0)],
             "any_active": any(d.recalled_at is None for d, _ in recipients),
+            "resendable": resendable,
             "message": message,
             "content": content,
             "rules": restrictions(message),
@@ -244,6 +246,23 @@ def recall_view(request, uid):
     ids = [int(who)] if who is not None else None
     count = recall(message, recipient_ids=ids, by=request.user)
     flash.success(request, "The message was recalled." if count else "Nothing more to recall.")
+    return redirect("senders:message", uid=uid)
+
+
+@require_POST
+@sender_required
+def resend_view(request, uid):
+    """The author sends the message's notification again to one addressee who has not opened it."""
+    message = access_own_message_for_sender(request.user, uid)
+    who = request.POST.get("recipient", "")
+    if not RECIPIENT_ID.fullmatch(who):
+        return HttpResponseBadRequest("Choose a recipient of this message.")
+    try:
+        delivery = reminders.resend(message, int(who), by=request.user, request=request)
+    except Refused as e:
+        flash.error(request, str(e))
+        return redirect("senders:message", uid=uid)
+    flash.success(request, f"A new Secure Messaging Notification is on its way to {delivery.recipient.email}.")
     return redirect("senders:message", uid=uid)
 
 

@@ -6,7 +6,7 @@ and the loop goes on. Beside the task queue it sweeps the notifications table
 itself, so e-mails whose task was lost with a killed worker, or whose retry is
 due, go out without waiting for new traffic, chains the audit events
 committed since its last round (``audit/linker.py``), and runs the periodic jobs
-when they are due (``server/periodic.py``: the retention purge). A heartbeat thread records that
+when they are due (``server/periodic.py``: the retention purge, the reminders). A heartbeat thread records that
 the worker is alive; a task left RUNNING by a worker whose heartbeat stopped
 goes back in the queue.
 """
@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -33,6 +34,7 @@ from django_tasks_db.utils import exclusive_transaction, is_locked_database_exce
 
 from hushpost.audit import linker
 from hushpost.lib.db import DATABASE_ERRORS, Outage, reset_connections
+from hushpost.messaging import reminders
 from hushpost.notifications import delivery
 from hushpost.retention import purge
 from hushpost.server import periodic
@@ -51,6 +53,7 @@ LINK_SECONDS = 0.5
 # first purge of years of messages never holds a lone worker's notifications back for long.
 PERIODIC_SLICE_SECONDS = 10.0
 RETENTION_JOB = "retention"
+REMINDER_JOB = "reminders"
 
 
 class BackgroundWorker(Worker):
@@ -155,15 +158,18 @@ class BackgroundWorker(Worker):
         return linker.link()
 
     def run_periodic(self) -> None:
-        """The retention purge, if its interval has passed and no worker anywhere runs it now."""
+        """The retention purge and the reminders, each if its interval has passed and no worker
+        anywhere runs it now."""
         self.periodic_at = time.monotonic()
-        try:
-            periodic.run_if_due(RETENTION_JOB, self.worker_id, timedelta(seconds=settings.RETENTION_INTERVAL),
-                                retention_run)
-        except DATABASE_ERRORS:
-            raise  # waited out like any outage
-        except Exception:  # noqa: BLE001 - a purge that fails must not stop the e-mails
-            log.exception("the retention purge failed; it is tried again at its next interval")
+        for job, interval, work, what in (
+                (RETENTION_JOB, settings.RETENTION_INTERVAL, retention_run, "the retention purge"),
+                (REMINDER_JOB, settings.REMINDER_INTERVAL, reminder_run, "the reminders")):
+            try:
+                periodic.run_if_due(job, self.worker_id, timedelta(seconds=interval), work)
+            except DATABASE_ERRORS:
+                raise  # waited out like any outage
+            except Exception:  # noqa: BLE001 - a periodic job that fails must not stop the e-mails
+                log.exception("%s failed; it is tried again at its next interval", what)
 
     def next_task(self) -> DBTaskResult | None:
         tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
@@ -227,9 +233,9 @@ class BackgroundWorker(Worker):
         return False
 
 
-def retention_run(lease: periodic.Lease) -> str:
-    """Every organisation's purge under ``lease``, renewed before each batch, for one slice of
-    the worker's time (``PERIODIC_SLICE_SECONDS``); one line for the record."""
+def _slice(lease: periodic.Lease) -> Callable[[], bool]:
+    """Asked before each batch of a periodic job: whether to go on, for one slice of the worker's
+    time (``PERIODIC_SLICE_SECONDS``, at least one batch) and while ``lease`` is still ours."""
     ends, batches = time.monotonic() + PERIODIC_SLICE_SECONDS, 0
 
     def go_on() -> bool:
@@ -240,11 +246,27 @@ def retention_run(lease: periodic.Lease) -> str:
         batches += 1
         return lease.renew()
 
-    outcomes = purge.purge_all(still_ours=go_on)
+    return go_on
+
+
+def retention_run(lease: periodic.Lease) -> str:
+    """Every organisation's purge under ``lease``, renewed before each batch, for one slice of
+    the worker's time; one line for the record."""
+    outcomes = purge.purge_all(still_ours=_slice(lease))
     for outcome in outcomes:
         if outcome.purged:
             log.info("retention: %s", outcome.line())
     return "; ".join(o.line() for o in outcomes) or "no organisation has a retention policy"
+
+
+def reminder_run(lease: periodic.Lease) -> str:
+    """Every organisation's reminders due under ``lease``, renewed before each batch, for one slice
+    of the worker's time; one line for the record."""
+    outcomes = reminders.remind_all(still_ours=_slice(lease))
+    for outcome in outcomes:
+        if outcome.reminded:
+            log.info("reminders: %s", outcome.line())
+    return "; ".join(o.line() for o in outcomes) or "no organisation sends reminders"
 
 
 def _requeue_running(worker_ids: set[str]) -> int:
