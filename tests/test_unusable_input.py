@@ -77,7 +77,7 @@ NO_TYPED_FIELDS = {
     "senders:discard-file", "senders:message", "senders:file", "senders:retry", "senders:recall",
     "senders:expiry", "senders:time-zone", "recipients:time-zone", "recipients:inbox", "recipients:resend",
     "recipients:logout", "recipients:sign-out-everywhere", "recipients:notification-link", "recipients:sent",
-    "recipients:upload", "recipients:discard-file",
+    "recipients:upload", "recipients:discard-file", "senders:resend",
     "recipients:message", "recipients:file", "recipients:print", "recipients:delete", "orgadmin:sender-active",
     "orgadmin:sender-reset", "orgadmin:sender-invite", "orgadmin:sender-import",
     "orgadmin:recipient-reset", "orgadmin:unlock", "orgadmin:message-recall", "orgadmin:message-export",
