@@ -24,6 +24,10 @@ those), holds or releases the retention job's lease
 as another machine would, makes the newest message due only five minutes from now, and prints
 how many messages are purged and how often each was.
 
+``python -m tests.faults.dbscript reminders policy|sent-days-ago|state`` turns reminders on (one,
+a day after sending), back-dates every message two days by the database's clock, and prints each
+delivery's reminder count and the reminder e-mails owed.
+
 All run under the same HUSHPOST_* environment as the workers, so they read
 the same database with the same keys.
 """
@@ -173,6 +177,23 @@ def retention(step: str) -> dict:
             "purge_events": dict(events)}
 
 
+def reminders(step: str) -> dict:
+    from django.db.models.functions import Now
+
+    from hushpost.messaging.models import Delivery, Message
+    from hushpost.notifications.models import Notification
+    from hushpost.orgs.models import Organization
+
+    if step == "policy":
+        Organization.objects.update(remind_after_days=1, remind_times=1, remind_tells_sender=True)
+        return {}
+    if step == "sent-days-ago":
+        Message.objects.update(created_at=Now() - timedelta(days=2))
+        return {}
+    return {"reminders_sent": sorted(Delivery.objects.values_list("reminders_sent", flat=True)),
+            "reminder_emails": Notification.objects.filter(kind=Notification.Kind.REMINDER).count()}
+
+
 def archive() -> dict:
     """ARCHIVED messages from the first sender, to an address of their own, written forty days ago
     and notified long since (their e-mails are no longer owed), and a policy that purges a
@@ -214,6 +235,7 @@ def main() -> None:
     sub.add_parser("chains")
     sub.add_parser("retention").add_argument("step", choices=["policy", "archive", "hold-lease", "due-later",
                                                                     "release-lease", "state"])
+    sub.add_parser("reminders").add_argument("step", choices=["policy", "sent-days-ago", "state"])
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hushpost.settings")
@@ -230,6 +252,8 @@ def main() -> None:
         result = chains()
     elif args.action == "retention":
         result = retention(args.step)
+    elif args.action == "reminders":
+        result = reminders(args.step)
     else:
         result = inspect(json.load(sys.stdin))
     json.dump(result, sys.stdout)
