@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -82,6 +83,27 @@ EMAIL_USE_SSL = _email.use_ssl
 EMAIL_TIMEOUT = _email.timeout
 DEV_MAILBOX_ENABLED = _email.is_mailbox and not PRODUCTION
 DEFAULT_FROM_EMAIL = env("FROM_EMAIL", "no-reply@hushpost.localhost")
+
+
+def _bounce_address(value: str | None) -> str:
+    """Where delivery reports come back (``bounces@bounce.example``): each e-mail's envelope sender is
+    this address with a tag after ``+``, so its local part must leave room for one (64 characters)."""
+    if not value:
+        return ""
+    local, at, domain = value.strip().lower().rpartition("@")
+    if not at or not local or "." not in domain or "+" in local or len(local) > 20 \
+            or not re.fullmatch(r"[a-z0-9._-]+", local) or not re.fullmatch(r"[a-z0-9.-]+", domain):
+        raise ConfigError(f"HUSHPOST_BOUNCE_ADDRESS must be an address such as bounces@bounce.example "
+                          f"(a local part of at most 20 letters, digits, '.', '_' or '-', no '+'), "
+                          f"not {value!r}")
+    return f"{local}@{domain}"
+
+
+# Every notification's envelope sender (Return-Path) is this address tagged per e-mail, and the
+# gateway takes delivery reports sent to it (docs/gateway.md, "Bounces"). Empty: the From address.
+BOUNCE_ADDRESS = _bounce_address(env("BOUNCE_ADDRESS"))
+# The largest delivery report the gateway reads; a bigger one is refused.
+BOUNCE_MAX_BYTES = envint("BOUNCE_MAX_BYTES", 256 * 1024)
 
 _host = BASE_URL.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
 ALLOWED_HOSTS = [h.strip() for h in (env("ALLOWED_HOSTS") or "").split(",") if h.strip()] or [

@@ -192,3 +192,73 @@ def stop_smtpd(process: subprocess.Popen) -> tuple[str, str]:
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     return out, err
+
+
+def delivery_report(envelope_sender: str, recipient: str, original_headers: str, *, action: str = "failed",
+                    status: str = "5.1.1", diagnostic: str = "smtp; 550 5.1.1 <{rcpt}>: Recipient address rejected: "
+                    "User unknown in virtual mailbox table") -> bytes:
+    """A delivery report as Postfix writes one (RFC 3464): to the envelope sender of the e-mail it
+    could not deliver, with the human part, the delivery-status part and the original's headers."""
+    diagnostic = diagnostic.format(rcpt=recipient)
+    boundary = "7D1B2C3A4E.1732981234/mx1.client.example"
+    human = ("I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more "
+             "recipients.\r\n" if action == "failed" else
+             "Your message could not be delivered for 4 hours.\r\nIt will be retried until it is 5 days old.\r\n")
+    return (
+        f"Return-Path: <>\r\n"
+        f"From: MAILER-DAEMON@mx1.client.example (Mail Delivery System)\r\n"
+        f"Subject: {'Undelivered Mail Returned to Sender' if action == 'failed' else 'Delayed Mail (still being retried)'}\r\n"
+        f"To: {envelope_sender}\r\n"
+        f"Auto-Submitted: auto-replied\r\n"
+        f"MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary="{boundary}"\r\n'
+        f"Message-Id: <20261130221500.7D1B2C3A4E@mx1.client.example>\r\n"
+        f"Date: {formatdate(localtime=False)}\r\n"
+        f"\r\n"
+        f"This is a MIME-encapsulated message.\r\n\r\n"
+        f"--{boundary}\r\n"
+        f"Content-Description: Notification\r\n"
+        f"Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+        f"This is the mail system at host mx1.client.example.\r\n\r\n{human}\r\n"
+        f"                   The mail system\r\n\r\n<{recipient}>: host mx1.client.example said: "
+        f"{diagnostic.split('; ', 1)[-1]}\r\n\r\n"
+        f"--{boundary}\r\n"
+        f"Content-Description: Delivery report\r\n"
+        f"Content-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; mx1.client.example\r\n"
+        f"X-Postfix-Queue-ID: 7D1B2C3A4E\r\n"
+        f"X-Postfix-Sender: rfc822; {envelope_sender}\r\n"
+        f"Arrival-Date: {formatdate(localtime=False)}\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\n"
+        f"Original-Recipient: rfc822;{recipient}\r\n"
+        f"Action: {action}\r\n"
+        f"Status: {status}\r\n"
+        f"Remote-MTA: dns; mx1.client.example\r\n"
+        f"Diagnostic-Code: {diagnostic}\r\n\r\n"
+        f"--{boundary}\r\n"
+        f"Content-Description: Undelivered Message Headers\r\n"
+        f"Content-Type: text/rfc822-headers\r\n\r\n"
+        f"{original_headers.strip()}\r\n\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+
+
+def headers_of(message: EmailMessage, envelope_sender: str) -> str:
+    """The headers of an e-mail as the receiving server kept them (Return-Path added)."""
+    head = message.as_string().replace("\r\n", "\n").split("\n\n", 1)[0]
+    return f"Return-Path: <{envelope_sender}>\r\n" + head.replace("\n", "\r\n")
+
+
+def send_report(port: int, raw: bytes, rcpt: str, *, mail_from: str = "") -> list[tuple[int, str]]:
+    """Hand a delivery report to the gateway as the recipient's mail server does: MAIL FROM:<>
+    (the null sender), RCPT TO the envelope sender of the e-mail it reports on. Every reply."""
+    replies = []
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+        client.ehlo("mx1.client.example")
+        for code, text in (client.mail(mail_from), client.rcpt(rcpt)):
+            replies.append((code, text.decode()))
+            if code != 250:
+                return replies
+        code, text = client.data(raw)
+        replies.append((code, text.decode()))
+    return replies

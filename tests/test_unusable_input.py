@@ -69,6 +69,7 @@ FIELDS = {
                      "admin_group": LINE},
     "orgadmin:provisioning": {"name": LINE},
     "orgadmin:hold-place": {"address": LINE, "reason": LINE},
+    "senders:correct-address": {"address": LINE},
 }
 
 # Routes that take nothing typed (buttons, links, files, signed server-to-server calls, pages).
@@ -299,6 +300,8 @@ SUBMISSIONS = {
     "orgadmin:provisioning": lambda w: [(w.admin, "post", "/app/admin/provisioning", {"name": "Microsoft Entra ID"})],
     "orgadmin:hold-place": lambda w: [(w.admin, "post", "/app/admin/retention/holds",
                                        {"kind": "sender", "address": w.alice.email, "reason": "Matter 2026-114"})],
+    "senders:correct-address": lambda w: [(w.alice_client, "post", f"/app/m/{w.message.uid}/correct", {
+        "delivery": str(w.message.deliveries.first().pk), "address": "bob.smith@client.example"})],
 }
 
 

@@ -53,6 +53,8 @@ class AuditEvent(models.Model):
         PURGE = "purge", "Content purged (retention)"
         REMINDER = "reminder", "Reminder queued"
         RESEND = "resend", "Notification sent again"
+        BOUNCE = "bounce", "Notification bounced"
+        ADDRESS_CORRECTED = "address_corrected", "Address corrected after a bounce"
 
     # No database constraints: the trail outlives the rows it names, and no
     # deletion elsewhere ever reaches back to change an event.

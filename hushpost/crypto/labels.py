@@ -97,6 +97,8 @@ TEMPORARY_PASSWORD = "hushpost.temporary-password"  # noqa: S105 - a label, not 
 RECOVERY_CODE = "hushpost.accounts.recovery"
 # An identity provider's assertion ID or token nonce, remembered so it works once.
 SSO_ASSERTION = "hushpost.sso.assertion"
+# The tag in a notification's envelope sender (bounces+<tag>@...): a delivery report naming it is ours.
+BOUNCE_TAG = "hushpost.notifications.bounce-tag"
 
 
 def temporary_hash_label(salt: str) -> str:

@@ -11,6 +11,8 @@
   database's only trace of a token (looked up by that hash).
 * Recovery codes: under the account's own authenticator secret (older codes: the secret key).
 * Regions' questions and answers: HMAC-SHA256 under the key the regions share.
+* A notification's bounce tag (its key and a keyed hash of it, in the envelope sender): ``salted_hmac``
+  under the secret key, 80 bits, so a delivery report counts only for an e-mail its sender received.
 * A resend request's fingerprint of a password hash: ``salted_hmac`` with Django's default
   SHA-1, inside a token that is itself signed and lives 15 minutes.
 
@@ -98,3 +100,9 @@ def password_fingerprint(password_hash: str) -> str:
 def sso_assertion(issuer: str, assertion_id: str, secret: str | None = None) -> str:
     """An identity provider's assertion (or token nonce) as remembered for replay: a keyed hash."""
     return _keyed(labels.SSO_ASSERTION, f"{issuer}\n{assertion_id}", secret).hexdigest()
+
+
+def bounce_tag(notification_key: bytes, secret: str | None = None) -> bytes:
+    """80 bits proving a bounce address was written by Hushpost for this notification: enough
+    that guessing one (each guess an SMTP transaction) never succeeds, short enough for a local part."""
+    return _keyed(labels.BOUNCE_TAG, notification_key.hex(), secret).digest()[:10]

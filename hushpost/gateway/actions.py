@@ -34,14 +34,24 @@ from hushpost.lib.refusals import Refused
 from hushpost.messaging.actions import Addressees, send_message
 from hushpost.messaging.forms import BodyField
 from hushpost.messaging.models import Message
+from hushpost.notifications import bounces
 
 log = logging.getLogger("hushpost.gateway")
 MAX_ADDRESS = User._meta.get_field("email").max_length
 CHUNK = 1024 * 1024
 
 
+def takes_bounces(address: str) -> bool:
+    """MAIL FROM:<>, the null sender of a delivery report, with a bounce address set: any
+    client may send one, to the bounce address only (``check_bounce_recipient``)."""
+    return address in ("", "<>") and bool(settings.BOUNCE_ADDRESS)  # aiosmtpd gives "<>"
+
+
 def check_envelope_sender(address: str, client: Client) -> Reply:
-    """MAIL FROM: the envelope sender must be an active sender this client relays for."""
+    """MAIL FROM: the envelope sender must be an active sender this client relays for
+    (or the null sender of a delivery report, see ``takes_bounces``)."""
+    if takes_bounces(address):
+        return Reply(250, "2.1.0", "sender OK")
     try:
         sender_of(address, client)
     except SmtpRefused as refusal:
@@ -62,10 +72,39 @@ def check_recipient(address: str, accepted: list[str]) -> Reply:
         validate_email(address)
     except ValidationError:
         return Reply(553, "5.1.3", f"{address} is not an address Hushpost can send to")
+    if bounces.is_bounce_address(address):
+        return Reply(550, "5.7.1", "this address takes delivery reports only, from the null sender")
     if address not in accepted and len(accepted) >= settings.MAX_RECIPIENTS:
         # RFC 5321 4.5.3.1.10: the client sends to the others in another transaction.
         return Reply(452, "4.5.3", f"too many recipients; at most {settings.MAX_RECIPIENTS} at once")
     return Reply(250, "2.1.5", "recipient OK")
+
+
+def check_bounce_recipient(address: str, accepted: list[str]) -> Reply:
+    """RCPT TO after MAIL FROM:<>: the bounce address, tagged or not, and nothing else.
+    Whether a tag is genuine is not said here, nor anywhere in a reply."""
+    if not bounces.is_bounce_address(address) or len(address) > MAX_ADDRESS:
+        return Reply(550, "5.7.1", "mail from the null sender is taken for the bounce address only")
+    if address.lower() not in accepted and len(accepted) >= settings.MAX_RECIPIENTS:
+        return Reply(452, "4.5.3", f"too many recipients; at most {settings.MAX_RECIPIENTS} at once")
+    return Reply(250, "2.1.5", "recipient OK")
+
+
+def receive_bounce(raw: bytes, *, rcpt_tos: list[str], client: Client | None = None) -> Reply:
+    """DATA of a delivery report: 250 whether it counted or not (a forged or unknown tag is
+    dropped without a word); only a report too big to read, or a failure to store, says so.
+    ``client``: the reporting server, which the audit event names."""
+    report_id = bounces.fingerprint(raw)
+    if len(raw) > settings.BOUNCE_MAX_BYTES:
+        log.info("gateway bounce id=%s bytes=%d reply=552", report_id, len(raw))
+        return Reply(552, "5.3.4", f"a delivery report is read up to {settings.BOUNCE_MAX_BYTES} bytes")
+    try:
+        outcome = bounces.receive(raw, rcpt_tos)
+    except Exception as exc:
+        log.warning("gateway could not record bounce id=%s (%s); answered 451", report_id, type(exc).__name__)
+        return TEMPORARY
+    log.info("gateway bounce id=%s bytes=%d outcome=%s reply=250", report_id, len(raw), outcome)
+    return Reply(250, "2.0.0", "delivery report received")
 
 
 def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client) -> Reply:

@@ -93,7 +93,10 @@ class Handler:
         return str(reply)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        reply = actions.check_recipient(address, envelope.rcpt_tos)
+        if actions.takes_bounces(envelope.mail_from):  # a delivery report: to the bounce address only
+            reply = actions.check_bounce_recipient(address, envelope.rcpt_tos)
+        else:
+            reply = actions.check_recipient(address, envelope.rcpt_tos)
         count_gateway_reply("rcpt", reply.accepted)
         if reply.accepted and address.lower() not in envelope.rcpt_tos:
             envelope.rcpt_tos.append(address.lower())
@@ -102,6 +105,11 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         server.stop_the_clock()
+        if actions.takes_bounces(envelope.mail_from):
+            reply = await self._call(actions.receive_bounce, envelope.original_content,
+                                     rcpt_tos=list(envelope.rcpt_tos), client=_client(session))
+            count_gateway_reply("data", reply.accepted)
+            return str(reply)
         reply = await self._call(
             actions.receive_mail, envelope.original_content,
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), client=_client(session),

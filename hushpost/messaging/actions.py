@@ -352,3 +352,37 @@ def change_expiry(message: Message, days: int | None, by: User | None = None) ->
         record(AuditEvent.Action.EXPIRY, actor=by, org=message.org, obj=message,
                detail="never" if days is None else f"in {days} day(s)")
     message.expires_at = expires_at
+
+
+def correct_address(message: Message, delivery: Delivery, address: str, *, by: User) -> Delivery:
+    """The sender gives a corrected address for a recipient whose e-mail bounced: the same
+    message goes to it (a new account gets its Password Notification first), and the bounced
+    delivery is marked replaced by the new one, all in one transaction.
+
+    Once per bounced delivery: a repeated submit returns the replacement made first.
+    """
+    with transaction.atomic():
+        locked = Delivery.objects.select_for_update().filter(pk=delivery.pk, message=message).first()
+        if locked is None:
+            raise Refused("Choose a recipient of this message.")
+        if locked.replaced_by_id is not None:
+            return Delivery.objects.get(pk=locked.replaced_by_id)
+        if not Notification.objects.filter(delivery=locked, user_id=locked.recipient_id,
+                                           status=Notification.Status.BOUNCED).exists():
+            raise Refused("Only an address whose e-mail bounced can be corrected.")
+        if locked.recalled_at is not None:
+            raise Refused("The message was recalled for this recipient.")
+        if message.purged_at is not None or (message.expires_at and message.expires_at <= clock.now()):
+            raise Refused("The message has expired, so it cannot be sent again.")
+        if Delivery.objects.filter(message=message, recipient__email=address,
+                                   recipient__role=User.Role.RECIPIENT).exists():
+            raise Refused(f"{address} already receives this message.")
+        account, created = _recipient_account(message.org_id, address)
+        replacement = Delivery.objects.create(message=message, recipient=account, field=locked.field)
+        if created:
+            queue_notification(Notification.Kind.PASSWORD, account, delivery=replacement)
+        queue_notification(Notification.Kind.MESSAGE, account, delivery=replacement)
+        Delivery.objects.filter(pk=locked.pk).update(replaced_at=clock.now(), replaced_by=replacement)
+        record(AuditEvent.Action.ADDRESS_CORRECTED, actor=by, obj=message,
+               detail=f"delivery {locked.pk} replaced by delivery {replacement.pk}")
+        return replacement

@@ -1,11 +1,16 @@
 """The e-mails messages cause: the Secure Messaging Notification, the read receipt, the reply notice,
-and a reminder of an unopened message with the note to its sender that one went (``reminders.py``)."""
+and a reminder of an unopened message with the note to its sender that one went (``reminders.py``),
+and the Delivery Failure that tells a sender a recipient's e-mail bounced."""
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from hushpost.messaging import reminders
 from hushpost.messaging.content import open_subject
-from hushpost.notifications import kinds, links
+from hushpost.messaging.models import Delivery
+from hushpost.notifications import bounces, kinds, links
+from hushpost.notifications.actions import queue_notification
 from hushpost.notifications.emails import absolute, recipient_login_link
 from hushpost.notifications.models import Notification
 
@@ -62,6 +67,35 @@ def _reply_context(notification: Notification) -> dict:
             **_named(notification, message)}
 
 
+def _bounce_context(notification: Notification) -> dict:
+    delivery = _delivery(notification)
+    bounced = (Notification.objects.filter(delivery=delivery, user_id=delivery.recipient_id,
+                                           status=Notification.Status.BOUNCED)
+               .order_by("-bounced_at").first())
+    return {"link": absolute(f"/app/m/{delivery.message.uid}"), "recipient": delivery.recipient,
+            "reason": bounced.bounce_reason if bounced else "(no reason given)"}
+
+
+def tell_sender(notification: Notification) -> None:
+    """A recipient's e-mail about a message bounced: its sender gets one Delivery Failure per
+    recipient, however many of that recipient's e-mails (password, message) bounce."""
+    if notification.delivery_id is None or notification.kind not in (Kind.MESSAGE, Kind.PASSWORD):
+        return
+    with transaction.atomic():
+        delivery = (Delivery.objects.select_for_update().select_related("message__author")
+                    .filter(pk=notification.delivery_id).first())
+        if delivery is None or notification.user_id != delivery.recipient_id:
+            return
+        author = delivery.message.author
+        if not author.is_sender or Notification.objects.filter(delivery=delivery, kind=Kind.BOUNCE).exists():
+            return
+        queue_notification(Kind.BOUNCE, author, delivery=delivery)
+
+
+bounces.on_bounce(tell_sender)
+kinds.register(kinds.EmailKind(
+    Kind.BOUNCE, "Secure Messaging Delivery Failure", "messaging/email/bounce", context=_bounce_context,
+))
 kinds.register(kinds.EmailKind(
     Kind.MESSAGE, "Secure Messaging Notification", "messaging/email/message", context=_message_context,
 ))

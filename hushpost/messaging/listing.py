@@ -78,7 +78,8 @@ def sent(user: User, page_number, *, delivery_state: bool = False) -> tuple[Page
                 opened=sum(1 for d in deliveries if d.first_opened_at),
                 replied=sum(1 for d in deliveries if d.replied_at),
                 problem=any(
-                    n.status == "failed" for d in deliveries for n in d.notifications.all()
+                    n.status in ("failed", "bounced") for d in deliveries for n in d.notifications.all()
+                    if d.replaced_at is None
                 ),
                 state=summarise(recipient_states(deliveries)) if delivery_state else None,
             )

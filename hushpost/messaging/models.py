@@ -110,6 +110,9 @@ class Delivery(models.Model):
     last_reminded_at = models.DateTimeField(null=True, blank=True)
     resends = models.PositiveSmallIntegerField(default=0)
     last_resent_at = models.DateTimeField(null=True, blank=True)
+    # The address bounced and the sender gave a corrected one: this message's delivery to it.
+    replaced_at = models.DateTimeField(null=True, blank=True)
+    replaced_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         constraints = [

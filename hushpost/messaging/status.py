@@ -23,18 +23,24 @@ class RecipientState:
     A new recipient gets two (password, then message); the worst one counts. Only
     e-mails to the recipient count: a read receipt hangs off the same delivery but
     goes to the sender, and reminders are counted apart. ``cancelled``: nothing was sent because the message was
-    recalled first.
+    recalled first. ``bounced``: the relay took it, then the recipient's mail server
+    reported it undeliverable (``problem.bounce_reason`` says why). ``note``: a sent
+    e-mail's report of a delay.
     """
 
-    status: str  # "pending", "sent", "failed" or "cancelled"
+    status: str  # "pending", "sent", "failed", "bounced" or "cancelled"
     sent_at: datetime | None = None
     problem: Notification | None = None
+    note: str = ""
 
     @classmethod
     def of(cls, delivery: Delivery, notifications: list[Notification]) -> RecipientState:
         # A reminder is shown on its own (``Delivery.reminders_sent``): it never makes a notified recipient pending.
         mine = [n for n in notifications if n.user_id == delivery.recipient_id and n.kind != Notification.Kind.REMINDER]
         live = [n for n in mine if n.status != Notification.Status.CANCELLED]
+        for n in live:
+            if n.status == Notification.Status.BOUNCED:
+                return cls("bounced", problem=n)
         for n in live:
             if n.status == Notification.Status.FAILED:
                 return cls("failed", problem=n)
@@ -43,7 +49,8 @@ class RecipientState:
                 return cls("pending", problem=n)
         if not live:
             return cls("cancelled" if mine else "pending")
-        return cls("sent", sent_at=max(n.sent_at for n in live))
+        return cls("sent", sent_at=max(n.sent_at for n in live),
+                   note=next((n.bounce_reason for n in reversed(live) if n.bounce_reason), ""))
 
     @property
     def retrying(self) -> bool:
@@ -71,13 +78,17 @@ def recipient_states(deliveries: Iterable[Delivery]) -> list[tuple[Delivery, Rec
 def summarise(states: list[tuple[Delivery, RecipientState]]) -> Summary:
     """One line for the whole message: what needs the sender's attention first.
 
-    Failures first, then e-mails still on their way, then who opened it. A recalled
-    recipient is left out of the counts, as the message page sets that row apart.
+    Bounces and failures first, then e-mails still on their way, then who opened it. A
+    recalled recipient is left out of the counts, as the message page sets that row apart,
+    and so is a bounced address the sender replaced (its replacement counts instead).
     """
-    live = [(d, s) for d, s in states if d.recalled_at is None]
+    live = [(d, s) for d, s in states if d.recalled_at is None and d.replaced_at is None]
     if not live:
         return Summary("Recalled", "muted")
     total = len(live)
+    bounced = sum(1 for _, s in live if s.status == "bounced")
+    if bounced:
+        return Summary("Bounced" if bounced == total else f"Bounced: {bounced} of {total}", "bad")
     failed = sum(1 for _, s in live if s.status == "failed")
     if failed:
         return Summary("Failed" if failed == total else f"Failed: {failed} of {total}", "bad")

@@ -28,7 +28,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from hushpost.lib import zones
-from hushpost.notifications import kinds, links
+from hushpost.notifications import bounces, kinds, links
 from hushpost.notifications.models import Notification
 
 
@@ -77,6 +77,7 @@ def build_email(notification: Notification, prepared: kinds.Prepared | None = No
         },
     )
     email.attach_alternative(html, "text/html")
+    email.return_path = bounces.return_path(notification.key)
     return email
 
 
@@ -97,9 +98,14 @@ class Notice(EmailMultiAlternatives):
     once), which costs a fraction of building and walking the MIME tree.
     """
 
+    # The envelope sender when it is not the From address: the tagged bounce address
+    # (``bounces.return_path``), so a delivery report comes back to Hushpost and names this e-mail.
+    return_path = ""
+
     def envelope(self) -> tuple[str, list[str]]:
-        """MAIL FROM and RCPT TO, as Django's SMTP backend gives them to smtplib."""
-        return _sanitized(self.from_email), [_address(to) for to in self.recipients()]
+        """MAIL FROM and RCPT TO, as Django's SMTP backend gives them to smtplib (MAIL FROM the
+        tagged bounce address when one is set)."""
+        return self.return_path or _sanitized(self.from_email), [_address(to) for to in self.recipients()]
 
     def as_bytes(self) -> bytes:
         names = {name.lower() for name in self.extra_headers}

@@ -27,6 +27,7 @@ class Notification(models.Model):
         # An addressee who has not opened a message is reminded of it; its sender may hear of it.
         REMINDER = "reminder", "Reminder: Secure Messaging Notification"
         REMINDER_SENT = "reminder_sent", "Reminder sent"
+        BOUNCE = "bounce", "Secure Messaging Delivery Failure"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -35,6 +36,9 @@ class Notification(models.Model):
         # A password e-mail no longer needed: the recipient chose a password,
         # or a newer temporary password is on its way.
         CANCELLED = "cancelled", "Not needed"
+        # Accepted by the relay, then reported undeliverable by the recipient's mail server
+        # (a delivery report to the bounce address; ``bounce_reason`` says why).
+        BOUNCED = "bounced", "Bounced"
 
     # The task queue knows a notification by this key; task_id is its latest task.
     key = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
@@ -69,6 +73,10 @@ class Notification(models.Model):
     created_at = models.DateTimeField(default=clock.now)
     sent_at = models.DateTimeField(null=True, blank=True)
     smtp_message_id = models.CharField(max_length=255, blank=True)
+    # What a delivery report said (its Status and Diagnostic-Code, cleaned): why it bounced, or, with
+    # no ``bounced_at``, that delivery was delayed (a note; it may still arrive).
+    bounce_reason = models.CharField(max_length=300, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

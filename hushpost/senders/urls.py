@@ -29,5 +29,6 @@ urlpatterns = [
     path("app/m/<str:uid>/retry/<int:notification_id>", views.retry_notification, name="retry"),
     path("app/m/<str:uid>/recall", views.recall_view, name="recall"),
     path("app/m/<str:uid>/resend", views.resend_view, name="resend"),
+    path("app/m/<str:uid>/correct", views.correct_address_view, name="correct-address"),
     path("app/m/<str:uid>/expiry", views.expiry_view, name="expiry"),
 ]

@@ -8,6 +8,7 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib import messages as flash
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -20,7 +21,7 @@ from hushpost.accounts.flows import (
 )
 from hushpost.attachments import views as attachments
 from hushpost.attachments.actions import files_of
-from hushpost.lib.input import checks_input
+from hushpost.lib.input import InputError, checks_input, line
 from hushpost.lib.refusals import Refused
 from hushpost.lib.urls import safe_next
 from hushpost.messaging import listing, reminders
@@ -31,12 +32,14 @@ from hushpost.messaging.access import (
 )
 from hushpost.messaging.actions import (
     change_expiry,
+    correct_address,
     read_message,
     recall,
     send_message,
 )
 from hushpost.messaging.content import open_content, open_subject
-from hushpost.messaging.forms import ComposeForm
+from hushpost.messaging.forms import ComposeForm, parse_addresses
+from hushpost.messaging.models import Delivery
 from hushpost.messaging.status import notifications_of, recipient_states, summarise
 from hushpost.messaging.threads import restrictions
 from hushpost.notifications.actions import retry_now
@@ -148,14 +151,20 @@ def download_file(request, uid, file_uid):
 @sender_required
 def message_view(request, uid):
     access = access_message_for_sender(request.user, uid)
-    message = access.message
     if access.delivery is not None:  # a reply addressed to this sender, not their own message
-        read_message(request.user, message, access.delivery)
+        read_message(request.user, access.message, access.delivery)
+    return _message_page(request, access)
+
+
+def _message_page(request, access, *, correction: dict | None = None, status: int = 200):
+    """The message page; ``correction``: a corrected address refused (``delivery``, ``address``, ``error``)."""
+    message = access.message
     content = open_content(message)
     recipients, resendable = [], set()
     if access.is_author:
         recipients = recipient_states(
-            message.deliveries.select_related("recipient").prefetch_related(notifications_of()).order_by("id")
+            message.deliveries.select_related("recipient", "replaced_by__recipient")
+            .prefetch_related(notifications_of()).order_by("id")
         )
         resendable = {d.pk for d, _ in recipients if reminders.can_resend(d, message)}
     replies = [
@@ -179,8 +188,10 @@ def message_view(request, uid):
             "recipients": recipients,
             "summary": summarise(recipients) if access.is_author else None,
             "replies": replies,
+            "correction": correction or {},
             "tab": "sent" if access.is_author else "inbox",
         },
+        status=status,
     )
 
 
@@ -263,6 +274,35 @@ def resend_view(request, uid):
         flash.error(request, str(e))
         return redirect("senders:message", uid=uid)
     flash.success(request, f"A new Secure Messaging Notification is on its way to {delivery.recipient.email}.")
+    return redirect("senders:message", uid=uid)
+
+
+@require_POST
+@checks_input("address")
+@sender_required
+def correct_address_view(request, uid):
+    """The author sends the message to a corrected address instead of one whose e-mail bounced."""
+    access = access_message_for_sender(request.user, uid)
+    if not access.is_author:
+        raise Http404
+    message = access.message
+    who = request.POST.get("delivery", "")
+    if not RECIPIENT_ID.fullmatch(who):
+        return HttpResponseBadRequest("Choose a recipient of this message.")
+    delivery = Delivery.objects.filter(pk=int(who), message=message).first()
+    if delivery is None:
+        raise Http404
+    typed = request.POST.get("address", "")
+    try:
+        addresses = parse_addresses(line(typed, label="The corrected address"), label="The corrected address")
+        if len(addresses) != 1:
+            raise InputError("Give one corrected address.")
+        replacement = correct_address(message, delivery, addresses[0], by=request.user)
+    except (InputError, ValidationError, Refused) as e:
+        error = e.messages[0] if isinstance(e, ValidationError) else str(e)
+        return _message_page(request, access, status=400,
+                             correction={"delivery": delivery.pk, "address": typed, "error": error})
+    flash.success(request, f"The message is on its way to {replacement.recipient.email}.")
     return redirect("senders:message", uid=uid)
 
 
