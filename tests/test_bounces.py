@@ -15,6 +15,7 @@ import pytest
 
 from hushpost.audit.models import AuditEvent
 from hushpost.messaging.models import Delivery, Message
+from hushpost.notifications import bounces
 from hushpost.notifications.models import Notification
 from tests.gateway_mail import delivery_report, headers_of, mail, send_report, submit
 from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, send
@@ -257,3 +258,36 @@ def test_only_a_bounced_address_of_ones_own_message_can_be_corrected(bounce_addr
     other.force_login(make_sender(org, "zoe", "Zoe"))
     assert other.post(f"/app/m/{message.uid}/correct", form).status_code == 404
     assert Delivery.objects.count() == 1
+
+
+def test_a_tag_made_under_another_secret_key_is_ignored_and_a_retired_key_still_counts(
+        bounce_address, make_gateway, smtp, deliver, sender_client, settings):
+    gateway = make_gateway()
+    received = sent_to(smtp, deliver, sender_client)
+    key = Notification.objects.get(kind=Notification.Kind.MESSAGE).key
+    original = settings.SECRET_KEY
+    # Another deployment (or a forger) with its own secret key writes a tag for this very e-mail.
+    settings.SECRET_KEY = "another deployment's secret key, 50 characters long!!"
+    foreign = bounces.return_path(key)
+    settings.SECRET_KEY = original
+    report = report_for(received).replace(received.mail_from.encode(), foreign.encode())
+    assert send_report(gateway.port, report, foreign)[-1] == (250, "2.0.0 delivery report received")
+    assert row(sender_client, BOB)[0] == "Notified"
+    # This deployment's own key, rotated since the e-mail went: the report still counts.
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "the new secret key of this deployment, 50 chars long", [original]
+    assert send_report(gateway.port, report_for(received), received.mail_from)[-1][0] == 250
+    assert row(sender_client, BOB)[0] == "Bounced"
+
+
+def test_the_reason_is_shown_as_plain_text_on_one_short_line(bounce_address, make_gateway, smtp, deliver,
+                                                            sender_client):
+    gateway = make_gateway()
+    received = sent_to(smtp, deliver, sender_client)
+    hostile = "smtp; 550 5.7.1 <script>alert(1)</script> \x1b[31mrejected\x07 " + "padding " * 60
+    assert send_report(gateway.port, report_for(received, status="5.7.1", diagnostic=hostile),
+                       received.mail_from)[-1][0] == 250
+    page = sender_client.get(f"/app/m/{Message.objects.get().uid}").content.decode()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    reason = Notification.objects.get(status=Notification.Status.BOUNCED).bounce_reason
+    assert reason.startswith("5.7.1 550 5.7.1 <script>") and len(reason) == 200
+    assert reason.isprintable()
