@@ -127,7 +127,8 @@ def read_report(mail: MimeMessage) -> Report | None:
             code = _STATUS.search(status)
             diagnostic = str(block.get("Diagnostic-Code", "")).strip()
             diagnostic = diagnostic.split(";", 1)[1] if ";" in diagnostic[:20] else diagnostic
-            reason = clean(f"{code.group(0) if code else status} {diagnostic}")
+            status = code.group(0) if code else status
+            reason = clean(diagnostic if status and status in diagnostic else f"{status} {diagnostic}")
             if action == "failed" and (code is None or code.group(1) == "5"):
                 found.append(Report(True, reason))
             elif action == "delayed" or (code is not None and code.group(1) == "4"):
