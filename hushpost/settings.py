@@ -343,7 +343,7 @@ if FILE_STORAGE["kind"] == "s3" and not FILE_STORAGE["bucket"]:
 # Uploads are streamed through Hushpost's own handlers: attachments are encrypted as they
 # arrive, the admin area's list of senders (256 KB at most) is read into memory; nothing
 # is ever spooled to a plaintext temporary file.
-FILE_UPLOAD_HANDLERS = ["hushpost.orgadmin.uploads.SenderListUploadHandler",
+FILE_UPLOAD_HANDLERS = ["hushpost.orgadmin.uploads.AdminUploadHandler",
                         "hushpost.attachments.uploads.EncryptingUploadHandler"]
 # Draft uploads not attached to a message within this time are deleted.
 UPLOAD_DRAFT_HOURS = envint("UPLOAD_DRAFT_HOURS", 24)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", home, name="home"),
     path("app/admin/", include("hushpost.orgadmin.urls")),
     path("regions/", include("hushpost.regions.urls")),
+    path("brand/", include("hushpost.orgs.urls")),
     path("sso/", include("hushpost.sso.urls")),
     path("scim/v2/", include("hushpost.scim.urls")),
     path("find-my-portal", find_portal, name="find-portal"),

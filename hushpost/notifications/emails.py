@@ -57,11 +57,15 @@ def build_email(notification: Notification, prepared: kinds.Prepared | None = No
     context = {"org": org, "user": notification.user, "delivery": notification.delivery,
                "subject": subject, "reference": links.reference(notification),
                "portal_address": portal_address(notification),
+               "logo_url": absolute(org.logo_path) if org and org.logo_digest else "",
                **kind.context(notification), **(prepared or kinds.Prepared()).context}
     # Times in the zone of whoever reads it (their account's, else the organisation's), from rows
     # already loaded with the notification; the Date header stays RFC 5322.
     with timezone.override(zones.zone(zones.for_account(notification.user, org))):
         text = render_to_string(f"{kind.template}.txt", context)
+        if org is not None and (org.brand_footer or org.support_line):
+            # Every kind's text ends the same way: the organisation's footer and support contact below it.
+            text = text.rstrip("\n") + "\n" + render_to_string("notifications/email/footer.txt", context)
         html = render_to_string(f"{kind.template}.html", context)
     host = urlsplit(settings.BASE_URL).hostname or "hushpost.localhost"
     email = Notice(

@@ -1,5 +1,5 @@
-"""The only way organisation admin pages load an account, a message or a legal hold: within the
-admin's organisation."""
+"""The only way organisation admin pages load an account, a message, a legal hold or the branding: within
+the admin's organisation."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from django.http import Http404
 
 from hushpost.accounts.models import User
 from hushpost.messaging.models import Message
+from hushpost.orgs.models import Organization
 from hushpost.retention.models import LegalHold
 
 
@@ -43,3 +44,10 @@ def access_hold_for_admin(admin: User, hold_id: int) -> LegalHold:
     if hold is None:
         raise Http404
     return hold
+
+
+def organisation_for_admin(admin: User) -> Organization:
+    """The organisation whose settings (its branding) the admin may change: their own, and only as its admin."""
+    if not (admin.is_authenticated and admin.is_sender and admin.is_org_admin):
+        raise Http404
+    return admin.org

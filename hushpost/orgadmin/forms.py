@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import base64
+import binascii
+
 from django import forms
 from django.core.exceptions import ValidationError
 
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import zones
-from hushpost.lib.input import DayField, single_line
+from hushpost.lib.input import DayField, plain_text, single_line
+from hushpost.lib.refusals import Refused
 from hushpost.messaging.actions import EXPIRY_CHOICES
 from hushpost.messaging.models import Restriction
+from hushpost.orgs.branding import MAX_FOOTER, Logo, check_accent, check_footer, reencode_logo
 from hushpost.orgs.models import Organization
 
 EXPIRY_LABELS = {0: "Never", 1: "1 Day", 7: "7 Days", 30: "30 Days"}
@@ -214,3 +219,60 @@ class HoldForm(forms.Form):
         if kind == "conversation" and not data.get("conversation"):
             self.add_error("kind", "Pick the conversation on the Messages tab first (its Hold action).")
         return data
+
+
+class BrandingForm(forms.Form):
+    """What recipients see of the organisation: on its portal and in every e-mail it sends.
+
+    The rules are :mod:`hushpost.orgs.branding`'s; this form shows their words beside the field.
+    A logo shown by "Preview" travels back re-encoded in ``pending_logo`` (and is checked again),
+    so "Save" after a preview needs no second upload."""
+
+    accent = single_line(forms.CharField(
+        label="Accent colour", max_length=7, required=False,
+        help_text="#RRGGBB, for buttons and links on white: it must have a contrast of 4.5:1 with white. "
+                  "Empty keeps Hushpost's blue.",
+        widget=forms.TextInput(attrs={"placeholder": "#1d4ed8", "autocomplete": "off", "spellcheck": "false",
+                                      "size": 9})))
+    logo = forms.FileField(
+        label="Logo", required=False, widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg"}),
+        help_text="PNG or JPEG, at most 1 MB; shown at most 600 × 200 pixels (larger ones are scaled down). "
+                  "SVG is not accepted.")
+    remove_logo = forms.BooleanField(label="Remove the logo", required=False)
+    footer = plain_text(forms.CharField(
+        label="Footer text", max_length=MAX_FOOTER, required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=f"Plain text (no HTML), at most {MAX_FOOTER} characters: a disclaimer or your address."))
+    support_email = single_line(forms.EmailField(label="Support e-mail address", required=False))
+    support_phone = single_line(forms.RegexField(
+        label="Support phone number", regex=r"^\+?[0-9()./ -]{3,40}$", max_length=40, required=False,
+        error_messages={"invalid": "Write the number with digits, spaces and + ( ) - . / only."}))
+    pending_logo = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_accent(self) -> str:
+        try:
+            return check_accent(self.cleaned_data["accent"])
+        except Refused as e:
+            raise ValidationError(str(e), code="accent") from e
+
+    def clean_footer(self) -> str:
+        try:
+            return check_footer(self.cleaned_data["footer"])
+        except Refused as e:
+            raise ValidationError(str(e), code="footer") from e
+
+    def clean(self):
+        data = super().clean()
+        data["new_logo"] = None
+        upload, pending = data.get("logo"), data.get("pending_logo")
+        try:
+            if upload:
+                data["new_logo"] = reencode_logo(upload.read())
+            elif pending:
+                data["new_logo"] = reencode_logo(base64.b64decode(pending, validate=True))
+        except (Refused, binascii.Error, ValueError) as e:
+            self.add_error("logo", str(e) if isinstance(e, Refused) else "Choose the logo again.")
+        return data
+
+    @property
+    def new_logo(self) -> Logo | None:
+        return self.cleaned_data.get("new_logo") if hasattr(self, "cleaned_data") else None

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from hushpost.orgadmin import export_views, retention, views
+from hushpost.orgadmin import branding, export_views, retention, views
 
 app_name = "orgadmin"
 urlpatterns = [
@@ -20,6 +20,7 @@ urlpatterns = [
     path("retention", retention.retention, name="retention"),
     path("retention/holds", retention.hold_place, name="hold-place"),
     path("retention/holds/<int:hold_id>/release", retention.hold_release, name="hold-release"),
+    path("branding", branding.branding, name="branding"),
     path("sso", views.single_sign_on, name="sso"),
     path("provisioning", views.provisioning, name="provisioning"),
     path("provisioning/<int:token_id>/revoke", views.provisioning_revoke, name="provisioning-revoke"),

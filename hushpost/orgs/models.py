@@ -13,6 +13,11 @@ def default_time_zone() -> str:
     return zones.default()  # HUSHPOST_DEFAULT_TIME_ZONE when the organisation is created
 
 
+def support_line(email: str, phone: str) -> str:
+    """How the portal and the e-mails name an organisation's support contact, in one line of plain text."""
+    return ("Support: " + " · ".join(p for p in (email, phone) if p)) if email or phone else ""
+
+
 class Organization(models.Model):
     """A customer of this deployment: its staff send, its recipients read."""
 
@@ -67,8 +72,32 @@ class Organization(models.Model):
         default=False, help_text="Every message relayed is secure, keyword or not."
     )
 
+    # Branding (/app/admin/branding, hushpost/orgs/branding.py): on the recipient portal and in every
+    # e-mail. Kept on this row so a page or an e-mail that has the organisation has its branding too,
+    # without another statement; only the logo's bytes live apart (OrgLogo), read when it is fetched.
+    brand_accent = models.CharField(max_length=7, blank=True, help_text="#RRGGBB; empty keeps Hushpost's blue.")
+    brand_footer = models.TextField(max_length=500, blank=True)
+    support_email = models.EmailField(blank=True)
+    support_phone = models.CharField(max_length=40, blank=True)
+    logo_digest = models.CharField(max_length=64, blank=True)  # SHA-256 of the current OrgLogo's bytes
+    logo_width = models.PositiveSmallIntegerField(null=True, blank=True)
+    logo_height = models.PositiveSmallIntegerField(null=True, blank=True)
+
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def logo_path(self) -> str:
+        """The logo's public address, new for each logo (its content hash), so it is cached for good."""
+        return f"/brand/{self.slug}/logo/{self.logo_digest}" if self.logo_digest else ""
+
+    @property
+    def accent_css_path(self) -> str:
+        return f"/brand/accent/{self.brand_accent[1:].lower()}.css" if self.brand_accent else ""
+
+    @property
+    def support_line(self) -> str:
+        return support_line(self.support_email, self.support_phone)
 
     @property
     def expiry_choices(self) -> list[int]:
@@ -80,6 +109,24 @@ class Organization(models.Model):
 
     def allows_expiry(self, days: int) -> bool:
         return days in self.expiry_choices
+
+
+class OrgLogo(models.Model):
+    """A logo an organisation uploaded, re-encoded (PNG or JPEG, no metadata): public branding, not secret.
+
+    Replaced logos are kept, so e-mails already sent still show the logo they were sent with."""
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="logos")
+    digest = models.CharField(max_length=64)
+    content_type = models.CharField(max_length=20)
+    data = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "digest"], name="orglogo_one_per_digest")]
+
+    def __str__(self) -> str:
+        return f"{self.org_id}:{self.digest[:12]}"
 
 
 class Domain(models.Model):

@@ -1,0 +1,236 @@
+"""An organisation's branding: set by its admins only, checked as it is saved (a readable colour, a
+logo that is a real PNG or JPEG written again without its metadata, plain text), and shown to its
+recipients on the portal and in every e-mail, without a statement more on the portal's pages."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from PIL import Image
+
+from hushpost.audit.models import AuditEvent
+from hushpost.orgs.models import Organization
+from tests import personas
+from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, run_worker, send, signed_in_as
+
+ACCENT = "#0b6e4f"  # a green with 6.3:1 on white
+FOOTER = "Northwind Health NHS Trust, 1 Harbour Road, Leeds.\nThis message is confidential."
+SUPPORT_EMAIL, SUPPORT_PHONE = "help@northwind.example", "+44 113 496 0000"
+
+
+def picture(kind: str = "PNG", size=(300, 100), exif: bool = False, mode: str = "RGB") -> bytes:
+    image = Image.new(mode, size, (11, 110, 79) if mode == "RGB" else 1)
+    out = io.BytesIO()
+    if exif:
+        tags = Image.Exif()
+        tags[0x010F] = "SpyCam Make KQ7"  # Make
+        tags[0x8825] = {1: "N", 2: (53.0, 48.0, 0.0)}  # GPS position
+        image.save(out, kind, exif=tags)
+    else:
+        image.save(out, kind)
+    return out.getvalue()
+
+
+def upload(data: bytes, name: str = "logo.png", content_type: str = "image/png"):
+    file = io.BytesIO(data)
+    file.name, file.content_type = name, content_type
+    return file
+
+
+@pytest.fixture
+def admin(org):
+    return signed_in_as(Client(), personas.ada(org))
+
+
+def save(client, **fields):
+    data = {"accent": "", "footer": "", "support_email": "", "support_phone": "", "action": "save", **fields}
+    return client.post("/app/admin/branding", data)
+
+
+def error_of(response) -> str:
+    return " ".join(re.findall(r'class="field-error">([^<]*)<', response.content.decode()))
+
+
+def test_an_admin_brands_the_organisation_and_the_change_is_audited(admin, org):
+    r = save(admin, accent=ACCENT, footer=FOOTER, support_email=SUPPORT_EMAIL, support_phone=SUPPORT_PHONE,
+             logo=upload(picture()))
+    assert r.status_code == 302, error_of(r)
+    org.refresh_from_db()
+    assert (org.brand_accent, org.brand_footer, org.support_email, org.support_phone) == (
+        ACCENT, FOOTER, SUPPORT_EMAIL, SUPPORT_PHONE)
+    assert (org.logo_width, org.logo_height) == (300, 100)
+    event = AuditEvent.objects.filter(action=AuditEvent.Action.ADMIN, org=org).latest("at")
+    assert event.detail == ("changed the branding: accent colour, footer text, logo, support e-mail, "
+                            "support phone")
+    assert "Nothing changed" in admin.get(save(admin, accent=ACCENT, footer=FOOTER, support_email=SUPPORT_EMAIL,
+                                               support_phone=SUPPORT_PHONE)["Location"]).content.decode()
+
+
+def test_the_logo_is_served_at_its_content_hash_with_its_type_for_a_year(admin, org, client):
+    save(admin, logo=upload(picture()))
+    org.refresh_from_db()
+    r = client.get(org.logo_path)
+    assert r.status_code == 200 and r["Content-Type"] == "image/png"
+    assert r["X-Content-Type-Options"] == "nosniff"
+    assert r["Cache-Control"] == "public, max-age=31536000, immutable"
+    data = b"".join(r) if r.streaming else r.content
+    assert org.logo_path.endswith(hashlib.sha256(data).hexdigest())
+    assert client.get(org.logo_path.replace(org.logo_digest[:4], "0000")).status_code == 404
+    assert client.get(f"/brand/harbour-legal/logo/{org.logo_digest}").status_code == 404
+    assert "no-store" in client.get(f"/brand/{org.slug}/logo/nothing").headers["Cache-Control"]
+
+
+def test_a_jpeg_is_kept_a_jpeg_and_loses_its_exif(admin, org, client):
+    raw = picture("JPEG", exif=True)
+    assert b"SpyCam" in raw
+    assert save(admin, logo=upload(raw, "photo.jpg", "image/jpeg")).status_code == 302
+    org.refresh_from_db()
+    r = client.get(org.logo_path)
+    assert r["Content-Type"] == "image/jpeg"
+    assert b"SpyCam" not in r.content and b"Exif" not in r.content
+    assert dict(Image.open(io.BytesIO(r.content)).getexif()) == {}
+
+
+def test_a_large_logo_is_scaled_down_to_600_by_200(admin, org):
+    assert save(admin, logo=upload(picture(size=(3000, 600)))).status_code == 302
+    org.refresh_from_db()
+    assert (org.logo_width, org.logo_height) == (600, 120)
+
+
+@pytest.mark.parametrize(("data", "name", "content_type", "says"), [
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "logo.svg", "image/svg+xml",
+     "SVG logos are not accepted"),
+    (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', "logo.png", "image/png",
+     "SVG logos are not accepted"),
+    (b"GIF89a" + b"\x00" * 40, "logo.gif", "image/gif", "must be a PNG or JPEG"),
+    (b"\x89PNG\r\n\x1a\n" + b"not really", "logo.png", "image/png", "must be a PNG or JPEG"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * (1024 * 1024 + 10), "logo.png", "image/png", "at most 1 MB"),
+], ids=["svg", "svg-named-png", "gif", "broken-png", "over-1-MB"])
+def test_anything_but_a_real_png_or_jpeg_is_refused_and_nothing_changes(admin, org, data, name, content_type,
+                                                                          says):
+    r = save(admin, logo=upload(data, name, content_type))
+    assert r.status_code == 400 and says in error_of(r)
+    org.refresh_from_db()
+    assert org.logo_digest == "" and not org.logos.exists()
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own, at open
+@pytest.mark.parametrize("side", [6000, 20000])  # 36 million pixels; 400 million, past Pillow's own limit
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(admin, org, side):
+    bomb = picture(size=(side, side), mode="1")  # a few kilobytes
+    assert len(bomb) < 200_000
+    r = save(admin, logo=upload(bomb))
+    assert r.status_code == 400 and "far too large" in error_of(r)
+    org.refresh_from_db()
+    assert org.logo_digest == ""
+
+
+def test_a_colour_white_text_cannot_be_read_on_is_refused_with_its_ratio(admin, org):
+    r = save(admin, accent="#ffcc00")
+    assert r.status_code == 400
+    assert "#ffcc00 against white has a contrast ratio of 1.51:1; WCAG AA needs at least 4.5:1" in error_of(r)
+    assert "must have a contrast" in r.content.decode()
+    assert save(admin, accent="blue").status_code == 400
+    assert save(admin, accent="#767676").status_code == 302  # 4.54:1, just enough
+    org.refresh_from_db()
+    assert org.brand_accent == "#767676"
+
+
+def test_the_footer_is_plain_text_and_limited(admin, org):
+    r = save(admin, footer='<a href="https://evil.example">Click</a>')
+    assert r.status_code == 400 and "plain text" in error_of(r)
+    assert save(admin, footer="x" * 501).status_code == 400
+    assert save(admin, support_phone="call <me>").status_code == 400
+    assert save(admin, footer="Fees < 5 & costs > 2").status_code == 302
+
+
+def test_the_accent_stylesheet_sets_the_colour_variables_and_nothing_else(client):
+    r = client.get("/brand/accent/0b6e4f.css")
+    assert r.status_code == 200 and r["Content-Type"] == "text/css; charset=utf-8"
+    assert r.content == b".brand-accent{--brand:#0b6e4f;--brand-dark:#084d37}\n"
+    assert r["Cache-Control"] == "public, max-age=31536000, immutable"
+    for bad in ("0B6E4F", "0b6e4", "red;}", "0b6e4f0"):
+        assert client.get(f"/brand/accent/{bad}.css").status_code == 404
+
+
+def test_preview_shows_the_choices_without_saving_and_save_keeps_the_previewed_logo(admin, org):
+    r = admin.post("/app/admin/branding", {"accent": ACCENT, "footer": FOOTER, "support_email": "",
+                                           "support_phone": "", "action": "preview", "logo": upload(picture())})
+    page = r.content.decode()
+    assert r.status_code == 200 and "not saved yet" in page
+    assert 'src="data:image/png;base64,' in page and 'href="/brand/accent/0b6e4f.css"' in page
+    assert "This message is confidential." in page
+    org.refresh_from_db()
+    assert org.brand_accent == "" and org.logo_digest == ""
+    pending = re.search(r'name="pending_logo" value="([^"]+)"', page).group(1)
+    assert save(admin, accent=ACCENT, pending_logo=pending).status_code == 302
+    org.refresh_from_db()
+    assert org.brand_accent == ACCENT and org.logo_digest
+    assert save(admin, pending_logo="bm90IGFuIGltYWdl").status_code == 400  # "not an image": checked again
+
+
+def test_only_the_organisations_admin_reaches_its_branding(org, world_free_org_people):
+    alice, bob_client, hal_client = world_free_org_people
+    for client in (signed_in_as(Client(), alice), bob_client):
+        assert client.get("/app/admin/branding").status_code in (302, 404)
+        r = client.post("/app/admin/branding", {"accent": "#000000", "action": "save"})
+        assert r.status_code in (302, 404)
+    # Another organisation's admin changes that organisation, never Northwind.
+    r = hal_client.get("/app/admin/branding")
+    assert r.status_code == 200 and "Harbour Legal" in r.content.decode() and "Northwind" not in r.content.decode()
+    assert save(hal_client, accent="#000000").status_code == 302
+    org.refresh_from_db()
+    assert org.brand_accent == ""
+    assert Organization.objects.get(name="Harbour Legal").brand_accent == "#000000"
+    anonymous = Client().get("/app/admin/branding")
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/login")
+
+
+@pytest.fixture
+def world_free_org_people(org, smtp):
+    alice = personas.sender(org)
+    hal_org = personas.harbour()
+    hal_client = signed_in_as(Client(), personas.hal(hal_org))
+    assert send(signed_in_as(Client(), alice), to=personas.BOB).status_code == 302
+    run_worker()
+    bob_client = Client()
+    personas.first_login(bob_client, smtp, org, personas.BOB)
+    return alice, bob_client, hal_client
+
+
+def test_the_recipient_portal_shows_the_branding_with_no_statement_more(admin, org, client):
+    with CaptureQueriesContext(connection) as plain:
+        client.get(f"/r/{org.slug}/login")
+    save(admin, accent=ACCENT, footer=FOOTER, support_email=SUPPORT_EMAIL, support_phone=SUPPORT_PHONE,
+         logo=upload(picture()))
+    org.refresh_from_db()
+    with CaptureQueriesContext(connection) as branded:
+        page = client.get(f"/r/{org.slug}/login").content.decode()
+    assert len(branded) == len(plain)
+    assert '<html lang="en" class="brand-accent">' in page
+    assert '<link rel="stylesheet" href="/brand/accent/0b6e4f.css">' in page
+    assert f'<img class="brand-logo" src="{org.logo_path}" alt="Northwind Health" width="300" height="100">' in page
+    assert "This message is confidential." in page
+    assert f'<a href="mailto:{SUPPORT_EMAIL}">{SUPPORT_EMAIL}</a>' in page and 'href="tel:+441134960000"' in page
+
+
+def test_every_email_carries_the_footer_the_support_contact_and_the_logo(admin, org, smtp, settings):
+    settings.BASE_URL = "https://messaging.northwind.example"
+    save(admin, accent=ACCENT, footer=FOOTER, support_email=SUPPORT_EMAIL, support_phone=SUPPORT_PHONE,
+         logo=upload(picture()))
+    org.refresh_from_db()
+    alice = personas.sender(org)
+    assert send(signed_in_as(Client(), alice), to=personas.BOB).status_code == 302
+    run_worker()
+    for mail in (smtp.wait_for(personas.BOB, PASSWORD_SUBJECT)[-1], smtp.wait_for(personas.BOB, MESSAGE_SUBJECT)[-1]):
+        assert mail.text.replace("\r\n", "\n").rstrip().endswith(f"--\n{FOOTER}\nSupport: {SUPPORT_EMAIL} · {SUPPORT_PHONE}")
+        assert (f'<img src="https://messaging.northwind.example{org.logo_path}" alt="Northwind Health" '
+                f'width="300" height="100"') in mail.html
+        assert "This message is confidential." in mail.html and f"mailto:{SUPPORT_EMAIL}" in mail.html
+        assert f"color:{ACCENT}" in mail.html
