@@ -66,7 +66,7 @@ def _every_route():
     samples = {"uid": "NoSuchMessage0000000000", "file_uid": "NoSuchFile000000000000", "org_slug": "northwind-health",
                "user_id": "1", "notification_id": "1", "pk": "1", "uidb64": "MQ", "token": "set-password",
                "token_id": "1", "hold_id": "1", "name": "User", "urn": "urn:ietf:params:scim:schemas:core:2.0:User",
-               "code": "NoSuchCode"}
+               "code": "NoSuchCode", "digest": "0" * 64, "colour": "0b6e4f"}
 
     def walk(patterns, prefix=""):
         for p in patterns:

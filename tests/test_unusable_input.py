@@ -68,6 +68,7 @@ FIELDS = {
                      "saml_metadata_url": LINE, "saml_metadata_xml": DOCUMENT, "group_claim": LINE,
                      "admin_group": LINE},
     "orgadmin:provisioning": {"name": LINE},
+    "orgadmin:branding": {"accent": LINE, "footer": TEXT, "support_email": LINE, "support_phone": LINE},
     "orgadmin:hold-place": {"address": LINE, "reason": LINE},
     "senders:correct-address": {"address": LINE},
 }
@@ -85,6 +86,8 @@ NO_TYPED_FIELDS = {
     "region-domain-lookup",
     "region-portals-lookup", "dev-mailbox", "dev-mail", "dev-mail-html",
     "orgadmin:provisioning-revoke", "orgadmin:retention", "orgadmin:hold-release",
+    # An organisation's public branding files, addressed by their content.
+    "brand:logo", "brand:accent",
     # Single sign-on: the identity provider's answers (checked as signed tokens and assertions).
     "sso:start", "sso:oidc-callback", "sso:saml-acs", "sso:saml-metadata",
     # Provisioning: JSON with a bearer token, each value checked by hushpost/scim (tests/test_scim.py).
@@ -298,6 +301,9 @@ SUBMISSIONS = {
         "oidc_client_secret": "client-secret-value", "saml_metadata_url": "https://idp.northwind.example/metadata",
         "saml_metadata_xml": "<EntityDescriptor/>", "group_claim": "groups", "admin_group": "messaging-admins"})],
     "orgadmin:provisioning": lambda w: [(w.admin, "post", "/app/admin/provisioning", {"name": "Microsoft Entra ID"})],
+    "orgadmin:branding": lambda w: [(w.admin, "post", "/app/admin/branding", {
+        "accent": "#0b6e4f", "footer": "Northwind Health, 1 Harbour Road", "support_email": "help@northwind.example",
+        "support_phone": "+44 113 496 0000", "action": "save"})],
     "orgadmin:hold-place": lambda w: [(w.admin, "post", "/app/admin/retention/holds",
                                        {"kind": "sender", "address": w.alice.email, "reason": "Matter 2026-114"})],
     "senders:correct-address": lambda w: [(w.alice_client, "post", f"/app/m/{w.message.uid}/correct", {
@@ -325,7 +331,8 @@ def test_every_typed_field_explains_what_it_cannot_use(world, route):
 SAMPLES = {"uid": "NoSuchMessage0000000000", "file_uid": "NoSuchFile000000000000", "org_slug": "northwind-health",
            "user_id": "1", "notification_id": "1", "pk": "1", "uidb64": "MQ", "token": "set-password",
            "object_id": "1", "content_type_id": "1", "token_id": "1", "hold_id": "1", "name": "User",
-           "urn": "urn:ietf:params:scim:schemas:core:2.0:User", "code": "NoSuchCode"}
+           "urn": "urn:ietf:params:scim:schemas:core:2.0:User", "code": "NoSuchCode", "digest": "0" * 64,
+           "colour": "0b6e4f"}
 PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 
 
