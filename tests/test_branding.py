@@ -97,6 +97,29 @@ def test_a_jpeg_is_kept_a_jpeg_and_loses_its_exif(admin, org, client):
     assert dict(Image.open(io.BytesIO(r.content)).getexif()) == {}
 
 
+def test_a_polyglot_loses_everything_but_its_pixels(admin, org, client):
+    # A real PNG with a script after its end and an HTML text chunk: a browser sniffing it would run it.
+    payload = b"<script>alert(document.domain)</script>"
+    raw = picture() + b"<html>" + payload
+    assert save(admin, logo=upload(raw)).status_code == 302
+    org.refresh_from_db()
+    served = client.get(org.logo_path).content
+    assert payload not in served and b"<html>" not in served
+    assert Image.open(io.BytesIO(served)).size == (300, 100)
+
+
+def test_removing_the_logo_leaves_the_portal_with_the_name(admin, org, client):
+    save(admin, logo=upload(picture()))
+    org.refresh_from_db()
+    path = org.logo_path
+    assert save(admin, remove_logo="on").status_code == 302
+    org.refresh_from_db()
+    assert org.logo_digest == "" and 'class="brand-logo"' not in client.get(f"/r/{org.slug}/login").content.decode()
+    assert client.get(path).status_code == 200  # e-mails already sent still show it
+    event = AuditEvent.objects.filter(action=AuditEvent.Action.ADMIN, org=org).latest("at")
+    assert event.detail == "changed the branding: logo removed"
+
+
 def test_a_large_logo_is_scaled_down_to_600_by_200(admin, org):
     assert save(admin, logo=upload(picture(size=(3000, 600)))).status_code == 302
     org.refresh_from_db()
