@@ -84,3 +84,26 @@ def test_the_admin_brands_the_portal_and_recipients_see_it(site, page, bob_conte
     expect(bob.get_by_role("contentinfo")).to_contain_text("Support: help@northwind.example")
     check(bob, "branded recipient message", found)
     assert found == {}, "\n".join(f"{where}: {problem}" for where, items in found.items() for problem in items)
+
+
+def test_without_script_preview_shows_the_choices_from_the_server(site, new_context, org):
+    page = new_context(java_script_enabled=False).new_page()
+    sign_in_sender(page, site, personas.ada(org))
+    page.goto(f"{site}/app/admin/branding")
+    page.get_by_label("Accent colour").fill(ACCENT)
+    page.get_by_label("Logo").set_input_files(files=[{"name": "northwind.png", "mimeType": "image/png",
+                                                      "buffer": logo_png()}])
+    page.get_by_label("Footer text").fill(FOOTER)
+    page.get_by_role("button", name="Preview").click()
+    preview = page.locator("#brand-preview")
+    expect(page.get_by_text("(not saved yet)")).to_be_visible()
+    expect(preview.get_by_text("Sign in", exact=True)).to_have_css("background-color", ACCENT_RGB)
+    expect(preview.get_by_role("img", name="Northwind Health")).to_be_visible()
+    expect(preview.get_by_text("This message is confidential.")).to_be_visible()
+    expect(page.locator("#accent-ratio")).to_have_text("Contrast with white: 6.25:1, at least 4.5:1 needed.")
+    org.refresh_from_db()
+    assert org.brand_accent == ""
+    page.get_by_role("button", name="Save branding").click()  # the previewed logo goes with it, not chosen again
+    expect(page.get_by_text("The branding is saved")).to_be_visible()
+    org.refresh_from_db()
+    assert org.brand_accent == ACCENT and org.logo_digest and org.brand_footer == FOOTER
