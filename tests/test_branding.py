@@ -9,12 +9,16 @@ import io
 import re
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.db import connection
+from django.http import Http404
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
+from hushpost.accounts.models import User
 from hushpost.audit.models import AuditEvent
+from hushpost.orgadmin.access import organisation_for_admin
 from hushpost.orgs.models import Organization
 from tests import personas
 from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, run_worker, send, signed_in_as
@@ -198,12 +202,26 @@ def test_preview_shows_the_choices_without_saving_and_save_keeps_the_previewed_l
     assert save(admin, pending_logo="bm90IGFuIGltYWdl").status_code == 400  # "not an image": checked again
 
 
-def test_only_the_organisations_admin_reaches_its_branding(org, world_free_org_people):
-    alice, bob_client, hal_client = world_free_org_people
-    for client in (signed_in_as(Client(), alice), bob_client):
-        assert client.get("/app/admin/branding").status_code in (302, 404)
-        r = client.post("/app/admin/branding", {"accent": "#000000", "action": "save"})
-        assert r.status_code in (302, 404)
+@pytest.fixture
+def outsiders(org, smtp):
+    """Alice (a sender, not an admin), Bob (her recipient, signed in) and Hal (Harbour Legal's admin)."""
+    alice = personas.sender(org)
+    hal_client = signed_in_as(Client(), personas.hal(personas.harbour()))
+    assert send(signed_in_as(Client(), alice), to=personas.BOB).status_code == 302
+    run_worker()
+    bob_client = Client()
+    personas.first_login(bob_client, smtp, org, personas.BOB)
+    return alice, bob_client, hal_client
+
+
+def test_only_the_organisations_admin_reaches_its_branding(org, outsiders):
+    alice, bob_client, hal_client = outsiders
+    alice_client = signed_in_as(Client(), alice)
+    assert alice_client.get("/app/admin/branding").status_code == 404
+    assert save(alice_client, accent="#000000").status_code == 404
+    for r in (bob_client.get("/app/admin/branding"), save(bob_client, accent="#000000"),
+              Client().get("/app/admin/branding")):
+        assert r.status_code == 302 and r["Location"].startswith("/login?")
     # Another organisation's admin changes that organisation, never Northwind.
     r = hal_client.get("/app/admin/branding")
     assert r.status_code == 200 and "Harbour Legal" in r.content.decode() and "Northwind" not in r.content.decode()
@@ -211,20 +229,15 @@ def test_only_the_organisations_admin_reaches_its_branding(org, world_free_org_p
     org.refresh_from_db()
     assert org.brand_accent == ""
     assert Organization.objects.get(name="Harbour Legal").brand_accent == "#000000"
-    anonymous = Client().get("/app/admin/branding")
-    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/login")
 
 
-@pytest.fixture
-def world_free_org_people(org, smtp):
-    alice = personas.sender(org)
-    hal_org = personas.harbour()
-    hal_client = signed_in_as(Client(), personas.hal(hal_org))
-    assert send(signed_in_as(Client(), alice), to=personas.BOB).status_code == 302
-    run_worker()
-    bob_client = Client()
-    personas.first_login(bob_client, smtp, org, personas.BOB)
-    return alice, bob_client, hal_client
+def test_the_gate_gives_the_branding_to_an_admin_of_the_organisation_only(org, outsiders):
+    alice, _, _ = outsiders
+    bob = User.objects.get(email=personas.BOB, org=org)
+    for who in (alice, bob, AnonymousUser()):
+        with pytest.raises(Http404):
+            organisation_for_admin(who)
+    assert organisation_for_admin(personas.ada(org)) == org
 
 
 def test_the_recipient_portal_shows_the_branding_with_no_statement_more(admin, org, client):
