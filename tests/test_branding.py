@@ -88,6 +88,8 @@ def test_the_logo_is_served_at_its_content_hash_with_its_type_for_a_year(admin, 
     assert client.get(org.logo_path.replace(org.logo_digest[:4], "0000")).status_code == 404
     assert client.get(f"/brand/harbour-legal/logo/{org.logo_digest}").status_code == 404
     assert "no-store" in client.get(f"/brand/{org.slug}/logo/nothing").headers["Cache-Control"]
+    Organization.objects.filter(pk=org.pk).update(is_active=False)
+    assert client.get(org.logo_path).status_code == 404  # as its portal is
 
 
 def test_a_jpeg_is_kept_a_jpeg_and_loses_its_exif(admin, org, client):

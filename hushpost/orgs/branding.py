@@ -163,7 +163,8 @@ def save_branding(org: Organization, *, accent: str, footer: str, support_email:
 
 
 def logo_for(org_slug: str, digest: str) -> tuple[str, bytes] | None:
-    """(content type, bytes) of one of the organisation's logos, current or replaced; None if there is none."""
-    found = (OrgLogo.objects.filter(org__slug=org_slug, digest=digest)
+    """(content type, bytes) of one of the organisation's logos, current or replaced; None if there is none
+    (or the organisation is disabled, as its portal is)."""
+    found = (OrgLogo.objects.filter(org__slug=org_slug, org__is_active=True, digest=digest)
              .values_list("content_type", "data").first())
     return (found[0], bytes(found[1])) if found else None
