@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.db import connection as database
 
-from hushpost.crypto import derivation, keys
+from hushpost.crypto import derivation, dkim, keys
 from hushpost.gateway.config import configure
 from hushpost.gateway.server import Gateway
 from hushpost.lib import clock
@@ -205,8 +205,10 @@ def full_disk(monkeypatch, files_dir):
 def _forget_org_keys():
     # Rolled-back tests reuse row ids on SQLite; a process in production never does.
     keys.forget_cached_keys()
+    dkim.forget_cached_keys()
     yield
     keys.forget_cached_keys()
+    dkim.forget_cached_keys()
 
 
 @pytest.fixture

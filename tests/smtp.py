@@ -18,6 +18,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    raw: bytes = b""  # the bytes as received, for what checks signatures and scores
 
     @property
     def subject(self) -> str:
@@ -58,7 +59,8 @@ class Handler:
             if self.refusals:
                 return self.refusals.pop(0)
             msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), msg))
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), msg,
+                                          envelope.original_content))
         return "250 Message accepted for delivery"
 
 

@@ -15,7 +15,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from hushpost.crypto import keys, master
+from hushpost.crypto import dkim, keys, master
 from hushpost.crypto.derivation import RootUnknown
 from hushpost.lib import clock
 from hushpost.messaging.content import open_content
@@ -55,6 +55,7 @@ def restart_with(settings, current: str, previous: list[str]) -> None:
     """Every process restarted with these keys: nothing cached from before."""
     settings.MASTER_KEY, settings.MASTER_KEY_PREVIOUS = current, previous
     keys.forget_cached_keys()
+    dkim.forget_cached_keys()
 
 
 def audit(*args) -> str:
@@ -70,6 +71,7 @@ def test_every_wrapped_value_moves_to_the_new_key_and_the_old_key_can_go(
     sso = SingleSignOn.objects.create(org=org, oidc_issuer="https://idp.example", oidc_client_id="hushpost")
     save_single_sign_on(sso, ["oidc_client_secret"], "the-client-secret", by=admin)
     scim = tokens.issue(org, "Entra", by=admin)[1]
+    signing_key = dkim.create_key("northwind.example", "before")
     uid = upload(sender_client, FILE, "statement.pdf").json()["uid"]
     assert send(sender_client, to=BOB, subject="Before rotation", attachment=[uid]).status_code == 302
     deliver()
@@ -83,13 +85,13 @@ def test_every_wrapped_value_moves_to_the_new_key_and_the_old_key_can_go(
     deliver()
     before = master_status()
     assert before["organisation keys"] == [0, 1, 0] and before["authenticator secrets"] == [0, 1, 0]
-    assert before["SSO client secrets"] == [0, 1, 0]
+    assert before["SSO client secrets"] == [0, 1, 0] and before["DKIM keys"] == [0, 1, 0]
 
     out = keys_command("rotate-master")
     assert "wrapped values moved to the current master key" in out
     assert {kind: (n[1], n[2]) for kind, n in master_status().items()} == {
         "derivation root": (0, 0), "organisation keys": (0, 0), "authenticator secrets": (0, 0),
-        "SSO client secrets": (0, 0)}
+        "SSO client secrets": (0, 0), "DKIM keys": (0, 0)}
     assert "0 wrapped values moved" in keys_command("rotate-master")  # run again: nothing left to move
 
     restart_with(settings, new, [])
@@ -101,6 +103,8 @@ def test_every_wrapped_value_moves_to_the_new_key_and_the_old_key_can_go(
     password_step(c, alice.email)
     assert c.post("/login/2fa?next=/app/", {"code": totp_now(secret)})["Location"] == "/app/"
     assert client_secret(SingleSignOn.objects.get(pk=sso.pk)) == "the-client-secret"
+    assert b"s=before;" in dkim.signature(b"From: a@northwind.example\r\n\r\nHello\r\n", "northwind.example")
+    assert signing_key.public_key in dkim.record_of(signing_key).value
     assert Client(HTTP_AUTHORIZATION=f"Bearer {scim}").get("/scim/v2/Users").status_code == 200
     # The audit trail, its checkpoint kept before, and everything recorded since, verify.
     assert "Audit trail intact" in audit("verify", "--checkpoint", str(kept))
@@ -202,7 +206,7 @@ def test_a_running_deployment_rotates_while_senders_send_and_read(tmp_path, smtp
         sender.join(120)
         assert not failures
         r = d.run("keys", "status")
-        assert [line.split()[-2:] for line in r.stdout.splitlines()[1:]] == [["0", "0"]] * 4, r.stdout
+        assert [line.split()[-2:] for line in r.stdout.splitlines()[1:]] == [["0", "0"]] * 5, r.stdout
         d.stop()
 
         # The old key removed everywhere: everything opens, the trail and its old checkpoint verify.

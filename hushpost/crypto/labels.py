@@ -55,6 +55,11 @@ def sso_client_secret_aad(org_id: int) -> bytes:
     return f"hushpost:sso-client-secret:{org_id}".encode()
 
 
+def dkim_key_aad(domain: str, selector: str) -> bytes:
+    """A domain's DKIM private key, sealed under the master key."""
+    return f"hushpost:dkim-key:{domain}:{selector}".encode()
+
+
 def derivation_root_aad() -> bytes:
     """The deployment's derivation root (:mod:`.derivation`), wrapped under the master key."""
     return b"hushpost:derivation-root"

@@ -12,9 +12,8 @@ import re
 import secrets
 import sys
 from email.policy import compat32
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -27,6 +26,7 @@ from django.core.mail.utils import DNS_NAME
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from hushpost.crypto import dkim
 from hushpost.lib import zones
 from hushpost.notifications import bounces, kinds, links
 from hushpost.notifications.models import Notification
@@ -50,6 +50,11 @@ def portal_address(notification: Notification) -> str:
     return f"{site}/login" if user.is_sender else f"{site}/r/{notification.org.slug}/"
 
 
+def domain_of(address: str) -> str:
+    """The domain of an address (``Name <user@example.org>`` or ``user@example.org``), lower case."""
+    return parseaddr(address)[1].rpartition("@")[2].lower() or DNS_NAME.get_fqdn()
+
+
 def build_email(notification: Notification, prepared: kinds.Prepared | None = None) -> Notice:
     kind = kinds.of(notification)
     org = notification.org
@@ -67,15 +72,15 @@ def build_email(notification: Notification, prepared: kinds.Prepared | None = No
             # Every kind's text ends the same way: the organisation's footer and support contact below it.
             text = text.rstrip("\n") + "\n" + render_to_string("notifications/email/footer.txt", context)
         html = render_to_string(f"{kind.template}.html", context)
-    host = urlsplit(settings.BASE_URL).hostname or "hushpost.localhost"
+    from_address = (org.notify_from_email if org else "") or settings.DEFAULT_FROM_EMAIL
     email = Notice(
         subject=subject,
         body=text,
-        from_email=formataddr((org.sender_name, org.notify_from_email or settings.DEFAULT_FROM_EMAIL) if org
-                              else ("Secure Messaging", settings.DEFAULT_FROM_EMAIL)),
+        from_email=formataddr((org.sender_name if org else "Secure Messaging", from_address)),
         to=[notification.to_address],
         headers={
-            "Message-ID": make_msgid(domain=host),
+            # The sending domain's, as DKIM signs it and DMARC aligns it, not this server's name.
+            "Message-ID": make_msgid(domain=domain_of(from_address)),
             "Auto-Submitted": "auto-generated",
             "X-Auto-Response-Suppress": "All",
         },
@@ -100,6 +105,9 @@ class Notice(EmailMultiAlternatives):
     flattened by the stdlib's generator, written directly (header lines that
     repeat from e-mail to e-mail, such as the subject and the sender, are folded
     once), which costs a fraction of building and walking the MIME tree.
+
+    Either way the bytes carry a DKIM signature of the From address's domain, when that domain
+    has a key (:mod:`hushpost.crypto.dkim`).
     """
 
     # The envelope sender when it is not the From address: the tagged bounce address
@@ -112,6 +120,10 @@ class Notice(EmailMultiAlternatives):
         return self.return_path or _sanitized(self.from_email), [_address(to) for to in self.recipients()]
 
     def as_bytes(self) -> bytes:
+        unsigned = self._unsigned_bytes()
+        return dkim.signature(unsigned, domain_of(self.from_email)) + unsigned
+
+    def _unsigned_bytes(self) -> bytes:
         names = {name.lower() for name in self.extra_headers}
         texts = [self.body, *(content for content, _ in self.alternatives)]
         if ((self.encoding or settings.DEFAULT_CHARSET) != "utf-8" or self.attachments or self.cc
@@ -127,7 +139,7 @@ class Notice(EmailMultiAlternatives):
         if "date" not in names:
             head.append(_line("Date", formatdate(localtime=settings.EMAIL_USE_LOCALTIME)))
         if "message-id" not in names:
-            head.append(_line("Message-ID", make_msgid(domain=DNS_NAME)))
+            head.append(_line("Message-ID", make_msgid(domain=domain_of(self.from_email))))
         head += [_line(name, value) for name, value in self.extra_headers.items()]
         dash = f"--{boundary}".encode()
         return b"".join([*head, b"\r\n", dash, b"\r\n", bodies[0], b"\r\n", dash, b"\r\n", bodies[1],

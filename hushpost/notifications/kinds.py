@@ -57,6 +57,11 @@ def register(kind: EmailKind) -> EmailKind:
     return kind
 
 
+def registered() -> dict[str, EmailKind]:
+    """Every kind of e-mail registered, by its Notification.Kind value."""
+    return dict(_registry)
+
+
 def of(notification: Notification) -> EmailKind:
     try:
         return _registry[notification.kind]

@@ -160,6 +160,30 @@ class OrgKey(models.Model):
         return f"{self.org} key v{self.version}"
 
 
+class DkimKey(models.Model):
+    """A DKIM signing key for a domain notifications come from (``crypto/dkim.py``).
+
+    The private key is sealed under the master key; its public half is published in DNS as
+    ``<selector>._domainkey.<domain>``. A domain may have several, for rotation: the newest
+    active one signs, and an older one stays listed until its DNS record may go.
+    """
+
+    domain = models.CharField(max_length=253)
+    selector = models.CharField(max_length=63)
+    sealed_key = models.BinaryField()  # the RSA private key (PKCS#8 DER), sealed under the master key
+    public_key = models.TextField()  # base64 SubjectPublicKeyInfo, the p= of the DNS record
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "selector"], name="dkimkey_unique_selector")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain}"
+
+
 class DerivationRoot(models.Model):
     """The deployment's one derivation root, wrapped by the master key (``crypto/derivation.py``).
 

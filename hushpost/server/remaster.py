@@ -3,10 +3,10 @@ under the new one while the previous one is still accepted.
 
 Every process runs with the new key as ``HUSHPOST_MASTER_KEY`` and the old one in
 ``HUSHPOST_MASTER_KEY_PREVIOUS``: each value names the key that wrapped it, so a process opens
-either, and seals under the new one. ``rotate-master`` then walks the four kinds of wrapped value
+either, and seals under the new one. ``rotate-master`` then walks the five kinds of wrapped value
 in id order, a batch per short transaction with its rows locked, re-wrapping those not yet under the
 current key: the derivation root (so no derived key changes), the organisation keys,
-authenticator secrets and OpenID Connect client secrets. Only wrappings change: no organisation
+authenticator secrets, OpenID Connect client secrets and DKIM signing keys. Only wrappings change: no organisation
 key, secret or message is new. Run twice, or stopped and run again, it moves only what is left.
 """
 
@@ -21,9 +21,9 @@ from django.db import transaction
 from hushpost.accounts.models import User
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
-from hushpost.crypto import derivation, keys, labels, master
+from hushpost.crypto import derivation, dkim, keys, labels, master
 from hushpost.lib.refusals import Refused
-from hushpost.orgs.models import DerivationRoot, OrgKey
+from hushpost.orgs.models import DerivationRoot, DkimKey, OrgKey
 from hushpost.sso.models import SingleSignOn
 
 BATCH = 200
@@ -48,6 +48,8 @@ KINDS = (
     Kind("authenticator secrets", User, "totp_secret_sealed", lambda row: labels.totp_secret_aad(row.pk), ()),
     Kind("SSO client secrets", SingleSignOn, "oidc_client_secret_sealed",
          lambda row: labels.sso_client_secret_aad(row.org_id), ("org_id",)),
+    Kind("DKIM keys", DkimKey, "sealed_key", lambda row: labels.dkim_key_aad(row.domain, row.selector),
+         ("domain", "selector")),
 )
 
 
@@ -69,6 +71,7 @@ def rotate(*, by: str) -> int:
         if not any(count.previous for count in status()):
             break
     keys.forget_cached_keys()
+    dkim.forget_cached_keys()
     record(AuditEvent.Action.ADMIN, org=None, actor_email=by,
            detail=f"rotated the master key: {moved} wrapped values moved to the new key")
     return moved
