@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgres://postgres@127.0.0.1:5432/hushpost
 export HUSHPOST_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run install install-test browser deploy-tools faults nginx saml services test test-sqlite test-postgres lint screenshots bench clean
+.PHONY: run install install-test browser deploy-tools faults nginx saml services spamassassin test test-sqlite test-postgres lint screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ nginx:
 	  echo "Installing nginx (Debian package nginx)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx) >/dev/null; }
 
+## SpamAssassin from Debian's packages: tests/test_spam_score.py scores every kind of e-mail
+## Hushpost sends with it (PostgreSQL run only).
+spamassassin:
+	@test -x /usr/bin/spamassassin || { \
+	  echo "Installing SpamAssassin (Debian package spamassassin)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spamassassin) >/dev/null; }
+
 ## xmlsec1 from Debian's packages: pysaml2 checks (and the test identity provider makes) SAML
 ## signatures with it; a portal whose organisations use SAML needs it at run time too.
 saml:
@@ -66,12 +73,13 @@ lint: install-test
 test-sqlite: install-test browser deploy-tools saml services
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test-postgres: install-test browser deploy-tools faults nginx saml services
+test-postgres: install-test browser deploy-tools faults nginx saml services spamassassin
 	HUSHPOST_DATABASE_URL=$(PG_URL) $(BIN)/pytest -q -p no:cacheprovider
 
 ## make test: lint, then the whole suite on SQLite and again on PostgreSQL; the fault tests
 ## (tests/faults/) only in the PostgreSQL run, on a PostgreSQL server of their own, and nginx in
-## front of Hushpost (tests/browser/test_nginx.py) only there too.
+## front of Hushpost (tests/browser/test_nginx.py) and the spam scores (tests/test_spam_score.py)
+## only there too.
 test: lint test-sqlite test-postgres
 
 ## The README's screenshots, taken by the browser tests.
