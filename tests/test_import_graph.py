@@ -1,7 +1,7 @@
 """Hushpost's modules import each other in layers, never in a loop.
 
 Lib is the bottom layer, crypto just above it (of the apps it knows only the
-``OrgKey`` model its organisation keys live in and the ``DerivationRoot`` beside it); notifications and audit sit
+``OrgKey`` model its organisation keys live in, the ``DerivationRoot`` and ``DkimKey`` beside it); notifications and audit sit
 below accounts and messaging; an e-mail kind is registered by the app that owns
 it, so the outbox needs nothing above it. An import written inside a function to
 dodge a loop would hide one: only the places Django requires

@@ -106,8 +106,8 @@ class Notice(EmailMultiAlternatives):
     repeat from e-mail to e-mail, such as the subject and the sender, are folded
     once), which costs a fraction of building and walking the MIME tree.
 
-    Either way the bytes carry a DKIM signature of the From address's domain, when that domain
-    has a key (:mod:`hushpost.crypto.dkim`).
+    What goes is :meth:`signed_bytes`: those bytes under a DKIM signature of the From
+    address's domain, when that domain has a key (:mod:`hushpost.crypto.dkim`).
     """
 
     # The envelope sender when it is not the From address: the tagged bounce address
@@ -119,11 +119,12 @@ class Notice(EmailMultiAlternatives):
         tagged bounce address when one is set)."""
         return self.return_path or _sanitized(self.from_email), [_address(to) for to in self.recipients()]
 
-    def as_bytes(self) -> bytes:
-        unsigned = self._unsigned_bytes()
+    def signed_bytes(self) -> bytes:
+        """:meth:`as_bytes` with the DKIM signature of the From address's domain before them, if it has a key."""
+        unsigned = self.as_bytes()
         return dkim.signature(unsigned, domain_of(self.from_email)) + unsigned
 
-    def _unsigned_bytes(self) -> bytes:
+    def as_bytes(self) -> bytes:
         names = {name.lower() for name in self.extra_headers}
         texts = [self.body, *(content for content, _ in self.alternatives)]
         if ((self.encoding or settings.DEFAULT_CHARSET) != "utf-8" or self.attachments or self.cc

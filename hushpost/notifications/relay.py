@@ -100,7 +100,7 @@ class Relay:
                 smtp = getattr(self.conn, "connection", None)
                 if isinstance(smtp, smtplib.SMTP):
                     # What the SMTP backend's send_messages does, with the e-mail's bytes written directly.
-                    smtp.sendmail(*email.envelope(), email.as_bytes())
+                    smtp.sendmail(*email.envelope(), email.signed_bytes())
                 else:  # another backend (the development mailbox)
                     self.conn.send_messages([email])
                 return
