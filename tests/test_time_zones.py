@@ -13,7 +13,7 @@ import pytest
 from hushpost.accounts.models import User
 from hushpost.lib import clock, zones
 from hushpost.messaging.models import Delivery, Message
-from tests.helpers import MESSAGE_SUBJECT, path_of, send, signed_in_as
+from tests.helpers import MESSAGE_SUBJECT, path_of, run_cli, send, signed_in_as
 from tests.personas import first_login
 
 WINTER = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)  # 13:00 in Berlin (CET), 07:00 in New York (EST)
@@ -176,3 +176,10 @@ def test_the_read_receipt_gives_the_opening_time_in_the_senders_zone(sender_clie
     [receipt] = smtp.wait_for(alice.email, "Secure Messaging Read Receipt")
     assert "first opened it on 15 July 2026 at 14:00 CEST." in receipt.text
     assert "15 July 2026 at 14:00 CEST" in receipt.html
+
+
+def test_a_default_zone_zoneinfo_does_not_know_stops_hushpost_in_one_line(cli_env):
+    r = run_cli(cli_env | {"HUSHPOST_DEFAULT_TIME_ZONE": "Mars/Olympus_Mons"}, "check")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "HUSHPOST_DEFAULT_TIME_ZONE must be a time zone such as Europe/Berlin, not 'Mars/Olympus_Mons'" in r.stderr
+    assert run_cli(cli_env | {"HUSHPOST_DEFAULT_TIME_ZONE": "Europe/Berlin"}, "check").returncode == 0
