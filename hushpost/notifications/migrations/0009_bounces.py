@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0007_invitation_notifications'),
+        ("notifications", "0008_reminder_notifications"),
     ]
 
     operations = [
@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='notification',
             name='kind',
-            field=models.CharField(choices=[('password', 'Secure Messaging Password Notification'), ('message', 'Secure Messaging Notification'), ('read_receipt', 'Read receipt'), ('reply', 'Reply notification'), ('lockout', 'Account locked'), ('reset', 'Password reset'), ('portals', 'Your Secure Messaging portals'), ('invitation', 'Invitation to the portal'), ('bounce', 'Secure Messaging Delivery Failure')], max_length=20),
+            field=models.CharField(choices=[('password', 'Secure Messaging Password Notification'), ('message', 'Secure Messaging Notification'), ('read_receipt', 'Read receipt'), ('reply', 'Reply notification'), ('lockout', 'Account locked'), ('reset', 'Password reset'), ('portals', 'Your Secure Messaging portals'), ('invitation', 'Invitation to the portal'), ('reminder', 'Reminder: Secure Messaging Notification'), ('reminder_sent', 'Reminder sent'), ('bounce', 'Secure Messaging Delivery Failure')], max_length=20),
         ),
         migrations.AlterField(
             model_name='notification',

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0005_message_purged_at'),
+        ("messaging", "0006_delivery_reminders"),
     ]
 
     operations = [

@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orgs', '0008_derivation_root'),
+        ("orgs", "0011_branding"),
     ]
 
     operations = [
