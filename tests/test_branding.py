@@ -69,6 +69,8 @@ def test_an_admin_brands_the_organisation_and_the_change_is_audited(admin, org):
     assert (org.brand_accent, org.brand_footer, org.support_email, org.support_phone) == (
         ACCENT, FOOTER, SUPPORT_EMAIL, SUPPORT_PHONE)
     assert (org.logo_width, org.logo_height) == (300, 100)
+    assert ("The branding is saved (accent colour, footer text, logo, support e-mail, support phone)"
+            in admin.get(r["Location"]).content.decode())
     event = AuditEvent.objects.filter(action=AuditEvent.Action.ADMIN, org=org).latest("at")
     assert event.detail == ("changed the branding: accent colour, footer text, logo, support e-mail, "
                             "support phone")

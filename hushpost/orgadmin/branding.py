@@ -64,6 +64,8 @@ def branding(request):
                                           logo_size=size)})
     changed = save_branding(org, **{name: data[name] for name in TYPED}, logo=logo,
                             remove_logo=data["remove_logo"], by=request.user)
-    flash.success(request, "The branding is saved: your recipients see it on the portal and in every e-mail."
-                  if changed else "Nothing changed.")
+    # What changed, in words: a logo dropped on the way (a file is not carried through "confirm it's
+    # you") shows by its absence here.
+    flash.success(request, f"The branding is saved ({', '.join(changed)}): your recipients see it on the portal "
+                           "and in every e-mail." if changed else "Nothing changed.")
     return redirect("orgadmin:branding")
