@@ -21,6 +21,7 @@ from collections import Counter
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, syntax
+from django.conf import settings
 
 from hushpost.lib.client import normalise_ip
 
@@ -83,9 +84,15 @@ class Session(SMTP):
     async def smtp_DATA(self, arg: str) -> None:
         self.in_data = True
         self._reset_timeout(self.data_timeout)
+        limit = self.data_size_limit
+        if self.envelope is not None and self.envelope.mail_from in ("", "<>"):
+            # A delivery report, which any host may send: read no more of it than a report needs,
+            # so a stranger cannot make the gateway hold a staff-sized message in memory.
+            self.data_size_limit = min(limit or settings.BOUNCE_MAX_BYTES, settings.BOUNCE_MAX_BYTES)
         try:
             await super().smtp_DATA(arg)
         finally:
+            self.data_size_limit = limit
             self.in_data = False
             if self.transport is not None:
                 self._reset_timeout()  # idle again, waiting for the next command

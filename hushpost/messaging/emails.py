@@ -72,8 +72,11 @@ def _bounce_context(notification: Notification) -> dict:
     bounced = (Notification.objects.filter(delivery=delivery, user_id=delivery.recipient_id,
                                            status=Notification.Status.BOUNCED)
                .order_by("-bounced_at").first())
+    # The status code alone and what it means: the report's own words come from whoever sent it,
+    # so they stay on the signed-in message page and never reach an e-mail signed for the
+    # organisation's domain.
     return {"link": absolute(f"/app/m/{delivery.message.uid}"), "recipient": delivery.recipient,
-            "reason": bounced.bounce_reason if bounced else "(no reason given)"}
+            "reason": bounces.meaning(bounced.bounce_reason if bounced else "")}
 
 
 def tell_sender(notification: Notification) -> None:

@@ -1,8 +1,8 @@
 """Bounces: which e-mail a delivery report is about, and what it said.
 
 With ``HUSHPOST_BOUNCE_ADDRESS`` set (``bounces@bounce.example``), every e-mail goes out with the
-envelope sender ``bounces+<tag>@bounce.example`` (VERP): the tag is the notification's key and a
-keyed hash of it (:func:`hushpost.crypto.macs.bounce_tag`), so a report naming it can only come
+envelope sender ``bounces+<tag>@bounce.example`` (VERP): the tag is the notification's key, hidden
+as in e-mail links, and a keyed hash of it (:func:`hushpost.crypto.macs.bounce_tag`), so a report naming it can only come
 from someone who saw that e-mail's envelope: its recipient's mail system. The gateway hands every
 report sent there with the null sender to :func:`receive`:
 
@@ -68,7 +68,8 @@ def return_path(key: uuid.UUID) -> str:
     if not settings.BOUNCE_ADDRESS:
         return ""
     local, _, domain = settings.BOUNCE_ADDRESS.partition("@")
-    return f"{local}+{_b32(key.bytes)}{_b32(macs.bounce_tag(key.bytes))}@{domain}"
+    # The key hidden as in e-mail links (never the key itself), and a keyed hash of the key.
+    return f"{local}+{_b32(macs.hide_notification_key(key.bytes))}{_b32(macs.bounce_tag(key.bytes))}@{domain}"
 
 
 def is_bounce_address(address: str) -> bool:
@@ -93,6 +94,7 @@ def key_of(address: str) -> uuid.UUID | None:
         return None
     if len(raw) != 16:
         return None
+    raw = macs.reveal_notification_key(raw)
     for secret in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]:
         if macs.matches(_b32(macs.bounce_tag(raw, secret)), _b32(mac)):
             return uuid.UUID(bytes=raw)
@@ -207,10 +209,41 @@ def receive(raw: bytes, rcpt_tos: list[str]) -> str:
             return "bounced"
         if notification.status != Notification.Status.SENT:
             return "already"
-        Notification.objects.filter(pk=notification.pk, bounced_at__isnull=True).update(bounce_reason=report.reason)
+        # The first delay alone is noted and audited: whoever holds the tag could send any number.
+        noted = Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENT,
+                                            bounced_at__isnull=True, bounce_reason="").update(
+            bounce_reason=report.reason)
+        if not noted:
+            return "already"
         record(AuditEvent.Action.BOUNCE, org=notification.org, obj=notification,
                detail=f"{notification.kind} e-mail delayed: {_code(report.reason)}")
         return "delayed"
+
+
+# What the commonest permanent status codes (RFC 3463) mean, in words a sender can act on.
+_MEANINGS = {
+    "5.1.1": "the address does not exist",
+    "5.1.2": "the address's domain does not exist or takes no mail",
+    "5.1.3": "the address is not a valid address",
+    "5.1.6": "the mailbox has moved",
+    "5.1.10": "the address's domain takes no mail",
+    "5.2.1": "the mailbox is disabled",
+    "5.2.2": "the mailbox is full",
+    "5.2.3": "the e-mail was too large for the mailbox",
+    "5.4.1": "the recipient's mail server refused it",
+    "5.4.4": "the address's domain could not be found",
+    "5.7.1": "the recipient's mail server refused it",
+}
+
+
+def meaning(reason: str) -> str:
+    """A report's status code and what it means, without the report's own words."""
+    code = _code(reason)
+    if code == "no status code":
+        return "their mail server gave no status code"
+    if code in _MEANINGS:
+        return f"{code}: {_MEANINGS[code]}"
+    return f"{code}: the recipient's mail server could not deliver it"
 
 
 def _code(reason: str) -> str:
