@@ -97,6 +97,10 @@ def test_a_changed_body_or_subject_fails_verification(scene):
     assert tampered != raw and not verifies(tampered, records)
     assert not verifies(raw.replace(b"Subject: Secure", b"Subject: Urgent", 1), records)
     assert not verifies(b"From: Mallory <m@evil.example>\r\n" + raw, records)  # oversigned From
+    # Nor can anyone holding a genuine notification add a field a mail program would show first.
+    for added in (b"Subject: Urgent: confirm your password\r\n", b"To: everyone@client.example\r\n",
+                  b"Reply-To: helpdesk@evil.example\r\n", b"Cc: someone@client.example\r\n"):
+        assert not verifies(added + raw, records), added
 
 
 def test_a_new_key_signs_from_when_it_is_made_and_the_old_record_still_verifies(scene):

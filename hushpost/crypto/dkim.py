@@ -30,9 +30,14 @@ from hushpost.crypto import labels, master
 from hushpost.orgs.models import DkimKey
 
 KEY_BITS = 2048
-# What a receiver judges the e-mail by; From twice, so none can be added after signing.
-SIGNED_HEADERS = (b"from", b"from", b"to", b"subject", b"date", b"message-id", b"mime-version",
-                  b"content-type", b"auto-submitted")
+# What a receiver judges the e-mail by. Each field it has is named once more than it appears, and
+# the fields a reader would trust that it lacks (Reply-To, Cc, In-Reply-To, References) once: the
+# signature then covers their absence, so nobody holding a genuine notification can add a second
+# Subject, To or a Reply-To ("reply with your password") that mail programs show and DKIM forgives.
+_PRESENT = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
+            b"auto-submitted")
+SIGNED_HEADERS = (*(name for name in _PRESENT for _ in (1, 2)), b"reply-to", b"cc", b"in-reply-to",
+                  b"references")
 CANONICALIZATION = (b"relaxed", b"relaxed")
 # A TXT record is one or more strings of at most 255 characters each.
 TXT_STRING = 255
