@@ -204,6 +204,20 @@ def test_a_sender_resends_a_notification_once_per_double_click(sender_client, sm
     assert len(smtp.wait_for(BOB, NOTICE, count=3)) == 3
 
 
+def test_a_sender_resends_one_addressee_at_most_five_times(sender_client, smtp, deliver, org):
+    message = _sent(sender_client)
+    recipient = Delivery.objects.get().recipient_id
+    for _ in range(reminders.MAX_RESENDS):
+        assert sender_client.post(f"/app/m/{message.uid}/resend", {"recipient": recipient}).status_code == 302
+        clock.travel(timedelta(minutes=reminders.RESEND_MINUTES + 1))
+    r = sender_client.post(f"/app/m/{message.uid}/resend", {"recipient": recipient}, follow=True)
+    assert f"already sent again {reminders.MAX_RESENDS} times to {BOB}" in r.content.decode()
+    assert "Resend notification" not in sender_client.get(f"/app/m/{message.uid}").content.decode()
+    assert Delivery.objects.get().resends == reminders.MAX_RESENDS
+    deliver()
+    assert len(smtp.wait_for(BOB, NOTICE, count=1 + reminders.MAX_RESENDS)) == 1 + reminders.MAX_RESENDS
+
+
 def test_no_resend_for_an_expired_recalled_or_opened_message(
         sender_client, smtp, deliver, client_factory, org, alice):
     message = _sent(sender_client, expire_days=1)

@@ -45,6 +45,8 @@ log = logging.getLogger("hushpost.reminders")
 BATCH = 50
 # A sender's Resend notification goes at most once per addressee in this long.
 RESEND_MINUTES = 5
+# However often the sender asks, one addressee gets at most this many notifications of a message by hand.
+MAX_RESENDS = 5
 REMINDER = Notification.Kind.REMINDER
 
 
@@ -145,6 +147,7 @@ def still_wanted(delivery: Delivery) -> bool:
 def can_resend(delivery: Delivery, message: Message) -> bool:
     """Whether the message page offers Resend notification for ``delivery`` (the view checks again)."""
     return (delivery.first_opened_at is None and delivery.recalled_at is None and delivery.deleted_at is None
+            and delivery.replaced_at is None and delivery.resends < MAX_RESENDS
             and message.purged_at is None and not message.is_expired and message.kind == Message.Kind.MESSAGE)
 
 
@@ -164,10 +167,15 @@ def resend(message: Message, recipient_id: int, *, by: User, request=None) -> De
         raise Refused(f"{delivery.recipient.email} has already opened the message.")
     if delivery.deleted_at is not None or not delivery.recipient.is_active:
         raise Refused(f"{delivery.recipient.email} can no longer be notified of this message.")
+    if delivery.replaced_at is not None:
+        raise Refused(f"{delivery.recipient.email} bounced and the message went to a corrected address instead.")
+    if delivery.resends >= MAX_RESENDS:
+        raise Refused(f"The notification was already sent again {MAX_RESENDS} times to {delivery.recipient.email}: "
+                      "ask them by phone whether it arrives, or check the address.")
     now = clock.now()
     with transaction.atomic():
         # The throttle is the UPDATE's own condition: of a double click's two requests, one sends.
-        taken = _unopened(Delivery.objects.filter(pk=delivery.pk)).filter(
+        taken = _unopened(Delivery.objects.filter(pk=delivery.pk, resends__lt=MAX_RESENDS)).filter(
             Q(last_resent_at__isnull=True) | Q(last_resent_at__lte=now - timedelta(minutes=RESEND_MINUTES))
         ).update(resends=F("resends") + 1, last_resent_at=now)
         if not taken:
