@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
@@ -18,6 +19,7 @@ from PIL import Image
 
 from hushpost.accounts.models import User
 from hushpost.audit.models import AuditEvent
+from hushpost.lib import clock
 from hushpost.orgadmin.access import organisation_for_admin
 from hushpost.orgs.models import Organization
 from tests import personas
@@ -90,6 +92,11 @@ def test_the_logo_is_served_at_its_content_hash_with_its_type_for_a_year(admin, 
     assert client.get(org.logo_path.replace(org.logo_digest[:4], "0000")).status_code == 404
     assert client.get(f"/brand/harbour-legal/logo/{org.logo_digest}").status_code == 404
     assert "no-store" in client.get(f"/brand/{org.slug}/logo/nothing").headers["Cache-Control"]
+    # Fetched by a signed-in person long after their last page, it still carries no session
+    # cookie: a cache that keeps it for a year must not keep anyone's session with it.
+    clock.travel(timedelta(minutes=5))
+    r = admin.get(org.logo_path)
+    assert r.status_code == 200 and r["Cache-Control"].startswith("public") and not r.cookies
     Organization.objects.filter(pk=org.pk).update(is_active=False)
     assert client.get(org.logo_path).status_code == 404  # as its portal is
 
@@ -103,6 +110,17 @@ def test_a_jpeg_is_kept_a_jpeg_and_loses_its_exif(admin, org, client):
     assert r["Content-Type"] == "image/jpeg"
     assert b"SpyCam" not in r.content and b"Exif" not in r.content
     assert dict(Image.open(io.BytesIO(r.content)).getexif()) == {}
+
+
+def test_a_cameras_multi_picture_jpeg_becomes_a_one_picture_jpeg(admin, org, client):
+    out = io.BytesIO()
+    Image.new("RGB", (300, 100), (11, 110, 79)).save(
+        out, "MPO", save_all=True, append_images=[Image.new("RGB", (300, 100), (200, 0, 0))])
+    assert Image.open(io.BytesIO(out.getvalue())).format == "MPO"
+    assert save(admin, logo=upload(out.getvalue(), "photo.jpg", "image/jpeg")).status_code == 302
+    org.refresh_from_db()
+    served = Image.open(io.BytesIO(client.get(org.logo_path).content))
+    assert served.format == "JPEG" and getattr(served, "n_frames", 1) == 1
 
 
 def test_a_polyglot_loses_everything_but_its_pixels(admin, org, client):

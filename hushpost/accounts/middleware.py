@@ -77,7 +77,10 @@ class SessionLimitsMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and (user.is_sender or user.is_recipient):
+        # An organisation's public branding files are cached for a year by anyone: fetching one is
+        # no activity, and its response must never carry the session's cookie.
+        if (user is not None and user.is_authenticated and (user.is_sender or user.is_recipient)
+                and not request.path.startswith("/brand/")):
             self._check(request, user)
         return self.get_response(request)
 

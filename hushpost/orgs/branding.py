@@ -114,7 +114,10 @@ def reencode_logo(raw: bytes) -> Logo:
                 raise too_large
             probe.verify()  # checksums and structure, before any decoding
         with Image.open(io.BytesIO(raw), formats=list(FORMATS)) as image:
-            kind = image.format
+            # A camera's multi-picture JPEG (MPO) opens as one: its first picture is the photo.
+            kind = "JPEG" if image.format == "MPO" else image.format
+            if kind not in FORMATS:
+                raise Refused("The logo must be a PNG or JPEG image; this file is not one Hushpost can read.")
             image = ImageOps.exif_transpose(image)  # as the camera meant it, before the EXIF goes
             image.load()
     except Refused:
