@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import timedelta
 from urllib.parse import unquote
@@ -9,6 +10,7 @@ from urllib.parse import unquote
 from django.test import Client
 
 from hushpost.lib import clock
+from hushpost.notifications.models import Notification
 from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, path_of, send
 from tests.personas import first_login
 
@@ -32,6 +34,20 @@ def test_no_link_in_any_e_mail_carries_the_address(sender_client, smtp, deliver,
         urls = re.findall(r"https?://[^\s\"<>]+", mail.text + mail.html)
         assert urls
         assert not [u for u in urls if "bob" in unquote(u).lower() or "email=" in u]
+
+
+def test_no_link_or_bounce_address_shows_the_key_a_temporary_password_comes_from(
+        sender_client, smtp, deliver, org, settings):
+    settings.BOUNCE_ADDRESS = "bounces@bounce.northwind.example"
+    send(sender_client, to=BOB, subject="Scan results")
+    deliver()
+    [password_mail] = smtp.to(BOB, PASSWORD_SUBJECT)
+    key = Notification.objects.get(kind=Notification.Kind.PASSWORD).key
+    code = path_of(password_mail.link()).rsplit("/", 1)[1]
+    assert key.bytes not in base64.urlsafe_b64decode(code + "=")
+    tag = password_mail.mail_from.split("+", 1)[1].split("@")[0]
+    assert base64.b32encode(key.bytes).decode().rstrip("=").lower() not in tag
+    assert key.hex not in password_mail.raw.decode(errors="replace")
 
 
 def test_the_link_opens_the_sign_in_page_with_the_address_filled_in(sender_client, smtp, deliver, org):

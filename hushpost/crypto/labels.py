@@ -87,8 +87,11 @@ SCIM_TOKEN = b"hushpost:scim-token"
 NOTIFICATION_LINK = b"hushpost:notification-link"
 # A message's or a notification's reference code, shown in its e-mails and on the portal's pages.
 REFERENCE_CODE = b"hushpost:reference-code"
+# How a notification's key appears outside (in its link and its bounce address): under a keyed
+# permutation, so neither shows the key the Password Notification's temporary password comes from.
+NOTIFICATION_NAME = b"hushpost:notification-name"
 MASTER_DERIVED = (AUDIT_LINK, AUDIT_HEAD, AUDIT_CHECKPOINT, AUDIT_EVENT, SCIM_TOKEN, NOTIFICATION_LINK,
-                  REFERENCE_CODE)
+                  REFERENCE_CODE, NOTIFICATION_NAME)
 
 # --- Keyed hashes under the secret key (Django's salted_hmac: the label is the salt) --------
 

@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.utils.crypto import salted_hmac
 
 from hushpost.crypto import labels
@@ -54,6 +55,19 @@ def scim_token(token: str) -> str:
 def notification_link(key: bytes) -> bytes:
     """The tag an e-mail's link carries beside its notification's key: only this deployment makes it."""
     return hmac.new(derived_key(labels.NOTIFICATION_LINK), key, hashlib.sha256).digest()
+
+
+def hide_notification_key(key: bytes) -> bytes:
+    """A notification's 16-byte key as its link and bounce address show it: one AES block under a
+    derived key, a keyed permutation (not a hash: :func:`reveal_notification_key` turns it back).
+    Nothing outside then holds the key the temporary password is derived from."""
+    encryptor = Cipher(algorithms.AES(derived_key(labels.NOTIFICATION_NAME)), modes.ECB()).encryptor()  # noqa: S305 - one block
+    return encryptor.update(key) + encryptor.finalize()
+
+
+def reveal_notification_key(hidden: bytes) -> bytes:
+    decryptor = Cipher(algorithms.AES(derived_key(labels.NOTIFICATION_NAME)), modes.ECB()).decryptor()  # noqa: S305 - one block
+    return decryptor.update(hidden) + decryptor.finalize()
 
 
 def reference_code(subject: str) -> bytes:

@@ -1,7 +1,7 @@
 """What a recipient's e-mail link carries, and the reference code an e-mail and the portal both show.
 
-A recipient's link is ``/r/<org>/n/<code>``: the code is the notification's random key and a
-keyed tag over it (:func:`hushpost.crypto.macs.notification_link`), never the recipient's
+A recipient's link is ``/r/<org>/n/<code>``: the code is the notification's random key, hidden
+under a keyed permutation (:func:`hushpost.crypto.macs.hide_notification_key`), and a keyed tag over that (:func:`hushpost.crypto.macs.notification_link`), never the recipient's
 address. It signs nobody in: it only lets the sign-in page fill in the address and go on to the
 message. A code that was not made here fails its tag before any look-up; the database holds
 nothing a code could be rebuilt from without the derivation root.
@@ -30,8 +30,8 @@ _CODE = re.compile(r"[A-Za-z0-9_-]{35}")
 
 
 def link_code(notification: Notification) -> str:
-    key = notification.key.bytes
-    return base64.urlsafe_b64encode(key + macs.notification_link(key)[:TAG_BYTES]).decode().rstrip("=")
+    hidden = macs.hide_notification_key(notification.key.bytes)
+    return base64.urlsafe_b64encode(hidden + macs.notification_link(hidden)[:TAG_BYTES]).decode().rstrip("=")
 
 
 def link_path(notification: Notification) -> str:
@@ -46,10 +46,10 @@ def notification_key(code: str) -> uuid.UUID | None:
         raw = base64.urlsafe_b64decode(code + "=")
     except (binascii.Error, ValueError):
         return None
-    key, tag = raw[:16], raw[16:]
-    if len(key) != 16 or not hmac.compare_digest(macs.notification_link(key)[:TAG_BYTES], tag):
+    hidden, tag = raw[:16], raw[16:]
+    if len(hidden) != 16 or not hmac.compare_digest(macs.notification_link(hidden)[:TAG_BYTES], tag):
         return None
-    return uuid.UUID(bytes=key)
+    return uuid.UUID(bytes=macs.reveal_notification_key(hidden))
 
 
 def spell(subject: str) -> str:
