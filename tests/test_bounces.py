@@ -18,7 +18,7 @@ from hushpost.messaging.models import Delivery, Message
 from hushpost.notifications import bounces
 from hushpost.notifications.models import Notification
 from tests.gateway_mail import delivery_report, headers_of, mail, send_report, submit
-from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, send
+from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, run_cli, send
 from tests.personas import ALICE, BOB, CAROL
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -303,3 +303,11 @@ def test_the_reason_is_shown_as_plain_text_on_one_short_line(bounce_address, mak
     reason = Notification.objects.get(status=Notification.Status.BOUNCED).bounce_reason
     assert reason.startswith("550 5.7.1 <script>") and len(reason) == 200
     assert reason.isprintable()
+
+
+@pytest.mark.parametrize("value", ["bounces", "bounces+x@bounce.example", "a-very-long-local-part-x@bounce.example",
+                                   "bounces@localhost"])
+def test_a_bounce_address_without_room_for_a_tag_is_refused_at_start(cli_env, value):
+    r = run_cli(cli_env | {"HUSHPOST_BOUNCE_ADDRESS": value}, "check")
+    assert r.returncode != 0
+    assert "HUSHPOST_BOUNCE_ADDRESS must be an address such as bounces@bounce.example" in r.stderr + r.stdout
