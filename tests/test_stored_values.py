@@ -5,7 +5,7 @@ wrote them in production: a sealed subject and body with their wrapped data key,
 organisation key, a file's keyset sealed as a draft and on its message, the file's streamed
 ciphertext, audit links, a head seal and a checkpoint, a session's stored key, a session's auth
 hash, a temporary password and its hash, a sealed authenticator secret with its recovery codes,
-a region's signature, a provisioning token's hash and a notification's bounce address; and an organisation key and the derivation
+a region's signature, a provisioning token's hash, a notification's bounce address and its link's code; and an organisation key and the derivation
 root as ``hushpost keys rotate-master`` re-wraps them under a new master key. Each test opens or
 recomputes one through the code a deployment runs.
 The file is never regenerated: a value that stops matching is data a deployment can no longer read.
@@ -34,7 +34,7 @@ from hushpost.audit.chain import GENESIS, head_seal, link, read_checkpoint, seal
 from hushpost.crypto import keys, macs, master
 from hushpost.messaging.content import data_key, open_content, open_subject
 from hushpost.messaging.models import Message
-from hushpost.notifications import bounces
+from hushpost.notifications import bounces, links
 from hushpost.orgs.models import DerivationRoot, Organization, OrgKey
 from hushpost.regions.config import Region, Regions
 from hushpost.regions.discovery import sign
@@ -215,3 +215,10 @@ def test_a_bounce_address_sent_out_still_names_its_notification(fixed_keys, sett
     key = uuid.UUID(stored["notification_key"])
     assert bounces.return_path(key) == stored["return_path"]
     assert bounces.key_of(stored["return_path"]) == key
+
+
+def test_an_e_mailed_link_still_names_its_notification(fixed_keys):
+    stored = STORED["link_code"]
+    key = uuid.UUID(stored["notification_key"])
+    assert links.link_code(SimpleNamespace(key=key)) == stored["code"]
+    assert links.notification_key(stored["code"]) == key
