@@ -125,7 +125,7 @@ def test_none_for_a_message_expired_recalled_deleted_opened_or_an_account_disabl
 
 
 def test_a_reminder_opened_before_its_turn_never_goes(sender_client, smtp, deliver, client_factory, org):
-    _policy(org, days=1, times=1)
+    _policy(org, days=1, times=1, tell=True)
     message = _sent(sender_client)
     deliver()
     clock.travel(timedelta(days=2))
@@ -134,7 +134,7 @@ def test_a_reminder_opened_before_its_turn_never_goes(sender_client, smtp, deliv
     first_login(bob, smtp, org, BOB)
     bob.get(f"/r/{org.slug}/m/{message.uid}")
     deliver()
-    assert smtp.to(BOB, REMINDER) == []
+    assert smtp.to(BOB, REMINDER) == [] and smtp.to(ALICE, TOLD) == []  # nor is the sender told it went
     assert Notification.objects.get(kind=Notification.Kind.REMINDER).status == Notification.Status.CANCELLED
 
 

@@ -47,6 +47,14 @@ def _still_unopened(notification: Notification) -> kinds.Prepared | None:
     return kinds.Prepared() if reminders.still_wanted(_delivery(notification)) else None
 
 
+def _tell_the_sender(notification: Notification, prepared: kinds.Prepared) -> None:
+    """Once the relay has taken a reminder, its sender hears of it if the policy says so (never of
+    one that did not go: opened or recalled before its turn)."""
+    if notification.org.remind_tells_sender:
+        delivery = _delivery(notification)
+        queue_notification(Kind.REMINDER_SENT, delivery.message.author, delivery=delivery)
+
+
 def _reminder_sent_context(notification: Notification) -> dict:
     delivery = _delivery(notification)
     return {"link": absolute(f"/app/m/{delivery.message.uid}"), "reader": delivery.recipient,
@@ -111,7 +119,7 @@ kinds.register(kinds.EmailKind(
 ))
 kinds.register(kinds.EmailKind(
     Kind.REMINDER, "Reminder: Secure Messaging Notification", "messaging/email/reminder",
-    context=_reminder_context, prepare=_still_unopened,
+    context=_reminder_context, prepare=_still_unopened, accepted=_tell_the_sender,
 ))
 kinds.register(kinds.EmailKind(
     Kind.REMINDER_SENT, "Secure Messaging Reminder Sent", "messaging/email/reminder_sent",

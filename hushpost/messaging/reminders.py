@@ -8,7 +8,8 @@ most that many times. The periodic job ``reminders`` (``server/background.py``) 
 
 Each reminder is taken with one conditional UPDATE of its delivery (only while its
 count is still what was read, and it is still unopened, not recalled, not deleted),
-in the transaction that queues its e-mail and records it in the audit trail: two
+in the transaction that queues its e-mail and records it in the audit trail (the sender's note
+is queued once the relay has taken the reminder, ``emails.py``): two
 workers that somehow ran at once, or a run cut off by a crash, never remind twice,
 and a crash before the commit leaves nothing half done.
 
@@ -131,9 +132,7 @@ def _remind(org: Organization, delivery: Delivery, now: datetime) -> bool:
             reminders_sent=F("reminders_sent") + 1, last_reminded_at=now)
         if not taken:
             return False
-        queue_notification(REMINDER, delivery.recipient, delivery=delivery)
-        if org.remind_tells_sender:
-            queue_notification(Notification.Kind.REMINDER_SENT, delivery.message.author, delivery=delivery)
+        queue_notification(REMINDER, delivery.recipient, delivery=delivery)  # its sender hears once it went
         record(AuditEvent.Action.REMINDER, org=org, client="worker", obj=delivery.message,
                detail=f"to {delivery.recipient.email}, {delivery.reminders_sent + 1} of {org.remind_times}")
     return True
