@@ -81,7 +81,7 @@ class OrganizationAdmin(SwitchedAdmin):
             "notify_from_email", "default_read_receipt", "default_restriction", "default_expire_days",
             "allowed_expiry_days", "temp_password_days", "receipt_includes_subject", "max_file_mb",
             "max_message_mb", "sender_idle_minutes", "recipient_idle_minutes", "require_2fa_senders",
-            "require_2fa_recipients")}),
+            "require_2fa_recipients", "remind_after_days", "remind_times", "remind_tells_sender")}),
         ("SMTP gateway, set with hushpost gateway set", {"fields": ("gateway",)}),
     ]
 
