@@ -21,9 +21,11 @@ from hushpost.accounts.models import User
 from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.orgadmin.access import organisation_for_admin
+from hushpost.orgadmin.branding import LOGO_KEPT
 from hushpost.orgs.models import Organization
 from tests import personas
 from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, run_worker, send, signed_in_as
+from tests.personas import PASSWORD
 
 ACCENT = "#0b6e4f"  # a green with 6.3:1 on white
 FOOTER = "Northwind Health NHS Trust, 1 Harbour Road, Leeds.\nThis message is confidential."
@@ -222,6 +224,41 @@ def test_preview_shows_the_choices_without_saving_and_save_keeps_the_previewed_l
     org.refresh_from_db()
     assert org.brand_accent == ACCENT and org.logo_digest
     assert save(admin, pending_logo="bm90IGFuIGltYWdl").status_code == 400  # "not an image": checked again
+
+
+def carried(page: str) -> dict:
+    """The fields "confirm it's you" posts on."""
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+
+
+def test_a_logo_chosen_when_confirmation_is_due_is_kept_through_it_and_saved(admin, org, settings):
+    clock.travel(timedelta(minutes=settings.REAUTH_MINUTES + 1))
+    r = save(admin, accent=ACCENT, logo=upload(picture(size=(320, 90))))
+    page = r.content.decode()
+    assert r.status_code == 200 and "Confirm it's you" in page and LOGO_KEPT in page
+    org.refresh_from_db()
+    assert org.logo_digest == "" and org.brand_accent == ""  # nothing saved before the answer
+    # A wrong password first: the logo is still kept, and the page still says so.
+    r = admin.post("/app/admin/branding", {**carried(page), "current": "not my password"})
+    page = r.content.decode()
+    assert r.status_code == 400 and LOGO_KEPT in page and carried(page)["pending_logo"]
+    r = admin.post("/app/admin/branding", {**carried(page), "current": PASSWORD})
+    assert r.status_code == 302, error_of(r)
+    org.refresh_from_db()
+    assert org.brand_accent == ACCENT and (org.logo_width, org.logo_height) == (320, 90)
+    assert "The branding is saved (accent colour, logo)" in admin.get(r["Location"]).content.decode()
+
+
+def test_a_file_that_is_no_logo_chosen_when_confirmation_is_due_is_named_on_the_confirmation(admin, org, settings):
+    clock.travel(timedelta(minutes=settings.REAUTH_MINUTES + 1))
+    r = save(admin, footer=FOOTER, logo=upload(b"<svg onload=alert(1)>", "logo.svg", "image/svg+xml"))
+    page = r.content.decode()
+    assert r.status_code == 200 and "The logo you chose cannot be used:" in page
+    assert "Choose another one after you confirm." in page and "pending_logo" not in carried(page)
+    r = admin.post("/app/admin/branding", {**carried(page), "current": PASSWORD})
+    assert r.status_code == 302
+    org.refresh_from_db()
+    assert org.brand_footer == FOOTER and org.logo_digest == ""
 
 
 @pytest.fixture

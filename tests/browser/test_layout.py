@@ -170,3 +170,46 @@ def test_a_blank_line_is_as_tall_on_the_message_page_as_in_the_editor(site, page
         assert abs(shown - typed) <= 1.5, f"lines {in_editor} px apart in the editor, {on_page} px on the message page"
     # A blank line is a line: a new line and a blank one more differ by about one line's height.
     assert in_editor[1] - in_editor[0] >= 20
+
+
+ADMIN_TABS = ("Senders", "Recipients", "Messages", "Audit trail", "Policy", "Retention", "Branding",
+              "Single sign-on", "Provisioning")
+
+
+def _tab_boxes(page: Page) -> list[dict]:
+    return page.locator("nav.tabs a").evaluate_all("links => links.map(a => a.getBoundingClientRect().toJSON())")
+
+
+def test_the_admin_tabs_are_one_row_at_1280_px_and_a_strip_that_scrolls_on_a_phone(site, page, org):
+    sign_in_sender(page, site, personas.ada(org))
+    page.goto(f"{site}/app/admin/branding")
+    tabs = page.get_by_role("navigation", name="Administration")
+    expect(tabs.get_by_role("link")).to_have_text(list(ADMIN_TABS))
+    boxes = _tab_boxes(page)
+    assert max(b["top"] for b in boxes) < min(b["bottom"] for b in boxes), f"the tabs wrap at 1280 px: {boxes}"
+    # All of them in sight, none scrolled away.
+    assert tabs.evaluate("nav => nav.scrollWidth <= nav.clientWidth"), "the tab row scrolls at 1280 px"
+    nav_box = tabs.bounding_box()
+    assert nav_box and max(b["right"] for b in boxes) <= nav_box["x"] + nav_box["width"]
+    shot(page, "layout-admin-tabs-desktop")
+
+    page.set_viewport_size(MOBILE)
+    page.goto(f"{site}/app/admin/provisioning")
+    shot(page, "layout-admin-tabs-phone")
+    _no_sideways_scroll(page)
+    boxes = _tab_boxes(page)
+    assert max(b["top"] for b in boxes) < min(b["bottom"] for b in boxes), f"the tabs wrap on a phone: {boxes}"
+    # The page's own tab is in sight though it is the last.
+    current = tabs.get_by_role("link", name="Provisioning").bounding_box()
+    assert current and current["x"] >= 0 and current["x"] + current["width"] <= MOBILE["width"], current
+    # The keyboard reaches every tab, and each one scrolls into sight with its focus outline.
+    tabs.get_by_role("link", name=ADMIN_TABS[1]).focus()
+    page.keyboard.press("Shift+Tab")
+    for name in ADMIN_TABS:
+        link = tabs.get_by_role("link", name=name)
+        expect(link).to_be_focused()
+        assert link.evaluate("a => getComputedStyle(a).outlineStyle") == "solid", f"no visible focus on {name}"
+        box = link.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= MOBILE["width"], f"{name} is out of sight"
+        page.keyboard.press("Tab")
+    page.set_viewport_size(VIEWPORT)
