@@ -96,6 +96,10 @@ def test_account_recall_and_audit_pages_are_accessible(site, page, bob_context, 
                         ("/app/admin/audit", "admin audit trail")):
         page.goto(site + path)
         check(page, where, found)
+    page.set_viewport_size(MOBILE)  # the admin tabs, a strip that scrolls sideways
+    page.goto(f"{site}/app/admin/branding")
+    check(page, "admin branding on a phone", found)
+    page.set_viewport_size(VIEWPORT)
     anonymous = bob_context.browser.new_page()
     anonymous.goto(f"{site}/forgot")
     check(anonymous, "forgot password", found)

@@ -4,13 +4,16 @@ colour, logo, footer and support contact on the portal, and the pages stay acces
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 from playwright.sync_api import expect
 
+from hushpost.lib import clock
 from tests import personas
 from tests.browser.steps import check, recipient_first_sign_in, send_message, shot, sign_in_sender
+from tests.personas import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -107,3 +110,25 @@ def test_without_script_preview_shows_the_choices_from_the_server(site, new_cont
     expect(page.get_by_text("The branding is saved")).to_be_visible()
     org.refresh_from_db()
     assert org.brand_accent == ACCENT and org.logo_digest and org.brand_footer == FOOTER
+
+
+def test_a_logo_chosen_when_confirmation_is_due_is_saved_once_the_admin_confirms(site, page, org, settings):
+    found: dict[str, list[str]] = {}
+    sign_in_sender(page, site, personas.ada(org))
+    page.goto(f"{site}/app/admin/branding")
+    clock.travel(timedelta(minutes=settings.REAUTH_MINUTES + 1))  # the sign-in is a while ago
+    page.get_by_label("Accent colour").fill(ACCENT)
+    page.get_by_label("Logo").set_input_files(files=[{"name": "northwind.png", "mimeType": "image/png",
+                                                      "buffer": logo_png()}])
+    page.get_by_role("button", name="Save branding").click()
+    expect(page.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    expect(page.get_by_text("The logo you chose is kept: it is saved with the rest once you confirm.")).to_be_visible()
+    check(page, "confirm it's you, with the logo kept", found)
+    page.get_by_label("Your password").fill(PASSWORD)
+    page.get_by_role("button", name="Confirm and continue").click()
+    expect(page.get_by_text("The branding is saved (accent colour, logo)")).to_be_visible()
+    org.refresh_from_db()
+    assert org.brand_accent == ACCENT and (org.logo_width, org.logo_height) == (400, 120)
+    expect(page.locator("#brand-preview").get_by_role("img", name="Northwind Health")).to_have_attribute(
+        "src", f"/brand/{org.slug}/logo/{org.logo_digest}")
+    assert found == {}, "\n".join(f"{where}: {problem}" for where, items in found.items() for problem in items)
