@@ -56,6 +56,7 @@ def _keeps_the_logo_through_confirmation(view):
                 setattr(request, LOGO_NOTE, {"text": f"The logo you chose cannot be used: {e} "
                                                      "Choose another one after you confirm.", "refused": True})
             else:
+                upload.seek(0)  # the form reads it again should this same request also answer the question
                 request.POST = request.POST.copy()
                 request.POST["pending_logo"] = base64.b64encode(logo.data).decode()
                 setattr(request, LOGO_NOTE, {"text": LOGO_KEPT, "refused": False})
