@@ -14,17 +14,20 @@ from datetime import timedelta
 from io import StringIO
 
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, override_settings
 
 from hushpost.lib import clock
 from hushpost.messaging.models import Message
-from hushpost.notifications import kinds
+from hushpost.notifications import bounces, kinds
 from hushpost.orgs.models import Organization
+from tests.gateway_mail import delivery_report, headers_of
 from tests.helpers import path_of, run_worker, send
 from tests.personas import first_login
 from tests.smtp import Received, SmtpSink
 
 BOB = "bob@client.example"
+CAROL = "carol@client.example"  # never opens her message: reminded
+DAVE = "dave@client.example"  # an address that bounces
 WRONG = "Wrong-password-123"  # noqa: S105 - a deliberately wrong password
 
 
@@ -59,7 +62,7 @@ def _read_receipt(scene: Scene) -> None:
 def _reply(scene: Scene) -> None:
     if scene.bob is None:
         _message_and_password(scene)
-    message = Message.objects.filter(kind="message").latest("pk")
+    message = Message.objects.filter(kind="message", deliveries__recipient__email=BOB).latest("pk")
     r = scene.bob.post(f"/r/{scene.org.slug}/m/{message.uid}/reply",
                        {"body": "Thank you, see you Tuesday.", "send_token": "t" * 24})
     assert r.status_code == 302
@@ -92,6 +95,31 @@ def _invitation(scene: Scene) -> None:
     run_worker()
 
 
+def _reminder(scene: Scene) -> None:
+    """Carol does not open her message; a day later she is reminded, and Alice told."""
+    org = scene.org
+    org.remind_after_days, org.remind_times, org.remind_tells_sender = 1, 1, True
+    org.save()
+    assert send(scene.sender_client, to=CAROL, subject="Your appointment").status_code == 302
+    run_worker()
+    clock.travel(timedelta(days=1, hours=1))
+    with override_settings(REMINDER_INTERVAL=0):  # the job runs at every round; the days decide
+        run_worker()
+        run_worker()  # the note to the sender, queued once the relay took the reminder
+
+
+def _bounce(scene: Scene) -> None:
+    """Dave's mail server returns his notification: its report, as the gateway hands it on, tells
+    Alice by a Delivery Failure."""
+    with override_settings(BOUNCE_ADDRESS="bounces@bounce.northwind.example"):
+        assert send(scene.sender_client, to=DAVE, subject="Your invoice").status_code == 302
+        run_worker()
+        notice = scene.smtp.wait_for(DAVE, subject_of("message", scene.org))[-1]
+        report = delivery_report(notice.mail_from, DAVE, headers_of(notice.message, notice.mail_from))
+        assert bounces.receive(report, [notice.mail_from]) == "bounced"
+        run_worker()
+
+
 # Each kind: who receives it, and what causes it.
 WAYS: dict[str, tuple[Callable[[Scene], str], Callable[[Scene], None]]] = {
     "password": (lambda scene: BOB, _message_and_password),
@@ -102,6 +130,9 @@ WAYS: dict[str, tuple[Callable[[Scene], str], Callable[[Scene], None]]] = {
     "reset": (lambda scene: scene.alice_email, _reset),
     "portals": (lambda scene: BOB, _portals),
     "invitation": (lambda scene: "eve@northwind.example", _invitation),
+    "reminder": (lambda scene: CAROL, _reminder),
+    "reminder_sent": (lambda scene: scene.alice_email, _reminder),
+    "bounce": (lambda scene: scene.alice_email, _bounce),
 }
 
 

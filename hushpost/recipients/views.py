@@ -138,7 +138,7 @@ def notification_link(request, org_slug, code):
             .select_related("user", "delivery__message").first())
         if notification is None:
             throttle.lookup_allowed(client)
-    if notification is not None and notification.kind == Notification.Kind.MESSAGE and notification.delivery:
+    if notification is not None and notification.kind in (Notification.Kind.MESSAGE, Notification.Kind.REMINDER) and notification.delivery:
         context["next"] = f"{prefix}m/{notification.delivery.message.uid}"
     user = request.user
     if user.is_authenticated and user.is_recipient and user.org_id == organisation.pk:
