@@ -91,7 +91,7 @@ def test_every_wrapped_value_moves_to_the_new_key_and_the_old_key_can_go(
     assert "wrapped values moved to the current master key" in out
     assert {kind: (n[1], n[2]) for kind, n in master_status().items()} == {
         "derivation root": (0, 0), "organisation keys": (0, 0), "authenticator secrets": (0, 0),
-        "SSO client secrets": (0, 0), "DKIM keys": (0, 0)}
+        "security phrases": (0, 0), "SSO client secrets": (0, 0), "DKIM keys": (0, 0)}
     assert "0 wrapped values moved" in keys_command("rotate-master")  # run again: nothing left to move
 
     restart_with(settings, new, [])

@@ -9,10 +9,12 @@ from urllib.parse import unquote
 
 from django.test import Client
 
+from hushpost.accounts.models import User
+from hushpost.audit.models import AuditEvent
 from hushpost.lib import clock
 from hushpost.notifications.models import Notification
 from tests.helpers import MESSAGE_SUBJECT, PASSWORD_SUBJECT, path_of, send
-from tests.personas import first_login
+from tests.personas import NEW_PASSWORD, first_login
 
 BOB = "bob@client.example"
 
@@ -209,3 +211,59 @@ def test_where_the_policy_allows_receipts_and_reply_notices_name_the_subject(
     code, receipt, reply = _receipt_and_reply(sender_client, smtp, deliver, org, alice, "Tuesday appointment")
     assert code in receipt.text and "Subject: Tuesday appointment" in receipt.text
     assert code in reply.text and "Subject: Re: Tuesday appointment" in reply.text
+
+
+PHRASE = "blue heron at dawn"
+
+
+def _first_sign_in_with_phrase(client, smtp, org, phrase=PHRASE):
+    temporary = smtp.wait_for(BOB, PASSWORD_SUBJECT)[-1].temporary_password()
+    assert client.post(f"/r/{org.slug}/login", {"email": BOB, "password": temporary}).status_code == 302
+    page = client.get(f"/r/{org.slug}/password").content.decode()
+    assert "Security phrase" in page and "(optional)" in page and "not from us" in page
+    r = client.post(f"/r/{org.slug}/password", {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD, "phrase": phrase})
+    assert r.status_code == 302, r.content[:400]
+
+
+def test_the_phrase_chosen_at_first_sign_in_is_in_every_later_e_mail_and_no_page_before_sign_in(
+        sender_client, smtp, deliver, org):
+    send(sender_client, to=BOB, subject="First")
+    deliver()
+    [first] = smtp.to(BOB, MESSAGE_SUBJECT)
+    assert "Choose a security phrase on your account page" in first.text  # none yet: how to set one
+    bob = Client()
+    _first_sign_in_with_phrase(bob, smtp, org)
+    stored = bytes(User.objects.get(email=BOB).security_phrase_sealed)
+    assert PHRASE.encode() not in stored  # sealed, never as typed
+    assert AuditEvent.objects.filter(action="security_phrase", actor__email=BOB).count() == 1
+
+    send(sender_client, to=BOB, subject="Second")
+    deliver()
+    later = smtp.to(BOB, MESSAGE_SUBJECT)[-1]
+    assert f"Your security phrase: {PHRASE}" in later.text and PHRASE in later.html
+    # Nothing before sign-in shows it, not even the page the e-mail's own link opens.
+    anonymous = Client()
+    for path in (path_of(later.link()), f"/r/{org.slug}/login", f"/r/{org.slug}/login?email={BOB}",
+                 f"/r/{org.slug}/forgot", "/find-my-portal", "/"):
+        assert PHRASE not in anonymous.get(path, follow=True).content.decode(), path
+    # Nor does any page after it: it is only ever in the e-mails.
+    for path in (f"/r/{org.slug}/", f"/r/{org.slug}/password", f"/r/{org.slug}/phrase"):
+        assert PHRASE not in bob.get(path).content.decode(), path
+
+
+def test_changing_the_phrase_asks_for_the_password_and_is_audited(sender_client, smtp, deliver, org):
+    send(sender_client, to=BOB)
+    deliver()
+    bob = Client()
+    _first_sign_in_with_phrase(bob, smtp, org)
+    r = bob.post(f"/r/{org.slug}/phrase", {"phrase": "red kite"})
+    assert r.status_code == 400 and "red kite" not in r.content.decode()
+    r = bob.post(f"/r/{org.slug}/phrase", {"phrase": "red kite", "current": "wrong password"})
+    assert r.status_code == 400
+    r = bob.post(f"/r/{org.slug}/phrase", {"phrase": "red kite", "current": NEW_PASSWORD})
+    assert r.status_code == 302
+    assert AuditEvent.objects.filter(action="security_phrase", actor__email=BOB).count() == 2
+    send(sender_client, to=BOB, subject="After the change")
+    deliver()
+    latest = smtp.to(BOB, MESSAGE_SUBJECT)[-1]
+    assert "Your security phrase: red kite" in latest.text and PHRASE not in latest.text

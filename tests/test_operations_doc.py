@@ -352,7 +352,8 @@ def test_the_operations_guide_installs_a_working_portal(throwaway_server, smtp):
         "tr '\\0' '\\n' < /proc/$(cat /run/systemd-stand-in/hushpost-web.pid)/environ")
     assert sh("hushpost keys status").splitlines()[1:] == [
         f"{kind:<30}{1:>9}{0:>10}{0:>12}" for kind in ("derivation root", "organisation keys")] + [
-        f"{kind:<30}{0:>9}{0:>10}{0:>12}" for kind in ("authenticator secrets", "SSO client secrets")]
+        f"{kind:<30}{0:>9}{0:>10}{0:>12}" for kind in ("authenticator secrets", "security phrases",
+                                                     "SSO client secrets", "DKIM keys")]
     # /metrics from another machine: the token opens it, nothing else does.
     metrics = f"curl -sS --interface {MONITOR} -o /dev/null -w '%{{http_code}}' https://$HOST/metrics"
     assert sh(metrics) == "404"

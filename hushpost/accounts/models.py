@@ -57,6 +57,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Two-factor sign-in: the TOTP secret, sealed under the master key; the last
     # time step used (a code works once).
     totp_secret_sealed = models.BinaryField(null=True, blank=True)
+    # A phrase the recipient chose, shown in every e-mail to them so a look-alike shows itself:
+    # sealed under the master key (labels.security_phrase_aad), never on a page before sign-in.
+    security_phrase_sealed = models.BinaryField(null=True, blank=True)
     totp_enabled_at = models.DateTimeField(null=True, blank=True)
     totp_last_step = models.BigIntegerField(default=0)
     # The zone this person sees times in, pages and e-mails (hushpost/lib/zones.py);

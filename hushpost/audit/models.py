@@ -37,6 +37,7 @@ class AuditEvent(models.Model):
         SSO_ACCOUNT_CREATED = "sso_account_created", "Account created at single sign-on"
         PASSKEY_ADDED = "passkey_added", "Passkey added"
         PASSKEY_REMOVED = "passkey_removed", "Passkey removed"
+        SECURITY_PHRASE = "security_phrase", "Security phrase changed"
         SCIM = "scim", "Provisioning (SCIM)"
         SEND = "send", "Message sent"
         NOTIFICATION = "notification", "Notification e-mailed"

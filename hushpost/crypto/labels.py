@@ -65,6 +65,11 @@ def derivation_root_aad() -> bytes:
     return b"hushpost:derivation-root"
 
 
+def security_phrase_aad(user_id: int) -> bytes:
+    """A recipient's security phrase (shown in their e-mails), sealed under the master key."""
+    return f"hushpost:security-phrase:{user_id}".encode()
+
+
 def totp_setup_aad(user_id: int) -> bytes:
     """An authenticator secret being set up, sealed under the master key into the session."""
     return f"hushpost:totp-setup:{user_id}".encode()

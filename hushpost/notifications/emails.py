@@ -26,7 +26,7 @@ from django.core.mail.utils import DNS_NAME
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from hushpost.crypto import dkim
+from hushpost.crypto import dkim, labels, master
 from hushpost.lib import zones
 from hushpost.notifications import bounces, kinds, links
 from hushpost.notifications.models import Notification
@@ -39,6 +39,14 @@ def absolute(path: str) -> str:
 def recipient_login_link(notification: Notification) -> str:
     """The link a recipient's e-mail carries: it names the e-mail, never the address (:mod:`.links`)."""
     return absolute(links.link_path(notification))
+
+
+def security_phrase(user) -> str:
+    """The phrase the account's owner chose to recognise our e-mails by, or ""."""
+    sealed = getattr(user, "security_phrase_sealed", None)
+    if not sealed:
+        return ""
+    return master.open_sealed(bytes(sealed), labels.security_phrase_aad(user.pk)).decode()
 
 
 def portal_address(notification: Notification) -> str:
@@ -63,6 +71,8 @@ def build_email(notification: Notification, prepared: kinds.Prepared | None = No
                "subject": subject, "reference": links.reference(notification),
                "portal_address": portal_address(notification),
                "logo_url": absolute(org.logo_path) if org and org.logo_digest else "",
+               "security_phrase": security_phrase(notification.user),
+               "recipient": notification.user is not None and notification.user.is_recipient,
                **kind.context(notification), **(prepared or kinds.Prepared()).context}
     # Times in the zone of whoever reads it (their account's, else the organisation's), from rows
     # already loaded with the notification; the Date header stays RFC 5322.

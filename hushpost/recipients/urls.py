@@ -16,6 +16,7 @@ urlpatterns = [
     path("passkeys/add", passkeys.keep, name="passkey-keep"),
     path("passkeys/remove", passkeys.remove, name="passkey-remove"),
     path("2fa", views.two_factor_settings, name="two-factor"),
+    path("phrase", views.security_phrase, name="security-phrase"),
     path("forgot", views.forgot_password, name="forgot"),
     path("reset", views.reset_password, name="reset"),
     path("password", views.set_password, name="password"),

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_POST
 
-from hushpost.accounts import passkey_pages, reauth, throttle
+from hushpost.accounts import passkey_pages, phrase, reauth, throttle
 from hushpost.accounts import views as account_pages
 from hushpost.accounts.flows import (
     begin_session,
@@ -183,20 +183,29 @@ def resend_temporary(request, org_slug):
     return redirect(links.link_path(notification))
 
 
-@checks_input("current", "current_code", "password", "confirm")
+@checks_input("current", "current_code", "password", "confirm", "phrase")
 @recipient_required
 def set_password(request):
     errors: list[str] = []
+    first_time = request.user.must_change_password
     next_url = safe_next(
         request, request.GET.get("next"), prefix=f"/r/{request.org.slug}/", default=f"/r/{request.org.slug}/"
     )
     if request.method == "POST":
-        errors = set_new_password(
-            request,
-            request.user,
-            request.POST.get("password", ""),
-            request.POST.get("confirm", ""),
-        )
+        try:
+            # Optional, chosen with the first password (the account page changes it later).
+            chosen = phrase.clean(request.POST.get("phrase", ""))
+        except InputError as problem:
+            errors = [str(problem)]
+        else:
+            errors = set_new_password(
+                request,
+                request.user,
+                request.POST.get("password", ""),
+                request.POST.get("confirm", ""),
+            )
+            if not errors and first_time and chosen:
+                phrase.set_phrase(request, request.user, chosen)
         if not errors:
             flash.success(request, "Your password is set. Use it next time you sign in.")
             return redirect(next_url)
@@ -204,11 +213,40 @@ def set_password(request):
         request,
         "recipients/set_password.html",
         {"org": request.org, "errors": errors, "first_time": request.user.must_change_password,
+         "has_phrase": bool(request.user.security_phrase_sealed), "phrase_max": phrase.MAX_LENGTH,
          "reauth": reauth.fields(request, always=True),
          **passkey_pages.listing(request, f"/r/{request.org.slug}/passkeys"),
          **account_pages.time_zone_card(request, f"/r/{request.org.slug}/time-zone")},
         status=400 if errors else 200,
     )
+
+
+@checks_input("current", "current_code", "phrase")
+@recipient_required
+def security_phrase(request):
+    """Choose, change or remove the phrase every later e-mail shows (confirming it is the owner)."""
+    error, status = "", 200
+    if request.method == "POST":
+        try:
+            chosen = phrase.clean(request.POST.get("phrase", ""))
+        except InputError as problem:
+            error, status = str(problem), 400
+        else:
+            # Someone holding only a session must not choose the phrase a look-alike would then show.
+            unconfirmed = reauth.confirm(request, always=True)
+            if unconfirmed is not None:
+                error, status = unconfirmed.inline
+            else:
+                phrase.set_phrase(request, request.user, chosen)
+        if not error:
+            flash.success(request, "Your security phrase is saved. Every e-mail we send you from now on shows it."
+                          if request.POST.get("phrase", "").strip() else "Your security phrase is removed.")
+            return redirect(f"/r/{request.org.slug}/password")
+    return render(request, "recipients/security_phrase.html",
+                  {"org": request.org, "error": error, "phrase_max": phrase.MAX_LENGTH,
+                   "has_phrase": bool(request.user.security_phrase_sealed),
+                   "reauth": reauth.fields(request, always=True)},
+                  status=status)
 
 
 @require_POST

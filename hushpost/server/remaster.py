@@ -46,6 +46,7 @@ KINDS = (
     Kind("organisation keys", OrgKey, "wrapped_key", lambda row: labels.org_key_aad(row.org_id, row.version),
          ("org_id", "version")),
     Kind("authenticator secrets", User, "totp_secret_sealed", lambda row: labels.totp_secret_aad(row.pk), ()),
+    Kind("security phrases", User, "security_phrase_sealed", lambda row: labels.security_phrase_aad(row.pk), ()),
     Kind("SSO client secrets", SingleSignOn, "oidc_client_secret_sealed",
          lambda row: labels.sso_client_secret_aad(row.org_id), ("org_id",)),
     Kind("DKIM keys", DkimKey, "sealed_key", lambda row: labels.dkim_key_aad(row.domain, row.selector),
