@@ -19,8 +19,8 @@ import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
 
-import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.db import transaction
@@ -127,8 +127,18 @@ def signature(message: bytes, domain: str) -> bytes:
     if key is None:
         return b""
     pk, selector, sealed = key
-    return dkim.sign(message, selector.encode(), domain.encode(), _private_key(pk, domain, selector, sealed),
+    return _dkimpy().sign(message, selector.encode(), domain.encode(), _private_key(pk, domain, selector, sealed),
                      canonicalize=CANONICALIZATION, include_headers=list(SIGNED_HEADERS), linesep=b"\r\n")
+
+
+@lru_cache(maxsize=1)
+def _dkimpy() -> ModuleType:
+    # dkimpy imports dnspython's resolver as it loads (half a second on a busy machine), which
+    # signing never uses: the process that signs pays for it at its first e-mail, not every
+    # process at start-up.
+    import dkim
+
+    return dkim
 
 
 def forget_cached_keys() -> None:
