@@ -50,6 +50,7 @@ def test_no_kind_of_email_scores_as_spam(scene):
     emails, missing = every_kind(scene)
     assert missing == [], f"no way to produce {missing} in tests/mail_kinds.py"
     scores = {kind: score(mail.raw) for kind, mail in emails.items()}
+    print("SpamAssassin scores:", ", ".join(f"{kind} {points}" for kind, (points, _) in scores.items()))
     failing = {kind: report for kind, (points, report) in scores.items() if points > 0}
     for kind, report in failing.items():
         print(f"--- {kind}: {scores[kind][0]}\n{report}")
