@@ -185,8 +185,9 @@ def test_send_read_reply_end_to_end(site, page, bob_context, smtp, deliver, org,
     expect(cells.nth(0)).to_contain_text("Notified")
     delivery = Delivery.objects.get(message=message)
     assert delivery.first_opened_at and delivery.replied_at
-    expect(cells.nth(1)).to_have_text(delivery.first_opened_at.strftime("%-d %b, %H:%M"))
-    expect(cells.nth(2)).to_have_text(delivery.replied_at.strftime("%-d %b, %H:%M"))
+    # In the browser's zone (the tests' browsers run in UTC), named after the time.
+    expect(cells.nth(1)).to_have_text(delivery.first_opened_at.strftime("%-d %b, %H:%M UTC"))
+    expect(cells.nth(2)).to_have_text(delivery.replied_at.strftime("%-d %b, %H:%M UTC"))
     expect(bob_row).not_to_contain_text("Not yet")
     expect(page.get_by_role("heading", name="Replies")).to_be_visible()
     shot(page, "11-sender-delivery-status")
