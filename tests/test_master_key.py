@@ -206,7 +206,7 @@ def test_a_running_deployment_rotates_while_senders_send_and_read(tmp_path, smtp
         sender.join(120)
         assert not failures
         r = d.run("keys", "status")
-        assert [line.split()[-2:] for line in r.stdout.splitlines()[1:]] == [["0", "0"]] * 5, r.stdout
+        assert [line.split()[-2:] for line in r.stdout.splitlines()[1:]] == [["0", "0"]] * 6, r.stdout
         d.stop()
 
         # The old key removed everywhere: everything opens, the trail and its old checkpoint verify.
