@@ -88,6 +88,7 @@ def organisation(senders: int) -> dict:
 def messages() -> list[dict]:
     from hushpost.attachments.models import Attachment
     from hushpost.messaging.models import Delivery, Message
+    from hushpost.notifications.links import message_reference
 
     recipients: dict[int, list[str]] = {}
     for message_id, email in Delivery.objects.values_list("message_id", "recipient__email"):
@@ -95,8 +96,9 @@ def messages() -> list[dict]:
     files: dict[int, list[str]] = {}
     for message_id, key in Attachment.objects.filter(message__isnull=False).values_list("message_id", "store_key"):
         files.setdefault(message_id, []).append(key)
+    # Its reference code: how a test tells which message an e-mail is about (links name the e-mail).
     return [{"uid": uid, "send_token": token, "author": author, "recipients": sorted(recipients.get(pk, [])),
-             "files": files.get(pk, [])}
+             "files": files.get(pk, []), "reference": message_reference(uid)}
             for pk, uid, token, author in Message.objects.order_by("id").values_list(
                 "id", "uid", "send_token", "author__email")]
 

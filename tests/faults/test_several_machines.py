@@ -53,6 +53,7 @@ SENT_AFTER_THE_CRASH = 12
 LOAD_TIMEOUT = 150
 DELIVERY_BOUND = LEASE_SECONDS + 90
 # Every worker asks every second whether the purge is due, and it is due every second.
+REFERENCE = re.compile(r"^Reference: ([0-9A-Z]{4}-[0-9A-Z]{4})\s*$", re.M)
 PURGING_OFTEN = {"HUSHPOST_RETENTION_INTERVAL": "1", "HUSHPOST_PERIODIC_CHECK_SECONDS": "1"}
 # A worker's log line about a retention run: when it was written (to the millisecond), and by whom.
 RUN_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO hushpost\.worker "
@@ -187,11 +188,13 @@ def notification_problems(stored: list[dict], emails: list[dict]) -> list[str]:
     copies = Counter()
     for email in emails:
         if email["subject"] == MESSAGE_SUBJECT:
-            copies[(email["rcpt"][0], email["links"][0] if email["links"] else "")] += 1
+            # Which message: its reference code, which every e-mail about a message shows.
+            found = REFERENCE.search(email["text"])
+            copies[(email["rcpt"][0], found.group(1) if found else "")] += 1
     problems = []
     for message in stored:
         for recipient in message["recipients"]:
-            count = sum(n for (rcpt, link), n in copies.items() if rcpt == recipient and message["uid"] in link)
+            count = copies[(recipient, message["reference"])]
             if count != 1:
                 problems.append(f"{recipient} got {count} notifications of message {message['uid']}")
     return problems
