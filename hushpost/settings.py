@@ -152,7 +152,7 @@ MIDDLEWARE = [
     "hushpost.attachments.middleware.AbortUnfinishedUploads",
     "hushpost.lib.csrf.HushpostCsrfMiddleware",
     "hushpost.lib.input.RefuseUnusableInput",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "hushpost.accounts.middleware.AuthenticationMiddleware",  # the session row brings its account
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",

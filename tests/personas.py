@@ -27,14 +27,13 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
-from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test import Client
 from django.test.utils import override_settings
 from django_tasks_db.models import DBTaskResult
 
 from hushpost.accounts.actions import create_sender
-from hushpost.accounts.models import User
+from hushpost.accounts.models import Session, User
 from hushpost.messaging.models import Delivery, Message
 from hushpost.notifications.models import DevMail, Notification
 from hushpost.notifications.relay import relay

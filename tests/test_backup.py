@@ -17,7 +17,7 @@ from tests.personas import BOB
 
 FILE = b"%PDF-1.7 quarterly statement " * 4000
 CHECK = """
-from django.contrib.sessions.models import Session
+from hushpost.accounts.models import Session
 from hushpost.attachments.actions import files_of, open_file
 from hushpost.messaging.content import open_content
 from hushpost.messaging.models import Message

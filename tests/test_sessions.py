@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from hushpost.lib import clock
 from tests import personas
@@ -91,7 +93,7 @@ def test_a_recipient_signs_out_everywhere(sender_client, smtp, deliver, org, cli
 # A copy of the session table (a backup, a replica, a leaked dump) holds no usable cookie.
 
 def _session_rows() -> list[str]:
-    from django.contrib.sessions.models import Session
+    from hushpost.accounts.models import Session
 
     return list(Session.objects.values_list("session_key", flat=True))
 
@@ -132,3 +134,54 @@ def test_signing_out_removes_the_session_row(alice):
     c.post("/logout")
     assert c.get("/app/").status_code == 302
     assert row not in _session_rows()
+
+
+# The session row names its account, so a request reads both (and the organisation) in one
+# statement. Everything that ends a session still ends it on the very next request.
+
+def test_the_session_row_names_its_account(alice):
+    from hushpost.accounts.models import Session
+
+    c = signed_in_sender(alice)
+    assert list(Session.objects.values_list("user_id", flat=True)) == [alice.pk]
+    with CaptureQueriesContext(connection) as queries:
+        assert c.get("/app/sent").status_code == 200
+    first = queries.captured_queries[0]["sql"]
+    assert "accounts_session" in first and "accounts_user" in first and "orgs_organization" in first
+    assert not any('FROM "accounts_user"' in q["sql"] for q in queries.captured_queries[1:])
+
+
+def test_disabling_an_account_or_its_organisation_ends_its_sessions_at_once(alice, org):
+    from hushpost.accounts.actions import set_active
+
+    c = signed_in_sender(alice)
+    set_active(alice, False)
+    assert c.get("/app/").status_code == 302
+    set_active(alice, True)
+    c = signed_in_sender(alice)
+    org.is_active = False
+    org.save()
+    assert c.get("/app/").status_code == 302
+
+
+def test_a_row_naming_another_account_gives_nobody_that_account(alice, org):
+    from hushpost.accounts.models import Session
+
+    other = personas.sender(org, "carol", "Carol Other")
+    c = signed_in_sender(alice)
+    # Whoever can write the session table, but not sign the session's data, points the row
+    # at another account: the data's own account is the one restored, or no one.
+    Session.objects.update(user=other)
+    page = c.get("/app/account").content.decode()
+    assert alice.email in page and other.email not in page
+
+
+def test_a_row_kept_from_before_it_named_its_account_still_signs_in(alice):
+    from hushpost.accounts.models import Session
+
+    c = signed_in_sender(alice)
+    Session.objects.update(user=None)  # as the upgrade copied the rows
+    assert c.get("/app/").status_code == 200
+    clock.travel(timedelta(minutes=1))  # the next write of the row names the account
+    assert c.get("/app/").status_code == 200
+    assert list(Session.objects.values_list("user_id", flat=True)) == [alice.pk]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from hushpost.accounts.models import User
+from hushpost.accounts.sessions import restoring
 
 
 class HushpostBackend:
@@ -16,8 +17,16 @@ class HushpostBackend:
         return None
 
     def get_user(self, user_id):
-        user = User.objects.select_related("org").filter(pk=user_id, is_active=True).first()
-        if user is not None and user.org_id and not user.org.is_active:
+        # The account read with the session row, when it is the one the session names;
+        # otherwise (a row written before it named its account) read on its own. The
+        # rules are the same either way, applied to the row as it stands now.
+        store = restoring.get()
+        user = store.account if store is not None else None
+        if user is None or str(user.pk) != str(user_id):
+            user = User.objects.select_related("org").filter(pk=user_id).first()
+        if user is None or not user.is_active:
+            return None
+        if user.org_id and not user.org.is_active:
             return None
         return user
 

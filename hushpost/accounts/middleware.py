@@ -3,14 +3,38 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import auth, messages
 from django.contrib.auth import logout
+from django.contrib.auth.middleware import (
+    AuthenticationMiddleware as DjangoAuthenticationMiddleware,
+)
 from django.shortcuts import redirect
+from django.utils.functional import SimpleLazyObject
 
 from hushpost.accounts import twofactor
 from hushpost.accounts.flows import second_step_needed, temporary_session_ends
-from hushpost.accounts.sessions import SEEN, SSO_SESSION, STARTED
+from hushpost.accounts.sessions import SEEN, SSO_SESSION, STARTED, restoring
 from hushpost.lib import clock
+
+
+class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
+    """Django's ``request.user``, restored from the account read with the session row
+    (one statement for both, :mod:`hushpost.accounts.sessions`) and checked by Django's
+    own ``auth.get_user`` as before: the backend's rules, then the session's hash."""
+
+    def process_request(self, request):
+        super().process_request(request)
+        request.user = SimpleLazyObject(lambda: signed_in_user(request))
+
+
+def signed_in_user(request):
+    if not hasattr(request, "_cached_user"):
+        token = restoring.set(request.session)
+        try:
+            request._cached_user = auth.get_user(request)
+        finally:
+            restoring.reset(token)
+    return request._cached_user
 
 
 class PasswordChangeRequiredMiddleware:

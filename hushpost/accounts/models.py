@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 
 from hushpost.crypto import macs
@@ -116,6 +117,21 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_recipient(self) -> bool:
         return self.role == self.Role.RECIPIENT
+
+
+class Session(AbstractBaseSession):
+    """A signed-in browser: Django's session row, keyed by a keyed hash of its cookie
+    (:mod:`hushpost.accounts.sessions`), with the account it belongs to beside it.
+
+    ``user`` is copied from the session's data each time the row is written, so that
+    every request reads its session, its account and the account's organisation in one
+    statement; whether the account may still use the session (active, organisation
+    active, password and "sign out everywhere" unchanged) is still decided from the
+    account's row as it stands, on every request. NULL for a session nobody signed in
+    with (and, until they are next written, for rows kept from before the column).
+    """
+
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
 
 
 class Throttle(models.Model):

@@ -65,8 +65,11 @@ def _org(slug: str) -> Organization:
 def recipient_required(view):
     @wraps(view)
     def wrapper(request, org_slug, *args, **kwargs):
-        organisation = _org(org_slug)
         user = request.user
+        # A recipient of this portal brings its organisation with the session (read with it, and
+        # found active); anyone else is looked up by the address.
+        mine = user.org if user.is_authenticated and user.is_recipient and user.org_id else None
+        organisation = mine if mine is not None and mine.slug == org_slug and mine.is_active else _org(org_slug)
         if not (user.is_authenticated and user.is_recipient and user.org_id == organisation.pk):
             query = urlencode({"next": request.path})
             return redirect(f"/r/{organisation.slug}/login?{query}")

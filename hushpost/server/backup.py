@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.sessions.models import Session
 from django.db import connection
 from django.utils.crypto import salted_hmac
 
+from hushpost.accounts.models import Session
 from hushpost.audit.verify import verify
 from hushpost.crypto.master import keyring
 from hushpost.lib import clock

@@ -81,7 +81,7 @@ def _database_hits(needles: list[str]) -> list[tuple[str, str, str]]:
                     if text is None:
                         continue
                     texts = [text.lower()]
-                    if table == "django_session" and column == "session_data":
+                    if table == "accounts_session" and column == "session_data":
                         texts.append(repr(SessionStore().decode(text)).lower())
                     for needle in needles:
                         if any(needle in t for t in texts):
