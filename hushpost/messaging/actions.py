@@ -16,7 +16,7 @@ from hushpost.accounts.models import User
 from hushpost.attachments import actions as files
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
-from hushpost.lib import clock
+from hushpost.lib import clock, rows
 from hushpost.lib.refusals import Refused
 from hushpost.messaging.content import open_subject, seal_content
 from hushpost.messaging.models import Delivery, Message, Restriction
@@ -78,10 +78,12 @@ class Addressees:
 
 
 def _recipient_account(org_id: int, email: str) -> tuple[User, bool]:
-    """The organisation's recipient account for ``email``, created if new."""
-    existing = User.objects.filter(org_id=org_id, role=User.Role.RECIPIENT, email=email).first()
-    if existing:
-        return existing, False
+    """The organisation's recipient account for ``email``, created if new. An existing one
+    comes back with its key and organisation only: all a delivery and its e-mail need."""
+    existing = rows.find_id(User, org=org_id, role=User.Role.RECIPIENT, email=email)
+    if existing is not None:
+        return User.from_db(User.objects.db, ["id", "org_id", "email", "role"],
+                            [existing, org_id, email, User.Role.RECIPIENT]), False
     try:
         with transaction.atomic():
             user = User(org_id=org_id, email=email, role=User.Role.RECIPIENT)
@@ -102,7 +104,8 @@ def _create_deliveries(message: Message, addressees: Addressees) -> None:
                 continue
             seen.add(email)
             account, created = _recipient_account(message.org_id, email)
-            delivery = Delivery.objects.create(message=message, recipient=account, field=field_name)
+            delivery = Delivery(message=message, recipient=account, field=field_name)
+            rows.insert(delivery)
             if created:
                 # Once per account, ever: the first-time temporary password.
                 # Tied to this delivery so its sender sees whether it went out.
@@ -149,7 +152,7 @@ def send_message(
         )
         message.org = author.org
         seal_content(message, subject, body_html)
-        message.save()
+        rows.insert(message)
         attached = _attach_drafts(message, author, file_uids)
         _create_deliveries(message, addressees)
         record(AuditEvent.Action.SEND, actor=author, obj=message,

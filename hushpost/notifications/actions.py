@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models.functions import Now
 
+from hushpost.lib import rows
 from hushpost.notifications.models import Notification
 from hushpost.notifications.tasks import deliver_notification
 
@@ -29,7 +30,9 @@ def _queue(**fields) -> Notification:
     # can record its task without a second write.
     key = uuid.uuid4()
     task = deliver_notification.enqueue(str(key))
-    return Notification.objects.create(key=key, task_id=str(task.id), **fields)
+    notification = Notification(key=key, task_id=str(task.id), **fields)
+    rows.insert(notification)
+    return notification
 
 
 def retry_now(notification: Notification) -> None:
