@@ -301,5 +301,8 @@ def _decrypted(attachment: Attachment, secret: FileSecret) -> Iterator[bytes]:
 
 def draft_infos(owner: User, uids: Iterable[str]) -> list[FileInfo]:
     """The owner's drafts among ``uids`` (unknown ones skipped), to show again on a form."""
-    found = Attachment.objects.filter(owner=owner, message__isnull=True, uid__in=list(uids)[:MAX_FILES])
+    uids = list(uids)
+    if not uids:  # a form shown the first time: nothing to look for, nor a query to build
+        return []
+    found = Attachment.objects.filter(owner=owner, message__isnull=True, uid__in=uids[:MAX_FILES])
     return [describe(a) for a in found.order_by("created_at")]
