@@ -171,7 +171,10 @@ def test_picked_and_dropped_files_reach_the_recipient_byte_for_byte(
     page.get_by_role("button", name="Send", exact=True).scroll_into_view_if_needed()
     shot(page, "17-compose-attachments")
 
-    uid = send_with_options(page)
+    # The files went ahead; the form itself posts as a plain form, not a multipart body.
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/app/compose")) as posted:
+        uid = send_with_options(page)
+    assert posted.value.headers["content-type"] == "application/x-www-form-urlencoded"
     message = Message.objects.get(uid=uid)
     assert message.attachments.count() == 2
     # Alice's own copy lists them too.

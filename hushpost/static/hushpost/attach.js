@@ -14,8 +14,10 @@
   var csrf = form.querySelector("[name=csrfmiddlewaretoken]").value;
   var busy = 0;
 
-  // With script, files never travel with the form itself.
+  // With script, files never travel with the form itself: it posts as a plain form, which the
+  // server reads without parsing a multipart body (its CSRF check reads the token from it).
   input.removeAttribute("name");
+  form.enctype = "application/x-www-form-urlencoded";
   box.classList.add("enhanced");
 
   function sizeLabel(bytes) {
