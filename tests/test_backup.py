@@ -10,10 +10,13 @@ import secrets
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.db import connection
 
+from hushpost.lib import clock
 from hushpost.messaging.models import Message
+from hushpost.server.backup import end_sessions
 from tests.helpers import run_cli, send, upload
-from tests.personas import BOB
+from tests.personas import BOB, signed_in_sender
 
 FILE = b"%PDF-1.7 quarterly statement " * 4000
 CHECK = """
@@ -89,3 +92,20 @@ def test_a_backup_from_before_a_master_key_rotation_restores_with_the_old_key_as
     r = run_cli(new_only, "shell", "--no-imports", "-c", CHECK)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0] == "MESSAGE Before the new master key []"
+
+
+def test_a_restore_ends_sessions_in_either_session_table(alice):
+    # A backup made before sessions named their account fills Django's own table, which the
+    # upgrade's migration would carry over as live sessions: a restore empties both.
+    from hushpost.accounts.models import Session
+
+    signed_in_sender(alice)
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO django_session (session_key, session_data, expire_date) VALUES (%s, %s, %s)",
+                       ["k" * 40, "data", connection.ops.adapt_datetimefield_value(clock.now())])
+    assert Session.objects.exists()
+    end_sessions()
+    assert not Session.objects.exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM django_session")
+        assert cursor.fetchone()[0] == 0

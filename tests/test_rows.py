@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.forms.models import model_to_dict
@@ -51,3 +52,11 @@ def test_finding_a_key(org, alice):
 def test_a_model_that_changes_saving_is_refused():
     with pytest.raises(TypeError, match="save it through the ORM"):
         rows.insert(User(email="x@example.com"))
+
+
+def test_a_value_given_for_a_column_the_database_fills_is_written(org, alice):
+    due = clock.now().replace(microsecond=0) + timedelta(hours=1)
+    notification = Notification(key=uuid.uuid4(), org_id=org.pk, kind=Notification.Kind.MESSAGE, user=alice,
+                                next_attempt_at=due)
+    rows.insert(notification)
+    assert Notification.objects.get(pk=notification.pk).next_attempt_at == due

@@ -148,7 +148,7 @@ class SessionStore(DatabaseStore):
             session_key=stored_key(self._get_or_create_session_key()),
             session_data=self.encode(data),
             expire_date=self.get_expiry_date(),
-            user_id=int(user_id) if user_id is not None and str(user_id).isdigit() else None,
+            user_id=int(user_id) if user_id is not None and str(user_id).isdecimal() else None,
         )
 
     def delete(self, session_key=None):

@@ -8,14 +8,18 @@ itself (measured: a one-row INSERT 0.20 ms against 0.07 ms, a look-up of one acc
 from the model's own metadata, and each call only prepares its values the way the ORM
 does (``get_db_prep_save``), so the row is the one ``save()`` would have written.
 
-Only for models without ``save()`` overrides or signal receivers (``insert`` says so if
-one is added): Message, Delivery and Notification.
+Only for models that save plainly: no ``save()`` override, no signal receivers, no field
+that fills itself in on save (``auto_now``, files); ``insert`` refuses any other. A row whose
+database-computed column was given a value, or a database that cannot return what it
+computed (SQLite before 3.35), is saved by the ORM instead.
 """
 
 from __future__ import annotations
 
 from django.db import connections, models
+from django.db.models.expressions import DatabaseDefault
 from django.db.models.signals import post_save, pre_save
+from django.db.transaction import mark_for_rollback_on_error
 
 
 class _Insert:
@@ -27,11 +31,8 @@ class _Insert:
         # read back, with the key, as the ORM does.
         self.written = [f for f in fields if not f.has_db_default()]
         self.returned = [meta.pk] + [f for f in fields if f.has_db_default()]
-        returning = ""
-        if connection.features.can_return_columns_from_insert:
-            returning = " RETURNING " + ", ".join(quote(f.column) for f in self.returned)
-        elif len(self.returned) > 1:
-            raise NotImplementedError(f"{model.__name__}: database defaults need INSERT ... RETURNING")
+        self.usable = connection.features.can_return_columns_from_insert
+        returning = " RETURNING " + ", ".join(quote(f.column) for f in self.returned)
         # Only names from the model's metadata go into the text; every value is a parameter.
         self.sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in self.written)}) "  # noqa: S608
                     f"VALUES ({', '.join(['%s'] * len(self.written))}){returning}")
@@ -43,24 +44,33 @@ class _Insert:
 _inserts: dict[tuple[type, str], _Insert] = {}
 
 
+def _plain(model) -> bool:
+    """Whether saving the model is only writing its fields' values."""
+    return (model.save is models.Model.save and not pre_save.has_listeners(model)
+            and not post_save.has_listeners(model)
+            and not any(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+                        or isinstance(f, models.FileField) for f in model._meta.concrete_fields))
+
+
 def insert(obj) -> None:
     """Write ``obj`` as a new row, as ``obj.save()`` would (its key and database defaults set)."""
     model = type(obj)
+    if not _plain(model):
+        raise TypeError(f"{model.__name__} changes what saving does: save it through the ORM")
     connection = connections[model.objects.db]
     statement = _inserts.get((model, connection.alias))
     if statement is None:
-        if model.save is not models.Model.save or pre_save.has_listeners(model) \
-                or post_save.has_listeners(model):
-            raise TypeError(f"{model.__name__} changes what saving does: save it through the ORM")
         statement = _inserts[(model, connection.alias)] = _Insert(model, connection)
+    if not statement.usable or any(not isinstance(getattr(obj, f.attname), DatabaseDefault)
+                                   for f in statement.returned[1:]):
+        obj.save(force_insert=True)
+        return
+    obj._prepare_related_fields_for_save(operation_name="save")
     values = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in statement.written]
-    with connection.cursor() as cursor:
+    with mark_for_rollback_on_error(connection.alias), connection.cursor() as cursor:
         cursor.execute(statement.sql, values)
-        if connection.features.can_return_columns_from_insert:
-            returned = cursor.fetchone()
-        else:
-            returned = (cursor.lastrowid,)
-    for (field, col, chain), value in zip(statement.converters, returned, strict=False):
+        returned = cursor.fetchone()
+    for (field, col, chain), value in zip(statement.converters, returned, strict=True):
         for convert in chain:
             value = convert(value, col, connection)
         setattr(obj, field.attname, value)

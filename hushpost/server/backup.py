@@ -108,12 +108,23 @@ def restore(folder: Path) -> Summary:
         files = _copy_files(folder / "files", _store_root())
     # Nobody stays signed in across a restore, and e-mails held by the old deployment's workers go
     # back to the queue at once.
-    Session.objects.all().delete()
+    end_sessions()
     WorkerProcess.objects.all().delete()
     Notification.objects.filter(status=Notification.Status.PENDING).update(lease_until=None, lease_owner="")
     summary = Summary(Organization.objects.count(), Message.objects.count(), files)
     summary.audit_ok = not verify().broken
     return summary
+
+
+def end_sessions() -> None:
+    """Empty every session table the restored database has: today's, and Django's own that a backup
+    made before sessions named their account still fills (``hushpost migrate`` would carry its rows
+    over as live sessions)."""
+    tables = set(connection.introspection.table_names())
+    with connection.cursor() as cursor:
+        for table in (Session._meta.db_table, "django_session"):
+            if table in tables:
+                cursor.execute(f"DELETE FROM {connection.ops.quote_name(table)}")  # noqa: S608 - fixed names
 
 
 def _engine() -> str:
