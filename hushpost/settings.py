@@ -200,6 +200,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON;",
     }
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    # The same backend; a kept connection is checked on its socket, not with a round trip.
+    _db["ENGINE"] = "hushpost.lib.postgres"
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

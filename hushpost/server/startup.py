@@ -60,7 +60,7 @@ def refuse_unusable_database() -> None:
 
     database = settings.DATABASES["default"]
     where = (f"{database.get('HOST') or 'localhost'}:{database.get('PORT') or 5432}/{database.get('NAME')}"
-             if database["ENGINE"].endswith("postgresql") else str(database.get("NAME")))
+             if connection.vendor == "postgresql" else str(database.get("NAME")))
     try:
         connection.ensure_connection()
         executor = MigrationExecutor(connection)
