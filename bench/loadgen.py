@@ -38,6 +38,8 @@ class Browser:
         self.port = port
         self.timeout = timeout
         self.cookies: dict[str, str] = {}
+        # A browser that follows the redirect after a send keeps the flash cookie (empty set).
+        self.ignored_cookies = IGNORED_COOKIES
         self.conn: http.client.HTTPConnection | None = None
 
     def _connect(self) -> http.client.HTTPConnection:
@@ -50,11 +52,12 @@ class Browser:
             self.conn.close()
             self.conn = None
 
-    def request(self, method: str, path: str, data: dict | None = None):
-        headers = {"Host": f"{HOST}:{self.port}"}
+    def request(self, method: str, path: str, data: dict | None = None, *,
+                body: bytes | None = None, extra: dict | None = None):
+        """``data`` is sent form-encoded; ``body`` as it is, with ``extra`` headers."""
+        headers = {"Host": f"{HOST}:{self.port}", **(extra or {})}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = None
         if data is not None:
             body = urlencode(data).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -73,7 +76,7 @@ class Browser:
         for header in resp.headers.get_all("Set-Cookie") or []:
             name, _, rest = header.partition("=")
             value = rest.split(";", 1)[0]
-            if name in IGNORED_COOKIES:
+            if name in self.ignored_cookies:
                 continue
             if value in ("", '""') or "max-age=0" in header.lower():
                 self.cookies.pop(name, None)
@@ -122,10 +125,37 @@ def client(mode: str, port: int, account: dict, barrier, warmup: float, duration
     """One load process. ``mode`` is ``trivial`` (GET /) or ``send`` (POST /app/compose)."""
     browser = Browser(port)
     recipients = account.get("recipients") or []
-    try:
+
+    def setup():
+        csrf = ""
         if mode == "send":
             browser.sign_in("/login", account["email"], account["password"], "/app/")
             csrf = browser.csrf("/app/compose")
+
+        def step(n: int) -> tuple[bool, int, bytes]:
+            if mode == "trivial":
+                status, headers, body = browser.request("GET", "/")
+                return status == 200 and body == b"ok", status, body
+            to = recipients[(n + account["index"]) % len(recipients)]
+            status, headers, body = browser.request(
+                "POST", "/app/compose", compose_form(csrf, to, n)
+            )
+            return (status == 302 and headers.get("Location", "").startswith("/app/m/"),
+                    status, body)
+
+        return step
+
+    run_load(setup, barrier, warmup, duration, results, [browser])
+
+
+def run_load(setup, barrier, warmup: float, duration: float, results,
+             browsers: list[Browser]) -> None:
+    """The loop of one load process: ``setup()`` (untimed: sign-ins) returns ``step(n)``,
+    one operation returning whether it succeeded and the status and body it ended with;
+    after the barrier ``step`` repeats for the warm-up plus the measured window, and the
+    operations that ended inside the window are counted and timed into ``results``."""
+    try:
+        step = setup()
         barrier.wait(120)
         start = time.monotonic()
         window_start, window_end = start + warmup, start + warmup + duration
@@ -137,15 +167,7 @@ def client(mode: str, port: int, account: dict, barrier, warmup: float, duration
             if t0 >= window_end:
                 break
             n += 1
-            if mode == "trivial":
-                status, headers, body = browser.request("GET", "/")
-                ok = status == 200 and body == b"ok"
-            else:
-                to = recipients[(n + account["index"]) % len(recipients)]
-                status, headers, body = browser.request(
-                    "POST", "/app/compose", compose_form(csrf, to, n)
-                )
-                ok = status == 302 and headers.get("Location", "").startswith("/app/m/")
+            ok, status, body = step(n)
             t1 = time.monotonic()
             if window_start <= t1 <= window_end:
                 if ok:
@@ -164,4 +186,5 @@ def client(mode: str, port: int, account: dict, barrier, warmup: float, duration
         except Exception:  # noqa: S110 - the parent sees the fatal result
             pass
     finally:
-        browser.close()
+        for browser in browsers:
+            browser.close()

@@ -24,14 +24,18 @@ GROUPS = ("gunicorn", "postgres", "clients")
 
 
 def http_trial(mode: str, port: int, cfg: Config, accounts: list[dict],
-               gunicorn_pid: int) -> dict:
-    """One measured window of ``cfg.clients`` load processes (``send`` or ``trivial``)."""
+               gunicorn_pid: int, client=loadgen.client, extra: tuple = ()) -> dict:
+    """One measured window of ``cfg.clients`` load processes (``send`` or ``trivial``).
+
+    ``client`` is the load process's function, called with the mode, the port, its
+    account, ``extra``, then the barrier, the warm-up, the duration and the result queue.
+    """
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(cfg.clients + 1)
     results = ctx.Queue()
     procs = [
-        ctx.Process(target=loadgen.client,
-                    args=(mode, port, accounts[i], barrier, cfg.warmup, cfg.duration, results))
+        ctx.Process(target=client, args=(mode, port, accounts[i], *extra, barrier, cfg.warmup,
+                                         cfg.duration, results))
         for i in range(cfg.clients)
     ]
     for p in procs:
