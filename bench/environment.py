@@ -46,6 +46,10 @@ class Config:
     password_count: int = 200  # messages to new recipients: twice as many e-mails
     latency_seconds: float = 60.0
     latency_workers: tuple[int, ...] = (1, 2)
+    hot_rounds: int = 3  # (h): rounds of every path on one core
+    hot_warmup: float = 2.0
+    hot_duration: float = 6.0
+    hot_messages: int = 30  # (h): messages in each reader's inbox before "open"
     database: str = DATABASE
 
     @classmethod
@@ -53,7 +57,7 @@ class Config:
         return cls(rounds_http=2, warmup=1.0, duration=4.0, notify_rounds=2, notify_count=200,
                    inbox_large=2_000, latency_rounds=3, latency_requests=15,
                    files_mb=256, files_rounds=1, gateway_rounds=2, password_rounds=2,
-                   password_count=100, latency_seconds=10.0)
+                   password_count=100, latency_seconds=10.0, hot_warmup=1.0, hot_duration=3.0)
 
 
 @dataclass

@@ -343,14 +343,18 @@ def write_report(res: Results, path: Path, parts: Sequence[Part]) -> None:
         f"background processes and the backends connected to `{cfg.database}`, not those of "
         "other databases), the load clients, the worker processes and the sink, and the "
         "machine's busy time from `/proc/stat`.")
-    add("* **Experiments** (reported beside the targets, never in their ratios): in (b), the "
-        "same worker with PostgreSQL's `synchronous_commit=off` for its session (through "
-        "`PGOPTIONS`, no product change); in (c), after the measured rounds, a candidate index "
-        "created in the bench's throwaway database and dropped again before the profiles.")
-    add("* **Profiles.** After the measurements each path runs again in-process against the "
-        "same database (Django's test client for the pages, `db_worker`'s `Worker` for "
-        "delivery): once with timers around chosen functions and every SQL statement, COMMIT "
-        "and connection health check counted and timed (unprofiled), once under cProfile.")
+    if {"notify", "inbox"} & res.summary.keys():
+        add("* **Experiments** (reported beside the targets, never in their ratios): in (b), the "
+            "same worker with PostgreSQL's `synchronous_commit=off` for its session (through "
+            "`PGOPTIONS`, no product change); in (c), after the measured rounds, a candidate "
+            "index created in the bench's throwaway database and dropped again before the "
+            "profiles.")
+    if res.profiles:
+        add("* **Profiles.** After the measurements each path runs again in-process against the "
+            "same database (Django's test client for the pages, `db_worker`'s `Worker` for "
+            "delivery): once with timers around chosen functions and every SQL statement, "
+            "COMMIT and connection health check counted and timed (unprofiled), once under "
+            "cProfile.")
     add("")
     add("## Rounds")
     add("")
@@ -376,6 +380,7 @@ def write_report(res: Results, path: Path, parts: Sequence[Part]) -> None:
     add(f"make bench                                    # the full run{took}")
     add(".venv/bin/python bench/run.py --quick         # shorter trials, smaller inbox; not for the record")
     add(".venv/bin/python bench/run.py --no-profile    # measurements only")
+    add(".venv/bin/python bench/run.py --only h        # one part (or several: --only a,c)")
     add("```")
     add("")
     path.parent.mkdir(parents=True, exist_ok=True)
