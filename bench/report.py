@@ -326,8 +326,8 @@ def write_report(res: Results, path: Path, parts: Sequence[Part]) -> None:
     add(table(["What", "Hushpost", "Baseline", "Ratio", "Target", "Result"], "lrrrrl",
               [row for part in parts for row in part.results(res)]))
     add("")
-    lines += [text for part in parts if (text := part.cross_check(res))]
-    add("")
+    # One paragraph each.
+    lines += [f"{text}\n" for part in parts if (text := part.cross_check(res))]
     lines += _machine_section(res)
     add("## Method")
     add("")
