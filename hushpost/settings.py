@@ -203,6 +203,13 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 if _db["ENGINE"] == "django.db.backends.postgresql":
     # The same backend; a kept connection is checked on its socket, not with a round trip.
     _db["ENGINE"] = "hushpost.lib.postgres"
+    if envbool("DATABASE_PREPARED_STATEMENTS", True):
+        # Values sent apart from the statement, and a statement run five times on a connection
+        # prepared there: PostgreSQL then parses and plans each hot path's statements once per
+        # connection instead of every time (a send's and an open's database CPU halved and more,
+        # docs/benchmarks.md). Off for a connection pooler in transaction mode (PgBouncer's
+        # before 1.21), which cannot keep a prepared statement with a connection.
+        _db.setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
