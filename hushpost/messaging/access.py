@@ -15,6 +15,7 @@ from django.http import Http404
 
 from hushpost.accounts.models import User
 from hushpost.messaging.models import Delivery, Message
+from hushpost.messaging.sql import message_and_delivery
 
 
 @dataclass(frozen=True)
@@ -35,16 +36,13 @@ def _load(user: User, uid: str, *, role: str, include_deleted: bool, include_rec
         raise Http404
     if not user.is_active or user.org_id is None:
         raise Http404
-    message = (
-        Message.objects.select_related("author", "org", "in_reply_to")
-        .filter(uid=uid, org_id=user.org_id)
-        .first()
-    )
-    if message is None:
+    # The message and the user's own delivery of it, read together (one statement).
+    found = message_and_delivery(user, uid, user.org_id)
+    if found is None:
         raise Http404
+    message, delivery = found
     if message.author_id == user.pk:
         return Access(message=message, delivery=None)
-    delivery = Delivery.objects.filter(message=message, recipient=user).first()
     if delivery is None:
         raise Http404
     if delivery.deleted_at is not None and not include_deleted:

@@ -7,6 +7,7 @@ never stored without its notifications or the other way round.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -21,9 +22,10 @@ from hushpost.lib.refusals import Refused
 from hushpost.messaging.content import open_subject, seal_content
 from hushpost.messaging.models import Delivery, Message, Restriction
 from hushpost.messaging.threads import (
-    RECALLED_ABOVE,
     TOO_LONG,
+    addressed,
     ancestors,
+    forget_recalls,
     is_withdrawn,
     recalled_above,
     restrictions,
@@ -191,7 +193,16 @@ def _store_once(author: User, send_token: str, store) -> Message:
 
 def read_message(reader: User, message: Message, delivery: Delivery | None) -> None:
     """``reader`` sees ``message``: every view is audited, and the first opening of
-    their copy (``delivery``) counts as read."""
+    their copy (``delivery``) counts as read.
+
+    A first opening that sends a read receipt writes the event in its transaction,
+    with the opening and the receipt; any other view writes it on its own (one INSERT).
+    """
+    if delivery is not None and delivery.first_opened_at is None and _sends_receipt(delivery):
+        with transaction.atomic():
+            open_message(delivery)
+            record(AuditEvent.Action.OPEN, actor=reader, obj=message)
+        return
     if delivery is not None:
         open_message(delivery)
     record(AuditEvent.Action.OPEN, actor=reader, obj=message)
@@ -203,24 +214,31 @@ def print_message(reader: User, message: Message) -> None:
     record(AuditEvent.Action.PRINT, actor=reader, obj=message)
 
 
+def _sends_receipt(delivery: Delivery) -> bool:
+    message = delivery.message  # already loaded by the access gate
+    return message.read_receipt and message.kind == Message.Kind.MESSAGE
+
+
 def open_message(delivery: Delivery) -> bool:
     """Record the first opening; queue the read receipt if one was asked for.
 
-    Returns True the first time only, however many tabs open it at once.
+    Returns True the first time only, however many tabs open it at once. The opening
+    and its receipt are one transaction (the caller's, if it has one); without a
+    receipt to queue, the opening is one conditional UPDATE.
     """
     if delivery.first_opened_at is not None:
         return False
     now = clock.now()
-    with transaction.atomic():
+    receipt = _sends_receipt(delivery)
+    with transaction.atomic(savepoint=False) if receipt else nullcontext():
         first = Delivery.objects.filter(pk=delivery.pk, first_opened_at__isnull=True).update(
             first_opened_at=now
         )
         if not first:
             return False
         delivery.first_opened_at = now
-        message = delivery.message
-        if message.read_receipt and message.kind == Message.Kind.MESSAGE:
-            queue_notification(Notification.Kind.READ_RECEIPT, message.author, delivery=delivery)
+        if receipt:
+            queue_notification(Notification.Kind.READ_RECEIPT, delivery.message.author, delivery=delivery)
     return True
 
 
@@ -304,7 +322,7 @@ def reply_all_addressees(message: Message, user: User) -> list[User]:
 
     Bcc addressees are nobody's to reach, and one who was Bcc'd reaches only the sender.
     """
-    deliveries = list(message.deliveries.select_related("recipient"))
+    deliveries = addressed(message)
     if any(d.recipient_id == user.pk and d.field == Delivery.Field.BCC for d in deliveries):
         return []
     # Nor does it reach anyone the message, or one it answers, was recalled for.
@@ -338,7 +356,7 @@ def recall(message: Message, *, recipient_ids: list[int] | None = None, by: User
             status=Notification.Status.CANCELLED, lease_until=None)
         record(AuditEvent.Action.RECALL, actor=by, org=message.org, obj=message,
                detail=f"for {count} recipient(s)" + (" (one recipient)" if recipient_ids else ""))
-    message.__dict__.pop(RECALLED_ABOVE, None)  # who it is recalled for has changed
+    forget_recalls(message)  # who it is recalled for has changed
     return count
 
 

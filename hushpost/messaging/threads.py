@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from django.db.models import Q
+
 from hushpost.accounts.models import User
 from hushpost.lib.refusals import Refused
 from hushpost.messaging.content import Content, open_content
@@ -143,7 +145,32 @@ def recalled_above(message: Message) -> set[int]:
     return set(known)
 
 
+def addressed(message: Message) -> list[Delivery]:
+    """The message's deliveries, with their recipients.
+
+    Read in the same statement as who the message, or any message above it, was
+    recalled for (so ``recalled_above`` asks nothing more): a recipient's page of
+    a message needs both. Kept on the loaded message; a recall forgets it.
+    """
+    known = message.__dict__.get(ADDRESSED)
+    if known is None:
+        ids = [m.pk for m in _walk(message)[0]]
+        rows = list(Delivery.objects.filter(message_id__in=ids)
+                    .filter(Q(message_id=message.pk) | Q(recalled_at__isnull=False))
+                    .select_related("recipient"))
+        message.__dict__[RECALLED_ABOVE] = frozenset(d.recipient_id for d in rows if d.recalled_at is not None)
+        known = message.__dict__[ADDRESSED] = [d for d in rows if d.message_id == message.pk]
+    return list(known)
+
+
 RECALLED_ABOVE = "_recalled_above"
+ADDRESSED = "_addressed"
+
+
+def forget_recalls(message: Message) -> None:
+    """After a recall: who the message is recalled for has changed."""
+    message.__dict__.pop(RECALLED_ABOVE, None)
+    message.__dict__.pop(ADDRESSED, None)
 
 
 def is_withdrawn(user: User, message: Message) -> bool:

@@ -48,7 +48,7 @@ from hushpost.messaging.actions import (
 from hushpost.messaging.content import open_content
 from hushpost.messaging.forms import ReplyForm
 from hushpost.messaging.models import Message
-from hushpost.messaging.threads import content_for, restrictions
+from hushpost.messaging.threads import addressed, content_for, restrictions
 from hushpost.notifications import links
 from hushpost.notifications.actions import queue_notification
 from hushpost.notifications.models import Notification
@@ -290,9 +290,15 @@ def message_view(request, uid):
         return render(request, "recipients/recalled.html",
                       {"org": request.org, "message": message, "delivery": access.delivery, "tab": "inbox"})
     read_message(request.user, message, access.delivery)
+    if access.delivery is not None:
+        # Who it was recalled for and, for Reply All, its addressees: one statement.
+        addressed(message)
     content = content_for(request.user, message)
     replyable = access.delivery is not None and can_reply(message, request.user)
-    my_replies = Message.objects.filter(in_reply_to=message, author=request.user).order_by("created_at")
+    # A recipient's replies to it are dated on their delivery: none, nothing to list.
+    replied = access.delivery is not None and access.delivery.replied_at is not None
+    my_replies = (Message.objects.filter(in_reply_to=message, author=request.user).order_by("created_at")
+                  .only("uid", "created_at") if replied else [])
     return render(
         request,
         "recipients/message.html",
@@ -305,7 +311,7 @@ def message_view(request, uid):
             "file_base": f"/r/{request.org.slug}/m/{message.uid}/files/",
             "access": access,
             "can_reply": replyable,
-            "others": reply_all_addressees(message, request.user) if access.delivery else [],
+            "others": reply_all_addressees(message, request.user) if replyable else [],
             "my_replies": my_replies,
             "tab": "inbox" if access.delivery else "sent",
         },
