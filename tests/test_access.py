@@ -30,6 +30,7 @@ from django.test import Client
 
 from hushpost.messaging.models import Delivery, Message
 from hushpost.notifications.models import Notification
+from hushpost.orgs.models import Organization
 from tests.personas import (
     BOB,
     BOB_B_PASSWORD,
@@ -330,6 +331,18 @@ def test_unknown_organisation_is_not_found(world, db):
         client = world.signed_in(persona)
         assert client.get("/r/no-such-org/").status_code == 404
         assert client.get(f"/r/no-such-org/m/{world.uids['m1']}").status_code == 404
+
+
+def test_a_switched_off_organisation_shows_its_recipients_nothing(world, db):
+    # A signed-in recipient's organisation comes with their account; switched off, it
+    # answers as an unknown one does, and the other organisation's portal still asks to sign in.
+    bob, slug = world.signed_in("bob"), world.orgs["A"].slug
+    assert bob.get(f"/r/{slug}/m/{world.uids['m1']}").status_code == 200
+    r = bob.get(f"/r/{world.orgs['B'].slug}/")
+    assert r.status_code == 302 and r["Location"].startswith(f"/r/{world.orgs['B'].slug}/login?")
+    Organization.objects.filter(pk=world.orgs["A"].pk).update(is_active=False)
+    assert bob.get(f"/r/{slug}/").status_code == 404
+    assert bob.get(f"/r/{slug}/m/{world.uids['m1']}").status_code == 404
 
 
 def test_deleted_message_is_gone_for_the_recipient_but_not_the_sender(world, db):

@@ -34,6 +34,7 @@ from hushpost.lib import clock
 from hushpost.lib.refusals import Refused
 from hushpost.messaging.content import data_key
 from hushpost.messaging.models import Delivery, Message, Restriction
+from hushpost.messaging.sql import attachments_of
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -263,7 +264,7 @@ def files_of(message: Message) -> list[FileInfo]:
     retention policy destroyed the message's content, files included."""
     if message.purged_at is not None:
         return []
-    return [describe(a, message) for a in message.attachments.order_by("position", "pk")]
+    return [describe(a, message) for a in attachments_of(message)]
 
 
 def open_file(message: Message, uid: str, *, by: User) -> tuple[FileInfo, Iterator[bytes]] | None:

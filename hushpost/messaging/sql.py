@@ -1,4 +1,4 @@
-"""The statement the access gate runs for every page of a message, written out.
+"""The statements every page of a message runs, written out.
 
 Every message a signed-in user opens (the recipient's page, the sender's, a
 reply, a print, a download) is loaded through :mod:`hushpost.messaging.access`.
@@ -9,16 +9,21 @@ they are one SELECT: the user's delivery is joined to the message, at most one
 row (one delivery per message and person). The columns are every column of
 each model, as the ORM's ``select_related`` reads them, converted as the ORM
 converts them, so the objects are the ones the ORM would have built. The same
-SQL serves PostgreSQL and SQLite.
+SQL serves PostgreSQL and SQLite. So does the recipient's page's read of who
+the message was sent to and who it, or one above it, was recalled for
+(:func:`hushpost.messaging.threads.addressed`), and the read of its files that both
+the recipient's and the sender's page run (:func:`hushpost.attachments.actions.files_of`).
 
-Only the loading is here: what the user may see is decided in ``access``.
+Only the loading is here: what the user may see is decided in ``access``, what
+a conversation allows in ``threads``.
 """
 
 from __future__ import annotations
 
-from django.db import connection, models
+from django.db import connection, connections, models
 
 from hushpost.accounts.models import User
+from hushpost.attachments.models import Attachment
 from hushpost.messaging.models import Delivery, Message
 from hushpost.orgs.models import Organization
 
@@ -33,22 +38,25 @@ class _Columns:
         self.pk = fields.index(model._meta.pk)
         self.cols = [f.get_col(alias) for f in fields]
         self.sql = ", ".join(f'{alias}."{f.column}"' for f in fields)
-        self._converters: list[tuple[int, list, models.Expression]] | None = None
+        # Per connection (each thread has its own), found once as the ORM finds them per query.
+        self._converters: dict[int, list[tuple[int, list, models.Expression]]] = {}
 
     def build(self, row: tuple, start: int) -> models.Model | None:
         """The instance whose columns begin at ``start``; None where an outer join found nothing."""
         values = list(row[start:start + len(self.cols)])
         if values[self.pk] is None:
             return None
-        if self._converters is None:
-            self._converters = [
-                (i, connection.ops.get_db_converters(col) + col.get_db_converters(connection), col)
-                for i, col in enumerate(self.cols)
+        db = connections[connection.alias]
+        found = self._converters.get(id(db))
+        if found is None:
+            found = self._converters[id(db)] = [
+                (i, converters, col) for i, col in enumerate(self.cols)
+                if (converters := db.ops.get_db_converters(col) + col.get_db_converters(db))
             ]
-        for i, converters, col in self._converters:
+        for i, converters, col in found:
             for convert in converters:
-                values[i] = convert(values[i], col, connection)
-        return self.model.from_db(connection.alias, self.attnames, values)
+                values[i] = convert(values[i], col, db)
+        return self.model.from_db(db.alias, self.attnames, values)
 
 
 _MESSAGE = _Columns(Message, "m")
@@ -57,9 +65,11 @@ _ORG = _Columns(Organization, "o")
 _ANSWERED = _Columns(Message, "p")
 _DELIVERY = _Columns(Delivery, "d")
 _PARTS = (_MESSAGE, _AUTHOR, _ORG, _ANSWERED, _DELIVERY)
+_ADDRESSEE = _Columns(User, "a")
+_FILE = _Columns(Attachment, "f")
 
 
-_FROM = (
+_MESSAGE_FROM = (
     ' FROM "messaging_message" m'
     ' INNER JOIN "accounts_user" a ON a."id" = m."author_id"'
     ' INNER JOIN "orgs_organization" o ON o."id" = m."org_id"'
@@ -68,7 +78,7 @@ _FROM = (
     ' WHERE m."uid" = %s AND m."org_id" = %s'
 )
 # The columns are the models' own (every value is a parameter).
-_MESSAGE_AND_DELIVERY = "SELECT " + ", ".join(part.sql for part in _PARTS) + _FROM  # noqa: S608
+_MESSAGE_AND_DELIVERY = "SELECT " + ", ".join(part.sql for part in _PARTS) + _MESSAGE_FROM  # noqa: S608
 
 _author = Message._meta.get_field("author")
 _org = Message._meta.get_field("org")
@@ -99,3 +109,44 @@ def message_and_delivery(user: User, uid: str, org_id: int) -> tuple[Message, De
         if type(user) is User:  # not a lazy stand-in for one
             _recipient.set_cached_value(delivery, user)
     return message, delivery
+
+
+# The deliveries of the message (the first parameter) with their recipients, and those of
+# the messages above it that were recalled; the ids of all of them follow.
+_ADDRESSED_FROM = (
+    ' FROM "messaging_delivery" d INNER JOIN "accounts_user" a ON a."id" = d."recipient_id"'
+    ' WHERE (d."message_id" = %s OR d."recalled_at" IS NOT NULL) AND d."message_id" IN '
+)
+_ADDRESSED = "SELECT " + _DELIVERY.sql + ", " + _ADDRESSEE.sql + _ADDRESSED_FROM  # noqa: S608
+
+
+def deliveries_in(message_id: int, chain: list[int]) -> list[Delivery]:
+    """Every delivery of message ``message_id``, and the recalled ones of the other messages
+    of ``chain`` (the message and those above it), each with its recipient."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ADDRESSED + "(" + ", ".join(["%s"] * len(chain)) + ")", [message_id, *chain])
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        delivery = _DELIVERY.build(row, 0)
+        _recipient.set_cached_value(delivery, _ADDRESSEE.build(row, len(_DELIVERY.cols)))
+        found.append(delivery)
+    return found
+
+
+_FILES_FROM = ' FROM "attachments_attachment" f WHERE f."message_id" = %s ORDER BY f."position", f."id"'
+_FILES = "SELECT " + _FILE.sql + _FILES_FROM  # noqa: S608
+_attached_to = Attachment._meta.get_field("message")
+
+
+def attachments_of(message: Message) -> list[Attachment]:
+    """The message's attachments in the order they were attached, each knowing its message."""
+    with connection.cursor() as cursor:
+        cursor.execute(_FILES, [message.pk])
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        attachment = _FILE.build(row, 0)
+        _attached_to.set_cached_value(attachment, message)
+        found.append(attachment)
+    return found

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from django.db.models import Q
-
 from hushpost.accounts.models import User
 from hushpost.lib.refusals import Refused
 from hushpost.messaging.content import Content, open_content
 from hushpost.messaging.models import Delivery, Message
+from hushpost.messaging.sql import deliveries_in
 
 MAX_DEPTH = 100  # a conversation is short; a cycle is impossible but cheap to bound
 # What a recipient sees instead of the subject of a message under a recalled one.
@@ -155,9 +154,7 @@ def addressed(message: Message) -> list[Delivery]:
     known = message.__dict__.get(ADDRESSED)
     if known is None:
         ids = [m.pk for m in _walk(message)[0]]
-        rows = list(Delivery.objects.filter(message_id__in=ids)
-                    .filter(Q(message_id=message.pk) | Q(recalled_at__isnull=False))
-                    .select_related("recipient"))
+        rows = deliveries_in(message.pk, ids)
         message.__dict__[RECALLED_ABOVE] = frozenset(d.recipient_id for d in rows if d.recalled_at is not None)
         known = message.__dict__[ADDRESSED] = [d for d in rows if d.message_id == message.pk]
     return list(known)

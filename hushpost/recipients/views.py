@@ -62,14 +62,23 @@ def _org(slug: str) -> Organization:
     return get_object_or_404(Organization, slug=slug, is_active=True)
 
 
+_users_org = User._meta.get_field("org")
+
+
+def _own_org(user, slug: str) -> Organization | None:
+    """A signed-in recipient's organisation, as it was loaded with them, when ``slug`` names it
+    and it is active; None otherwise (then it is read by its slug)."""
+    if not (user.is_authenticated and user.is_recipient and user.org_id and _users_org.is_cached(user)):
+        return None
+    organisation = user.org
+    return organisation if organisation.slug == slug and organisation.is_active else None
+
+
 def recipient_required(view):
     @wraps(view)
     def wrapper(request, org_slug, *args, **kwargs):
         user = request.user
-        # A recipient of this portal brings its organisation with the session (read with it, and
-        # found active); anyone else is looked up by the address.
-        mine = user.org if user.is_authenticated and user.is_recipient and user.org_id else None
-        organisation = mine if mine is not None and mine.slug == org_slug and mine.is_active else _org(org_slug)
+        organisation = _own_org(user, org_slug) or _org(org_slug)
         if not (user.is_authenticated and user.is_recipient and user.org_id == organisation.pk):
             query = urlencode({"next": request.path})
             return redirect(f"/r/{organisation.slug}/login?{query}")

@@ -167,10 +167,10 @@ def _message_page(request, access, *, correction: dict | None = None, status: in
             .prefetch_related(notifications_of()).order_by("id")
         )
         resendable = {d.pk for d, _ in recipients if reminders.can_resend(d, message)}
-    replies = [
-        (r, open_subject(r))
-        for r in replies_for_sender(request.user, message)
-    ]
+    # Only a recipient writes a reply, and writing one dates their delivery: on the
+    # author's page, no delivery replied to means no reply to read.
+    replied = not access.is_author or any(d.replied_at is not None for d, _ in recipients)
+    replies = [(r, open_subject(r)) for r in replies_for_sender(request.user, message)] if replied else []
     return render(
         request,
         "senders/message.html",
