@@ -14,6 +14,7 @@ from hushpost.accounts.models import User
 from hushpost.attachments.models import Attachment
 from hushpost.messaging import sql
 from hushpost.messaging.models import Delivery, Message
+from hushpost.messaging.status import notifications_of
 from tests.helpers import send, upload
 from tests.personas import first_login
 
@@ -86,3 +87,26 @@ def test_the_addressees_and_files_are_what_the_orm_reads(replied):
     _same(files[0], Attachment.objects.get(message=original))
     assert files[0].message is original
     assert sql.attachments_of(reply) == []
+
+
+def test_the_senders_rows_are_what_the_orm_reads(replied):
+    original, _ = replied
+    ben = Delivery.objects.get(message=original, recipient__email=BEN)
+    ann = Delivery.objects.get(message=original, recipient__email=ANN)
+    Delivery.objects.filter(pk=ben.pk).update(replaced_by=ann, replaced_at=original.created_at)
+    rows = sql.deliveries_with_notifications(original)
+    expected = list(Delivery.objects.filter(message=original).select_related("recipient", "replaced_by__recipient")
+                    .prefetch_related(notifications_of()).order_by("id"))
+    assert [d.pk for d, _ in rows] == [d.pk for d in expected]
+    for (built, notes), read in zip(rows, expected, strict=True):
+        _same(built, read)
+        _same(built.recipient, read.recipient)
+        assert built.message is original
+        if read.replaced_by is None:
+            assert built.replaced_by is None
+        else:
+            _same(built.replaced_by, read.replaced_by)
+            _same(built.replaced_by.recipient, read.replaced_by.recipient)
+        assert len(notes) == len(read.notifications.all()) > 0
+        for note, read_note in zip(notes, read.notifications.all(), strict=True):
+            _same(note, read_note)

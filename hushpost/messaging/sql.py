@@ -11,8 +11,10 @@ each model, as the ORM's ``select_related`` reads them, converted as the ORM
 converts them, so the objects are the ones the ORM would have built. The same
 SQL serves PostgreSQL and SQLite. So does the recipient's page's read of who
 the message was sent to and who it, or one above it, was recalled for
-(:func:`hushpost.messaging.threads.addressed`), and the read of its files that both
-the recipient's and the sender's page run (:func:`hushpost.attachments.actions.files_of`).
+(:func:`hushpost.messaging.threads.addressed`), the read of its files that both
+the recipient's and the sender's page run (:func:`hushpost.attachments.actions.files_of`),
+and the sender's page's read of each addressee's delivery and e-mails
+(:func:`hushpost.messaging.status.states_of_message`).
 
 Only the loading is here: what the user may see is decided in ``access``, what
 a conversation allows in ``threads``.
@@ -25,6 +27,7 @@ from django.db import connection, connections, models
 from hushpost.accounts.models import User
 from hushpost.attachments.models import Attachment
 from hushpost.messaging.models import Delivery, Message
+from hushpost.notifications.models import Notification
 from hushpost.orgs.models import Organization
 
 
@@ -67,6 +70,9 @@ _DELIVERY = _Columns(Delivery, "d")
 _PARTS = (_MESSAGE, _AUTHOR, _ORG, _ANSWERED, _DELIVERY)
 _ADDRESSEE = _Columns(User, "a")
 _FILE = _Columns(Attachment, "f")
+_REPLACEMENT = _Columns(Delivery, "r")
+_REPLACEMENT_RECIPIENT = _Columns(User, "ra")
+_NOTIFICATION = _Columns(Notification, "n")
 
 
 _MESSAGE_FROM = (
@@ -149,4 +155,50 @@ def attachments_of(message: Message) -> list[Attachment]:
         attachment = _FILE.build(row, 0)
         _attached_to.set_cached_value(attachment, message)
         found.append(attachment)
+    return found
+
+
+# The sender's page: each delivery of the message with its recipient and the delivery that
+# replaced it (with its recipient), in the order they were made; then their notifications.
+_SENT_PARTS = (_DELIVERY, _ADDRESSEE, _REPLACEMENT, _REPLACEMENT_RECIPIENT)
+_SENT_FROM = (
+    ' FROM "messaging_delivery" d INNER JOIN "accounts_user" a ON a."id" = d."recipient_id"'
+    ' LEFT OUTER JOIN "messaging_delivery" r ON r."id" = d."replaced_by_id"'
+    ' LEFT OUTER JOIN "accounts_user" ra ON ra."id" = r."recipient_id"'
+    ' WHERE d."message_id" = %s ORDER BY d."id"'
+)
+_SENT = "SELECT " + ", ".join(part.sql for part in _SENT_PARTS) + _SENT_FROM  # noqa: S608
+_NOTIFICATIONS_FROM = (
+    ' FROM "notifications_notification" n WHERE n."delivery_id" IN'
+    ' (SELECT d."id" FROM "messaging_delivery" d WHERE d."message_id" = %s) ORDER BY n."id"'
+)
+_NOTIFICATIONS = "SELECT " + _NOTIFICATION.sql + _NOTIFICATIONS_FROM  # noqa: S608
+_replaced_by = Delivery._meta.get_field("replaced_by")
+
+
+def deliveries_with_notifications(message: Message) -> list[tuple[Delivery, list[Notification]]]:
+    """Each delivery of the message, oldest first, with its recipient, the delivery that replaced
+    it and that one's recipient, and its notifications in the order they were queued."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SENT, [message.pk])
+        rows = cursor.fetchall()
+        cursor.execute(_NOTIFICATIONS, [message.pk])
+        notification_rows = cursor.fetchall()
+    notes: dict[int, list[Notification]] = {}
+    for row in notification_rows:
+        notification = _NOTIFICATION.build(row, 0)
+        notes.setdefault(notification.delivery_id, []).append(notification)
+    found = []
+    for row in rows:
+        start, built = 0, []
+        for part in _SENT_PARTS:
+            built.append(part.build(row, start))
+            start += len(part.cols)
+        delivery, recipient, replacement, replacement_recipient = built
+        _recipient.set_cached_value(delivery, recipient)
+        _delivered.set_cached_value(delivery, message)
+        _replaced_by.set_cached_value(delivery, replacement)
+        if replacement is not None:
+            _recipient.set_cached_value(replacement, replacement_recipient)
+        found.append((delivery, notes.get(delivery.pk, [])))
     return found

@@ -12,7 +12,8 @@ from datetime import datetime
 
 from django.db.models import Prefetch
 
-from hushpost.messaging.models import Delivery
+from hushpost.messaging.models import Delivery, Message
+from hushpost.messaging.sql import deliveries_with_notifications
 from hushpost.notifications.models import Notification
 
 
@@ -68,6 +69,12 @@ def notifications_of(deliveries: str = "") -> Prefetch:
     (``deliveries``: the path to the deliveries, as "deliveries" from a message)."""
     path = f"{deliveries}__notifications" if deliveries else "notifications"
     return Prefetch(path, queryset=Notification.objects.order_by("id"))
+
+
+def states_of_message(message: Message) -> list[tuple[Delivery, RecipientState]]:
+    """Each delivery of ``message``, oldest first, with its state (the sender's page of it:
+    each knows its recipient and the delivery that replaced it)."""
+    return [(d, RecipientState.of(d, notes)) for d, notes in deliveries_with_notifications(message)]
 
 
 def recipient_states(deliveries: Iterable[Delivery]) -> list[tuple[Delivery, RecipientState]]:

@@ -40,7 +40,7 @@ from hushpost.messaging.actions import (
 from hushpost.messaging.content import open_content, open_subject
 from hushpost.messaging.forms import ComposeForm, parse_addresses
 from hushpost.messaging.models import Delivery
-from hushpost.messaging.status import notifications_of, recipient_states, summarise
+from hushpost.messaging.status import states_of_message, summarise
 from hushpost.messaging.threads import restrictions
 from hushpost.notifications.actions import retry_now
 from hushpost.notifications.models import Notification
@@ -162,10 +162,7 @@ def _message_page(request, access, *, correction: dict | None = None, status: in
     content = open_content(message)
     recipients, resendable = [], set()
     if access.is_author:
-        recipients = recipient_states(
-            message.deliveries.select_related("recipient", "replaced_by__recipient")
-            .prefetch_related(notifications_of()).order_by("id")
-        )
+        recipients = states_of_message(message)
         resendable = {d.pk for d, _ in recipients if reminders.can_resend(d, message)}
     # Only a recipient writes a reply, and writing one dates their delivery: on the
     # author's page, no delivery replied to means no reply to read.
