@@ -13,8 +13,10 @@ import pytest
 from hushpost.accounts.models import User
 from hushpost.attachments.models import Attachment
 from hushpost.messaging import sql
+from hushpost.messaging.actions import open_message
 from hushpost.messaging.models import Delivery, Message
 from hushpost.messaging.status import notifications_of
+from hushpost.notifications.models import Notification
 from tests.helpers import send, upload
 from tests.personas import first_login
 
@@ -110,3 +112,15 @@ def test_the_senders_rows_are_what_the_orm_reads(replied):
         assert len(notes) == len(read.notifications.all()) > 0
         for note, read_note in zip(notes, read.notifications.all(), strict=True):
             _same(note, read_note)
+
+
+def test_the_first_opening_counts_once_however_many_tabs(sender_client, deliver):
+    send(sender_client, to=BEN, subject="Results", read_receipt=True)
+    deliver()
+    message = Message.objects.get()
+    tabs = [Delivery.objects.select_related("message__author").get(message=message) for _ in range(2)]
+    assert [open_message(tab) for tab in tabs] == [True, False]
+    assert open_message(tabs[0]) is False
+    opened = Delivery.objects.get(message=message).first_opened_at
+    assert opened is not None and opened == tabs[0].first_opened_at
+    assert Notification.objects.filter(kind=Notification.Kind.READ_RECEIPT).count() == 1

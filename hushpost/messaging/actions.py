@@ -21,6 +21,7 @@ from hushpost.lib import clock, rows
 from hushpost.lib.refusals import Refused
 from hushpost.messaging.content import open_subject, seal_content
 from hushpost.messaging.models import Delivery, Message, Restriction
+from hushpost.messaging.sql import mark_opened
 from hushpost.messaging.threads import (
     TOO_LONG,
     addressed,
@@ -231,10 +232,7 @@ def open_message(delivery: Delivery) -> bool:
     now = clock.now()
     receipt = _sends_receipt(delivery)
     with transaction.atomic(savepoint=False) if receipt else nullcontext():
-        first = Delivery.objects.filter(pk=delivery.pk, first_opened_at__isnull=True).update(
-            first_opened_at=now
-        )
-        if not first:
+        if not mark_opened(delivery, now):
             return False
         delivery.first_opened_at = now
         if receipt:

@@ -14,13 +14,16 @@ the message was sent to and who it, or one above it, was recalled for
 (:func:`hushpost.messaging.threads.addressed`), the read of its files that both
 the recipient's and the sender's page run (:func:`hushpost.attachments.actions.files_of`),
 and the sender's page's read of each addressee's delivery and e-mails
-(:func:`hushpost.messaging.status.states_of_message`).
+(:func:`hushpost.messaging.status.states_of_message`). The first opening's
+conditional UPDATE is written out too.
 
-Only the loading is here: what the user may see is decided in ``access``, what
-a conversation allows in ``threads``.
+Only the statements are here: what the user may see is decided in ``access``,
+what a conversation allows in ``threads``, what an opening causes in ``actions``.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.db import connection, connections, models
 
@@ -202,3 +205,13 @@ def deliveries_with_notifications(message: Message) -> list[tuple[Delivery, list
             _recipient.set_cached_value(replacement, replacement_recipient)
         found.append((delivery, notes.get(delivery.pk, [])))
     return found
+
+
+_OPENED = 'UPDATE "messaging_delivery" SET "first_opened_at" = %s WHERE "id" = %s AND "first_opened_at" IS NULL'
+
+
+def mark_opened(delivery: Delivery, at: datetime) -> bool:
+    """Date the delivery's first opening, unless another request did first; whether this one did."""
+    with connection.cursor() as cursor:
+        cursor.execute(_OPENED, [connection.ops.adapt_datetimefield_value(at), delivery.pk])
+        return cursor.rowcount == 1
