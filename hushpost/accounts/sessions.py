@@ -27,11 +27,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
-from django.db import connections
+from django.db import connection
 from django.utils import timezone
 
 from hushpost.accounts.models import Session, User
 from hushpost.crypto import macs
+from hushpost.lib import rows
 from hushpost.orgs.models import Organization
 
 # When the session began and when it was last seen (epoch seconds): the limits
@@ -54,62 +55,33 @@ def _candidates(session_key: str) -> list[str]:
     return [stored_key(session_key)] + [stored_key(session_key, s) for s in settings.SECRET_KEY_FALLBACKS]
 
 
-class _Reader:
-    """The statement every request with a session cookie begins with, written out once per
-    database rather than compiled by the ORM each time (it is the one statement every page
-    pays): the session row, its account and the account's organisation, with the ORM's own
-    column list and value converters, so the objects are the ones the ORM would give."""
+# The statement every request with a session cookie begins with, written out rather than
+# compiled by the ORM each time: the session row, its account and the account's organisation.
+_PARTS = (rows.Columns(Session, "s"), rows.Columns(User, "u"), rows.Columns(Organization, "o"))
+_SESSION = (
+    "SELECT " + ", ".join(part.sql for part in _PARTS) +  # noqa: S608 - the models' own columns
+    ' FROM "accounts_session" s LEFT OUTER JOIN "accounts_user" u ON u."id" = s."user_id"'
+    ' LEFT OUTER JOIN "orgs_organization" o ON o."id" = u."org_id"'
+    ' WHERE s."expire_date" > %s AND s."session_key" IN '
+)
+_user = Session._meta.get_field("user")
+_org = User._meta.get_field("org")
 
-    TABLES = ((Session, "s"), (User, "u"), (Organization, "o"))
 
-    def __init__(self, connection):
-        quote = connection.ops.quote_name
-        columns, self.parts = [], []
-        for model, alias in self.TABLES:
-            fields = model._meta.concrete_fields
-            cols = [f.get_col(alias) for f in fields]
-            self.parts.append((model, [f.attname for f in fields], [
-                (col, connection.ops.get_db_converters(col) + f.get_db_converters(connection))
-                for f, col in zip(fields, cols, strict=True)]))
-            columns += [f"{alias}.{quote(f.column)}" for f in fields]
-        # Only names from the models' own metadata go into the text; every value is a parameter.
-        self.sql = (
-            f"SELECT {', '.join(columns)} FROM {quote(Session._meta.db_table)} s "  # noqa: S608
-            f"LEFT JOIN {quote(User._meta.db_table)} u ON u.{quote('id')} = s.{quote('user_id')} "
-            f"LEFT JOIN {quote(Organization._meta.db_table)} o ON o.{quote('id')} = u.{quote('org_id')} "
-            f"WHERE s.{quote('session_key')} IN ({{marks}}) AND s.{quote('expire_date')} > %s")
-
-    def rows(self, connection, keys: list[str]) -> list[Session]:
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql.format(marks=", ".join(["%s"] * len(keys))),
-                           [*keys, connection.ops.adapt_datetimefield_value(timezone.now())])
-            found = cursor.fetchall()
-        return [self._objects(connection, row) for row in found]
-
-    def _objects(self, connection, row) -> Session:
-        objects, start = [], 0
-        for model, names, converters in self.parts:
-            values = list(row[start:start + len(names)])
-            start += len(names)
-            for i, (col, chain) in enumerate(converters):
-                for convert in chain:
-                    values[i] = convert(values[i], col, connection)
-            objects.append(model.from_db(connection.alias, names, values) if values[0] is not None else None)
-        session, user, org = objects
+def _sessions(keys: list[str]) -> list[Session]:
+    """The unexpired rows filed under ``keys``, each with its account and organisation."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SESSION + "(" + ", ".join(["%s"] * len(keys)) + ")",
+                       [connection.ops.adapt_datetimefield_value(timezone.now()), *keys])
+        fetched = cursor.fetchall()
+    found = []
+    for row in fetched:
+        session, user, org = rows.build(_PARTS, row)
         if user is not None and org is not None:
-            user.org = org
-        session.user = user
-        return session
-
-
-_readers: dict[str, _Reader] = {}
-
-
-def _reader(connection) -> _Reader:
-    reader = _readers.get(connection.alias)
-    if reader is None:
-        reader = _readers[connection.alias] = _Reader(connection)
-    return reader
+            _org.set_cached_value(user, org)
+        _user.set_cached_value(session, user)
+        found.append(session)
+    return found
 
 
 class SessionStore(DatabaseStore):
@@ -125,10 +97,9 @@ class SessionStore(DatabaseStore):
             self._session_key = None
             return None
         candidates = _candidates(self.session_key)
-        connection = connections[self.model.objects.db]
-        rows = {s.session_key: s for s in _reader(connection).rows(connection, candidates)}
+        found = {s.session_key: s for s in _sessions(candidates)}
         for position, key in enumerate(candidates):
-            row = rows.get(key)
+            row = found.get(key)
             if row is None:
                 continue
             if position:  # made under an older secret key: file it under the current one

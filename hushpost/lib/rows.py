@@ -16,7 +16,7 @@ computed (SQLite before 3.35), is saved by the ORM instead.
 
 from __future__ import annotations
 
-from django.db import connections, models
+from django.db import connection, connections, models
 from django.db.models.expressions import DatabaseDefault
 from django.db.models.signals import post_save, pre_save
 from django.db.transaction import mark_for_rollback_on_error
@@ -97,3 +97,46 @@ def find_id(model, **equal) -> int | None:
         cursor.execute(sql, values)
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+class Columns:
+    """One model's columns in a hand-written SELECT (``alias."column", ...`` in the model's
+    order), and the instance built from a row of them, converted as the ORM converts them:
+    the object is the one the ORM would have built. Used by the statements every request
+    (``accounts.sessions``) and every page of a message (``messaging.sql``) run."""
+
+    def __init__(self, model: type[models.Model], alias: str):
+        self.model = model
+        fields = model._meta.concrete_fields
+        self.attnames = [f.attname for f in fields]
+        self.pk = fields.index(model._meta.pk)
+        self.cols = [f.get_col(alias) for f in fields]
+        self.sql = ", ".join(f'{alias}."{f.column}"' for f in fields)
+        # Per connection (each thread has its own), found once as the ORM finds them per query.
+        self._converters: dict[int, list[tuple[int, list, models.Expression]]] = {}
+
+    def build(self, row: tuple, start: int) -> models.Model | None:
+        """The instance whose columns begin at ``start``; None where an outer join found nothing."""
+        values = list(row[start:start + len(self.cols)])
+        if values[self.pk] is None:
+            return None
+        db = connections[connection.alias]
+        found = self._converters.get(id(db))
+        if found is None:
+            found = self._converters[id(db)] = [
+                (i, converters, col) for i, col in enumerate(self.cols)
+                if (converters := db.ops.get_db_converters(col) + col.get_db_converters(db))
+            ]
+        for i, converters, col in found:
+            for convert in converters:
+                values[i] = convert(values[i], col, db)
+        return self.model.from_db(db.alias, self.attnames, values)
+
+
+def build(parts: tuple[Columns, ...], row: tuple) -> list[models.Model | None]:
+    """The instances of a row whose columns are ``parts``' one after the other."""
+    start, built = 0, []
+    for part in parts:
+        built.append(part.build(row, start))
+        start += len(part.cols)
+    return built

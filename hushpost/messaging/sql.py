@@ -25,57 +25,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import connection, connections, models
+from django.db import connection
 
 from hushpost.accounts.models import User
 from hushpost.attachments.models import Attachment
+from hushpost.lib.rows import Columns, build
 from hushpost.messaging.models import Delivery, Message
 from hushpost.notifications.models import Notification
 from hushpost.orgs.models import Organization
 
-
-class _Columns:
-    """One model's columns in a joined row: their SQL, and the instance built from them."""
-
-    def __init__(self, model: type[models.Model], alias: str):
-        self.model = model
-        fields = model._meta.concrete_fields
-        self.attnames = [f.attname for f in fields]
-        self.pk = fields.index(model._meta.pk)
-        self.cols = [f.get_col(alias) for f in fields]
-        self.sql = ", ".join(f'{alias}."{f.column}"' for f in fields)
-        # Per connection (each thread has its own), found once as the ORM finds them per query.
-        self._converters: dict[int, list[tuple[int, list, models.Expression]]] = {}
-
-    def build(self, row: tuple, start: int) -> models.Model | None:
-        """The instance whose columns begin at ``start``; None where an outer join found nothing."""
-        values = list(row[start:start + len(self.cols)])
-        if values[self.pk] is None:
-            return None
-        db = connections[connection.alias]
-        found = self._converters.get(id(db))
-        if found is None:
-            found = self._converters[id(db)] = [
-                (i, converters, col) for i, col in enumerate(self.cols)
-                if (converters := db.ops.get_db_converters(col) + col.get_db_converters(db))
-            ]
-        for i, converters, col in found:
-            for convert in converters:
-                values[i] = convert(values[i], col, db)
-        return self.model.from_db(db.alias, self.attnames, values)
-
-
-_MESSAGE = _Columns(Message, "m")
-_AUTHOR = _Columns(User, "a")
-_ORG = _Columns(Organization, "o")
-_ANSWERED = _Columns(Message, "p")
-_DELIVERY = _Columns(Delivery, "d")
+_MESSAGE = Columns(Message, "m")
+_AUTHOR = Columns(User, "a")
+_ORG = Columns(Organization, "o")
+_ANSWERED = Columns(Message, "p")
+_DELIVERY = Columns(Delivery, "d")
 _PARTS = (_MESSAGE, _AUTHOR, _ORG, _ANSWERED, _DELIVERY)
-_ADDRESSEE = _Columns(User, "a")
-_FILE = _Columns(Attachment, "f")
-_REPLACEMENT = _Columns(Delivery, "r")
-_REPLACEMENT_RECIPIENT = _Columns(User, "ra")
-_NOTIFICATION = _Columns(Notification, "n")
+_ADDRESSEE = Columns(User, "a")
+_FILE = Columns(Attachment, "f")
+_REPLACEMENT = Columns(Delivery, "r")
+_REPLACEMENT_RECIPIENT = Columns(User, "ra")
+_NOTIFICATION = Columns(Notification, "n")
 
 
 _MESSAGE_FROM = (
@@ -105,11 +74,7 @@ def message_and_delivery(user: User, uid: str, org_id: int) -> tuple[Message, De
         row = cursor.fetchone()
     if row is None:
         return None
-    start, built = 0, []
-    for part in _PARTS:
-        built.append(part.build(row, start))
-        start += len(part.cols)
-    message, author, org, answered, delivery = built
+    message, author, org, answered, delivery = build(_PARTS, row)
     _author.set_cached_value(message, author)
     _org.set_cached_value(message, org)
     _in_reply_to.set_cached_value(message, answered)
@@ -193,11 +158,7 @@ def deliveries_with_notifications(message: Message) -> list[tuple[Delivery, list
         notes.setdefault(notification.delivery_id, []).append(notification)
     found = []
     for row in rows:
-        start, built = 0, []
-        for part in _SENT_PARTS:
-            built.append(part.build(row, start))
-            start += len(part.cols)
-        delivery, recipient, replacement, replacement_recipient = built
+        delivery, recipient, replacement, replacement_recipient = build(_SENT_PARTS, row)
         _recipient.set_cached_value(delivery, recipient)
         _delivered.set_cached_value(delivery, message)
         _replaced_by.set_cached_value(delivery, replacement)
