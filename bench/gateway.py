@@ -435,11 +435,12 @@ def profile_gateway(seeds: dict, n: int = 200) -> dict:
         k = counter[0]
         counter[0] += 1
         to = recipients[k % len(recipients)]
-        reply = gw_server._in_worker(gw_actions.check_envelope_sender, sender.email, client)
+        reply, found = gw_server._in_worker(gw_actions.check_envelope_sender, sender.email, client)
         if reply.code != 250:
             raise RuntimeError(f"profile gateway MAIL FROM: {reply}")
         reply = gw_server._in_worker(gw_actions.receive_mail, with_id(raws[to], f"{tag}.{k}"),
-                                     mail_from=sender.email, rcpt_tos=[to], client=client)
+                                     mail_from=sender.email, rcpt_tos=[to], client=client,
+                                     sender=found)
         if reply.code != 250 or "already" in reply.text:
             raise RuntimeError(f"profile gateway DATA: {reply}")
 

@@ -534,6 +534,27 @@ def test_the_same_message_relayed_twice_is_stored_once(gateway, alice):
     assert Message.objects.filter(author=alice).count() == 4
 
 
+def test_a_retry_is_answered_as_received_after_the_organisation_changed_its_rules(gateway, org, alice):
+    msg = mail("[secure] Your results", message_id=make_msgid(domain="northwind.example"))
+    assert submit(gateway.port, msg) == (250, "2.0.0 stored as a secure message")
+    configure(org, keyword="[encrypt]")  # the subject no longer carries the keyword
+    assert submit(gateway.port, msg) == (250, "2.0.0 already received; stored once")
+    assert submit(gateway.port, mail("[secure] A new one"))[0] == 550
+    assert Message.objects.filter(author=alice).count() == 1
+
+
+def test_a_sender_disabled_during_a_slow_transaction_is_refused_at_data(gateway, alice, monkeypatch):
+    monkeypatch.setattr(server, "SENDER_FRESH_SECONDS", 0.0)  # every DATA looks the sender up again
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=60) as client:
+        client.ehlo()
+        assert client.mail(ALICE)[0] == 250 and client.rcpt(BOB)[0] == 250
+        alice.is_active = False
+        alice.save()
+        code, reply = client.data(as_bytes(mail()))
+    assert code == 550 and "is not an active Hushpost sender" in reply.decode()
+    assert not Message.objects.exists()
+
+
 def test_logs_never_hold_content_subjects_or_addresses(gateway, alice, caplog):
     caplog.set_level(logging.DEBUG)
     assert submit(gateway.port, mail("[secure] Diagnosis-7731", "Tumour-marker-4410 negative"))[0] == 250

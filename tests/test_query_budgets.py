@@ -84,10 +84,11 @@ SENDERS_MESSAGE_PAGE = 5
 REPLIES_ON_THE_SENDERS_PAGE = 1
 # However many replies are listed there.
 PER_REPLY_ON_THE_SENDERS_PAGE = 0
-# MAIL FROM: the sender's domain and account. DATA: both again for the envelope sender (it
-# may have been disabled meanwhile; the From address is the same one, so not looked up a third
-# time); is this e-mail stored already; then the Compose send above, from BEGIN to COMMIT (8).
-ONE_GATEWAY_MESSAGE = 13
+# MAIL FROM: the sender's account, found through its domain (one query). DATA: the account
+# MAIL FROM found (the From address is the same one, so not looked up again), and no "is this
+# e-mail stored already" first (the unique send token answers it); only the Compose send
+# above, from BEGIN to COMMIT (8).
+ONE_GATEWAY_MESSAGE = 9
 # deliver_due: BEGIN, the due notifications (locked), earlier ones of the same people, the
 # lease, the queued tasks deleted, COMMIT; the claimed notifications loaded.
 DELIVERY_BATCH = 7

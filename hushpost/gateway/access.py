@@ -69,19 +69,24 @@ def authenticate(username: str, password: str, ip: str = "unknown") -> int | Non
 
 
 def sender_of(address: str, client: Client) -> User:
-    """The active sender account ``address`` names, if ``client`` may relay its mail."""
+    """The active sender account ``address`` names, if ``client`` may relay its mail.
+
+    One query finds the sender through the domain of the address; only a
+    refusal looks the domain up again, to say which refusal it is.
+    """
     if not usable(address):  # a NUL would fail the query, not name a sender: refuse it for good
         raise SmtpRefused(553, "5.1.7", "the sender address contains characters no address has")
     address = address.strip().lower()
-    org = org_for_address(address) if "@" in address else None
+    domain = address.rsplit("@", 1)[-1] if "@" in address else ""
+    sender = (
+        User.objects.select_related("org")
+        .filter(org__domains__name=domain, role=User.Role.SENDER, email=address, is_active=True)
+        .first()
+    ) if domain else None
+    org = sender.org if sender is not None else (org_for_address(address) if domain else None)
     if org is None or not org.is_active or not client.may_relay_for(org):
         raise SmtpRefused(550, "5.7.1", f"{address} is not a Hushpost sender of an organisation "
                                     f"this server relays for (client {client.ip})")
-    sender = (
-        User.objects.select_related("org")
-        .filter(org=org, role=User.Role.SENDER, email=address, is_active=True)
-        .first()
-    )
     if sender is None:
         raise SmtpRefused(550, "5.7.1", f"{address} is not an active Hushpost sender of {org.slug}")
     return sender

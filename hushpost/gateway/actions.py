@@ -39,6 +39,7 @@ from hushpost.notifications import bounces
 log = logging.getLogger("hushpost.gateway")
 MAX_ADDRESS = User._meta.get_field("email").max_length
 CHUNK = 1024 * 1024
+ALREADY = Reply(250, "2.0.0", "already received; stored once")
 
 
 def takes_bounces(address: str) -> bool:
@@ -47,20 +48,21 @@ def takes_bounces(address: str) -> bool:
     return address in ("", "<>") and bool(settings.BOUNCE_ADDRESS)  # aiosmtpd gives "<>"
 
 
-def check_envelope_sender(address: str, client: Client) -> Reply:
+def check_envelope_sender(address: str, client: Client) -> tuple[Reply, User | None]:
     """MAIL FROM: the envelope sender must be an active sender this client relays for
-    (or the null sender of a delivery report, see ``takes_bounces``)."""
+    (or the null sender of a delivery report, see ``takes_bounces``).  With the reply, the
+    sender's account, which the transaction's DATA uses rather than looking it up again."""
     if takes_bounces(address):
-        return Reply(250, "2.1.0", "sender OK")
+        return Reply(250, "2.1.0", "sender OK"), None
     try:
-        sender_of(address, client)
+        sender = sender_of(address, client)
     except SmtpRefused as refusal:
         log.info("gateway refused sender client=%s reply=%s", client.ip, refusal.reply.code)
-        return refusal.reply
+        return refusal.reply, None
     except Exception:
         log.exception("gateway could not check a sender client=%s reply=451", client.ip)
-        return TEMPORARY
-    return Reply(250, "2.1.0", "sender OK")
+        return TEMPORARY, None
+    return Reply(250, "2.1.0", "sender OK"), sender
 
 
 def check_recipient(address: str, accepted: list[str]) -> Reply:
@@ -107,11 +109,17 @@ def receive_bounce(raw: bytes, *, rcpt_tos: list[str], client: Client | None = N
     return Reply(250, "2.0.0", "delivery report received")
 
 
-def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client) -> Reply:
-    """DATA: store the e-mail as a secure message; the reply for the relaying server."""
+def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
+                 sender: User | None = None) -> Reply:
+    """DATA: store the e-mail as a secure message; the reply for the relaying server.
+
+    ``sender``: the envelope sender's account as this transaction's MAIL FROM found it
+    (looked up again when not given).
+    """
     facts = {"id": hashlib.sha256(raw).hexdigest()[:16], "org_slug": "-", "files": 0}
     try:
-        reply = _receive(raw, mail_from=mail_from, rcpt_tos=rcpt_tos, client=client, facts=facts)
+        reply = _receive(raw, mail_from=mail_from, rcpt_tos=rcpt_tos, client=client, sender=sender,
+                         facts=facts)
     except SmtpRefused as refusal:
         reply = refusal.reply
     except FileRefused as exc:
@@ -128,12 +136,13 @@ def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Cli
     return reply
 
 
-def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client, facts: dict) -> Reply:
+def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client, sender: User | None,
+             facts: dict) -> Reply:
     mail = read_mail(raw, settings.SMTPD_READ_CPU_SECONDS)
     message_id = mail.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
     facts["id"] = hashlib.sha256(message_id.encode()).hexdigest()[:16]
     facts["files"] = len(mail.files)
-    envelope_sender = sender_of(mail_from, client)  # again: it may have been disabled since MAIL FROM
+    envelope_sender = sender or sender_of(mail_from, client)
     if len(mail.from_addresses) != 1:
         raise SmtpRefused(550, "5.7.1", "the From header must name exactly one sender")
     from_address = mail.from_addresses[0]
@@ -147,25 +156,35 @@ def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
     if not recipients:
         raise SmtpRefused(554, "5.5.1", "no valid recipients")
     token = send_token(message_id, recipients, raw)
-    # Before any other check: a retry of a stored e-mail (its 250 lost on the
-    # way) is answered 250 even if the organisation's settings changed since.
-    if Message.objects.filter(author=author, send_token=token).exists():
-        return Reply(250, "2.0.0", "already received; stored once")
-    org = author.org
-    subject, options = mail_options.read_options(
-        mail_options.secure_subject(mail.subject, org), mail.options_header, org)
-    body = _body(mail)
-    drafts = _store_files(author, mail.files)
+    # A retry of a stored e-mail (its 250 lost on the way) is answered 250, even if the
+    # organisation's settings changed since.  The unique send token finds it as the message
+    # is stored; only a refusal, or files about to be stored again, ask first.
+    if mail.files and _stored(author, token):
+        return ALREADY
+    drafts: list[Attachment] = []
     try:
-        send_message(
+        org = author.org
+        subject, options = mail_options.read_options(
+            mail_options.secure_subject(mail.subject, org), mail.options_header, org)
+        body = _body(mail)
+        drafts = _store_files(author, mail.files)
+        message = send_message(
             author=author, addressees=addressees(recipients, mail), subject=subject, body_html=body,
             options=options, send_token=token, file_uids=[d.uid for d in drafts],
         )
+    except Refused:
+        if _stored(author, token):
+            return ALREADY
+        raise
     finally:
         # Drafts not on a message now (a refusal, a failure, or the same e-mail
         # stored a moment ago by another session) are nobody's: remove them.
         _discard_unsent(author, drafts)
-    return Reply(250, "2.0.0", "stored as a secure message")
+    return ALREADY if message.stored_before else Reply(250, "2.0.0", "stored as a secure message")
+
+
+def _stored(author: User, token: str) -> bool:
+    return Message.objects.filter(author=author, send_token=token).exists()
 
 
 def send_token(message_id: str, recipients: list[str], raw: bytes = b"") -> str:

@@ -2,9 +2,12 @@
 
 aiosmtpd speaks SMTP on an asyncio loop in a thread of its own; every step
 that touches Django (checking a sender, signing in, storing a message) runs
-in a small pool of worker threads, each on its own database connection, which
-is checked before and after each step (``close_old_connections``) so a
-connection the database dropped is replaced on the next try.
+in a small pool of worker threads, each on its own database connection.  A
+connection that failed is closed before the next step (``close_old_connections``)
+and a new one opened; one that has been idle, or that may have been cut (a step
+failed on the database since it was last used), is checked (``SELECT 1``) before
+it is used, so a connection the database dropped is replaced on the next try.
+A busy gateway's connections, used moments ago, are not checked for every step.
 
 AUTH is offered only inside TLS (STARTTLS, with ``HUSHPOST_SMTPD_TLS_CERT``
 and ``HUSHPOST_SMTPD_TLS_KEY``): a password never crosses the network in the
@@ -21,8 +24,10 @@ import contextlib
 import functools
 import ipaddress
 import logging
+import math
 import ssl
 import threading
+import time
 from base64 import b64decode
 
 from aiosmtpd.smtp import MISSING, AuthResult
@@ -40,6 +45,15 @@ from hushpost.lib.metrics import count_gateway_reply
 log = logging.getLogger("hushpost.gateway")
 
 
+# DATA trusts the sender MAIL FROM found for this long; after it, the sender is looked up again.
+SENDER_FRESH_SECONDS = 60.0
+# A connection that served a step this recently, with no step failing on the database
+# since, is used without a health check.
+FRESH_SECONDS = 1.0
+_fresh = threading.local()  # when this thread's connection last served a step
+_database_failed_at = [-math.inf]  # when a step last failed on the database, in any thread
+
+
 def _in_worker(func, *args, **kwargs):
     """Django code for one SMTP step, on a database connection known to be usable.
 
@@ -48,14 +62,23 @@ def _in_worker(func, *args, **kwargs):
     client = kwargs.get("client")
     token = current_client.set(f"smtp {client.ip}" if client is not None and client.ip else "smtp")
     _drop_broken_connections()
+    last_used = getattr(_fresh, "at", -math.inf)
+    if time.monotonic() - last_used < FRESH_SECONDS and last_used > _database_failed_at[0]:
+        for conn in connections.all(initialized_only=True):
+            conn.health_check_done = True  # it answered a moment ago: no SELECT 1 first
     try:
         return func(*args, **kwargs)
     finally:
-        _drop_broken_connections()
+        if any(conn.errors_occurred for conn in connections.all(initialized_only=True)):
+            _database_failed_at[0] = _fresh.at = time.monotonic()
+        else:
+            _fresh.at = time.monotonic()
         current_client.reset(token)
 
 
 def _drop_broken_connections() -> None:
+    """Close a connection that failed or outlived CONN_MAX_AGE; the next query opens a new one
+    (and checks an open one first, unless it is known fresh)."""
     try:
         close_old_connections()
     except Exception:  # closing a dead connection can fail too; the next step opens a new one
@@ -85,11 +108,14 @@ class Handler:
         return await loop.run_in_executor(self.executor, functools.partial(_in_worker, func, *args, **kwargs))
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        reply = await self._call(actions.check_envelope_sender, address, _client(session))
+        reply, sender = await self._call(actions.check_envelope_sender, address, _client(session))
         count_gateway_reply("mail", reply.accepted)
         if reply.accepted:
             envelope.mail_from = address
             envelope.mail_options.extend(mail_options)
+            # DATA uses the account found here, unless the transaction is slow: a sender
+            # disabled meanwhile is refused then.
+            envelope.hushpost_sender = (sender, time.monotonic())
         return str(reply)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -110,9 +136,11 @@ class Handler:
                                      rcpt_tos=list(envelope.rcpt_tos), client=_client(session))
             count_gateway_reply("data", reply.accepted)
             return str(reply)
+        sender, found_at = getattr(envelope, "hushpost_sender", (None, -math.inf))
         reply = await self._call(
             actions.receive_mail, envelope.original_content,
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), client=_client(session),
+            sender=sender if time.monotonic() - found_at < SENDER_FRESH_SECONDS else None,
         )
         count_gateway_reply("data", reply.accepted)
         return str(reply)

@@ -129,7 +129,8 @@ def send_message(
 ) -> Message:
     """Store and encrypt a sender's message and queue its notifications.
 
-    Idempotent per ``send_token``: a repeated submit returns the first message.
+    Idempotent per ``send_token``: a repeated submit returns the first message, with
+    ``stored_before`` true (false on a message stored now).
     ``file_uids`` names the sender's uploaded drafts to attach (the SMTP gateway
     stores a message's files as drafts first); they are attached in the
     message's transaction: all or nothing.
@@ -184,12 +185,15 @@ def _store_once(author: User, send_token: str, store) -> Message:
     """
     try:
         with transaction.atomic():
-            return store()
+            message = store()
     except IntegrityError:
         existing = Message.objects.filter(author=author, send_token=send_token).first()
         if existing is None:
             raise
+        existing.stored_before = True
         return existing
+    message.stored_before = False
+    return message
 
 
 def read_message(reader: User, message: Message, delivery: Delivery | None) -> None:
