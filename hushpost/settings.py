@@ -374,7 +374,9 @@ SMTPD_REQUIRE_TLS = envbool("SMTPD_REQUIRE_TLS", True)
 # Production refuses plain text on a non-loopback address unless this says it is a private network.
 SMTPD_ALLOW_PLAINTEXT = envbool("SMTPD_ALLOW_PLAINTEXT", False)
 SMTPD_MAX_BYTES = envint("SMTPD_MAX_BYTES", 150 * 1024 * 1024)
-SMTPD_THREADS = envint("SMTPD_THREADS", 8)
+SMTPD_THREADS = envint("SMTPD_THREADS", 8)  # per process
+# Gateway processes accepting on the one port (`hushpost smtpd --processes`), each up to a core.
+SMTPD_PROCESSES = envint("SMTPD_PROCESSES", 1)
 # CPU seconds a reader process may spend parsing one message, plus 0.1 s per MB of it.
 SMTPD_READ_CPU_SECONDS = envint("SMTPD_READ_CPU_SECONDS", 5)
 # Open connections in all and per client address (beyond them: 421), and seconds a session

@@ -169,9 +169,9 @@ class TcpProxy:
 
 # `hushpost smtpd` as a process ----------------------------------------------------------
 
-def start_smtpd(env: dict, port: int) -> subprocess.Popen:
+def start_smtpd(env: dict, port: int, *args: str) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-m", "hushpost.cli", "smtpd", "--bind", f"127.0.0.1:{port}"], env=env,
+        [sys.executable, "-m", "hushpost.cli", "smtpd", "--bind", f"127.0.0.1:{port}", *args], env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )
     deadline = time.monotonic() + 60

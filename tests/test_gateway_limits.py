@@ -9,8 +9,11 @@ on a real `hushpost smtpd` process with its own database.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 import select
+import signal
 import smtplib
 import socket
 import sqlite3
@@ -22,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from hushpost.attachments.models import Attachment
+from hushpost.gateway.session import SharedLimits
 from hushpost.messaging.content import open_content
 from hushpost.messaging.models import Message
 from tests.gateway_mail import (
@@ -151,9 +155,26 @@ def greeted(port: int, source: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
-def test_connections_beyond_the_caps_get_421_and_a_freed_slot_serves_a_relay(smtpd, deployment):
-    port = smtpd(MAX_PER_CLIENT=3, MAX_CONNECTIONS=4)
-    held = [greeted(port) for _ in range(3)]
+def hold(port: int, count: int) -> list[socket.socket]:
+    """``count`` greeted connections, once the connection that found the gateway listening is
+    counted out (another process may still be closing it)."""
+    deadline = time.monotonic() + 10
+    while True:
+        socks = [connect(port) for _ in range(count)]
+        greetings = [sock.recv(4096) for sock in socks]
+        if all(g.startswith(b"220 ") for g in greetings) or time.monotonic() > deadline:
+            assert all(g.startswith(b"220 ") for g in greetings), greetings
+            return socks
+        for sock in socks:
+            sock.close()
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_connections_beyond_the_caps_get_421_and_a_freed_slot_serves_a_relay(smtpd, deployment, processes):
+    # With several processes on the port, the caps count the connections of all of them.
+    port = smtpd(MAX_PER_CLIENT=3, MAX_CONNECTIONS=4, PROCESSES=processes)
+    held = hold(port, 3)
     with connect(port) as extra:
         assert read_until_closed(extra) == (b"421 4.7.0 too many connections from 127.0.0.1 (at most 3); "
                                             b"please try again later\r\n")
@@ -200,3 +221,76 @@ def test_a_message_that_trickles_in_is_cut_off_after_the_data_timeout(smtpd):
     assert answer == b"421 4.4.2 the message did not arrive within 3 s; closing the connection\r\n"
     assert 2 < waited < 25
     assert submit(port, mail("[secure] Sent at a normal pace")) == STORED
+
+
+# Several processes ------------------------------------------------------------------------
+
+def stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command's name: the state, then the parent."""
+    with open(f"/proc/{pid}/stat") as file:
+        return file.read().rsplit(")", 1)[1].split()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if int(stat(int(entry))[1]) == pid:
+                    found.append(int(entry))
+    return sorted(found)
+
+
+def pause(pid: int) -> None:
+    os.kill(pid, signal.SIGSTOP)
+    while stat(pid)[0] != "T":  # stopped once the kernel has stopped it, not when kill returns
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the gateway's processes in /proc")
+def test_several_gateway_processes_accept_on_one_port(deployment):
+    env, _ = deployment
+    port = _free_port()
+    process = start_smtpd(env | {"HUSHPOST_SMTPD_THREADS": "2"}, port, "--processes", "2")
+    before = stored(deployment)
+    try:
+        deadline = time.monotonic() + 30  # the port is bound before the processes are started
+        while len(gateways := children(process.pid)) < 2:
+            assert time.monotonic() < deadline, "the gateway processes did not start"
+            time.sleep(0.1)
+        for paused in gateways:
+            # With one process paused, the other takes every connection on the port.
+            pause(paused)
+            try:
+                for n in range(3):
+                    assert submit(port, mail(f"[secure] While {paused} rests, {n}")) == STORED
+            finally:
+                os.kill(paused, signal.SIGCONT)
+        os.kill(gateways[0], signal.SIGKILL)  # a process that dies is replaced
+        deadline = time.monotonic() + 30
+        while len(children(process.pid)) < 2 or gateways[0] in children(process.pid):
+            assert time.monotonic() < deadline, "the gateway process was not replaced"
+            time.sleep(0.1)
+        assert submit(port, mail("[secure] After the replacement")) == STORED
+        survivors = children(process.pid)
+    finally:
+        out, err = stop_smtpd(process)
+    assert stored(deployment) == before + 7
+    assert "listening on 127.0.0.1" in out and "2 processes" in out and "stopped" in out
+    assert "exited with status -9; starting another" in err
+    for pid in survivors:  # each stopped on SIGTERM, and was waited for
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_shared_limits_count_the_connections_of_every_process():
+    limits = SharedLimits(total=4, per_client=2, processes=2)
+    first, second = limits, copy.copy(limits).for_process(1)  # as a forked process holds them
+    assert first.admit("192.0.2.1") is None and second.admit("192.0.2.1") is None
+    assert "too many connections from 192.0.2.1 (at most 2)" in first.admit("192.0.2.1")
+    assert second.admit("192.0.2.2") is None and first.admit("192.0.2.3") is None
+    assert "at its limit of connections" in second.admit("192.0.2.4")
+    first.release("192.0.2.1")
+    assert second.admit("192.0.2.1") is None
+    limits.forget(1)  # the second process died, and its three connections with it
+    assert first.admit("192.0.2.1") is None and first.admit("192.0.2.4") is None

@@ -25,6 +25,7 @@ import functools
 import ipaddress
 import logging
 import math
+import socket
 import ssl
 import threading
 import time
@@ -198,7 +199,11 @@ class Gateway:
     def __init__(self, host: str, port: int, *, tls_context: ssl.SSLContext | None = None,
                  require_tls: bool = True, max_bytes: int = 150 * 1024 * 1024, threads: int = 8,
                  hostname: str | None = None, max_connections: int = 200, max_per_client: int = 20,
-                 idle_timeout: float = 300, data_timeout: float = 600):
+                 idle_timeout: float = 300, data_timeout: float = 600,
+                 sockets: list[socket.socket] | None = None, limits: ConnectionLimits | None = None):
+        """``sockets``: listening sockets to serve instead of binding ``host:port`` (shared by
+        the processes of ``hushpost smtpd --processes N``), and ``limits``: their connection
+        limits, counted across those processes."""
         # aiosmtpd logs addresses at INFO and every line of content at DEBUG.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.threads = max(1, threads)
@@ -206,9 +211,10 @@ class Gateway:
         self.tls = tls_context is not None
         self.require_tls = self.tls and require_tls
         self.max_bytes = max_bytes
-        self.limits = ConnectionLimits(max_connections, max_per_client)
+        self.limits = limits or ConnectionLimits(max_connections, max_per_client)
         self.controller = LimitedController(
-            Handler(self.executor), limits=self.limits, data_timeout=data_timeout, timeout=idle_timeout,
+            Handler(self.executor), limits=self.limits, data_timeout=data_timeout, sockets=sockets,
+            timeout=idle_timeout,
             hostname=host, port=port, server_hostname=hostname or None, ident="Hushpost",
             data_size_limit=max_bytes, tls_context=tls_context, require_starttls=self.require_tls,
             auth_require_tls=True,
@@ -275,8 +281,10 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def build(bind: str | None = None) -> Gateway:
-    """The gateway ``hushpost smtpd`` runs, from the HUSHPOST_SMTPD_* settings."""
+def build(bind: str | None = None, *, sockets: list[socket.socket] | None = None,
+          limits: ConnectionLimits | None = None) -> Gateway:
+    """The gateway ``hushpost smtpd`` runs, from the HUSHPOST_SMTPD_* settings (``sockets`` and
+    ``limits``: one of several processes, see :class:`Gateway`)."""
     host, port = parse_bind(bind or settings.SMTPD_BIND)
     cert, key = settings.SMTPD_TLS_CERT, settings.SMTPD_TLS_KEY
     if bool(cert) != bool(key):
@@ -291,4 +299,27 @@ def build(bind: str | None = None) -> Gateway:
                    max_bytes=settings.SMTPD_MAX_BYTES, threads=settings.SMTPD_THREADS,
                    hostname=settings.SMTPD_HOSTNAME, max_connections=settings.SMTPD_MAX_CONNECTIONS,
                    max_per_client=settings.SMTPD_MAX_PER_CLIENT, idle_timeout=settings.SMTPD_IDLE_TIMEOUT,
-                   data_timeout=settings.SMTPD_DATA_TIMEOUT)
+                   data_timeout=settings.SMTPD_DATA_TIMEOUT, sockets=sockets, limits=limits)
+
+
+def listen(bind: str | None = None) -> list[socket.socket]:
+    """Listening sockets for ``bind`` (every address it names, as asyncio binds them), to be
+    shared by the gateway's processes."""
+    host, port = parse_bind(bind or settings.SMTPD_BIND)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(100)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets

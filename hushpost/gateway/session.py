@@ -16,7 +16,11 @@ deadline reuses it (its ``_reset_timeout``, ``_timeout_cb`` and
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
+import multiprocessing
+import socket
 from collections import Counter
 
 from aiosmtpd.controller import Controller
@@ -48,6 +52,73 @@ class ConnectionLimits:
         self.open[client] -= 1
         if self.open[client] <= 0:
             del self.open[client]
+
+
+class SharedLimits(ConnectionLimits):
+    """The same limits, counted across the processes of ``hushpost smtpd --processes N``.
+
+    The counts live in shared memory made before the processes are forked.  Each
+    process writes only a row of its own (the clients it holds, each in a slot found
+    by a hash of its address among a few neighbouring ones, and how many connections
+    each has) and reads the others' rows, so no process waits for another, and one
+    that dies or hangs holds no lock; the first process clears a dead one's row
+    (``forget``).  Two processes admitting the same client at the very same moment
+    may each let one more in.
+    """
+
+    SLOTS, WINDOW = 1024, 16
+
+    def __init__(self, total: int, per_client: int, processes: int):
+        super().__init__(total, per_client)
+        self.processes = max(1, processes)
+        self.keys = multiprocessing.RawArray("q", self.processes * self.SLOTS)  # a client's hash
+        self.counts = multiprocessing.RawArray("i", self.processes * self.SLOTS)
+        self.totals = multiprocessing.RawArray("i", self.processes)
+        self.row = 0  # this process's row, set once forked (``for_process``)
+        self.slots: dict[str, int] = {}  # this process's clients: their slots in its row
+
+    def for_process(self, row: int) -> SharedLimits:
+        self.row, self.slots, self.open = row, {}, Counter()
+        return self
+
+    def forget(self, row: int) -> None:
+        """The process of ``row`` is gone, and its connections with it."""
+        base = row * self.SLOTS
+        self.counts[base:base + self.SLOTS] = [0] * self.SLOTS
+        self.totals[row] = 0
+
+    def _window(self, row: int, key: int) -> list[int]:
+        return [row * self.SLOTS + (key + n) % self.SLOTS for n in range(self.WINDOW)]
+
+    def _held(self, key: int) -> int:
+        """The client's connections, in all processes."""
+        return sum(next((self.counts[i] for i in self._window(row, key) if self.keys[i] == key), 0)
+                   for row in range(self.processes))
+
+    def admit(self, client: str) -> str | None:
+        if sum(self.totals) >= self.total:
+            return "421 4.3.2 Hushpost is at its limit of connections; please try again later"
+        key = int.from_bytes(hashlib.blake2b(client.encode(), digest_size=8).digest(), "big") >> 1 | 1
+        slot = self.slots.get(client)
+        if slot is None:  # its slot in this process's row, or a free one: nobody else writes there
+            window = self._window(self.row, key)
+            slot = next((i for i in window if self.keys[i] == key),
+                        next((i for i in window if self.counts[i] == 0), None))
+        if slot is None or self._held(key) >= self.per_client:
+            return f"421 4.7.0 too many connections from {client} (at most {self.per_client}); please try again later"
+        self.keys[slot] = key
+        self.counts[slot] += 1
+        self.totals[self.row] += 1
+        self.slots[client] = slot
+        self.open[client] += 1
+        return None
+
+    def release(self, client: str) -> None:
+        self.counts[self.slots[client]] -= 1
+        self.totals[self.row] -= 1
+        self.open[client] -= 1
+        if self.open[client] <= 0:
+            del self.open[client], self.slots[client]
 
 
 class Session(SMTP):
@@ -110,12 +181,52 @@ class Session(SMTP):
 
 
 class LimitedController(Controller):
-    """aiosmtpd's controller, making :class:`Session` s (its documented ``factory`` hook)."""
+    """aiosmtpd's controller, making :class:`Session` s (its documented ``factory`` hook).
 
-    def __init__(self, handler, *, limits: ConnectionLimits, data_timeout: float, **kwargs):
+    With ``sockets``, it serves those listening sockets (shared by the processes
+    of ``hushpost smtpd --processes N``) instead of binding its own.
+    """
+
+    def __init__(self, handler, *, limits: ConnectionLimits, data_timeout: float,
+                 sockets: list[socket.socket] | None = None, **kwargs):
         super().__init__(handler, **kwargs)
         self.limits = limits
         self.data_timeout = data_timeout
+        self.sockets = sockets
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
 
     def factory(self):
         return Session(self.handler, limits=self.limits, data_timeout=self.data_timeout, **self.SMTP_kwargs)
+
+    def _create_server(self):
+        if not self.sockets:
+            return super()._create_server()
+        return self._serve_sockets()
+
+    async def _serve_sockets(self) -> Servers:
+        return Servers([await self.loop.create_server(self._factory_invoker, sock=sock, ssl=self.ssl_context)
+                        for sock in self.sockets])
+
+    def _trigger_server(self):
+        if not self.sockets:
+            return super()._trigger_server()
+        # A test connection could reach another process on the same sockets: make one
+        # session without a connection instead, which is all the test is for.
+        self.loop.call_soon_threadsafe(self._factory_invoker)
+        return None
+
+
+class Servers:
+    """The asyncio servers of several listening sockets, closed together."""
+
+    def __init__(self, servers: list[asyncio.AbstractServer]):
+        self.servers = servers
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+    async def wait_closed(self) -> None:
+        for server in self.servers:
+            await server.wait_closed()
