@@ -25,7 +25,7 @@ import re
 from hushpost.gateway.replies import SmtpRefused
 from hushpost.lib.refusals import Refused
 from hushpost.messaging.actions import SendOptions, check_expiry
-from hushpost.messaging.forms import ComposeForm
+from hushpost.messaging.forms import ComposeForm, preselected
 from hushpost.messaging.models import Restriction
 from hushpost.orgs.models import Organization
 
@@ -58,12 +58,8 @@ def secure_subject(subject: str, org: Organization) -> str:
 
 def read_options(subject: str, header: str, org: Organization) -> tuple[str, SendOptions]:
     """The options asked for, and the subject without its tags."""
-    form = ComposeForm(org=org)  # the organisation's defaults and allowed expiries, as Compose has them
-    options = SendOptions(
-        read_receipt=bool(form.fields["read_receipt"].initial),
-        restriction=form.fields["restriction"].initial or Restriction.NONE,
-        expire_days=int(form.fields["expire_days"].initial or 0),
-    )
+    read_receipt, restriction, expire_days = preselected(org)  # as Compose preselects them
+    options = SendOptions(read_receipt=read_receipt, restriction=restriction, expire_days=expire_days)
     if header:
         _apply_header(options, header)
     subject = TAG.sub(lambda m: _apply_tag(options, m), subject)

@@ -94,6 +94,14 @@ class _FormattedBody:
         return data
 
 
+def preselected(org) -> tuple[bool, str, int]:
+    """The options Compose preselects for ``org``'s senders: read receipt, restriction, expiry."""
+    allowed = org.expiry_choices
+    expire_days = org.default_expire_days if org.default_expire_days in allowed else allowed[0]
+    restriction = org.default_restriction if org.default_restriction in Restriction.values else Restriction.NONE
+    return bool(org.default_read_receipt), restriction, int(expire_days)
+
+
 class ComposeForm(_FormattedBody, forms.Form):
     # Line breaks in the address fields are separators; the subject refuses them itself, saying so.
     to = plain_text(forms.CharField(label="To", max_length=10_000))
@@ -130,11 +138,10 @@ class ComposeForm(_FormattedBody, forms.Form):
         ]
         self.fields["expire_days"].error_messages["invalid_choice"] = (
             f"Your organisation does not allow that expiry: choose {expiry_choices_text(org)}.")
-        default = org.default_expire_days if org.default_expire_days in allowed else allowed[0]
-        self.fields["expire_days"].initial = str(default)
-        self.fields["read_receipt"].initial = org.default_read_receipt
-        if org.default_restriction in Restriction.values:
-            self.fields["restriction"].initial = org.default_restriction
+        read_receipt, restriction, expire_days = preselected(org)
+        self.fields["expire_days"].initial = str(expire_days)
+        self.fields["read_receipt"].initial = read_receipt
+        self.fields["restriction"].initial = restriction
 
     def clean_to(self):
         addresses = parse_addresses(self.cleaned_data["to"], label="To")
