@@ -408,8 +408,9 @@ def profile_gateway(seeds: dict, n: int = 200) -> dict:
 
     For each e-mail: the MAIL FROM check (``check_envelope_sender``) and the
     DATA handler's ``receive_mail``, each through the server's own
-    ``_in_worker`` (connection checks before and after), as the executor
-    calls them.  Once timed (unprofiled) with every SQL statement counted,
+    ``_in_worker`` (a connection that served a step a moment ago is used
+    without a health check), as the executor calls them; DATA is given the
+    sender MAIL FROM found, as the server's handler gives it.  Once timed (unprofiled) with every SQL statement counted,
     once under cProfile.
     """
     import io
@@ -494,7 +495,7 @@ AREAS = (
     ("Cryptography (AES-GCM, key handling)", ("cryptography/", "tink/", "hushpost/crypto/aead",
                                                "hushpost/crypto/envelope", "messaging/content")),
     ("HTML cleaning of the body", ("nh3", "bleach", "html5lib", "lib/sanitize", "/html/")),
-    ("Django forms (ComposeForm for the options)", ("django/forms/",)),
+    ("Django forms", ("django/forms/",)),
     ("Logging", ("logging/",)),
     ("Hushpost's own code (gateway checks, send_message, audit, notifications)", ("hushpost/",)),
 )
@@ -643,16 +644,16 @@ def describe_gateway(p: dict, res) -> str:
     argon2 = bd.calls["Argon2 hash"] + bd.calls["Argon2 verify"]
     sql_all = bd.ms("SQL statement", n) + bd.ms("COMMIT", n) + bd.ms("health check", n)
     parts = [
-        ("MAIL FROM step: `check_envelope_sender` (domain -> organisation, then the sender "
-         "account)", "MAIL FROM check", "MAIL FROM check"),
+        ("MAIL FROM step: `check_envelope_sender` (the sender account through its domain, one "
+         "query)", "MAIL FROM check", "MAIL FROM check"),
         ("DATA step: `receive_mail`, all of it (round trips and commits: those outside "
          "`send_message`)", "receive_mail", "receive_mail"),
         ("- reading the e-mail (`read_mail`: a reader process parses it, this process waits)",
          "read_mail @ receive_mail", None),
-        ("- `sender_of` again, for the envelope sender and for the From address",
+        ("- `sender_of` again (only for a From address that is not the envelope sender)",
          "sender_of @ receive_mail", None),
         ("- the subject keyword (`secure_subject`)", "keyword check @ receive_mail", None),
-        ("- options (`read_options`: a ComposeForm for the organisation's defaults, then the "
+        ("- options (`read_options`: the organisation's preselected options, then the "
          "subject's tags)", "read_options @ receive_mail", None),
         ("- body cleaning (as Compose cleans a body)", "body cleaning @ receive_mail", None),
         ("- `send_message` (one transaction)", "send_message", "send_message"),
@@ -663,8 +664,8 @@ def describe_gateway(p: dict, res) -> str:
         ("  - `audit.record` (the message's audit event: one `INSERT audit_auditevent`, no "
          "lock; the worker's linker chains it after the COMMIT)", "audit record @ send_message",
          None),
-        ("Connection health checks (`SELECT 1`, first statement of each SMTP step after "
-         "`close_old_connections`)", "health check", None),
+        ("Connection health checks (`SELECT 1`, before a step on a connection idle for a second "
+         "or more, or used before a step failed on the database)", "health check", None),
         ("Argon2 (password hashing or checking)", "Argon2 hash", None),
     ]
     rows = [("One message, in-process (MAIL FROM + DATA steps)", f"{p['ms']:.2f}",
@@ -721,8 +722,8 @@ the server's own `_in_worker`; one thread, no SMTP, no executor), one message to
 **{p['ms']:.2f} ms** of wall time and **{p['cpu_ms']:.2f} ms of Python CPU**, with
 **{bd.trips(n):.1f} PostgreSQL round trips**, {bd.commits(n):.1f} durable commit(s), and
 **{argon2:.0f} Argon2 calls** (no AUTH: no password is hashed or checked).  The sender is
-looked up {sender_trips / n:.0f} times per message (`sender_of` at MAIL FROM, then again at DATA
-for the envelope sender and the From address), two queries each.  The served smtpd CPU per
+looked up {sender_trips / n:.0f} time(s) per message (`sender_of` at MAIL FROM, one query; DATA
+stores the message as the account MAIL FROM found).  The served smtpd CPU per
 message ({c['gateway']:.2f} ms) also covers aiosmtpd's protocol handling, the hand-offs to the
 executor and the log line, on a machine whose other tenants left it little idle; in-process
 wall times include waiting for a CPU.  Parts nest, so they do not add up:
