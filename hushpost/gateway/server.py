@@ -4,10 +4,9 @@ aiosmtpd speaks SMTP on an asyncio loop in a thread of its own; every step
 that touches Django (checking a sender, signing in, storing a message) runs
 in a small pool of worker threads, each on its own database connection.  A
 connection that failed is closed before the next step (``close_old_connections``)
-and a new one opened; one that has been idle, or that may have been cut (a step
-failed on the database since it was last used), is checked (``SELECT 1``) before
-it is used, so a connection the database dropped is replaced on the next try.
-A busy gateway's connections, used moments ago, are not checked for every step.
+and a new one opened; one kept open is checked before each step, on its socket
+rather than with a round trip (``hushpost.lib.postgres``), so a connection the
+database dropped is replaced on the next try.
 
 AUTH is offered only inside TLS (STARTTLS, with ``HUSHPOST_SMTPD_TLS_CERT``
 and ``HUSHPOST_SMTPD_TLS_KEY``): a password never crosses the network in the
@@ -48,11 +47,6 @@ log = logging.getLogger("hushpost.gateway")
 
 # DATA trusts the sender MAIL FROM found for this long; after it, the sender is looked up again.
 SENDER_FRESH_SECONDS = 60.0
-# A connection that served a step this recently, with no step failing on the database
-# since, is used without a health check.
-FRESH_SECONDS = 1.0
-_fresh = threading.local()  # when this thread's connection last served a step
-_database_failed_at = [-math.inf]  # when a step last failed on the database, in any thread
 
 
 def _in_worker(func, *args, **kwargs):
@@ -63,23 +57,16 @@ def _in_worker(func, *args, **kwargs):
     client = kwargs.get("client")
     token = current_client.set(f"smtp {client.ip}" if client is not None and client.ip else "smtp")
     _drop_broken_connections()
-    last_used = getattr(_fresh, "at", -math.inf)
-    if time.monotonic() - last_used < FRESH_SECONDS and last_used > _database_failed_at[0]:
-        for conn in connections.all(initialized_only=True):
-            conn.health_check_done = True  # it answered a moment ago: no SELECT 1 first
     try:
         return func(*args, **kwargs)
     finally:
-        if any(conn.errors_occurred for conn in connections.all(initialized_only=True)):
-            _database_failed_at[0] = _fresh.at = time.monotonic()
-        else:
-            _fresh.at = time.monotonic()
+        _drop_broken_connections()
         current_client.reset(token)
 
 
 def _drop_broken_connections() -> None:
     """Close a connection that failed or outlived CONN_MAX_AGE; the next query opens a new one
-    (and checks an open one first, unless it is known fresh)."""
+    (and checks a kept one first)."""
     try:
         close_old_connections()
     except Exception:  # closing a dead connection can fail too; the next step opens a new one
