@@ -25,7 +25,7 @@ from django.test import Client
 
 from hushpost.attachments.actions import files_of
 from hushpost.attachments.models import Attachment
-from hushpost.gateway import server
+from hushpost.gateway import actions, server
 from hushpost.gateway.config import configure
 from hushpost.gateway.server import tls_context
 from hushpost.lib import clock
@@ -544,7 +544,7 @@ def test_a_retry_is_answered_as_received_after_the_organisation_changed_its_rule
 
 
 def test_a_sender_disabled_during_a_slow_transaction_is_refused_at_data(gateway, alice, monkeypatch):
-    monkeypatch.setattr(server, "SENDER_FRESH_SECONDS", 0.0)  # every DATA looks the sender up again
+    monkeypatch.setattr(actions, "SENDER_FRESH_SECONDS", 0.0)  # every DATA looks the sender up again
     with smtplib.SMTP("127.0.0.1", gateway.port, timeout=60) as client:
         client.ehlo()
         assert client.mail(ALICE)[0] == 250 and client.rcpt(BOB)[0] == 250

@@ -301,3 +301,46 @@ def test_shared_limits_count_the_connections_of_every_process():
     assert second.admit("192.0.2.1") is None
     limits.forget(1)  # the second process died, and its three connections with it
     assert first.admit("192.0.2.1") is None and first.admit("192.0.2.4") is None
+
+
+def test_clients_crowding_one_anothers_slots_never_lock_a_client_out(monkeypatch):
+    # However the addresses fall (here every one in the same few slots), a client holding no
+    # connection is admitted while the gateway is below its total.
+    monkeypatch.setattr(SharedLimits, "WINDOW", 1)
+    limits = SharedLimits(total=500, per_client=2, processes=2)
+    other = copy.copy(limits).for_process(1)
+    crowd = [f"198.51.100.{n}" for n in range(1, 200)]
+    for client in crowd:
+        assert limits.admit(client) is None and other.admit(client) is None
+    assert "too many connections from 198.51.100.7" in limits.admit("198.51.100.7")
+    assert limits.admit("192.0.2.10") is None and other.admit("192.0.2.10") is None
+    assert "too many connections from 192.0.2.10" in other.admit("192.0.2.10")
+
+
+def test_the_slots_of_an_address_cannot_be_worked_out_beforehand():
+    one, two = SharedLimits(total=10, per_client=2, processes=1), SharedLimits(total=10, per_client=2, processes=1)
+    assert one.secret != two.secret  # made at each start: the hash of an address differs between gateways
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the gateway's processes in /proc")
+def test_gateway_processes_stop_when_the_first_one_is_killed(deployment):
+    # Nothing would restart or stop them, and they would keep the port: they stop by themselves.
+    env, _ = deployment
+    port = _free_port()
+    process = start_smtpd(env | {"HUSHPOST_SMTPD_THREADS": "2"}, port, "--processes", "2")
+    try:
+        deadline = time.monotonic() + 30
+        while len(gateways := children(process.pid)) < 2:
+            assert time.monotonic() < deadline, "the gateway processes did not start"
+            time.sleep(0.1)
+        process.kill()
+        process.wait(10)
+        deadline = time.monotonic() + 15
+        while any(os.path.exists(f"/proc/{pid}") and stat(pid)[0] != "Z" for pid in gateways):
+            assert time.monotonic() < deadline, "gateway processes outlived the first one"
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            stop_smtpd(process)
+        else:
+            process.communicate(timeout=10)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import time
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -109,17 +111,23 @@ def receive_bounce(raw: bytes, *, rcpt_tos: list[str], client: Client | None = N
     return Reply(250, "2.0.0", "delivery report received")
 
 
+# DATA stores as the sender MAIL FROM found if it was found less than this long ago, judged
+# when the message is about to be stored (after any wait for a worker thread and the parsing);
+# older, the sender is looked up again, so one disabled meanwhile is refused.
+SENDER_FRESH_SECONDS = 60.0
+
+
 def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
-                 sender: User | None = None) -> Reply:
+                 sender: User | None = None, sender_found_at: float = -math.inf) -> Reply:
     """DATA: store the e-mail as a secure message; the reply for the relaying server.
 
-    ``sender``: the envelope sender's account as this transaction's MAIL FROM found it
-    (looked up again when not given).
+    ``sender``: the envelope sender's account as this transaction's MAIL FROM found it, at
+    ``sender_found_at`` (``time.monotonic()``); looked up again when not given or too old.
     """
     facts = {"id": hashlib.sha256(raw).hexdigest()[:16], "org_slug": "-", "files": 0}
     try:
         reply = _receive(raw, mail_from=mail_from, rcpt_tos=rcpt_tos, client=client, sender=sender,
-                         facts=facts)
+                         sender_found_at=sender_found_at, facts=facts)
     except SmtpRefused as refusal:
         reply = refusal.reply
     except FileRefused as exc:
@@ -137,8 +145,10 @@ def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Cli
 
 
 def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client, sender: User | None,
-             facts: dict) -> Reply:
+             sender_found_at: float, facts: dict) -> Reply:
     mail = read_mail(raw, settings.SMTPD_READ_CPU_SECONDS)
+    if time.monotonic() - sender_found_at >= SENDER_FRESH_SECONDS:
+        sender = None
     message_id = mail.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
     facts["id"] = hashlib.sha256(message_id.encode()).hexdigest()[:16]
     facts["files"] = len(mail.files)

@@ -13,7 +13,9 @@ database restart as one gateway does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -29,6 +31,8 @@ from hushpost.gateway.session import SharedLimits
 
 log = logging.getLogger("hushpost.gateway")
 RESTART_PAUSE = 1.0  # seconds between restarts of a process that keeps failing to start
+STOP_SECONDS = 50.0  # how long stopping waits for a process to finish what it stores (systemd allows 60)
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 class Processes:
@@ -63,13 +67,18 @@ class Processes:
                 sock.close()
 
     def _fork(self, row: int) -> None:
+        # A stop signal arriving before the new process has its own handlers waits for them:
+        # it is held back across the fork, and released by the process once they are set.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the new gateway process
             code = 1
             try:
-                code = _serve(self.bind, self.sockets, self.limits.for_process(row))
+                code = _serve(self.bind, self.sockets, self.limits.for_process(row), parent)
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         self.children[pid] = (row, time.monotonic())
 
     def _restart_the_dead(self, stop: threading.Event) -> None:
@@ -91,19 +100,33 @@ class Processes:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        for pid in self.children:
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+        deadline = time.monotonic() + STOP_SECONDS
+        waiting = set(self.children)
+        while waiting:
+            for pid in list(waiting):
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done = pid
+                if done:
+                    waiting.discard(pid)
+            if waiting and time.monotonic() > deadline:
+                for pid in waiting:  # stuck: what it had not stored, the client sends again
+                    log.error("gateway process %d did not stop in %.0f s; killing it", pid, STOP_SECONDS)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                deadline = math.inf
+            time.sleep(0.05)
         self.children.clear()
 
 
-def _serve(bind: str | None, sockets: list[socket.socket], limits: SharedLimits) -> int:
-    """One gateway process, serving the shared sockets until SIGTERM (or Ctrl-C)."""
+def _serve(bind: str | None, sockets: list[socket.socket], limits: SharedLimits, parent: int) -> int:
+    """One gateway process, serving the shared sockets until SIGTERM (or Ctrl-C), or until the
+    first process is gone (nothing would restart or stop it, and it would hold the port)."""
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.set())
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     try:
         gateway = server.build(bind, sockets=sockets, limits=limits)
         gateway.start()
@@ -112,7 +135,9 @@ def _serve(bind: str | None, sockets: list[socket.socket], limits: SharedLimits)
         return 1
     try:
         while not stop.wait(1):
-            pass
+            if os.getppid() != parent:
+                log.error("the first gateway process is gone; this one stops too")
+                break
     finally:
         gateway.stop()
     return 0

@@ -45,8 +45,6 @@ from hushpost.lib.metrics import count_gateway_reply
 log = logging.getLogger("hushpost.gateway")
 
 
-# DATA trusts the sender MAIL FROM found for this long; after it, the sender is looked up again.
-SENDER_FRESH_SECONDS = 60.0
 
 
 def _in_worker(func, *args, **kwargs):
@@ -128,7 +126,7 @@ class Handler:
         reply = await self._call(
             actions.receive_mail, envelope.original_content,
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), client=_client(session),
-            sender=sender if time.monotonic() - found_at < SENDER_FRESH_SECONDS else None,
+            sender=sender, sender_found_at=found_at,
         )
         count_gateway_reply("data", reply.accepted)
         return str(reply)

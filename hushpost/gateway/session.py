@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import logging
 import multiprocessing
+import os
 import socket
 from collections import Counter
 
@@ -59,18 +60,22 @@ class SharedLimits(ConnectionLimits):
 
     The counts live in shared memory made before the processes are forked.  Each
     process writes only a row of its own (the clients it holds, each in a slot found
-    by a hash of its address among a few neighbouring ones, and how many connections
-    each has) and reads the others' rows, so no process waits for another, and one
-    that dies or hangs holds no lock; the first process clears a dead one's row
-    (``forget``).  Two processes admitting the same client at the very same moment
-    may each let one more in.
+    by a hash of its address among a few neighbouring ones, else anywhere in the row,
+    and how many connections each has) and reads the others' rows, so no process
+    waits for another, and one that dies or hangs holds no lock; the first process
+    clears a dead one's row (``forget``).  The hash is keyed with a secret made at
+    start, so nobody can pick addresses that crowd out another client's slots; a row
+    has a slot for every connection the gateway admits.  Two processes admitting the
+    same client at the very same moment may each let one more in.
     """
 
-    SLOTS, WINDOW = 1024, 16
+    WINDOW = 16
 
     def __init__(self, total: int, per_client: int, processes: int):
         super().__init__(total, per_client)
         self.processes = max(1, processes)
+        self.SLOTS = max(1024, total)
+        self.secret = os.urandom(16)  # made before the processes are forked: the same in all
         self.keys = multiprocessing.RawArray("q", self.processes * self.SLOTS)  # a client's hash
         self.counts = multiprocessing.RawArray("i", self.processes * self.SLOTS)
         self.totals = multiprocessing.RawArray("i", self.processes)
@@ -90,21 +95,43 @@ class SharedLimits(ConnectionLimits):
     def _window(self, row: int, key: int) -> list[int]:
         return [row * self.SLOTS + (key + n) % self.SLOTS for n in range(self.WINDOW)]
 
+    def _find(self, row: int, key: int) -> int | None:
+        """The client's slot in ``row``: near its hash, else anywhere in the row; None if it has none."""
+        found = next((i for i in self._window(row, key) if self.keys[i] == key), None)
+        if found is None:
+            base = row * self.SLOTS
+            keys = self.keys[base:base + self.SLOTS]
+            found = base + keys.index(key) if key in keys else None
+        return found
+
+    def _free(self, row: int, key: int) -> int | None:
+        """A slot of ``row`` holding no connection: near the hash first."""
+        found = next((i for i in self._window(row, key) if self.counts[i] == 0), None)
+        if found is None:
+            base = row * self.SLOTS
+            counts = self.counts[base:base + self.SLOTS]
+            found = base + counts.index(0) if 0 in counts else None
+        return found
+
     def _held(self, key: int) -> int:
         """The client's connections, in all processes."""
-        return sum(next((self.counts[i] for i in self._window(row, key) if self.keys[i] == key), 0)
-                   for row in range(self.processes))
+        return sum(self.counts[i] for i in (self._find(row, key) for row in range(self.processes))
+                   if i is not None)
 
     def admit(self, client: str) -> str | None:
+        full = "421 4.3.2 Hushpost is at its limit of connections; please try again later"
         if sum(self.totals) >= self.total:
-            return "421 4.3.2 Hushpost is at its limit of connections; please try again later"
-        key = int.from_bytes(hashlib.blake2b(client.encode(), digest_size=8).digest(), "big") >> 1 | 1
+            return full
+        digest = hashlib.blake2b(client.encode(), digest_size=8, key=self.secret).digest()
+        key = int.from_bytes(digest, "big") >> 1 | 1
         slot = self.slots.get(client)
         if slot is None:  # its slot in this process's row, or a free one: nobody else writes there
-            window = self._window(self.row, key)
-            slot = next((i for i in window if self.keys[i] == key),
-                        next((i for i in window if self.counts[i] == 0), None))
-        if slot is None or self._held(key) >= self.per_client:
+            slot = self._find(self.row, key)
+            if slot is None:
+                slot = self._free(self.row, key)
+        if slot is None:
+            return full
+        if self._held(key) >= self.per_client:
             return f"421 4.7.0 too many connections from {client} (at most {self.per_client}); please try again later"
         self.keys[slot] = key
         self.counts[slot] += 1

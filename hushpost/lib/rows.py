@@ -112,8 +112,8 @@ class Columns:
         self.pk = fields.index(model._meta.pk)
         self.cols = [f.get_col(alias) for f in fields]
         self.sql = ", ".join(f'{alias}."{f.column}"' for f in fields)
-        # Per connection (each thread has its own), found once as the ORM finds them per query.
-        self._converters: dict[int, list[tuple[int, list, models.Expression]]] = {}
+        # Per kind of database, found once as the ORM finds them for each query.
+        self._converters: dict[str, list[tuple[int, list, models.Expression]]] = {}
 
     def build(self, row: tuple, start: int) -> models.Model | None:
         """The instance whose columns begin at ``start``; None where an outer join found nothing."""
@@ -121,9 +121,9 @@ class Columns:
         if values[self.pk] is None:
             return None
         db = connections[connection.alias]
-        found = self._converters.get(id(db))
+        found = self._converters.get(db.vendor)
         if found is None:
-            found = self._converters[id(db)] = [
+            found = self._converters[db.vendor] = [
                 (i, converters, col) for i, col in enumerate(self.cols)
                 if (converters := db.ops.get_db_converters(col) + col.get_db_converters(db))
             ]
