@@ -45,8 +45,6 @@ from hushpost.lib.metrics import count_gateway_reply
 log = logging.getLogger("hushpost.gateway")
 
 
-
-
 def _in_worker(func, *args, **kwargs):
     """Django code for one SMTP step, on a database connection known to be usable.
 
