@@ -46,6 +46,8 @@ def notification_key(code: str) -> uuid.UUID | None:
         raw = base64.urlsafe_b64decode(code + "=")
     except (binascii.Error, ValueError):
         return None
+    if base64.urlsafe_b64encode(raw).decode().rstrip("=") != code:
+        return None  # the last letter's two spare bits set: one code, one spelling
     hidden, tag = raw[:16], raw[16:]
     if len(hidden) != 16 or not hmac.compare_digest(macs.notification_link(hidden)[:TAG_BYTES], tag):
         return None
