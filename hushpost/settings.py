@@ -385,6 +385,17 @@ SMTPD_MAX_CONNECTIONS = envint("SMTPD_MAX_CONNECTIONS", 200)
 SMTPD_MAX_PER_CLIENT = envint("SMTPD_MAX_PER_CLIENT", 20)
 SMTPD_IDLE_TIMEOUT = envint("SMTPD_IDLE_TIMEOUT", 300)
 SMTPD_DATA_TIMEOUT = envint("SMTPD_DATA_TIMEOUT", 600)
+# Answer DATA once the e-mail is committed to the spool (sealed, one INSERT) and let the worker
+# store it; a refusal only parsing can find is then an e-mail to the sender rather than a 5xx.
+# E-mails over SPOOL_MAX_BYTES are stored while the client waits, as with the spool off.
+SMTPD_SPOOL = envbool("SMTPD_SPOOL", False)
+SMTPD_SPOOL_MAX_BYTES = envint("SMTPD_SPOOL_MAX_BYTES", 4 * 1024 * 1024)
+# A spooled e-mail that cannot be stored for this long (the file store down, say) is refused,
+# and its sender told, as a mail server gives up on a message after days of retries.
+SMTPD_SPOOL_GIVE_UP_SECONDS = envint("SMTPD_SPOOL_GIVE_UP_SECONDS", 5 * 24 * 3600)
+# Stored and refused e-mails are kept (without their content) this long, so a relay's late
+# retry of one is still answered "already received".
+SMTPD_SPOOL_KEEP_SECONDS = envint("SMTPD_SPOOL_KEEP_SECONDS", 7 * 24 * 3600)
 
 # Prometheus metrics (hushpost/server/metrics.py): every process of the deployment on this
 # machine (serve's workers, worker, smtpd) counts into files here, and /metrics adds them up.

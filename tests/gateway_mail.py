@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import email.policy
+import os
 import signal
 import smtplib
 import socket
@@ -16,6 +17,8 @@ import threading
 import time
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid, parseaddr
+
+from django.db import connection
 
 from tests.helpers import ROOT
 from tests.personas import ALICE, BOB
@@ -192,6 +195,18 @@ def stop_smtpd(process: subprocess.Popen) -> tuple[str, str]:
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     return out, err
+
+
+def smtpd_env_through(proxy: TcpProxy, settings, **extra: str) -> dict:
+    """The environment of a `hushpost smtpd` on the test's PostgreSQL database, its connection
+    through ``proxy`` (to be cut), its files where the test's are; ``extra``: more settings."""
+    db = connection.settings_dict
+    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    return env | {
+        "HUSHPOST_DATABASE_URL": f"postgres://{credentials}@127.0.0.1:{proxy.port}/{db['NAME']}",
+        "HUSHPOST_STORAGE": "local", "HUSHPOST_FILES_DIR": settings.FILE_STORAGE["root"], **extra,
+    }
 
 
 def delivery_report(envelope_sender: str, recipient: str, original_headers: str, *, action: str = "failed",

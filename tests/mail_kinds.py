@@ -16,11 +16,13 @@ from io import StringIO
 from django.core.management import call_command
 from django.test import Client, override_settings
 
+from hushpost.gateway import spool
+from hushpost.gateway.access import Client as Relay
 from hushpost.lib import clock
 from hushpost.messaging.models import Message
 from hushpost.notifications import bounces, kinds
 from hushpost.orgs.models import Organization
-from tests.gateway_mail import delivery_report, headers_of
+from tests.gateway_mail import as_bytes, delivery_report, headers_of, mail
 from tests.helpers import path_of, run_worker, send
 from tests.personas import first_login
 from tests.smtp import Received, SmtpSink
@@ -120,6 +122,16 @@ def _bounce(scene: Scene) -> None:
         run_worker()
 
 
+def _not_sent(scene: Scene) -> None:
+    """Alice's mail server relays to the spool an e-mail whose From is not hers: the worker
+    refuses it and tells her."""
+    forged = mail("[secure] Your invoice", "Attached.\n", sender="mallory@northwind.example")
+    reply = spool.accept(as_bytes(forged), mail_from=scene.alice_email, rcpt_tos=[BOB],
+                         client=Relay(ip=None, auth_org_id=scene.org.pk))
+    assert reply.code == 250, reply
+    run_worker()
+
+
 # Each kind: who receives it, and what causes it.
 WAYS: dict[str, tuple[Callable[[Scene], str], Callable[[Scene], None]]] = {
     "password": (lambda scene: BOB, _message_and_password),
@@ -133,6 +145,7 @@ WAYS: dict[str, tuple[Callable[[Scene], str], Callable[[Scene], None]]] = {
     "reminder": (lambda scene: CAROL, _reminder),
     "reminder_sent": (lambda scene: scene.alice_email, _reminder),
     "bounce": (lambda scene: scene.alice_email, _bounce),
+    "not_sent": (lambda scene: scene.alice_email, _not_sent),
 }
 
 

@@ -33,7 +33,16 @@ from hushpost.lib.env import ConfigError
 from hushpost.lib.sanitize import sanitize_html
 from hushpost.messaging.content import open_content
 from hushpost.messaging.models import Delivery, Message, Restriction
-from tests.gateway_mail import DAVE, TcpProxy, as_bytes, mail, start_smtpd, stop_smtpd, submit
+from tests.gateway_mail import (
+    DAVE,
+    TcpProxy,
+    as_bytes,
+    mail,
+    smtpd_env_through,
+    start_smtpd,
+    stop_smtpd,
+    submit,
+)
 from tests.helpers import MESSAGE_SUBJECT, run_cli, self_signed
 from tests.personas import ALICE, BOB, CAROL, first_login
 from tests.settings import _free_port
@@ -603,12 +612,7 @@ def test_the_database_failing_mid_delivery_answers_451_and_the_retry_is_delivere
     proxy = TcpProxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432))
     proxy.start()
     port = _free_port()
-    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env |= {
-        "HUSHPOST_DATABASE_URL": f"postgres://{credentials}@127.0.0.1:{proxy.port}/{db['NAME']}",
-        "HUSHPOST_STORAGE": "local", "HUSHPOST_FILES_DIR": settings.FILE_STORAGE["root"],
-    }
+    env = smtpd_env_through(proxy, settings)
     process = start_smtpd(env, port)
     try:
         assert submit(port, mail("[secure] Before the outage"))[0] == 250

@@ -22,7 +22,7 @@ BOTTOM = {
 }
 # Where an import inside a function is how Django or start-up works, not a dodge.
 ALLOWED_INSIDE = {("hushpost.cli", "main")} | {
-    (f"hushpost.{app}.apps", "ready") for app in ("accounts", "messaging", "ops", "regions", "server")
+    (f"hushpost.{app}.apps", "ready") for app in ("accounts", "gateway", "messaging", "ops", "regions", "server")
 }
 
 

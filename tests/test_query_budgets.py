@@ -89,6 +89,9 @@ PER_REPLY_ON_THE_SENDERS_PAGE = 0
 # e-mail stored already" first (the unique send token answers it); only the Compose send
 # above, from BEGIN to COMMIT (8).
 ONE_GATEWAY_MESSAGE = 9
+# With the spool on (gateway/spool.py): MAIL FROM's look-up, then DATA's one INSERT, which
+# commits itself; the worker stores it later.
+ONE_SPOOLED_MESSAGE = 2
 # deliver_due: BEGIN, the due notifications (locked), earlier ones of the same people, the
 # lease, the queued tasks deleted, COMMIT; the claimed notifications loaded.
 DELIVERY_BATCH = 7
@@ -217,6 +220,18 @@ def test_one_message_through_the_smtp_gateway(make_gateway, relaying, alice):
         gateway = make_gateway()  # its threads open their connections while counted
         assert submit(gateway.port, mail("[secure] Your results")) == (250, "2.0.0 stored as a secure message")
     _check(ONE_GATEWAY_MESSAGE, "gateway message", statements)
+
+
+def test_one_message_into_the_gateways_spool(make_gateway, relaying, alice, settings):
+    settings.SMTPD_SPOOL = True
+    warm = make_gateway()
+    for subject in ("[secure] Welcome", "[secure] Your appointment"):  # the organisation's key, read and kept
+        assert submit(warm.port, mail(subject))[0] == 250
+    with statements_in_threads("hushpost-smtpd") as statements:
+        gateway = make_gateway()
+        assert submit(gateway.port, mail("[secure] Your results")) == (
+            250, "2.0.0 queued to be stored as a secure message")
+    _check(ONE_SPOOLED_MESSAGE, "spooled gateway message", statements)
 
 
 @pytest.mark.parametrize("emails", [1, 5])

@@ -30,6 +30,16 @@ def field_aad(org_id: int, message_uid: str, field: str) -> bytes:
     return f"hushpost:field:{org_id}:{message_uid}:{field}".encode()
 
 
+def spool_key_aad(org_id: int, spool_uid: str) -> bytes:
+    """A spooled e-mail's data key, wrapped under its organisation key."""
+    return f"hushpost:spool-key:{org_id}:{spool_uid}".encode()
+
+
+def spool_aad(org_id: int, spool_uid: str) -> bytes:
+    """A spooled e-mail (its envelope and bytes), sealed under its data key."""
+    return f"hushpost:spool:{org_id}:{spool_uid}".encode()
+
+
 def draft_file_aad(org_id: int, file_uid: str) -> bytes:
     """A draft file's keyset, name and type, sealed under the organisation key."""
     return f"hushpost:draft-file:{org_id}:{file_uid}".encode()

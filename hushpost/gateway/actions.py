@@ -118,16 +118,20 @@ SENDER_FRESH_SECONDS = 60.0
 
 
 def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
-                 sender: User | None = None, sender_found_at: float = -math.inf) -> Reply:
+                 sender: User | None = None, sender_found_at: float = -math.inf,
+                 facts: dict | None = None, token: str | None = None) -> Reply:
     """DATA: store the e-mail as a secure message; the reply for the relaying server.
 
     ``sender``: the envelope sender's account as this transaction's MAIL FROM found it, at
     ``sender_found_at`` (``time.monotonic()``); looked up again when not given or too old.
+    ``facts``: filled in with what the log line says, and the stored message's key as "message".
+    ``token``: the send token the spool judged the e-mail by (:func:`send_token` otherwise).
     """
-    facts = {"id": hashlib.sha256(raw).hexdigest()[:16], "org_slug": "-", "files": 0}
+    facts = facts if facts is not None else {}
+    facts.update(id=hashlib.sha256(raw).hexdigest()[:16], org_slug="-", files=0)
     try:
         reply = _receive(raw, mail_from=mail_from, rcpt_tos=rcpt_tos, client=client, sender=sender,
-                         sender_found_at=sender_found_at, facts=facts)
+                         sender_found_at=sender_found_at, facts=facts, token=token)
     except SmtpRefused as refusal:
         reply = refusal.reply
     except FileRefused as exc:
@@ -145,7 +149,7 @@ def receive_mail(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Cli
 
 
 def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client, sender: User | None,
-             sender_found_at: float, facts: dict) -> Reply:
+             sender_found_at: float, facts: dict, token: str | None) -> Reply:
     mail = read_mail(raw, settings.SMTPD_READ_CPU_SECONDS)
     if time.monotonic() - sender_found_at >= SENDER_FRESH_SECONDS:
         sender = None
@@ -165,7 +169,7 @@ def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
     recipients = list(dict.fromkeys(a.lower() for a in rcpt_tos))
     if not recipients:
         raise SmtpRefused(554, "5.5.1", "no valid recipients")
-    token = send_token(message_id, recipients, raw)
+    token = token or send_token(message_id, recipients, raw)
     # A retry of a stored e-mail (its 250 lost on the way) is answered 250, even if the
     # organisation's settings changed since.  The unique send token finds it as the message
     # is stored; only a refusal, or files about to be stored again, ask first.
@@ -190,6 +194,7 @@ def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
         # Drafts not on a message now (a refusal, a failure, or the same e-mail
         # stored a moment ago by another session) are nobody's: remove them.
         _discard_unsent(author, drafts)
+    facts["message"] = message.pk
     return ALREADY if message.stored_before else Reply(250, "2.0.0", "stored as a secure message")
 
 

@@ -35,7 +35,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from hushpost.audit.actions import current_client
-from hushpost.gateway import actions
+from hushpost.gateway import actions, spool
 from hushpost.gateway.access import Client, authenticate
 from hushpost.gateway.reader import close_readers
 from hushpost.gateway.session import ConnectionLimits, LimitedController
@@ -121,8 +121,9 @@ class Handler:
             count_gateway_reply("data", reply.accepted)
             return str(reply)
         sender, found_at = getattr(envelope, "hushpost_sender", (None, -math.inf))
+        receive = spool.accept if spool.takes(envelope.original_content) else actions.receive_mail
         reply = await self._call(
-            actions.receive_mail, envelope.original_content,
+            receive, envelope.original_content,
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), client=_client(session),
             sender=sender, sender_found_at=found_at,
         )

@@ -28,6 +28,8 @@ class Notification(models.Model):
         REMINDER = "reminder", "Reminder: Secure Messaging Notification"
         REMINDER_SENT = "reminder_sent", "Reminder sent"
         BOUNCE = "bounce", "Secure Messaging Delivery Failure"
+        # An e-mail relayed to the gateway's spool that could not be stored: its sender is told.
+        NOT_SENT = "not_sent", "Secure Messaging Not Sent"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -8,7 +8,7 @@ due, go out without waiting for new traffic, chains the audit events
 committed since its last round (``audit/linker.py``), and runs the periodic jobs
 when they are due (``server/periodic.py``: the retention purge, the reminders). A heartbeat thread records that
 the worker is alive; a task left RUNNING by a worker whose heartbeat stopped
-goes back in the queue.
+goes back in the queue. It also stores what the SMTP gateway spooled (``gateway/spool.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
 from hushpost.audit import linker
+from hushpost.gateway import spool
 from hushpost.lib.db import DATABASE_ERRORS, Outage, reset_connections
 from hushpost.messaging import reminders
 from hushpost.notifications import delivery
@@ -133,7 +134,8 @@ class BackgroundWorker(Worker):
             self.run_periodic()
         task = self.next_task()
         if task is None:
-            if delivery.deliver_due() > 0:
+            stored = spool.store_due()  # e-mails the gateway spooled, then the e-mails due (theirs too)
+            if delivery.deliver_due() > 0 or stored > 0:
                 return True
             return self.link() > 0  # what the last e-mails recorded, before the worker rests
         # A task that fails while the database is away raises here, when its

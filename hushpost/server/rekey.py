@@ -6,7 +6,8 @@ Nothing stops meanwhile: each message row says which version wraps its data key,
 version stays until it is retired, so a page that read a row just before its re-wrap still
 opens it. Web processes keep sealing under the version they last read for up to
 ``keys.CURRENT_TTL`` seconds; ``retire`` re-wraps those stragglers before it checks.
-Only wrapped keys change: no subject, body or file is decrypted or re-encrypted.
+Only wrapped keys change: no subject, body or file is decrypted or re-encrypted. E-mails
+waiting in the gateway's spool (``gateway/spool.py``) are re-wrapped the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from django_tasks import task
 from hushpost.attachments.models import Attachment
 from hushpost.audit.actions import record
 from hushpost.audit.models import AuditEvent
-from hushpost.crypto import envelope, keys
+from hushpost.crypto import aead, envelope, keys, labels
+from hushpost.gateway.models import SpooledMail
 from hushpost.lib.refusals import Refused
 from hushpost.messaging.models import Message
 from hushpost.orgs.models import Organization, OrgKey
@@ -68,7 +70,15 @@ def _rewrap_batch(org_id: int, version: int) -> int:
                                               bytes(a.sealed))
             Attachment.objects.filter(pk=a.pk, message__isnull=True, draft_key_version=a.draft_key_version).update(
                 draft_key_version=version, sealed=envelope.seal_draft_file(new_key, org_id, a.uid, secret))
-    return max(len(messages), len(drafts))
+        spooled = list(SpooledMail.objects.select_for_update(skip_locked=True)
+                       .filter(org_id=org_id, state=SpooledMail.State.PENDING, key_version__lt=version)
+                       .only("pk", "uid", "org_id", "key_version", "wrapped_key")[:BATCH])
+        for s in spooled:
+            aad = labels.spool_key_aad(org_id, s.uid)
+            data_key = aead.open_sealed(keys.key_version(org_id, s.key_version), bytes(s.wrapped_key), aad)
+            SpooledMail.objects.filter(pk=s.pk, state=SpooledMail.State.PENDING, key_version=s.key_version).update(
+                key_version=version, wrapped_key=aead.seal(new_key, data_key, aad))
+    return max(len(messages), len(drafts), len(spooled))
 
 
 @dataclass
@@ -101,7 +111,9 @@ def retire(org: Organization, version: int, *, by: str) -> None:
     with transaction.atomic():
         Organization.objects.select_for_update().get(pk=org.pk)
         in_use = (Message.objects.filter(org=org, key_version=version, purged_at__isnull=True).exists()
-                  or Attachment.objects.filter(org=org, message__isnull=True, draft_key_version=version).exists())
+                  or Attachment.objects.filter(org=org, message__isnull=True, draft_key_version=version).exists()
+                  or SpooledMail.objects.filter(org=org, state=SpooledMail.State.PENDING,
+                                                key_version=version).exists())
         if in_use:
             raise Refused(f"version {version} still wraps messages or drafts; try again in a minute")
         if not OrgKey.objects.filter(org=org, version=version).delete()[0]:
