@@ -390,6 +390,9 @@ SMTPD_DATA_TIMEOUT = envint("SMTPD_DATA_TIMEOUT", 600)
 # E-mails over SPOOL_MAX_BYTES are stored while the client waits, as with the spool off.
 SMTPD_SPOOL = envbool("SMTPD_SPOOL", False)
 SMTPD_SPOOL_MAX_BYTES = envint("SMTPD_SPOOL_MAX_BYTES", 4 * 1024 * 1024)
+# E-mails an organisation may have waiting in the spool; past that they are stored while the
+# client waits, so a flood is slowed to what storing costs rather than filling the database.
+SMTPD_SPOOL_MAX_PENDING = envint("SMTPD_SPOOL_MAX_PENDING", 1000)
 # A spooled e-mail that cannot be stored for this long (the file store down, say) is refused,
 # and its sender told, as a mail server gives up on a message after days of retries.
 SMTPD_SPOOL_GIVE_UP_SECONDS = envint("SMTPD_SPOOL_GIVE_UP_SECONDS", 5 * 24 * 3600)

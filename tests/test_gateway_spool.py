@@ -30,6 +30,7 @@ from tests.gateway_mail import (
     stop_smtpd,
     submit,
 )
+from tests import personas
 from tests.helpers import MESSAGE_SUBJECT
 from tests.personas import ALICE, BOB, CAROL
 from tests.settings import _free_port
@@ -111,9 +112,12 @@ def test_what_only_reading_the_e_mail_finds_is_told_to_its_sender_once_without_i
     [told] = smtp.wait_for(ALICE, NOT_SENT)
     assert len(smtp.to(ALICE, NOT_SENT)) == 1
     for part in (told.text, told.html):
-        assert "was not sent as a secure message. Nobody received it." in " ".join(part.split())
-        assert f"{BOB}, {CAROL}" in part and "mallory@northwind.example" in part  # which, and why
-        assert "biopsy" not in part and "QX7-benign-ZP4" not in part
+        words = " ".join(part.split())
+        assert "was not sent as a secure message. Nobody received it." in words
+        assert f"{BOB}, {CAROL}" in part  # which e-mail
+        assert "the From address must be yours" in words  # why, in Hushpost's own words
+        # Nothing of the e-mail itself, not even the address its From header named.
+        assert "biopsy" not in part and "QX7-benign-ZP4" not in part and "mallory" not in part
     assert not smtp.to(BOB) and not smtp.to(CAROL)
     assert Notification.objects.get(kind=Notification.Kind.NOT_SENT).user == alice
 
@@ -153,17 +157,17 @@ def test_a_store_that_fails_is_tried_again_later_then_given_up_with_word_to_the_
     assert submit(gateway.port, mail("[secure] Second", "Another.\n")) == QUEUED
     deliver()
     [told] = smtp.wait_for(ALICE, NOT_SENT)
-    assert "Hushpost could not store it as a secure message for 0 hours" in told.text
+    assert "Secure Messaging could not store it for 1 hour" in told.text
 
 
 def test_a_worker_killed_between_storing_and_marking_stores_nothing_twice(
         spooling, gateway, org, alice, smtp, deliver):
     assert submit(gateway.port, mail(f"[secure] {SUBJECT}", BODY)) == QUEUED
-    [row] = spool._claim("dead-worker", 10)
-    envelope, raw = spool._opened(row)
+    [pk] = spool._claim("dead-worker", 10)
+    envelope, raw = spool._opened(SpooledMail.objects.get(pk=pk))
     # The dead worker stored it, then died before marking the row.
     receive_mail(raw, mail_from=envelope["from"], rcpt_tos=envelope["to"],
-                 client=Client(ip=None, auth_org_id=org.pk), token=row.token)
+                 client=Client(ip=None, auth_org_id=org.pk), token=SpooledMail.objects.get(pk=pk).token)
     SpooledMail.objects.update(lease_until=Now())  # its lease lapses
     deliver()
     message = Message.objects.get(author=alice)
@@ -179,7 +183,13 @@ def test_a_row_s_sealed_bytes_open_in_no_other_row(spooling, gateway, org, alice
     deliver()
     assert [m.subject for m in map(open_content, Message.objects.all())] == ["Two"]
     assert SpooledMail.objects.get(pk=first.pk).state == SpooledMail.State.REFUSED
-    assert "Hushpost could not read the message it received" in smtp.wait_for(ALICE, NOT_SENT)[0].text
+    assert "it was damaged while it waited to be stored" in smtp.wait_for(ALICE, NOT_SENT)[0].text
+    # Nor may a row's sealed bytes be kept while its sender or token are changed under them.
+    assert submit(gateway.port, mail("[secure] Three", "Third.\n")) == QUEUED
+    third = SpooledMail.objects.get(state=SpooledMail.State.PENDING)
+    SpooledMail.objects.filter(pk=third.pk).update(token="gw-" + "0" * 40)
+    deliver()
+    assert SpooledMail.objects.get(pk=third.pk).outcome == SpooledMail.Reason.DAMAGED
 
 
 def test_rotating_the_organisation_key_re_wraps_what_waits_and_retires_the_old_one(
@@ -242,3 +252,72 @@ def test_the_database_failing_answers_451_and_the_retry_is_spooled_once(relaying
     subjects = sorted(open_content(m).subject for m in Message.objects.filter(author=alice))
     assert subjects == ["Before the outage", "During the outage"]
     assert len(smtp.wait_for(BOB, MESSAGE_SUBJECT, count=2)) == 2
+
+
+def test_an_organisation_with_its_fill_waiting_has_its_e_mail_stored_while_the_relay_waits(
+        spooling, gateway, org, alice):
+    spooling.SMTPD_SPOOL_MAX_PENDING = 2
+    assert submit(gateway.port, mail("[secure] One", "First.\n")) == QUEUED
+    assert submit(gateway.port, mail("[secure] Two", "Second.\n")) == QUEUED
+    assert submit(gateway.port, mail("[secure] Three", "Third.\n")) == (250, "2.0.0 stored as a secure message")
+    assert SpooledMail.objects.count() == 2 and Message.objects.count() == 1
+
+
+def test_the_e_mail_is_stored_only_as_the_account_that_relayed_it(spooling, gateway, org, alice, smtp, deliver):
+    assert submit(gateway.port, mail(f"[secure] {SUBJECT}", BODY)) == QUEUED
+    # Meanwhile Alice's address moves to a new account.
+    alice.email = "alice.moreno@northwind.example"
+    alice.save()
+    successor = personas.sender(org, "alice", "Alice Other")
+    deliver()
+    assert not Message.objects.exists()
+    assert SpooledMail.objects.get().state == SpooledMail.State.REFUSED
+    assert not smtp.to(successor.email, NOT_SENT)
+
+
+def test_a_disabled_sender_is_not_e_mailed_and_nobody_hears_of_more_than_ten_refusals_an_hour(
+        spooling, gateway, org, alice, smtp, deliver):
+    for n in range(12):
+        forged = mail(f"[secure] Number {n}", BODY, sender="mallory@northwind.example")
+        assert submit(gateway.port, forged, mail_from=ALICE, rcpts=[BOB]) == QUEUED
+    while spool.store_due():
+        pass
+    deliver()
+    assert len(smtp.wait_for(ALICE, NOT_SENT, count=10)) == 10
+    assert SpooledMail.objects.filter(state=SpooledMail.State.REFUSED).count() == 12
+    assert len(smtp.to(ALICE, NOT_SENT)) == 10
+
+    smtp.clear()
+    Notification.objects.filter(kind=Notification.Kind.NOT_SENT).delete()  # an hour later
+    assert submit(gateway.port, mail("[secure] Later", BODY, sender="mallory@northwind.example"),
+                  mail_from=ALICE, rcpts=[BOB]) == QUEUED
+    alice.is_active = False
+    alice.save()
+    deliver()
+    assert SpooledMail.objects.filter(state=SpooledMail.State.REFUSED).count() == 13
+    assert not smtp.to(ALICE)
+
+
+def test_an_e_mail_whose_key_cannot_be_read_waits_and_the_worker_goes_on(
+        spooling, gateway, org, alice, smtp, deliver):
+    assert submit(gateway.port, mail("[secure] One", "First.\n")) == QUEUED
+    assert submit(gateway.port, mail("[secure] Two", "Second.\n")) == QUEUED
+    first, second = SpooledMail.objects.order_by("id")
+    SpooledMail.objects.filter(pk=first.pk).update(key_version=99)  # a version this process cannot read
+    deliver()
+    assert [m.subject for m in map(open_content, Message.objects.all())] == ["Two"]
+    first.refresh_from_db()
+    assert (first.state, first.attempts) == (SpooledMail.State.PENDING, 1)
+    assert not smtp.to(ALICE, NOT_SENT)
+
+
+def test_a_worker_whose_lease_lapsed_leaves_the_e_mail_to_the_one_that_took_it_over(
+        spooling, gateway, org, alice, smtp, deliver):
+    assert submit(gateway.port, mail(f"[secure] {SUBJECT}", BODY)) == QUEUED
+    [pk] = spool._claim("slow-worker", 10)
+    SpooledMail.objects.update(lease_until=Now())  # its lease lapses before it gets to it
+    assert spool._claim("other-worker", 10) == [pk]
+    spool._store(pk, "slow-worker")
+    assert not Message.objects.exists()
+    spool._store(pk, "other-worker")
+    assert Message.objects.filter(author=alice).count() == 1

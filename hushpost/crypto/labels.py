@@ -35,9 +35,10 @@ def spool_key_aad(org_id: int, spool_uid: str) -> bytes:
     return f"hushpost:spool-key:{org_id}:{spool_uid}".encode()
 
 
-def spool_aad(org_id: int, spool_uid: str) -> bytes:
-    """A spooled e-mail (its envelope and bytes), sealed under its data key."""
-    return f"hushpost:spool:{org_id}:{spool_uid}".encode()
+def spool_aad(org_id: int, spool_uid: str, sender_id: int, token: str) -> bytes:
+    """A spooled e-mail (its envelope and bytes), sealed under its data key: the row, the
+    sender it is stored as and its send token, none of which can be changed under it."""
+    return f"hushpost:spool:{org_id}:{spool_uid}:{sender_id}:{token}".encode()
 
 
 def draft_file_aad(org_id: int, file_uid: str) -> bytes:

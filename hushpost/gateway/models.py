@@ -21,6 +21,17 @@ class SpooledMail(models.Model):
         STORED = "stored", "Stored as a secure message"
         REFUSED = "refused", "Refused; its sender was told"
 
+    class Reason(models.TextChoices):
+        """Why a spooled e-mail was refused, as its sender is told (``gateway/emails.py``)."""
+
+        SENDER = "sender", "not from an address Secure Messaging takes this e-mail from"
+        POLICY = "policy", "not allowed by the organisation's settings"
+        SIZE = "size", "too large"
+        FORM = "form", "not readable as a secure message"
+        DAMAGED = "damaged", "damaged while it waited"
+        GAVE_UP = "gave_up", "could not be stored in time"
+        OTHER = "other", "refused"
+
     # Random, and in the associated data of what is sealed: a ciphertext copied to another row fails.
     uid = models.CharField(max_length=32, unique=True)
     org = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="+")
@@ -44,8 +55,8 @@ class SpooledMail(models.Model):
     done_at = models.DateTimeField(null=True, blank=True)
     message = models.ForeignKey("messaging.Message", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="+")
-    # Why it was refused, as the e-mail to its sender says: the reply a synchronous DATA gives.
-    outcome = models.CharField(max_length=500, blank=True)
+    # Why it was refused (a Reason): never the reply's own text, which quotes the e-mail.
+    outcome = models.CharField(max_length=10, choices=Reason.choices, blank=True)
     # For a refused one, the addresses the sender wrote to, which the e-mail telling them names.
     recipients = models.TextField(blank=True)
     # The "not sent" e-mail to the sender, for a refused one.
@@ -55,7 +66,12 @@ class SpooledMail(models.Model):
     class Meta:
         db_table = "gateway_spooled_mail"
         constraints = [models.UniqueConstraint(fields=["sender", "token"], name="gateway_spool_once")]
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="gateway_spool_due")]
+        indexes = [
+            # The workers' claim (the oldest pending first) and the gateway's count of what an
+            # organisation has waiting read only pending rows.
+            models.Index(fields=["id"], condition=models.Q(state="pending"), name="gateway_spool_due"),
+            models.Index(fields=["org"], condition=models.Q(state="pending"), name="gateway_spool_waiting"),
+        ]
 
     def __str__(self) -> str:
         return f"spooled e-mail {self.pk} ({self.state})"

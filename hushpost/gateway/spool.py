@@ -9,13 +9,20 @@ answered "already received". The gateway neither parses the e-mail (a header sca
 Message-ID) nor stores files: a fraction of a synchronous DATA's CPU. A database that cannot
 take the INSERT is answered 451, as before.
 
-``store_due`` runs in ``hushpost worker``, each round: it claims due rows under a lease judged
-by the database's clock (as notifications are claimed), opens each, and stores it through the
-same :func:`.actions.receive_mail` a synchronous DATA uses, with the sender looked up again (one
-disabled meanwhile is refused). A 2xx outcome marks the row stored; a 5xx one (a From that is not
-the envelope sender, a file too big, the organisation's policy) marks it refused and queues a
-"Secure Messaging Not Sent" e-mail to the sender in the same transaction, once; a 4xx one (the
-file store down, a reader that did not answer) is tried again with backoff, for up to
+An organisation may have at most ``SMTPD_SPOOL_MAX_PENDING`` e-mails waiting: past that the
+INSERT adds nothing and the e-mail is stored while the client waits, as with the spool off, so a
+relay that floods the spool is slowed to what storing costs instead of filling the database.
+
+``store_due`` runs in ``hushpost worker``, each round, for a few seconds at most: it claims due
+rows under a lease judged by the database's clock (as notifications are claimed), takes each
+again (lease renewed, the sealed bytes read fresh) just before opening it, and stores it through
+the same :func:`.actions.receive_mail` a synchronous DATA uses, with the sender looked up again:
+one disabled meanwhile, no longer relayed for, or now a different account, is refused. A 2xx
+outcome marks the row stored; a 5xx one (a From that is not the envelope sender, a file too big,
+the organisation's policy) marks it refused and queues a "Secure Messaging Not Sent" e-mail to the
+sender in the same transaction, once, naming the kind of refusal in Hushpost's own words (never
+the reply's text, which quotes the e-mail); a 4xx one (the file store down, a reader that did not
+answer, a key not readable) is tried again with backoff, for up to
 ``SMTPD_SPOOL_GIVE_UP_SECONDS``. Storing is idempotent by the send token, so a worker killed
 between storing and marking stores nothing twice. A finished row keeps no content and is
 deleted after ``SMTPD_SPOOL_KEEP_SECONDS``.
@@ -45,6 +52,9 @@ from hushpost.gateway import actions
 from hushpost.gateway.access import Client, sender_of
 from hushpost.gateway.models import SpooledMail
 from hushpost.gateway.replies import TEMPORARY, Reply, SmtpRefused
+from hushpost.lib import clock
+from hushpost.lib.db import DATABASE_ERRORS
+from hushpost.messaging.models import Message
 from hushpost.notifications import delivery
 from hushpost.notifications.actions import queue_notification
 from hushpost.notifications.models import Notification
@@ -53,12 +63,19 @@ log = logging.getLogger("hushpost.gateway")
 
 SPOOLED = Reply(250, "2.0.0", "queued to be stored as a secure message")
 State = SpooledMail.State
-BATCH = 20
+Reason = SpooledMail.Reason
+BATCH = 5
+# A worker's round stores spooled e-mails for about this long, then sees to the e-mails due.
+ROUND_SECONDS = 5.0
 # The header block scanned for the Message-ID: the reader refuses more header than this anyway.
 HEADER_SCAN_BYTES = 1024 * 1024
-_MESSAGE_ID = re.compile(rb"^message-id[ \t]*:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
+_MESSAGE_ID = re.compile(rb"^message-id:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
+_HEADER_ENDS = (b"\r\n\r\n", b"\n\n", b"\n\r\n")
 PURGE_EVERY_SECONDS = 600.0
 _purged_at = -math.inf
+# A sender hears of at most this many refused e-mails an hour; the others are refused in silence
+# (and logged): a relay cannot fill a colleague's mailbox with "not sent" e-mails.
+NOT_SENT_PER_HOUR = 10
 
 
 def takes(raw: bytes) -> bool:
@@ -67,11 +84,14 @@ def takes(raw: bytes) -> bool:
 
 
 def message_id_of(raw: bytes) -> str:
-    """The Message-ID header as the reader gives it (unfolded, spaces collapsed), found by a
-    scan of the header block: nothing here parses MIME or decodes a header."""
+    """The Message-ID header, unfolded and its spaces collapsed, found by a scan of the header
+    block: nothing here parses MIME or decodes a header. For an ordinary Message-ID it is what
+    the reader finds; one written as encoded words, or lines ended by a bare CR, it reads
+    differently, so such an e-mail retried across the spool and the synchronous path (the spool
+    turned on, or its size limit changed, between the tries) could be stored twice."""
     head = raw[:HEADER_SCAN_BYTES]
-    ends = [i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0]
-    head = b"\n" + head[:min(ends)] if ends else b"\n" + head
+    ends = [i for i in (head.find(end) for end in _HEADER_ENDS) if i >= 0]
+    head = b"\n" + (head[:min(ends)] if ends else head)
     found = _MESSAGE_ID.search(head)
     if found is None:
         return ""
@@ -81,11 +101,15 @@ def message_id_of(raw: bytes) -> str:
 
 # --- the gateway: DATA --------------------------------------------------------------------
 
+# One statement: the row, unless the organisation already has its fill waiting (counted no
+# further than the cap), or the same e-mail from the same sender is spooled already.
 _INSERT = (
     "INSERT INTO gateway_spooled_mail (uid, org_id, sender_id, token, key_version, wrapped_key,"
     " sealed, size, state, attempts, lease_owner, outcome, recipients)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, '', '', '')"
-    " ON CONFLICT (sender_id, token) DO NOTHING RETURNING id"
+    " SELECT %s, %s, %s, %s, %s, %s, %s, %s, 'pending', 0, '', '', ''"
+    " WHERE (SELECT count(*) FROM (SELECT 1 FROM gateway_spooled_mail"
+    "        WHERE org_id = %s AND state = 'pending' LIMIT %s) AS waiting) < %s"
+    " ON CONFLICT (sender_id, token) DO NOTHING"
 )
 
 
@@ -102,13 +126,17 @@ def accept(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
         log.warning("gateway could not spool message id=%s org=%s (%s); answered 451", facts["id"],
                     facts["org_slug"], type(exc).__name__)
         reply = TEMPORARY
+    if reply is None:  # the organisation's spool is full: stored while the client waits
+        log.info("gateway spool full for org=%s; message id=%s stored now", facts["org_slug"], facts["id"])
+        return actions.receive_mail(raw, mail_from=mail_from, rcpt_tos=rcpt_tos, client=client,
+                                    sender=sender, sender_found_at=sender_found_at)
     log.info("gateway message id=%s org=%s bytes=%d recipients=%d spooled reply=%s",
              facts["id"], facts["org_slug"], len(raw), len(rcpt_tos), reply.code)
     return reply
 
 
 def _accept(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client, sender: User | None,
-            sender_found_at: float, facts: dict) -> Reply:
+            sender_found_at: float, facts: dict) -> Reply | None:
     if sender is None or time.monotonic() - sender_found_at >= actions.SENDER_FRESH_SECONDS:
         sender = sender_of(mail_from, client)
     facts["org_slug"] = sender.org.slug
@@ -125,41 +153,52 @@ def _accept(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client, 
     envelope = json.dumps({"from": mail_from, "to": recipients,
                            "ip": str(client.ip) if client.ip is not None else None,
                            "auth": client.auth_org_id}).encode()
-    sealed = aead.seal(data_key, envelope + b"\n" + raw, labels.spool_aad(org_id, uid))
+    sealed = aead.seal(data_key, envelope + b"\n" + raw, labels.spool_aad(org_id, uid, sender.pk, token))
     wrapped = aead.seal(org_key, data_key, labels.spool_key_aad(org_id, uid))
+    cap = settings.SMTPD_SPOOL_MAX_PENDING
     with connection.cursor() as cursor:
         cursor.execute(_INSERT, [uid, org_id, sender.pk, token, version, wrapped, sealed, len(raw),
-                                 State.PENDING])
-        inserted = cursor.fetchone()
-    return SPOOLED if inserted else actions.ALREADY
+                                 org_id, cap, cap])
+        if cursor.rowcount == 1:
+            return SPOOLED
+    if SpooledMail.objects.filter(sender=sender, token=token).exists():
+        return actions.ALREADY
+    return None
 
 
 # --- the worker: storing what was spooled ---------------------------------------------------
 
 def store_due(limit: int = BATCH) -> int:
-    """Store (or refuse) up to ``limit`` spooled e-mails that are due; how many were tried."""
+    """Store (or refuse) spooled e-mails that are due, for about ``ROUND_SECONDS``; how many
+    were tried."""
     _purge_if_due()
     owner = delivery.worker_id()
+    started = time.monotonic()
     claimed = _claim(owner, limit)
-    for index, row in enumerate(claimed):
-        if delivery.stopping.is_set():
-            _release(owner, [r.pk for r in claimed[index:]])
-            break
+    for index, pk in enumerate(claimed):
+        if delivery.stopping.is_set() or time.monotonic() - started > ROUND_SECONDS:
+            _release(owner, claimed[index:])
+            return index
         try:
-            _store(row, owner)
-        except BaseException:
-            _release(owner, [r.pk for r in claimed[index + 1:]])
+            _store(pk, owner)
+        except DATABASE_ERRORS:
+            _release(owner, claimed[index + 1:])
             raise
+        except Exception:  # noqa: BLE001 - one e-mail that fails must not stop the worker
+            log.exception("gateway spooled message %s could not be stored; tried again later", pk)
+            row = SpooledMail.objects.filter(pk=pk).only("pk", "sender_id", "attempts").first()
+            if row is not None:
+                _retry(row, owner, [])
     return len(claimed)
 
 
 def _lease() -> timedelta:
     # Reading and storing one e-mail takes seconds at most (the reader's CPU budget bounds it);
-    # a worker that dies holding it lets it go after this.
+    # the lease is renewed before each, and a worker that dies holding one lets it go after this.
     return timedelta(seconds=max(settings.NOTIFY_LEASE_SECONDS, 4 * settings.SMTPD_READ_CPU_SECONDS))
 
 
-def _claim(owner: str, limit: int) -> list[SpooledMail]:
+def _claim(owner: str, limit: int) -> list[int]:
     with transaction.atomic():
         pks = list(
             SpooledMail.objects.select_for_update(skip_locked=True)
@@ -167,10 +206,16 @@ def _claim(owner: str, limit: int) -> list[SpooledMail]:
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=Now()))
             .order_by("id").values_list("pk", flat=True)[:limit]
         )
-        if not pks:
-            return []
-        SpooledMail.objects.filter(pk__in=pks).update(lease_until=Now() + _lease(), lease_owner=owner)
-    return list(SpooledMail.objects.select_related("org").filter(pk__in=pks, lease_owner=owner).order_by("id"))
+        if pks:
+            SpooledMail.objects.filter(pk__in=pks).update(lease_until=Now() + _lease(), lease_owner=owner)
+    return pks
+
+
+def _take(pk: int, owner: str) -> SpooledMail | None:
+    """The row as it is now, if this worker still holds it (its lease renewed for this e-mail)."""
+    renewed = SpooledMail.objects.filter(pk=pk, state=State.PENDING, lease_owner=owner,
+                                         lease_until__gt=Now()).update(lease_until=Now() + _lease())
+    return SpooledMail.objects.select_related("org").filter(pk=pk).first() if renewed else None
 
 
 def _release(owner: str, pks: list[int]) -> None:
@@ -179,69 +224,102 @@ def _release(owner: str, pks: list[int]) -> None:
             lease_until=None, lease_owner="")
 
 
-def _opened(row: SpooledMail) -> tuple[dict, bytes]:
+def _data_key(row: SpooledMail) -> bytes:
     org_key = keys.key_version(row.org_id, row.key_version)
-    data_key = aead.open_sealed(org_key, bytes(row.wrapped_key), labels.spool_key_aad(row.org_id, row.uid))
-    plain = aead.open_sealed(data_key, bytes(row.sealed), labels.spool_aad(row.org_id, row.uid))
+    return aead.open_sealed(org_key, bytes(row.wrapped_key), labels.spool_key_aad(row.org_id, row.uid))
+
+
+def _opened(row: SpooledMail) -> tuple[dict, bytes]:
+    aad = labels.spool_aad(row.org_id, row.uid, row.sender_id, row.token)
+    plain = aead.open_sealed(_data_key(row), bytes(row.sealed), aad)
     envelope, raw = plain.split(b"\n", 1)
     return json.loads(envelope), raw
 
 
-def _store(row: SpooledMail, owner: str) -> None:
+def _store(pk: int, owner: str) -> None:
+    row = _take(pk, owner)
+    if row is None:
+        return  # another worker took it over, or it is done
+    try:
+        _data_key(row)
+    except Exception:  # noqa: BLE001 - a key version not (yet, or any longer) readable here
+        log.exception("gateway spooled message %s: its key cannot be read; tried again later", pk)
+        _retry(row, owner, [])
+        return
     try:
         envelope, raw = _opened(row)
     except (aead.DecryptionError, ValueError, LookupError):
-        # Nothing can make it readable later: its sender hears now rather than in five days.
-        log.error("gateway spooled message %s cannot be opened; refused", row.pk)
-        _refuse(row, owner, Reply(554, "5.6.0", "Hushpost could not read the message it received"), [])
+        # Its key opens, its bytes do not: nothing will make them readable later.
+        log.error("gateway spooled message %s cannot be opened; refused", pk)
+        _refuse(row, owner, Reason.DAMAGED, [])
         return
     client = Client(ip=ipaddress.ip_address(envelope["ip"]) if envelope["ip"] else None,
                     auth_org_id=envelope["auth"])
     facts: dict = {}
     said = current_client.set(f"smtp {client.ip}" if client.ip else "smtp")
     try:
-        # The sender is looked up again: one disabled, or no longer relayed for, is refused.
-        reply = actions.receive_mail(raw, mail_from=envelope["from"], rcpt_tos=envelope["to"],
-                                     client=client, facts=facts, token=row.token)
+        # The sender is looked up again: one disabled, no longer relayed for, or whose address
+        # now names another account, is refused.
+        try:
+            sender = sender_of(envelope["from"], client)
+        except SmtpRefused as refusal:
+            reply = refusal.reply
+        else:
+            if sender.pk != row.sender_id or sender.org_id != row.org_id:
+                reply = Reply(550, "5.7.1", "the sender is no longer the account that relayed it")
+            else:
+                reply = actions.receive_mail(raw, mail_from=envelope["from"], rcpt_tos=envelope["to"],
+                                             client=client, sender=sender, sender_found_at=time.monotonic(),
+                                             facts=facts, token=row.token)
     finally:
         current_client.reset(said)
-    if reply.accepted:
+    stored = reply.accepted or (
+        reply.code >= 500 and Message.objects.filter(author_id=row.sender_id, send_token=row.token).exists())
+    if stored:  # a 5xx for an e-mail already stored (a sender disabled since) changes nothing
         SpooledMail.objects.filter(pk=row.pk, lease_owner=owner, state=State.PENDING).update(
             state=State.STORED, message_id=facts.get("message"), sealed=b"", wrapped_key=b"",
             done_at=Now(), lease_until=None, lease_owner="", outcome="")
     elif reply.code >= 500:
-        _refuse(row, owner, reply, envelope["to"])
+        _refuse(row, owner, reason_of(reply), envelope["to"])
     else:
-        _retry(row, owner, reply, envelope["to"])
+        _retry(row, owner, envelope["to"])
 
 
-def _refuse(row: SpooledMail, owner: str, reply: Reply, recipients: list[str]) -> None:
+def reason_of(reply: Reply) -> str:
+    """The kind of refusal, by its enhanced status code: the reply's own text quotes the e-mail
+    (a file's name, an option, an address), so it is never kept or e-mailed."""
+    return {"5.7.1": Reason.SENDER, "5.7.0": Reason.POLICY, "5.3.4": Reason.SIZE,
+            "5.6.0": Reason.FORM}.get(reply.status, Reason.OTHER)
+
+
+def _refuse(row: SpooledMail, owner: str, reason: str, recipients: list[str]) -> None:
     """The row refused and its sender's e-mail queued, together and once."""
     with transaction.atomic():
         refused = SpooledMail.objects.filter(pk=row.pk, lease_owner=owner, state=State.PENDING).update(
             state=State.REFUSED, sealed=b"", wrapped_key=b"", done_at=Now(), lease_until=None,
-            lease_owner="", outcome=reply.text[:500], recipients=", ".join(recipients))
+            lease_owner="", outcome=reason, recipients=", ".join(recipients))
         if not refused:
             return
-        sender = User.objects.get(pk=row.sender_id)
-        notification = queue_notification(Notification.Kind.NOT_SENT, sender)
-        SpooledMail.objects.filter(pk=row.pk).update(notification=notification)
-    log.info("gateway spooled message %s refused reply=%s; its sender is told", row.pk, reply.code)
+        sender = User.objects.select_related("org").get(pk=row.sender_id)
+        told = Notification.objects.filter(user=sender, kind=Notification.Kind.NOT_SENT,
+                                           created_at__gt=clock.now() - timedelta(hours=1)).count()
+        if sender.is_active and sender.org.is_active and told < NOT_SENT_PER_HOUR:
+            notification = queue_notification(Notification.Kind.NOT_SENT, sender)
+            SpooledMail.objects.filter(pk=row.pk).update(notification=notification)
+    log.info("gateway spooled message %s refused (%s); its sender is told unless told %d times "
+             "this hour or no longer active", row.pk, reason, NOT_SENT_PER_HOUR)
 
 
-def _retry(row: SpooledMail, owner: str, reply: Reply, recipients: list[str]) -> None:
+def _retry(row: SpooledMail, owner: str, recipients: list[str]) -> None:
     waited = SpooledMail.objects.filter(
         pk=row.pk, received_at__lte=Now() - timedelta(seconds=settings.SMTPD_SPOOL_GIVE_UP_SECONDS)).exists()
     if waited:
-        _refuse(row, owner, Reply(554, "5.3.0", "Hushpost could not store it as a secure message for "
-                                  f"{settings.SMTPD_SPOOL_GIVE_UP_SECONDS // 3600} hours; please send it again"),
-                recipients)
+        _refuse(row, owner, Reason.GAVE_UP, recipients)
         return
     delay = timedelta(seconds=min(30 * 2 ** row.attempts, 3600))
     SpooledMail.objects.filter(pk=row.pk, lease_owner=owner, state=State.PENDING).update(
         attempts=row.attempts + 1, next_attempt_at=Now() + delay, lease_until=None, lease_owner="")
-    log.warning("gateway spooled message %s not stored yet (reply=%s); tried again in %d s",
-                row.pk, reply.code, delay.total_seconds())
+    log.warning("gateway spooled message %s not stored yet; tried again in %d s", row.pk, delay.total_seconds())
 
 
 def _purge_if_due() -> None:
