@@ -15,20 +15,32 @@ Called by ``bench/run.py`` after (d):
   as the organisation's mail server would; a message counts when DATA is
   answered 250 (and not "already received") inside the measured window.
 
-Rounds alternate gateway and sink; medians are reported.  The gateway's
-messages queue notifications, which are cleared after each round so that
-nothing later measures against a longer queue.  All traffic is on 127.0.0.1.
+A second ``hushpost smtpd``, with ``HUSHPOST_SMTPD_SPOOL=true`` and otherwise
+the same environment, takes the same load: it answers DATA once the e-mail is
+sealed and committed in one INSERT, and the worker stores it later.  That
+deferred work is counted, not left out: after each spool trial a process of
+its own (``bench/spool_drain.py``) runs the worker's ``spool.store_due`` until
+nothing is due, its CPU (with its reader process) and PostgreSQL's sampled, and
+every e-mail the spool accepted must then be stored exactly once.
+
+Rounds rotate sink, gateway and spool; medians are reported.  The stored
+messages queue notifications, which are cleared after each trial (the spool's
+stored rows too) so that nothing later measures against a longer queue.  All
+traffic is on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.policy
+import json
 import multiprocessing as mp
 import os
 import secrets
 import smtplib
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -37,13 +49,25 @@ from email.utils import formatdate
 from pathlib import Path
 
 from bench import report
-from bench.common import BIN, CpuSampler, Server, free_port, log, machine_cpu, merge_clients
+from bench.common import (
+    BIN,
+    REPO,
+    CpuSampler,
+    Server,
+    free_port,
+    log,
+    machine_cpu,
+    merge_clients,
+)
 from bench.environment import clear_queue
 from bench.loadgen import HOST
 from bench.profiling import Breakdown, timed_then_profiled
 from bench.sink import Sink
 
 TARGET = report.Target(">=", 0.30)  # messages accepted per second / the sink's
+# The spool's: messages accepted per second (250 once committed) / the sink's, one process each.
+SPOOL_TARGET = report.Target(">=", 0.10)
+MODES = ("sink", "gateway", "spool")
 ID_MARK = b"BENCHMSGIDMARK"
 EHLO_NAME = "relay.bench-health.example"
 LETTER = (
@@ -260,9 +284,9 @@ class PgActivity:
 class Smtpd(Server):
     """``hushpost smtpd`` as a subprocess, with the production environment; ready when it answers NOOP."""
 
-    def __init__(self, env: dict, port: int, logdir: Path):
+    def __init__(self, env: dict, port: int, logdir: Path, name: str = "smtpd"):
         argv = [str(BIN / "hushpost"), "smtpd", "--bind", f"{HOST}:{port}"]
-        super().__init__("smtpd", argv, env, port, "", logdir)
+        super().__init__(name, argv, env, port, "", logdir)
 
     def ready(self) -> bool:
         try:
@@ -282,9 +306,45 @@ def allow_loopback(org_pk: int):
     return configure(Organization.objects.get(pk=org_pk), networks="127.0.0.1/32")
 
 
+def drain_spool(env: dict, workdir: Path) -> dict:
+    """The worker's share: what the spool holds, stored by ``spool.store_due`` in a process of
+    its own, its CPU (the process and its reader) and PostgreSQL's sampled meanwhile."""
+    with open(workdir / "spool-drain.log", "ab") as errors:
+        proc = subprocess.Popen([sys.executable, "-m", "bench.spool_drain"], env=env, cwd=REPO,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+                                text=True)
+    try:
+        _said(proc, "READY")
+        sampler = CpuSampler(trees={"worker": proc.pid}).start()
+        mach0 = machine_cpu()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        done = json.loads(_said(proc, "DRAINED"))
+        cpu, mach1 = sampler.stop(), machine_cpu()
+        proc.stdin.close()
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    use = report.cpu_use(cpu, done["tried"], done["seconds"], mach0, mach1)
+    return {**done, "rate": done["tried"] / max(done["seconds"], 1e-9),
+            "cpu_ms_per_msg": use.ms_per_op, "cpu_cores_used": use.cores,
+            "machine_busy": use.busy, "other_cores": use.other_cores}
+
+
+def _said(proc: subprocess.Popen, word: str) -> str:
+    """The rest of the drain process's line that starts with ``word``."""
+    for line in proc.stdout:
+        if line.startswith(word):
+            return line[len(word):].strip()
+    raise RuntimeError(f"(e) the spool drain exited (status {proc.wait(10)}) before {word}")
+
+
 def bench_gateway(cfg, res, env: dict, seeds: dict, workdir: Path) -> None:
     from django.db import connections
 
+    from hushpost.gateway.models import SpooledMail
     from hushpost.messaging.models import Message
     from hushpost.notifications.models import Notification
 
@@ -294,13 +354,16 @@ def bench_gateway(cfg, res, env: dict, seeds: dict, workdir: Path) -> None:
     clear_queue()
     connections.close_all()
     smtpd = Smtpd(env, free_port(), workdir)
+    spooler = Smtpd({**env, "HUSHPOST_SMTPD_SPOOL": "true"}, free_port(), workdir, "smtpd-spool")
     sink = Sink(free_port())
     started = time.monotonic()
     try:
         smtpd.start()
+        spooler.start()
         sink.start()
     except BaseException:
         smtpd.stop()
+        spooler.stop()
         with contextlib.suppress(Exception):
             sink.stop()
         raise
@@ -311,20 +374,25 @@ def bench_gateway(cfg, res, env: dict, seeds: dict, workdir: Path) -> None:
                                    "networks": org.gateway_networks,
                                    "keyword": org.gateway_keyword}
     run_tag = secrets.token_hex(4)
+
+    def stored_messages() -> int:
+        return Message.objects.filter(send_token__startswith="gw-").count()
+
     try:
-        log(f"(e) hushpost smtpd :{smtpd.port} (pid {smtpd.proc.pid}), sink :{sink.port}")
+        log(f"(e) hushpost smtpd :{smtpd.port} (pid {smtpd.proc.pid}), with the spool "
+            f":{spooler.port} (pid {spooler.proc.pid}), sink :{sink.port}")
         for r in range(cfg.gateway_rounds):
-            order = ("sink", "gateway") if r % 2 == 0 else ("gateway", "sink")
+            order = MODES[r % 3:] + MODES[:r % 3]
             row: dict = {"round": r + 1}
             for mode in order:
                 tag = f"bench-{run_tag}-{mode}-{r}"
                 if mode == "gateway":
-                    before = Message.objects.filter(send_token__startswith="gw-").count()
+                    before = stored_messages()
                     queued = Notification.objects.count()
                     connections.close_all()
                     t = trial(mode, smtpd.port, smtpd.proc.pid, cfg, senders, recipients, tag,
                               env["HUSHPOST_DATABASE_URL"])
-                    stored = Message.objects.filter(send_token__startswith="gw-").count() - before
+                    stored = stored_messages() - before
                     notes = Notification.objects.count() - queued
                     if stored != t["accepted"]:
                         raise RuntimeError(f"(e) the gateway answered 250 to {t['accepted']} "
@@ -332,6 +400,38 @@ def bench_gateway(cfg, res, env: dict, seeds: dict, workdir: Path) -> None:
                     t["stored"], t["notifications"] = stored, notes
                     # The queued notifications (one per message) would lengthen the queue
                     # every later measurement and profile reads: gone before the next trial.
+                    clear_queue()
+                    connections.close_all()
+                elif mode == "spool":
+                    before = stored_messages()
+                    queued = Notification.objects.count()
+                    connections.close_all()
+                    t = trial(mode, spooler.port, spooler.proc.pid, cfg, senders, recipients,
+                              tag, env["HUSHPOST_DATABASE_URL"])
+                    spooled = SpooledMail.objects.filter(state=SpooledMail.State.PENDING).count()
+                    if spooled != t["accepted"]:
+                        raise RuntimeError(f"(e) the spool answered 250 to {t['accepted']} "
+                                           f"e-mails but holds {spooled}")
+                    connections.close_all()
+                    t["drain"] = drain = drain_spool(env, workdir)
+                    stored = stored_messages() - before
+                    states = Counter(SpooledMail.objects.values_list("state", flat=True))
+                    if (stored != t["accepted"] or drain["tried"] != t["accepted"]
+                            or states != Counter({SpooledMail.State.STORED: t["accepted"]})):
+                        raise RuntimeError(
+                            f"(e) the spool answered 250 to {t['accepted']} e-mails; the worker "
+                            f"tried {drain['tried']}, {stored} messages were stored, the spool's "
+                            f"rows are {dict(states)}")
+                    t["stored"] = stored
+                    t["notifications"] = Notification.objects.count() - queued
+                    log(f"(e) round {r + 1} worker : {drain['rate']:8.1f} e-mails/s stored from "
+                        f"the spool ({drain['tried']} in {drain['seconds']:.1f} s, "
+                        f"{drain['rounds']} batches; CPU ms per e-mail: worker "
+                        f"{drain['cpu_ms_per_msg']['worker']:.2f}, PostgreSQL "
+                        f"{drain['cpu_ms_per_msg']['postgres']:.2f})")
+                    # Stored rows keep no content and the worker purges them a week later; gone
+                    # now, with the notifications, so that no later trial inserts into a longer table.
+                    SpooledMail.objects.all().delete()
                     clear_queue()
                     connections.close_all()
                 else:
@@ -345,20 +445,29 @@ def bench_gateway(cfg, res, env: dict, seeds: dict, workdir: Path) -> None:
                     f"{t['lat_p50_ms']:.1f} ms, p95 {t['lat_p95_ms']:.1f} ms, machine busy "
                     f"{t['machine_busy']:.0%}, server {t['cpu_cores_used'][mode]:.2f} cores)")
             row["ratio"] = row["gateway"]["rate"] / row["sink"]["rate"]
+            row["spool_ratio"] = row["spool"]["rate"] / row["sink"]["rate"]
             res.gateway_rounds.append(row)
     finally:
         code = smtpd.stop()
+        spool_code = spooler.stop()
         with contextlib.suppress(Exception):
             sink.stop()
-    res.summary["gateway_meta"]["exit_code"] = code
-    res.summary["gateway_meta"]["log_errors"] = smtpd.log_lines("Traceback")[:3] + [
-        line for line in smtpd.log_lines("reply=451")][:3]
-    if res.summary["gateway_meta"]["log_errors"]:
-        res.notes.append("(e) `hushpost smtpd` logged errors during the trials, e.g. "
-                         f"{res.summary['gateway_meta']['log_errors'][0]!r}.")
-    if code not in (0, None):
-        res.notes.append(f"(e) `hushpost smtpd` exited with status {code} on SIGTERM "
-                         f"(log: {smtpd.log_tail(5)!r}).")
+    meta = res.summary["gateway_meta"]
+    meta["exit_code"], meta["spool_exit_code"] = code, spool_code
+    for key, server in (("log_errors", smtpd), ("spool_log_errors", spooler)):
+        meta[key] = server.log_lines("Traceback")[:3] + server.log_lines("reply=451")[:3]
+        if meta[key]:
+            res.notes.append(f"(e) `{server.name}` logged errors during the trials, e.g. "
+                             f"{meta[key][0]!r}.")
+    drain_errors = [line for line in (workdir / "spool-drain.log").read_text(
+        errors="replace").splitlines() if "Traceback" in line or "WARNING" in line
+        or "ERROR" in line]
+    if drain_errors:
+        res.notes.append(f"(e) the spool's worker logged {len(drain_errors)} warnings or errors, "
+                         f"e.g. {drain_errors[0]!r}.")
+    for name, status in (("hushpost smtpd", code), ("hushpost smtpd (spool)", spool_code)):
+        if status not in (0, None):
+            res.notes.append(f"(e) `{name}` exited with status {status} on SIGTERM.")
     summarise(res)
 
 
@@ -371,8 +480,14 @@ def summarise(res) -> None:
     def cores(mode: str, group: str) -> float:
         return statistics.median(r[mode]["cpu_cores_used"].get(group, 0.0) for r in rounds)
 
+    def drained(key: str, group: str | None = None) -> float:
+        return statistics.median(r["spool"]["drain"][key][group] if group else
+                                 r["spool"]["drain"][key] for r in rounds)
+
     gw = {g: cpu("gateway", g) for g in ("gateway", "postgres", "clients")}
     sk = {g: cpu("sink", g) for g in ("sink", "postgres", "clients")}
+    sp = {g: cpu("spool", g) for g in ("spool", "postgres", "clients")}
+    worker = {g: drained("cpu_ms_per_msg", g) for g in ("worker", "postgres")}
     res.summary["gateway"] = {
         "measured": statistics.median(r["gateway"]["rate"] for r in rounds),
         "baseline": statistics.median(r["sink"]["rate"] for r in rounds),
@@ -389,7 +504,7 @@ def summarise(res) -> None:
         "busy": {"gateway": statistics.median(r["gateway"]["machine_busy"] for r in rounds),
                  "sink": statistics.median(r["sink"]["machine_busy"] for r in rounds)},
         "latency": {m: {q: statistics.median(r[m][f"lat_{q}_ms"] for r in rounds)
-                        for q in ("p50", "p95")} for m in ("gateway", "sink")},
+                        for q in ("p50", "p95")} for m in MODES},
         "db": {k: statistics.median(r["gateway"]["db"][k] for r in rounds)
                for k in ("active", "lock_wait", "lock_wait_share", "idle_in_tx", "sessions")},
         "waiting_for": sum((Counter(dict(r["gateway"]["db"]["waiting_for"])) for r in rounds),
@@ -397,6 +512,25 @@ def summarise(res) -> None:
         "waiting_total": sum(r["gateway"]["db"]["waiting_total"] for r in rounds),
         "notifications_per_msg": sum(r["gateway"]["notifications"] for r in rounds)
         / max(sum(r["gateway"]["stored"] for r in rounds), 1),
+        "spool": {
+            "measured": statistics.median(r["spool"]["rate"] for r in rounds),
+            "ratio": statistics.median(r["spool_ratio"] for r in rounds),
+            "ratios": [r["spool_ratio"] for r in rounds],
+            "cpu": sp,
+            # As for the gateway: the sink's CPU per message over the spool's at DATA ...
+            "cpu_ratio": sum(sk.values()) / max(sum(sp.values()), 1e-9),
+            # ... and over the spool's and the worker's together: each e-mail's whole cost.
+            "cpu_ratio_stored": sum(sk.values()) / max(sum(sp.values()) + sum(worker.values()),
+                                                       1e-9),
+            "cores": {"spool": cores("spool", "spool"), "postgres": cores("spool", "postgres")},
+            "busy": statistics.median(r["spool"]["machine_busy"] for r in rounds),
+            "worker_cpu": worker,
+            "worker_rate": drained("rate"),
+            "worker_cores": {g: drained("cpu_cores_used", g) for g in ("worker", "postgres")},
+            "stored": sum(r["spool"]["stored"] for r in rounds),
+            "notifications_per_msg": sum(r["spool"]["notifications"] for r in rounds)
+            / max(sum(r["spool"]["stored"] for r in rounds), 1),
+        },
     }
 
 
@@ -505,11 +639,17 @@ AREAS = (
 
 def results_rows(res) -> list[tuple[str, ...]]:
     s = res.summary["gateway"]
+    p = s["spool"]
     return [("(e) Messages accepted per second by the SMTP gateway (`hushpost smtpd`, 250 to "
              "DATA, stored as secure messages) vs a plain aiosmtpd sink (one process each); "
              f"{res.config.gateway_clients} concurrent SMTP connections",
              f"{s['measured']:.1f}/s", f"{s['baseline']:.1f}/s", f"{s['ratio']:.3f}",
-             *TARGET.cells(s["ratio"]))]
+             *TARGET.cells(s["ratio"])),
+            ("(e) The same with the spool (`HUSHPOST_SMTPD_SPOOL=true`): 250 to DATA once the "
+             "e-mail is sealed and committed in one INSERT, stored as a secure message by the "
+             "worker after (its CPU per e-mail is reported beside, not in this rate)",
+             f"{p['measured']:.1f}/s", f"{s['baseline']:.1f}/s", f"{p['ratio']:.3f}",
+             *SPOOL_TARGET.cells(p["ratio"]))]
 
 
 def cross_check_text(res) -> str:
@@ -519,7 +659,25 @@ def cross_check_text(res) -> str:
             f"PostgreSQL {c['postgres']:.2f} ms + load client {c['clients']:.2f} ms = "
             f"{sum(c.values()):.2f} ms, against the sink's {k['sink']:.2f} ms + load client "
             f"{k['clients']:.2f} ms = {sum(k.values()):.2f} ms per message; the CPU-cost ratio "
-            f"is **{s['cpu_ratio']:.3f}**.")
+            f"is **{s['cpu_ratio']:.3f}**.  {spool_text(res)}")
+
+
+def spool_text(res) -> str:
+    """The spool's figures: what DATA costs once it answers after one INSERT, and the worker's
+    share, which the e-mail costs later and is reported beside it."""
+    p, k = res.summary["gateway"]["spool"], res.summary["gateway"]["sink_cpu"]
+    c, w = p["cpu"], p["worker_cpu"]
+    return (f"With the spool the gateway answers DATA after one INSERT (the e-mail sealed and "
+            f"committed), and the worker stores it as a message after: at DATA "
+            f"`hushpost smtpd` {c['spool']:.2f} ms + PostgreSQL {c['postgres']:.2f} ms + load "
+            f"client {c['clients']:.2f} ms = {sum(c.values()):.2f} ms per accepted e-mail, a "
+            f"CPU-cost ratio to the sink of **{p['cpu_ratio']:.3f}**; the worker's share, "
+            f"draining the spool afterwards (`spool.store_due`, one process with its reader), "
+            f"{w['worker']:.2f} ms of worker + {w['postgres']:.2f} ms of PostgreSQL = "
+            f"{sum(w.values()):.2f} ms per stored e-mail ({p['worker_rate']:.0f} e-mails stored "
+            f"per second by one worker).  Both together cost {sum(c.values()) + sum(w.values()):.2f} "
+            f"ms per e-mail, a CPU-cost ratio of {p['cpu_ratio_stored']:.3f} to the sink's "
+            f"{sum(k.values()):.2f} ms.")
 
 
 def method_text(res) -> str:
@@ -546,7 +704,7 @@ def method_text(res) -> str:
         "servers get the very same e-mails.  A "
         "message counts when DATA is answered `250` (not `already received`) inside the "
         f"measured window: {cfg.warmup:g} s warm-up, then {cfg.duration:g} s; rounds of "
-        f"(sink, gateway), the order alternating, {cfg.gateway_rounds} each.  Every gateway "
+        f"(sink, gateway, spool), the order rotating, {cfg.gateway_rounds} each.  Every gateway "
         "trial checks that each 250 it counted (warm-up included) left one stored message; "
         "the notifications those messages queued ("
         f"{res.summary['gateway'].get('notifications_per_msg', 0):.2f} per message) are deleted "
@@ -555,7 +713,23 @@ def method_text(res) -> str:
         "waiting on a lock, idle in a transaction).  CPU is sampled from `/proc` "
         "as for (a): the server process, PostgreSQL's processes for the bench database, and "
         "the load process.  The gateway stopped on SIGTERM with exit status "
-        f"{meta.get('exit_code', '?')}.")
+        f"{meta.get('exit_code', '?')}.  "
+        "**The spool.**  A second `hushpost smtpd`, started with the same environment plus "
+        "`HUSHPOST_SMTPD_SPOOL=true`, takes the very same load in each round, its CPU sampled "
+        "the same way: it answers DATA `250 2.0.0 queued "
+        "to be stored as a secure message` once the e-mail is sealed and committed in one "
+        "INSERT, and parses nothing.  The worker's share is measured, not left out: after each "
+        "spool trial, once the trial has checked that the spool holds one pending row per 250, "
+        "a process of its own (`bench/spool_drain.py`: Django set up and its reader process "
+        "started before the count begins) calls the worker's `hushpost.gateway.spool.store_due` "
+        "until nothing is due, its CPU with its reader's and PostgreSQL's sampled meanwhile, "
+        "and the CPU is divided by the e-mails it stored.  (`hushpost worker --batch` is not "
+        "used: it would also deliver the notifications, which (e) does not count for the "
+        "synchronous gateway either; nor does either mode count the audit linker.)  The trial "
+        "then checks that every e-mail the spool accepted was stored exactly once (messages "
+        "with a gateway send token grew by as many, every spooled row is `stored`), and the "
+        "spool's rows and the notifications are deleted before the next trial.  The spooling "
+        f"gateway stopped on SIGTERM with exit status {meta.get('spool_exit_code', '?')}.")
 
 
 def rounds_text(res) -> str:
@@ -577,7 +751,29 @@ def rounds_text(res) -> str:
                       "CPU ms per message, gateway: smtpd / PostgreSQL / client",
                       "CPU ms per message, sink: sink / client",
                       "Cores used, gateway: smtpd / PostgreSQL",
-                      "Unattributed CPU (cores), sink / gateway"], "rrrrrllll", rows), ""])
+                      "Unattributed CPU (cores), sink / gateway"], "rrrrrllll", rows), "",
+        *spool_rounds_text(res)])
+
+
+def spool_rounds_text(res) -> list[str]:
+    rows = []
+    for r in res.gateway_rounds:
+        p, k, d = r["spool"], r["sink"], r["spool"]["drain"]
+        pc, dc = p["cpu_ms_per_msg"], d["cpu_ms_per_msg"]
+        rows.append((r["round"], f"{k['rate']:.1f}", f"{p['rate']:.1f}", f"{r['spool_ratio']:.3f}",
+                     f"{p['lat_p50_ms']:.1f} / {p['lat_p95_ms']:.1f} ms",
+                     f"{pc['spool']:.2f} / {pc['postgres']:.2f} / {pc['clients']:.2f}",
+                     f"{d['tried']} in {d['seconds']:.1f} s ({d['rate']:.0f}/s)",
+                     f"{dc['worker']:.2f} / {dc['postgres']:.2f}",
+                     f"{p['other_cores']:.2f} / {d['other_cores']:.2f}"))
+    return [
+        "### (e) SMTP gateway with the spool vs plain aiosmtpd sink, and the worker's share", "",
+        report.table(["Round", "Sink msg/s", "Spool msg/s", "Ratio",
+                      "Spool latency p50 / p95",
+                      "CPU ms per message at DATA: smtpd / PostgreSQL / client",
+                      "Stored by the worker after",
+                      "CPU ms per stored e-mail, worker: worker / PostgreSQL",
+                      "Unattributed CPU (cores), spool / worker"], "rrrrrllll", rows), ""]
 
 
 def _bound_text(res) -> str:
@@ -614,7 +810,24 @@ def _bound_text(res) -> str:
 
 
 def note(res) -> str | None:
-    """The Notes line for a missed target: by how much, and what bounds it."""
+    """The Notes lines for missed targets: by how much, and what bounds it."""
+    lines = [text for text in (_sync_note(res), _spool_note(res)) if text]
+    return "\n* ".join(lines) or None
+
+
+def _spool_note(res) -> str | None:
+    p = res.summary["gateway"]["spool"]
+    if SPOOL_TARGET.met(p["ratio"]):
+        return None
+    c = p["cpu"]
+    return (f"(e) SMTP gateway with the spool: target missed, ratio {p['ratio']:.3f} vs "
+            f"{SPOOL_TARGET} ({p['ratio'] / SPOOL_TARGET.value:.0%} of the target); per accepted "
+            f"e-mail `hushpost smtpd` {c['spool']:.2f} ms + PostgreSQL {c['postgres']:.2f} ms of "
+            f"CPU, the smtpd process keeping {p['cores']['spool']:.2f} cores busy with the "
+            f"machine {p['busy']:.0%} busy.")
+
+
+def _sync_note(res) -> str | None:
     s = res.summary["gateway"]
     if TARGET.met(s["ratio"]):
         return None
@@ -747,5 +960,12 @@ By own time:
 {p['own_table']}"""
 
 
+def verdicts(res) -> list[str]:
+    p = res.summary["gateway"]["spool"]
+    return [SPOOL_TARGET.log_line("gateway spool", p["ratio"], p["ratios"]) + (
+        f"; CPU-cost ratio {p['cpu_ratio']:.3f} at DATA, {p['cpu_ratio_stored']:.3f} with the "
+        f"worker's {sum(p['worker_cpu'].values()):.2f} ms per stored e-mail")]
+
+
 PART = report.Part("gateway", results=results_rows, method=method_text, rounds=rounds_text,
-                   cross_check=cross_check_text, note=note, target=TARGET)
+                   cross_check=cross_check_text, note=note, target=TARGET, verdicts=verdicts)

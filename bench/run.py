@@ -18,9 +18,10 @@ gunicorn) and the real worker against it, and measures, in one run:
 (d) a 1 GB attachment uploaded and downloaded through the web app vs a plain file
     copy / read on the same disk, and the gunicorn workers' peak memory meanwhile
     (bench/files.py);
-(e) messages accepted per second by the SMTP gateway (``hushpost smtpd``) vs a
-    plain aiosmtpd sink, one process each, under the same SMTP load
-    (bench/gateway.py);
+(e) messages accepted per second by the SMTP gateway (``hushpost smtpd``), and
+    by a second one with its spool on, vs a plain aiosmtpd sink, one process
+    each, under the same SMTP load, with the worker's CPU to store what the
+    spool accepted (bench/gateway.py, bench/spool_drain.py);
 (f) Password Notifications (every recipient new) delivered per second by one
     and by two ``hushpost worker`` processes vs plain smtplib, with what the
     workers' database sessions wait for (bench/password_mail.py,
