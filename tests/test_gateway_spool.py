@@ -21,6 +21,7 @@ from hushpost.messaging.content import open_content
 from hushpost.messaging.models import Message
 from hushpost.notifications.models import Notification
 from hushpost.server import rekey
+from tests import personas
 from tests.gateway_mail import (
     TcpProxy,
     as_bytes,
@@ -30,7 +31,6 @@ from tests.gateway_mail import (
     stop_smtpd,
     submit,
 )
-from tests import personas
 from tests.helpers import MESSAGE_SUBJECT
 from tests.personas import ALICE, BOB, CAROL
 from tests.settings import _free_port

@@ -10,7 +10,6 @@ from hushpost.notifications import kinds
 from hushpost.notifications.emails import absolute
 from hushpost.notifications.models import Notification
 
-
 Reason = SpooledMail.Reason
 # Hushpost's own words for each kind of refusal: what the sender can do about it.
 WHY = {
