@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 from django.db.models.functions import Now
 
+from hushpost.attachments.models import Attachment
 from hushpost.gateway import spool
 from hushpost.gateway.access import Client
 from hushpost.gateway.actions import receive_mail
@@ -160,9 +161,13 @@ def test_a_store_that_fails_is_tried_again_later_then_given_up_with_word_to_the_
     assert "Secure Messaging could not store it for 1 hour" in told.text
 
 
+@pytest.mark.parametrize("files", [0, 1], ids=["text", "with a file"])
 def test_a_worker_killed_between_storing_and_marking_stores_nothing_twice(
-        spooling, gateway, org, alice, smtp, deliver):
-    assert submit(gateway.port, mail(f"[secure] {SUBJECT}", BODY)) == QUEUED
+        spooling, gateway, org, alice, smtp, deliver, files):
+    e_mail = mail(f"[secure] {SUBJECT}", BODY)
+    if files:  # a retry with files is recognised before its files are stored again
+        e_mail.add_attachment(b"%PDF-1.7 scan", maintype="application", subtype="pdf", filename="scan.pdf")
+    assert submit(gateway.port, e_mail) == QUEUED
     [pk] = spool._claim("dead-worker", 10)
     envelope, raw = spool._opened(SpooledMail.objects.get(pk=pk))
     # The dead worker stored it, then died before marking the row.
@@ -172,6 +177,7 @@ def test_a_worker_killed_between_storing_and_marking_stores_nothing_twice(
     deliver()
     message = Message.objects.get(author=alice)
     assert SpooledMail.objects.get().message_id == message.pk
+    assert Attachment.objects.count() == files
     assert len(smtp.wait_for(BOB, MESSAGE_SUBJECT)) == 1
 
 

@@ -173,7 +173,8 @@ def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
     # A retry of a stored e-mail (its 250 lost on the way) is answered 250, even if the
     # organisation's settings changed since.  The unique send token finds it as the message
     # is stored; only a refusal, or files about to be stored again, ask first.
-    if mail.files and _stored(author, token):
+    if mail.files and (stored := _stored(author, token)):
+        facts["message"] = stored
         return ALREADY
     drafts: list[Attachment] = []
     try:
@@ -187,7 +188,8 @@ def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
             options=options, send_token=token, file_uids=[d.uid for d in drafts],
         )
     except Refused:
-        if _stored(author, token):
+        if stored := _stored(author, token):
+            facts["message"] = stored
             return ALREADY
         raise
     finally:
@@ -198,8 +200,10 @@ def _receive(raw: bytes, *, mail_from: str, rcpt_tos: list[str], client: Client,
     return ALREADY if message.stored_before else Reply(250, "2.0.0", "stored as a secure message")
 
 
-def _stored(author: User, token: str) -> bool:
-    return Message.objects.filter(author=author, send_token=token).exists()
+def _stored(author: User, token: str) -> int | None:
+    """The message this e-mail was stored as before, if it was: a retry's answer names it too
+    (the spool records which message its row became)."""
+    return Message.objects.filter(author=author, send_token=token).values_list("pk", flat=True).first()
 
 
 def send_token(message_id: str, recipients: list[str], raw: bytes = b"") -> str:
