@@ -336,15 +336,17 @@ class Relayed:
     files: int
     replies: list[str] = field(default_factory=list)
     stored: bool = False
+    subject: str = ""  # as the message stores it: without the [secure] tag
 
 
 class Relaying(threading.Thread):
-    """An organisation's mail server relaying e-mails to the two gateways in turn, each e-mail
-    retried (the same bytes, to either gateway) after a temporary refusal or a lost connection."""
+    """An organisation's mail server relaying e-mails to the gateways in turn, each e-mail
+    retried (the same bytes, to either gateway) after a temporary refusal or a lost connection;
+    until told to stop, or after ``letters`` e-mails."""
 
-    def __init__(self, ports: list[int], sender: str, stop: threading.Event) -> None:
+    def __init__(self, ports: list[int], sender: str, stop: threading.Event, letters: int | None = None) -> None:
         super().__init__(name="relaying", daemon=True)
-        self.ports, self.sender, self.stopping = ports, sender, stop
+        self.ports, self.sender, self.stopping, self.letters = ports, sender, stop, letters
         self.relayed: list[Relayed] = []
         self.failure = ""
 
@@ -356,7 +358,7 @@ class Relaying(threading.Thread):
         if files:
             message.add_attachment(os.urandom(20_000), maintype="application", subtype="pdf",
                                    filename=f"letter-{n}.pdf")
-        relayed = Relayed(str(message["Message-ID"]), recipients, files)
+        relayed = Relayed(str(message["Message-ID"]), recipients, files, subject=f"Letter {n}")
         self.relayed.append(relayed)
         for attempt in range(ATTEMPTS):
             port = self.ports[(n + attempt) % len(self.ports)]
@@ -377,7 +379,7 @@ class Relaying(threading.Thread):
     def run(self) -> None:
         try:
             n = 0
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and n != self.letters:
                 n += 1
                 self.one(n)
                 time.sleep(0.3)

@@ -15,7 +15,8 @@ organisation alone, with N senders who sign in with PASSWORD and whose mail
 server on loopback may relay to the SMTP gateway. ``python -m
 tests.faults.dbscript messages`` prints every stored message: its uid, send
 token, recipients and the storage keys of its files; ``chains``, the state of
-the audit chains.
+the audit chains; ``spool``, the gateway's spooled e-mails by state and the subject of every
+message stored from the gateway, opened as its recipients would read it.
 
 ``python -m tests.faults.dbscript retention policy|hold-lease|due-later|release-lease|state``
 sets a policy purging every conversation at once (``archive``: adds messages from forty days
@@ -101,6 +102,16 @@ def messages() -> list[dict]:
              "files": files.get(pk, []), "reference": message_reference(uid)}
             for pk, uid, token, author in Message.objects.order_by("id").values_list(
                 "id", "uid", "send_token", "author__email")]
+
+
+def spool() -> dict:
+    from hushpost.gateway.models import SpooledMail
+    from hushpost.messaging.content import open_content
+    from hushpost.messaging.models import Message
+
+    states = Counter(SpooledMail.objects.values_list("state", flat=True))
+    relayed = Message.objects.filter(send_token__startswith="gw-").order_by("id")
+    return {"states": dict(states), "subjects": [open_content(message).subject for message in relayed]}
 
 
 def chains() -> dict:
@@ -235,6 +246,7 @@ def main() -> None:
     setting_up.add_argument("--senders", type=int, required=True)
     sub.add_parser("messages")
     sub.add_parser("chains")
+    sub.add_parser("spool")
     sub.add_parser("retention").add_argument("step", choices=["policy", "archive", "hold-lease", "due-later",
                                                                     "release-lease", "state"])
     sub.add_parser("reminders").add_argument("step", choices=["policy", "sent-days-ago", "state"])
@@ -252,6 +264,8 @@ def main() -> None:
         result = messages()
     elif args.action == "chains":
         result = chains()
+    elif args.action == "spool":
+        result = spool()
     elif args.action == "retention":
         result = retention(args.step)
     elif args.action == "reminders":

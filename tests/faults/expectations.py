@@ -10,6 +10,7 @@ stated time.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter, defaultdict
 
@@ -17,6 +18,8 @@ from tests.faults.deployment import LEASE_SECONDS, Deployment, identity
 
 PASSWORD_SUBJECT = "Secure Messaging Password Notification"
 MESSAGE_SUBJECT = "Secure Messaging Notification"
+# Which message a Secure Messaging Notification is about: the reference code every such e-mail shows.
+REFERENCE = re.compile(r"^Reference: ([0-9A-Z]{4}-[0-9A-Z]{4})\s*$", re.M)
 # How long to go on watching once everything has arrived, for an e-mail sent twice.
 SETTLE_AFTER_LEASES = 2
 
@@ -96,6 +99,23 @@ def delivery_problems(deployment: Deployment, emails: list[dict], expected: int)
     verify = deployment.hushpost("audit", "verify")
     if verify.returncode != 0:
         problems.append(f"hushpost audit verify: {(verify.stderr or verify.stdout).strip()[-500:]}")
+    return problems
+
+
+def notification_problems(stored: list[dict], emails: list[dict]) -> list[str]:
+    """Each recipient of each message got its Secure Messaging Notification once."""
+    copies = Counter()
+    for email in emails:
+        if email["subject"] == MESSAGE_SUBJECT:
+            # Which message: its reference code, which every e-mail about a message shows.
+            found = REFERENCE.search(email["text"])
+            copies[(email["rcpt"][0], found.group(1) if found else "")] += 1
+    problems = []
+    for message in stored:
+        for recipient in message["recipients"]:
+            count = copies[(recipient, message["reference"])]
+            if count != 1:
+                problems.append(f"{recipient} got {count} notifications of message {message['uid']}")
     return problems
 
 

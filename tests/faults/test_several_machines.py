@@ -41,7 +41,7 @@ from hushpost.server.periodic import LEASE
 from tests.faults.cluster import Cluster, Relaying, Sender, connections_in_hand, worker_address
 from tests.faults.dbscript import PASSWORD
 from tests.faults.deployment import LEASE_SECONDS, Deployment, wait_for
-from tests.faults.expectations import MESSAGE_SUBJECT, delivery_problems
+from tests.faults.expectations import delivery_problems, notification_problems
 from tests.proxy import nginx_installed
 
 pytestmark = pytest.mark.faults
@@ -53,7 +53,6 @@ SENT_AFTER_THE_CRASH = 12
 LOAD_TIMEOUT = 150
 DELIVERY_BOUND = LEASE_SECONDS + 90
 # Every worker asks every second whether the purge is due, and it is due every second.
-REFERENCE = re.compile(r"^Reference: ([0-9A-Z]{4}-[0-9A-Z]{4})\s*$", re.M)
 PURGING_OFTEN = {"HUSHPOST_RETENTION_INTERVAL": "1", "HUSHPOST_PERIODIC_CHECK_SECONDS": "1"}
 # A worker's log line about a retention run: when it was written (to the millisecond), and by whom.
 RUN_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO hushpost\.worker "
@@ -181,23 +180,6 @@ def file_problems(cluster: Cluster, stored: list[dict]) -> list[str]:
     listing = cluster.s3.client().list_objects_v2(Bucket="hushpost-cluster").get("Contents", [])
     missing = keys - {o["Key"] for o in listing}
     return [f"{len(missing)} of {len(keys)} sent files are not in the bucket"] if missing else []
-
-
-def notification_problems(stored: list[dict], emails: list[dict]) -> list[str]:
-    """Each recipient of each message got its Secure Messaging Notification once."""
-    copies = Counter()
-    for email in emails:
-        if email["subject"] == MESSAGE_SUBJECT:
-            # Which message: its reference code, which every e-mail about a message shows.
-            found = REFERENCE.search(email["text"])
-            copies[(email["rcpt"][0], found.group(1) if found else "")] += 1
-    problems = []
-    for message in stored:
-        for recipient in message["recipients"]:
-            count = copies[(recipient, message["reference"])]
-            if count != 1:
-                problems.append(f"{recipient} got {count} notifications of message {message['uid']}")
-    return problems
 
 
 @dataclass
