@@ -32,6 +32,7 @@ from hushpost.gateway.access import Client, sender_of
 from hushpost.gateway.parse import Mail, MailFile
 from hushpost.gateway.reader import read_mail
 from hushpost.gateway.replies import TEMPORARY, Reply, SmtpRefused
+from hushpost.lib.db import DATABASE_ERRORS
 from hushpost.lib.refusals import Refused
 from hushpost.messaging.actions import Addressees, send_message
 from hushpost.messaging.forms import BodyField
@@ -61,6 +62,9 @@ def check_envelope_sender(address: str, client: Client) -> tuple[Reply, User | N
     except SmtpRefused as refusal:
         log.info("gateway refused sender client=%s reply=%s", client.ip, refusal.reply.code)
         return refusal.reply, None
+    except DATABASE_ERRORS as exc:  # an outage: one line each, not a traceback
+        log.warning("gateway could not check a sender client=%s (%s) reply=451", client.ip, type(exc).__name__)
+        return TEMPORARY, None
     except Exception:
         log.exception("gateway could not check a sender client=%s reply=451", client.ip)
         return TEMPORARY, None
