@@ -193,8 +193,9 @@ def store_due(limit: int = BATCH) -> int:
 
 
 def _lease() -> timedelta:
-    # Reading and storing one e-mail takes seconds at most (the reader's CPU budget bounds it);
-    # the lease is renewed before each, and a worker that dies holding one lets it go after this.
+    # Reading and storing one e-mail takes seconds at most (the reader's CPU budget bounds it) and
+    # a round a few seconds: the lease outlasts a round many times over, is renewed should one run
+    # long, and a worker that dies holding rows lets them go after it.
     return timedelta(seconds=max(settings.NOTIFY_LEASE_SECONDS, 4 * settings.SMTPD_READ_CPU_SECONDS))
 
 
