@@ -203,8 +203,10 @@ def test_rotating_the_organisation_key_re_wraps_what_waits_and_retires_the_old_o
     assert submit(gateway.port, mail(f"[secure] {SUBJECT}", BODY)) == QUEUED
     old = SpooledMail.objects.get().key_version
     key = rekey.rotate(org, by="ada@northwind.example")
+    assert [(v.version, v.spooled) for v in rekey.status(org)] == [(old, 1), (key.version, 0)]
     rekey.rewrap.call(org.pk, key.version)
     assert SpooledMail.objects.get().key_version == key.version
+    assert [(v.version, v.spooled) for v in rekey.status(org)] == [(old, 0), (key.version, 1)]
     rekey.retire(org, old, by="ada@northwind.example")
     deliver()
     assert open_content(Message.objects.get(author=alice)).subject == SUBJECT

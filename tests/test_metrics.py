@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hushpost.lib import clock
 from tests.gateway_mail import mail, submit
 from tests.helpers import send
 from tests.personas import BOB, PASSWORD, password_step
@@ -84,3 +87,17 @@ def test_gateway_replies_are_counted(gateway, alice, client):
 
     assert grew(stage="data", outcome="accepted") == 1
     assert grew(stage="mail", outcome="refused") == 1
+
+
+def test_the_gateways_spool_shows_what_waits_and_for_how_long(gateway, alice, client, settings, deliver):
+    settings.SMTPD_SPOOL = True
+    assert value(scrape(client), "hushpost_gateway_spool_waiting") == 0
+    assert submit(gateway.port, mail())[0] == 250
+    assert submit(gateway.port, mail())[0] == 250
+    clock.travel(timedelta(minutes=3))
+    samples = scrape(client)
+    assert value(samples, "hushpost_gateway_spool_waiting") == 2
+    assert value(samples, "hushpost_gateway_spool_oldest_seconds") >= 170
+    deliver()
+    samples = scrape(client)
+    assert value(samples, "hushpost_gateway_spool_waiting") == value(samples, "hushpost_gateway_spool_oldest_seconds") == 0

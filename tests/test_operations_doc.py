@@ -341,7 +341,7 @@ def test_the_operations_guide_installs_a_working_portal(throwaway_server, smtp):
     assert '"status": "ready"' in sh("curl -fs --retry 10 --retry-all-errors --retry-delay 1 https://$HOST/readyz")
     assert sh("curl -fsS -o /dev/null -w '%{http_code}' https://$HOST/login") == "200"
     assert sh("hushpost org list").split("\t")[:3] == ["northwind-health", env["ORG_NAME"], env["ORG_DOMAIN"]]
-    assert re.fullmatch(r"Version  Created\s+Messages\s+Drafts\n2 .*", sh("hushpost keys status northwind-health"))
+    assert re.fullmatch(r"Version  Created\s+Messages\s+Drafts\s+Spooled\n2 .*", sh("hushpost keys status northwind-health"))
     # The secret key rotated: the old one is the fallback, the services read it.
     assert sh("wc -l < /etc/hushpost/secrets/secret_key_fallbacks").strip() == "1"
     assert "HUSHPOST_SECRET_KEY_FALLBACKS_FILE" in sh(

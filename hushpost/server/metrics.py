@@ -23,11 +23,13 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Min
 from django.http import Http404, HttpResponse
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
+from hushpost.gateway.models import SpooledMail
+from hushpost.lib import clock
 from hushpost.lib.client import client_ip
 from hushpost.lib.metrics import LATENCY, REQUESTS
 from hushpost.notifications.models import Notification
@@ -96,6 +98,14 @@ class QueueCollector:
         yield GaugeMetricFamily("hushpost_notifications_waiting_for_relay",
                                 "Notifications held back because the mail relay does not answer.",
                                 value=queue["waiting_for_relay"])
+        spooled = SpooledMail.objects.filter(state=SpooledMail.State.PENDING).aggregate(
+            n=Count("pk"), oldest=Min("received_at"))
+        yield GaugeMetricFamily("hushpost_gateway_spool_waiting",
+                                "E-mails the SMTP gateway spooled that wait to be stored.", value=spooled["n"])
+        oldest = spooled["oldest"]
+        yield GaugeMetricFamily("hushpost_gateway_spool_oldest_seconds",
+                                "How long the oldest e-mail waiting in the gateway's spool has waited (0: none).",
+                                value=max(0, int((clock.now() - oldest).total_seconds())) if oldest else 0)
 
 
 def forget_dead_processes() -> int:

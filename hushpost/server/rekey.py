@@ -87,6 +87,7 @@ class VersionUse:
     created_at: str
     messages: int
     drafts: int
+    spooled: int = 0  # e-mails waiting in the gateway's spool
 
 
 def status(org: Organization) -> list[VersionUse]:
@@ -96,8 +97,10 @@ def status(org: Organization) -> list[VersionUse]:
                     .annotate(n=Count("pk")).values_list("key_version", "n"))
     drafts = dict(Attachment.objects.filter(org=org, message__isnull=True).values_list("draft_key_version")
                   .annotate(n=Count("pk")).values_list("draft_key_version", "n"))
+    spooled = dict(SpooledMail.objects.filter(org=org, state=SpooledMail.State.PENDING).values_list("key_version")
+                   .annotate(n=Count("pk")).values_list("key_version", "n"))
     return [VersionUse(k.version, f"{k.created_at:%Y-%m-%d %H:%M}", messages.get(k.version, 0),
-                       drafts.get(k.version, 0))
+                       drafts.get(k.version, 0), spooled.get(k.version, 0))
             for k in OrgKey.objects.filter(org=org).order_by("version")]
 
 
@@ -115,7 +118,7 @@ def retire(org: Organization, version: int, *, by: str) -> None:
                   or SpooledMail.objects.filter(org=org, state=SpooledMail.State.PENDING,
                                                 key_version=version).exists())
         if in_use:
-            raise Refused(f"version {version} still wraps messages or drafts; try again in a minute")
+            raise Refused(f"version {version} still wraps messages, drafts or spooled e-mails; try again in a minute")
         if not OrgKey.objects.filter(org=org, version=version).delete()[0]:
             raise Refused(f"{org.slug} has no key version {version}")
         record(AuditEvent.Action.ADMIN, org=org, actor_email=by, obj=org,

@@ -44,9 +44,9 @@ class Command(BaseCommand):
         elif action == "retire":
             rekey.retire(org, options["version"], by="hushpost keys retire")
             self.stdout.write(self.style.SUCCESS(f"Key version {options['version']} of {org.slug} is destroyed."))
-        self.stdout.write(f"{'Version':<9}{'Created':<18}{'Messages':>10}{'Drafts':>8}")
+        self.stdout.write(f"{'Version':<9}{'Created':<18}{'Messages':>10}{'Drafts':>8}{'Spooled':>9}")
         for use in rekey.status(org):
-            self.stdout.write(f"{use.version:<9}{use.created_at:<18}{use.messages:>10}{use.drafts:>8}")
+            self.stdout.write(f"{use.version:<9}{use.created_at:<18}{use.messages:>10}{use.drafts:>8}{use.spooled:>9}")
 
     def _master_status(self):
         self.stdout.write(f"{'Wrapped under the master key':<30}{'Current':>9}{'Previous':>10}{'Unreadable':>12}")
