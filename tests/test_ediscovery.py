@@ -132,7 +132,9 @@ def test_the_export_lists_its_audit_events_and_a_manifest(conversation, ada):
     actions = [row["action"] for row in rows]
     for expected in ("Message sent", "Notification e-mailed", "Message opened", "Reply sent", "Conversation exported"):
         assert expected in actions, expected
-    assert {row["object"] for row in rows if row["object type"] == "message"} == {top.uid, reply.uid, answer.uid}
+    # A key that begins with "-" (one in 64 do) is written "'-…", so no spreadsheet takes it for a formula.
+    written = {("'" + m.uid if m.uid.startswith("-") else m.uid) for m in (top, reply, answer)}
+    assert {row["object"] for row in rows if row["object type"] == "message"} == written
     assert actions[-1] == "Conversation exported" and rows[-1]["actor"] == ada.email
     assert rows[-1]["client address"] == "127.0.0.1"
     assert not any(row["actor"] == ada.email and row["action"] == "Administration" for row in rows)
