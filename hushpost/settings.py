@@ -222,7 +222,7 @@ PASSWORD_HASHERS = [
 ]
 LOGIN_URL = "/login"
 
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+TASKS = {"default": {"BACKEND": "hushpost.lib.tasks.DatabaseBackend"}}
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env("TIME_ZONE", "UTC")

@@ -60,3 +60,52 @@ def test_a_value_given_for_a_column_the_database_fills_is_written(org, alice):
                                 next_attempt_at=due)
     rows.insert(notification)
     assert Notification.objects.get(pk=notification.pk).next_attempt_at == due
+
+
+def test_a_queued_task_is_the_row_django_tasks_db_writes(alice):
+    """The queue's task row is written by the row writer: the library's pre_save receiver
+    (an unset run_after is "at once") and enqueued_at's auto_now_add are applied as the ORM
+    applies them, and the library reads the row back as its own."""
+    from django_tasks import task_backends
+    from django_tasks_db import DatabaseBackend
+    from django_tasks_db.models import DBTaskResult
+
+    from hushpost.lib.tasks import DatabaseBackend as OurBackend
+    from hushpost.notifications.tasks import deliver_notification
+
+    backend = task_backends["default"]
+    assert isinstance(backend, OurBackend)
+    before = clock.now()
+    ours = deliver_notification.enqueue("a-key")
+    # What the library itself writes, through the ORM.
+    library = DatabaseBackend._task_to_db_task(backend, deliver_notification, ("a-key",), {})
+    mine, theirs = DBTaskResult.objects.get(id=ours.id), DBTaskResult.objects.get(id=library.id)
+    assert mine.enqueued_at >= before and mine.run_after == theirs.run_after
+    as_orm = {f.attname: getattr(theirs, f.attname) for f in DBTaskResult._meta.concrete_fields}
+    as_ours = {f.attname: getattr(mine, f.attname) for f in DBTaskResult._meta.concrete_fields}
+    for moved in ("id", "enqueued_at"):
+        as_orm.pop(moved), as_ours.pop(moved)
+    assert as_ours == as_orm
+    assert backend.get_result(ours.id).args == ["a-key"]
+
+
+def test_auto_now_add_is_stamped_and_save_signals_are_sent(org, alice):
+    from django.db.models.signals import post_save, pre_save
+
+    seen = []
+
+    def before(sender, instance, **kw):
+        seen.append(("pre", instance.pk, kw["raw"]))
+
+    def after(sender, instance, created, **kw):
+        seen.append(("post", instance.pk, created))
+
+    pre_save.connect(before, sender=Notification)
+    post_save.connect(after, sender=Notification)
+    try:
+        notification = Notification(key=uuid.uuid4(), org_id=org.pk, kind=Notification.Kind.MESSAGE, user=alice)
+        rows.insert(notification)
+    finally:
+        pre_save.disconnect(before, sender=Notification)
+        post_save.disconnect(after, sender=Notification)
+    assert seen == [("pre", None, False), ("post", notification.pk, True)]

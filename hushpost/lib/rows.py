@@ -8,10 +8,12 @@ itself (measured: a one-row INSERT 0.20 ms against 0.07 ms, a look-up of one acc
 from the model's own metadata, and each call only prepares its values the way the ORM
 does (``get_db_prep_save``), so the row is the one ``save()`` would have written.
 
-Only for models that save plainly: no ``save()`` override, no signal receivers, no field
-that fills itself in on save (``auto_now``, files); ``insert`` refuses any other. A row whose
-database-computed column was given a value, or a database that cannot return what it
-computed (SQLite before 3.35), is saved by the ORM instead.
+``insert`` does what ``Model.save_base`` does for a new row, in the same order: the
+``pre_save`` signal, each field's own ``pre_save`` (``auto_now_add`` stamps the time there),
+the INSERT, then ``post_save``. It refuses a model with its own ``save()`` or a file field
+(whose ``pre_save`` writes the file). A row whose database-computed column was given a
+value, or a database that cannot return what it computed (SQLite before 3.35), is saved by
+the ORM instead.
 """
 
 from __future__ import annotations
@@ -26,13 +28,17 @@ class _Insert:
     def __init__(self, model, connection):
         quote = connection.ops.quote_name
         meta = model._meta
-        fields = [f for f in meta.concrete_fields if not f.primary_key]
+        # The key is the database's where it numbers the rows (an AutoField); a key the
+        # model gives itself (a UUID's default) is written like any other column.
+        fields = [f for f in meta.concrete_fields if f is not meta.auto_field]
         # Columns whose default the database computes (``db_default``) are left to it and
-        # read back, with the key, as the ORM does.
+        # read back, with the numbered key, as the ORM does.
         self.written = [f for f in fields if not f.has_db_default()]
-        self.returned = [meta.pk] + [f for f in fields if f.has_db_default()]
-        self.usable = connection.features.can_return_columns_from_insert
-        returning = " RETURNING " + ", ".join(quote(f.column) for f in self.returned)
+        self.returned = ([meta.auto_field] if meta.auto_field else []) + [
+            f for f in fields if f.has_db_default()]
+        self.computed = [f for f in self.returned if f is not meta.auto_field]
+        self.usable = connection.features.can_return_columns_from_insert or not self.returned
+        returning = (" RETURNING " + ", ".join(quote(f.column) for f in self.returned)) if self.returned else ""
         # Only names from the model's metadata go into the text; every value is a parameter.
         self.sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in self.written)}) "  # noqa: S608
                     f"VALUES ({', '.join(['%s'] * len(self.written))}){returning}")
@@ -45,11 +51,9 @@ _inserts: dict[tuple[type, str], _Insert] = {}
 
 
 def _plain(model) -> bool:
-    """Whether saving the model is only writing its fields' values."""
-    return (model.save is models.Model.save and not pre_save.has_listeners(model)
-            and not post_save.has_listeners(model)
-            and not any(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
-                        or isinstance(f, models.FileField) for f in model._meta.concrete_fields))
+    """Whether saving a new row of the model is what ``insert`` does."""
+    return (model.save is models.Model.save and not model._meta.auto_created
+            and not any(isinstance(f, models.FileField) for f in model._meta.concrete_fields))
 
 
 def insert(obj) -> None:
@@ -61,21 +65,29 @@ def insert(obj) -> None:
     statement = _inserts.get((model, connection.alias))
     if statement is None:
         statement = _inserts[(model, connection.alias)] = _Insert(model, connection)
-    if not statement.usable or any(not isinstance(getattr(obj, f.attname), DatabaseDefault)
-                                   for f in statement.returned[1:]):
+    meta = model._meta
+    if (not statement.usable or (meta.auto_field is not None and obj.pk is not None)
+            or any(not isinstance(getattr(obj, f.attname), DatabaseDefault) for f in statement.computed)):
         obj.save(force_insert=True)
         return
     obj._prepare_related_fields_for_save(operation_name="save")
-    values = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in statement.written]
+    if pre_save.has_listeners(model):
+        pre_save.send(sender=model, instance=obj, raw=False, using=connection.alias, update_fields=None)
+    if meta.auto_field is None and obj.pk is None:
+        obj.pk = meta.pk.get_pk_value_on_save(obj)
+    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in statement.written]
     with mark_for_rollback_on_error(connection.alias), connection.cursor() as cursor:
         cursor.execute(statement.sql, values)
-        returned = cursor.fetchone()
+        returned = cursor.fetchone() if statement.returned else ()
     for (field, col, chain), value in zip(statement.converters, returned, strict=True):
         for convert in chain:
             value = convert(value, col, connection)
         setattr(obj, field.attname, value)
     obj._state.adding = False
     obj._state.db = connection.alias
+    if post_save.has_listeners(model):
+        post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False,
+                       using=connection.alias)
 
 
 _finds: dict[tuple[type, tuple[str, ...], str], str] = {}
