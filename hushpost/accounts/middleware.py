@@ -9,7 +9,6 @@ from django.contrib.auth.middleware import (
     AuthenticationMiddleware as DjangoAuthenticationMiddleware,
 )
 from django.shortcuts import redirect
-from django.utils.functional import SimpleLazyObject
 
 from hushpost.accounts import twofactor
 from hushpost.accounts.flows import second_step_needed, temporary_session_ends
@@ -20,11 +19,15 @@ from hushpost.lib import clock
 class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
     """Django's ``request.user``, restored from the account read with the session row
     (one statement for both, :mod:`hushpost.accounts.sessions`) and checked by Django's
-    own ``auth.get_user`` as before: the backend's rules, then the session's hash."""
+    own ``auth.get_user`` as before: the backend's rules, then the session's hash.
+
+    Read at once rather than lazily as Django does: the middleware after this one asks for
+    it on every request anyway, and a page reads ``request.user`` hundreds of times, each
+    through the lazy wrapper's attribute proxy."""
 
     def process_request(self, request):
         super().process_request(request)
-        request.user = SimpleLazyObject(lambda: signed_in_user(request))
+        request.user = signed_in_user(request)
 
 
 def signed_in_user(request):
