@@ -80,6 +80,15 @@ def test_the_e_mail_is_answered_once_sealed_and_committed_and_stored_by_the_work
     assert SUBJECT in sender_client.get("/app/sent").content.decode()
 
 
+def test_a_worker_whose_own_settings_do_not_spool_still_stores_what_was_spooled(
+        spooling, gateway, org, alice, smtp, deliver):
+    assert submit(gateway.port, mail(f"[secure] {SUBJECT}", BODY)) == QUEUED
+    spooling.SMTPD_SPOOL = False  # the worker's unit was not told; or the spool was turned off since
+    deliver()
+    assert SpooledMail.objects.get().state == SpooledMail.State.STORED
+    assert Message.objects.filter(author=alice).count() == 1
+
+
 def test_a_relayed_retry_is_stored_once_before_during_and_after_its_row_is_kept(
         spooling, gateway, org, alice, smtp, deliver):
     e_mail = mail(f"[secure] {SUBJECT}", BODY)
@@ -169,7 +178,8 @@ def test_a_worker_killed_between_storing_and_marking_stores_nothing_twice(
         e_mail.add_attachment(b"%PDF-1.7 scan", maintype="application", subtype="pdf", filename="scan.pdf")
     assert submit(gateway.port, e_mail) == QUEUED
     [pk] = spool._claim("dead-worker", 10)
-    envelope, raw = spool._opened(SpooledMail.objects.get(pk=pk))
+    row = SpooledMail.objects.get(pk=pk)
+    envelope, raw = spool._opened(row, spool._data_key(row))
     # The dead worker stored it, then died before marking the row.
     receive_mail(raw, mail_from=envelope["from"], rcpt_tos=envelope["to"],
                  client=Client(ip=None, auth_org_id=org.pk), token=SpooledMail.objects.get(pk=pk).token)

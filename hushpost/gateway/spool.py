@@ -253,9 +253,9 @@ def _data_key(row: SpooledMail) -> bytes:
     return aead.open_sealed(org_key, bytes(row.wrapped_key), labels.spool_key_aad(row.org_id, row.uid))
 
 
-def _opened(row: SpooledMail) -> tuple[dict, bytes]:
+def _opened(row: SpooledMail, data_key: bytes) -> tuple[dict, bytes]:
     aad = labels.spool_aad(row.org_id, row.uid, row.sender_id, row.token)
-    plain = aead.open_sealed(_data_key(row), bytes(row.sealed), aad)
+    plain = aead.open_sealed(data_key, bytes(row.sealed), aad)
     envelope, raw = plain.split(b"\n", 1)
     return json.loads(envelope), raw
 
@@ -265,13 +265,13 @@ def _store(pk: int, owner: str, claimed_at: float = -math.inf) -> None:
     if row is None:
         return  # another worker took it over, or it is done
     try:
-        _data_key(row)
+        data_key = _data_key(row)
     except Exception:  # noqa: BLE001 - a key version not (yet, or any longer) readable here
         log.exception("gateway spooled message %s: its key cannot be read; tried again later", pk)
         _retry(row, owner, [])
         return
     try:
-        envelope, raw = _opened(row)
+        envelope, raw = _opened(row, data_key)
     except (aead.DecryptionError, ValueError, LookupError):
         # Its key opens, its bytes do not: nothing will make them readable later.
         log.error("gateway spooled message %s cannot be opened; refused", pk)

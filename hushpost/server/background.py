@@ -47,6 +47,8 @@ BEAT_SECONDS = 5.0
 # A worker silent this long is gone: its running tasks go back in the queue.
 DEAD_AFTER = timedelta(seconds=30)
 REAP_SECONDS = 15.0
+# How often an idle worker whose own settings do not spool looks for spooled e-mails anyway.
+SPOOL_CHECK_SECONDS = 5.0
 # How often audit events are chained while the worker is busy (every idle round too).
 LINK_SECONDS = 0.5
 # The longest a worker spends on a periodic job at a time before it sees to the e-mails again
@@ -71,6 +73,7 @@ class BackgroundWorker(Worker):
         self.reaped_at = 0.0
         self.linked_at = 0.0
         self.periodic_at = 0.0
+        self.spool_checked_at = 0.0
         self.unsettled = False  # a database error interrupted work: tidy up once it is back
 
     # Signals -------------------------------------------------------------
@@ -134,7 +137,7 @@ class BackgroundWorker(Worker):
             self.run_periodic()
         task = self.next_task()
         if task is None:
-            stored = spool.store_due()  # e-mails the gateway spooled, then the e-mails due (theirs too)
+            stored = self.store_spooled()  # e-mails the gateway spooled, then the e-mails due (theirs too)
             if delivery.deliver_due() > 0 or stored > 0:
                 return True
             return self.link() > 0  # what the last e-mails recorded, before the worker rests
@@ -153,6 +156,16 @@ class BackgroundWorker(Worker):
         if task.status == TaskResultStatus.FAILED:
             self.unsettled = True
         return True
+
+    def store_spooled(self) -> int:
+        """Store what the gateway spooled: every round where this deployment spools, else every
+        ``SPOOL_CHECK_SECONDS`` (a gateway may spool while the worker's settings say otherwise,
+        or the spool was turned off with e-mails waiting), and every round while there are some."""
+        if not settings.SMTPD_SPOOL and time.monotonic() - self.spool_checked_at < SPOOL_CHECK_SECONDS:
+            return 0
+        stored = spool.store_due()
+        self.spool_checked_at = 0.0 if stored else time.monotonic()
+        return stored
 
     def link(self) -> int:
         """Chain the audit events committed since the last round."""
