@@ -218,6 +218,17 @@ def disconnect() -> None:
     connections.close_all()
 
 
+def settle_database() -> None:
+    """Vacuum, analyse and checkpoint the bench's database, so that a part measured after others
+    does not count, in PostgreSQL's CPU, autovacuum and checkpoints working through the rows
+    those others wrote (its own rows' still count)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE)")
+        cursor.execute("CHECKPOINT")
+
+
 def clear_queue() -> None:
     """No notification, no task and no unchained audit event left, so that no later trial
     reads a longer queue, nor has its workers' linker chain events it did not record."""

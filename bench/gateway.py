@@ -307,29 +307,43 @@ def allow_loopback(org_pk: int):
     return configure(Organization.objects.get(pk=org_pk), networks="127.0.0.1/32")
 
 
-def drain_spool(env: dict, workdir: Path) -> dict:
-    """The worker's share: what the spool holds, stored by ``spool.store_due`` in a process of
-    its own, its CPU (the process and its reader) and PostgreSQL's sampled meanwhile."""
+def drain_spool(env: dict, workdir: Path, processes: int = 1) -> dict:
+    """The worker's share: what the spool holds, stored by ``spool.store_due`` in ``processes``
+    processes of their own at once (as that many ``hushpost worker`` processes would), their CPU
+    (each with its reader) and PostgreSQL's sampled meanwhile."""
+    procs: list[subprocess.Popen] = []
     with open(workdir / "spool-drain.log", "ab") as errors:
-        proc = subprocess.Popen([sys.executable, "-m", "bench.spool_drain"], env=env, cwd=REPO,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
-                                text=True)
+        for _ in range(processes):
+            procs.append(subprocess.Popen([sys.executable, "-m", "bench.spool_drain"], env=env,
+                                          cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=errors, text=True))
+    names = ["worker" if i == 0 else f"worker{i + 1}" for i in range(processes)]
     try:
-        _said(proc, "READY")
-        sampler = CpuSampler(trees={"worker": proc.pid}).start()
+        for proc in procs:
+            _said(proc, "READY")
+        sampler = CpuSampler(trees=dict(zip(names, (proc.pid for proc in procs), strict=True))).start()
         mach0 = machine_cpu()
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        done = json.loads(_said(proc, "DRAINED"))
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        each = [json.loads(_said(proc, "DRAINED")) for proc in procs]
         cpu, mach1 = sampler.stop(), machine_cpu()
-        proc.stdin.close()
-        proc.wait(60)
+        for proc in procs:
+            proc.stdin.close()
+        for proc in procs:
+            proc.wait(60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-    use = report.cpu_use(cpu, done["tried"], done["seconds"], mach0, mach1)
-    return {**done, "rate": done["tried"] / max(done["seconds"], 1e-9),
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    # The workers' CPU together, as one group.
+    cpu = {"worker": sum(cpu.pop(name, 0.0) for name in names), **cpu}
+    tried, seconds = sum(d["tried"] for d in each), max(d["seconds"] for d in each)
+    use = report.cpu_use(cpu, tried, seconds, mach0, mach1)
+    return {"tried": tried, "seconds": seconds, "rounds": sum(d["rounds"] for d in each),
+            "processes": processes, "each": [d["tried"] for d in each],
+            "rate": tried / max(seconds, 1e-9),
             "cpu_ms_per_msg": use.ms_per_op, "cpu_cores_used": use.cores,
             "machine_busy": use.busy, "other_cores": use.other_cores}
 
@@ -417,7 +431,8 @@ def bench_gateway(cfg, res, env: dict, seeds: dict, workdir: Path) -> None:
                         raise RuntimeError(f"(e) the spool answered 250 to {t['accepted']} "
                                            f"e-mails but holds {spooled}")
                     connections.close_all()
-                    t["drain"] = drain = drain_spool(env, workdir)
+                    # Every other round two workers drain it at once: does storing scale?
+                    t["drain"] = drain = drain_spool(env, workdir, processes=1 + r % 2)
                     stored = stored_messages() - before
                     states = Counter(SpooledMail.objects.values_list("state", flat=True))
                     if (stored != t["accepted"] or drain["tried"] != t["accepted"]
@@ -429,7 +444,8 @@ def bench_gateway(cfg, res, env: dict, seeds: dict, workdir: Path) -> None:
                     t["stored"] = stored
                     t["notifications"] = Notification.objects.count() - queued
                     log(f"(e) round {r + 1} worker : {drain['rate']:8.1f} e-mails/s stored from "
-                        f"the spool ({drain['tried']} in {drain['seconds']:.1f} s, "
+                        f"the spool by {drain['processes']} worker(s) ({drain['tried']} in "
+                        f"{drain['seconds']:.1f} s, "
                         f"{drain['rounds']} batches; CPU ms per e-mail: worker "
                         f"{drain['cpu_ms_per_msg']['worker']:.2f}, PostgreSQL "
                         f"{drain['cpu_ms_per_msg']['postgres']:.2f})")
@@ -484,9 +500,10 @@ def summarise(res) -> None:
     def cores(mode: str, group: str) -> float:
         return statistics.median(r[mode]["cpu_cores_used"].get(group, 0.0) for r in rounds)
 
-    def drained(key: str, group: str | None = None) -> float:
-        return statistics.median(r["spool"]["drain"][key][group] if group else
-                                 r["spool"]["drain"][key] for r in rounds)
+    def drained(key: str, group: str | None = None, processes: int = 1) -> float | None:
+        found = [r["spool"]["drain"][key][group] if group else r["spool"]["drain"][key]
+                 for r in rounds if r["spool"]["drain"].get("processes", 1) == processes]
+        return statistics.median(found) if found else None
 
     gw = {g: cpu("gateway", g) for g in ("gateway", "postgres", "clients")}
     sk = {g: cpu("sink", g) for g in ("sink", "postgres", "clients")}
@@ -530,6 +547,10 @@ def summarise(res) -> None:
             "busy": statistics.median(r["spool"]["machine_busy"] for r in rounds),
             "worker_cpu": worker,
             "worker_rate": drained("rate"),
+            # The rounds drained by two workers at once (none when (e) ran one round).
+            "two_workers_rate": drained("rate", processes=2),
+            "two_workers_cpu": ({g: drained("cpu_ms_per_msg", g, processes=2) for g in ("worker", "postgres")}
+                                if drained("rate", processes=2) is not None else None),
             "worker_cores": {g: drained("cpu_cores_used", g) for g in ("worker", "postgres")},
             "stored": sum(r["spool"]["stored"] for r in rounds),
             "notifications_per_msg": sum(r["spool"]["notifications"] for r in rounds)
@@ -681,7 +702,17 @@ def spool_text(res) -> str:
             f"{sum(w.values()):.2f} ms per stored e-mail ({p['worker_rate']:.0f} e-mails stored "
             f"per second by one worker).  Both together cost {sum(c.values()) + sum(w.values()):.2f} "
             f"ms per e-mail, a CPU-cost ratio of {p['cpu_ratio_stored']:.3f} to the sink's "
-            f"{sum(k.values()):.2f} ms.")
+            f"{sum(k.values()):.2f} ms." + _two_workers_text(p))
+
+
+def _two_workers_text(p: dict) -> str:
+    two, cpu = p.get("two_workers_rate"), p.get("two_workers_cpu")
+    if two is None or cpu is None:
+        return ""
+    return (f"  Two workers draining the spool at once (every other round) stored {two:.0f} e-mails "
+            f"a second (x{two / max(p['worker_rate'], 1e-9):.2f} one worker; each e-mail stored "
+            f"once), at {cpu['worker']:.2f} ms of worker + {cpu['postgres']:.2f} ms of PostgreSQL "
+            f"per e-mail.")
 
 
 def method_text(res) -> str:
@@ -728,7 +759,9 @@ def method_text(res) -> str:
         "a process of its own (`bench/spool_drain.py`: Django set up and its reader process "
         "started before the count begins) calls the worker's `hushpost.gateway.spool.store_due` "
         "until nothing is due, its CPU with its reader's and PostgreSQL's sampled meanwhile, "
-        "and the CPU is divided by the e-mails it stored.  (`hushpost worker --batch` is not "
+        "and the CPU is divided by the e-mails it stored; every other round two such processes "
+        "drain it at once, as two `hushpost worker` processes would (their rounds are reported "
+        "apart, and the per-e-mail figures above are the one-worker rounds').  (`hushpost worker --batch` is not "
         "used: it would also deliver the notifications, which (e) does not count for the "
         "synchronous gateway either; nor does either mode count the audit linker.)  The trial "
         "then checks that every e-mail the spool accepted was stored exactly once (messages "
@@ -768,7 +801,8 @@ def spool_rounds_text(res) -> list[str]:
         rows.append((r["round"], f"{k['rate']:.1f}", f"{p['rate']:.1f}", f"{r['spool_ratio']:.3f}",
                      f"{p['lat_p50_ms']:.1f} / {p['lat_p95_ms']:.1f} ms",
                      f"{pc['spool']:.2f} / {pc['postgres']:.2f} / {pc['clients']:.2f}",
-                     f"{d['tried']} in {d['seconds']:.1f} s ({d['rate']:.0f}/s)",
+                     f"{d['tried']} in {d['seconds']:.1f} s ({d['rate']:.0f}/s)"
+                     + (f" by {d['processes']} workers" if d.get("processes", 1) > 1 else ""),
                      f"{dc['worker']:.2f} / {dc['postgres']:.2f}",
                      f"{p['other_cores']:.2f} / {d['other_cores']:.2f}"))
     return [

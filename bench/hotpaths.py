@@ -39,6 +39,7 @@ from bench.environment import (
     clear_queue,
     disconnect,
     serve_argv,
+    settle_database,
 )
 from bench.inbox import seed_inbox
 from bench.profiling import Breakdown
@@ -222,6 +223,8 @@ def bench_hot(cfg: Config, res: Results, env: dict, seeds: dict, workdir: Path) 
         + (f"servers on core {core}, load on {sorted(load_cores)}" if core is not None
            else "one core: nothing pinned"))
     sql = statements(accounts[0])
+    clear_queue()
+    settle_database()
     disconnect()
     trial_cfg = dataclasses.replace(cfg, warmup=cfg.hot_warmup, duration=cfg.hot_duration)
     plain = [{k: v for k, v in a.items() if not k.endswith("_user")} for a in accounts]
@@ -387,8 +390,11 @@ def method_text(res: Results) -> str:
         "The ratio is CPU time per baseline operation / CPU time per operation of the path, "
         "CPU being the server's (gunicorn master and worker), PostgreSQL's (the bench "
         "database's backends and the background processes) and the load clients'; the "
-        "throughput ratio (operations per second) is given beside it.  The worker does not "
-        "run; the queued notifications are cleared afterwards.  SQL statements and "
+        "throughput ratio (operations per second) is given beside it.  Before the first "
+        "trial the queue left by earlier parts is cleared and the database vacuumed, analysed "
+        "and checkpointed, so that PostgreSQL's CPU here is (h)'s own rows' and not "
+        "autovacuum's and the checkpointer's work through the rows earlier parts wrote.  The "
+        "worker does not run; the queued notifications are cleared afterwards.  SQL statements and "
         "PostgreSQL round trips per operation are counted in-process (Django's test client; "
         "under gunicorn a kept connection is checked on its socket before each request, no "
         "round trip either).  What each change to these paths gained, measured the same way "
