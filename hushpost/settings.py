@@ -155,7 +155,7 @@ MIDDLEWARE = [
     "hushpost.accounts.middleware.AuthenticationMiddleware",  # the session row brings its account
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "hushpost.lib.middleware.ContentSecurityPolicyMiddleware",  # django-csp's, the header built once
     "hushpost.lib.middleware.PrivacyHeadersMiddleware",
     "hushpost.accounts.middleware.SessionLimitsMiddleware",
     "hushpost.accounts.middleware.PasswordChangeRequiredMiddleware",

@@ -26,8 +26,13 @@ def sanitize_html(value: str) -> str:
     """The body as stored: cleaned until cleaning changes nothing more. Removing a
     tag can leave markup that parses differently the next time (``<li><form><li>``
     becomes nested items, then two), and a body must read the same however often
-    it passes through here (a reply quotes it, the gateway cleans it again)."""
+    it passes through here (a reply quotes it, the gateway cleans it again).
+
+    A body that cleaning leaves as it is (every stored body, shown again on each page
+    that reads it) is that already: cleaned once, not twice."""
     cleaned = _clean(value)
+    if cleaned == value:
+        return cleaned
     for _ in range(3):
         again = _clean(cleaned)
         if again == cleaned:

@@ -76,6 +76,30 @@ def test_security_headers_on_every_page(world, db, persona, template):
     assert "javascript:" not in page.lower()
 
 
+def test_the_policy_built_once_is_django_csps_and_follows_the_settings(world, db, settings):
+    """The header each page gets from the policy built once per process is the one django-csp
+    builds, and a change to the settings reaches the next response."""
+    from csp.utils import build_policy
+
+    alice = world.signed_in("alice")
+    assert _csp(alice.get("/app/compose")) == _csp(_Header(build_policy()))
+    directives = settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {**directives, "img-src": ["'self'"]}}
+    assert _csp(alice.get("/app/compose"))["img-src"] == ["'self'"]
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": {"default-src": ["'self'"]}}
+    response = alice.get("/app/compose")
+    assert response["Content-Security-Policy-Report-Only"] == "default-src 'self'"
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {}
+    assert "Content-Security-Policy-Report-Only" not in alice.get("/app/compose")
+    # The pages that change the policy for themselves (the dev mailbox's sandboxed e-mail,
+    # tests/test_mailbox.py; a region's sign-in form, tests/test_regions.py) get their own.
+
+
+class _Header(dict):
+    def __init__(self, policy: str):
+        super().__init__({"Content-Security-Policy": policy})
+
+
 # --- what recipients see: sanitised bodies, escaped names -----------------------------------
 
 RISKY_BODY = (
