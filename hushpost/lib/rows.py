@@ -14,21 +14,11 @@ the INSERT, then ``post_save``. It refuses a model with its own ``save()`` or a 
 (whose ``pre_save`` writes the file). A row whose database-computed column was given a
 value, or a database that cannot return what it computed (SQLite before 3.35), is saved by
 the ORM instead.
-
-Inside ``together()`` (on PostgreSQL), the rows ``insert`` is given are written at the end of
-the block in one statement, each a data-modifying ``WITH`` part, a row that refers to an
-earlier one (a delivery to its message) given that row's key as the statement makes it: a
-send's message, deliveries, tasks, notifications and audit event are one round trip instead of
-five or more. Their keys are set, and ``post_save`` sent, once it has run; code that needs a
-key before then asks ``written(obj)``, which writes what waits first.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from contextvars import ContextVar
-
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db import connection, connections, models
 from django.db.models.expressions import DatabaseDefault
 from django.db.models.signals import post_save, pre_save
 from django.db.transaction import mark_for_rollback_on_error
@@ -50,11 +40,8 @@ class _Insert:
         self.usable = connection.features.can_return_columns_from_insert or not self.returned
         returning = (" RETURNING " + ", ".join(quote(f.column) for f in self.returned)) if self.returned else ""
         # Only names from the model's metadata go into the text; every value is a parameter.
-        self.into = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in self.written)})"
-        self.sql = f"{self.into} VALUES ({', '.join(['%s'] * len(self.written))}){returning}"
-        # In ``together()``'s statement the numbered key is returned as "k", for the rows after it.
-        self.returning = ", ".join(
-            quote(f.column) + (f" AS {quote('k')}" if f is meta.auto_field else "") for f in self.returned)
+        self.sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in self.written)}) "  # noqa: S608
+                    f"VALUES ({', '.join(['%s'] * len(self.written))}){returning}")
         self.converters = [
             (f, col, connection.ops.get_db_converters(col) + f.get_db_converters(connection))
             for f, col in ((f, f.get_col(meta.db_table)) for f in self.returned)]
@@ -83,158 +70,24 @@ def insert(obj) -> None:
             or any(not isinstance(getattr(obj, f.attname), DatabaseDefault) for f in statement.computed)):
         obj.save(force_insert=True)
         return
-    batch = _batch.get()
-    if batch is not None and (batch.connection is not connection or meta.private_fields
-                              or batch.values > _MOST_VALUES):
-        if batch.connection is connection:  # written now, and this row on its own
-            batch.flush()
-        batch = None
-    waiting = _prepare_related(obj, batch)
+    obj._prepare_related_fields_for_save(operation_name="save")
     if pre_save.has_listeners(model):
         pre_save.send(sender=model, instance=obj, raw=False, using=connection.alias, update_fields=None)
     if meta.auto_field is None and obj.pk is None:
         obj.pk = meta.pk.get_pk_value_on_save(obj)
     values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in statement.written]
-
-    def done(returned) -> None:
-        for field, _ in waiting:  # the rows it refers to were written first, their keys set
-            setattr(obj, field.attname, field.get_cached_value(obj).pk)
-        for (field, col, chain), value in zip(statement.converters, returned, strict=True):
-            for convert in chain:
-                value = convert(value, col, connection)
-            setattr(obj, field.attname, value)
-        obj._state.adding = False
-        obj._state.db = connection.alias
-        if post_save.has_listeners(model):
-            post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False,
-                           using=connection.alias)
-
-    if batch is not None:
-        refs = {statement.written.index(field): row for field, row in waiting}
-        batch.add(obj, statement.into, values, refs, statement.returning, len(statement.returned), done)
-        return
     with mark_for_rollback_on_error(connection.alias), connection.cursor() as cursor:
         cursor.execute(statement.sql, values)
         returned = cursor.fetchone() if statement.returned else ()
-    done(returned)
-
-
-def _prepare_related(obj, batch) -> list[tuple[models.Field, int]]:
-    """Django's check that every related object is saved (``_prepare_related_fields_for_save``),
-    except that one waiting in ``batch`` to be written is allowed, its key being the
-    statement's. Returns those fields, each with the waiting row it refers to."""
-    waiting = []
-    if batch is not None:
-        for field in obj._meta.concrete_fields:
-            if field.is_relation and field.is_cached(obj):
-                related = field.get_cached_value(obj, default=None)
-                row = batch.row_of(related) if related is not None and related.pk is None else None
-                if row is not None and field.target_field is related._meta.auto_field:
-                    waiting.append((field, row, related))
-    for field, _, _ in waiting:  # hidden from Django's check, which refuses an unsaved object
-        field.delete_cached_value(obj)
-    try:
-        obj._prepare_related_fields_for_save(operation_name="save")
-    finally:
-        for field, _, related in waiting:
-            field.set_cached_value(obj, related)
-    return [(field, row) for field, row, _ in waiting]
-
-
-# A statement of ``together()`` takes at most about this many values (PostgreSQL's limit is
-# 65,535): a send to a very long list of addressees is written in several.
-_MOST_VALUES = 20_000
-
-
-class _Batch:
-    """Rows waiting to be written in one statement (``together``)."""
-
-    def __init__(self, connection):
-        self.connection = connection
-        self.rows: list[tuple] = []
-        self.index: dict[int, int] = {}  # id() of a waiting object -> its row
-        self.values = 0
-
-    def row_of(self, obj) -> int | None:
-        return self.index.get(id(obj))
-
-    def add(self, obj, into: str, values: list, refs: dict[int, int], returning: str, width: int,
-            then) -> None:
-        if obj is not None:
-            self.index[id(obj)] = len(self.rows)
-        self.rows.append((obj, into, values, refs, returning, width, then))
-        self.values += len(values)
-
-    def flush(self) -> None:
-        rows, self.rows, self.index, self.values = self.rows, [], {}, 0
-        if not rows:
-            return
-        parts, params, selected = [], [], []
-        for n, (_, into, values, refs, returning, _, _) in enumerate(rows):
-            slots = []
-            for i, value in enumerate(values):
-                if i in refs:  # the key of a row written earlier in this statement
-                    slots.append(f'(SELECT "k" FROM r{refs[i]})')  # noqa: S608 - numbers only
-                else:
-                    slots.append("%s")
-                    params.append(value)
-            parts.append(f"r{n} AS ({into} VALUES ({', '.join(slots)})"
-                         + (f" RETURNING {returning})" if returning else ")"))
-            if returning:
-                selected.append(n)
-        # Every part is written, whether the SELECT reads it or not (PostgreSQL runs each
-        # data-modifying WITH part exactly once); it reads back what the parts returned.
-        sql = "WITH " + ", ".join(parts) + " SELECT " + (  # noqa: S608 - models' names, numbers
-            ", ".join(f"r{n}.*" for n in selected) + " FROM " + ", ".join(f"r{n}" for n in selected)
-            if selected else "1")
-        with mark_for_rollback_on_error(self.connection.alias), self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            returned = cursor.fetchone()
-        at = 0
-        for _, _, _, _, returning, width, then in rows:
-            then(returned[at:at + width] if returning else ())
-            at += width if returning else 0
-
-
-_batch: ContextVar[_Batch | None] = ContextVar("hushpost_rows_batch", default=None)
-
-
-@contextmanager
-def together(using: str = DEFAULT_DB_ALIAS):
-    """Rows inserted inside are written in one statement at its end (PostgreSQL; elsewhere each
-    is written at once, as without it). Nothing is written if the block raises."""
-    db = connections[using]
-    if db.vendor != "postgresql" or _batch.get() is not None:
-        yield
-        return
-    batch = _Batch(db)
-    token = _batch.set(batch)
-    try:
-        yield
-        batch.flush()
-    finally:
-        _batch.reset(token)
-
-
-def written(obj=None) -> None:
-    """Write whatever waits in ``together()``'s statement now (so ``obj``'s key is known)."""
-    batch = _batch.get()
-    if batch is not None and (obj is None or batch.row_of(obj) is not None):
-        batch.flush()
-
-
-def defer(into: str, values: list, returning: list[str], then) -> bool:
-    """Let a row written by the caller's own INSERT (``into``: ``INSERT INTO t (columns)``)
-    wait for ``together()``'s statement; ``returning``: the columns to read back, ``then``
-    called with their values once it has run. False outside one: write it yourself."""
-    batch = _batch.get()
-    if batch is None:
-        return False
-    if batch.values > _MOST_VALUES:
-        batch.flush()
-    quote = batch.connection.ops.quote_name
-    batch.add(None, into, values, {}, ", ".join(quote(c) for c in returning), len(returning), then)
-    return True
+    for (field, col, chain), value in zip(statement.converters, returned, strict=True):
+        for convert in chain:
+            value = convert(value, col, connection)
+        setattr(obj, field.attname, value)
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    if post_save.has_listeners(model):
+        post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False,
+                       using=connection.alias)
 
 
 _finds: dict[tuple[type, tuple[str, ...], str], str] = {}
