@@ -19,7 +19,7 @@ from django.db import connections
 
 from hushpost.audit.chain import event_mac
 from hushpost.audit.models import AuditEvent
-from hushpost.lib import clock
+from hushpost.lib import clock, rows
 from hushpost.lib.client import client_address
 from hushpost.lib.metrics import count_event
 
@@ -40,6 +40,15 @@ def _insert(event: AuditEvent) -> None:
     connection = connections[AuditEvent.objects.db]
     values = [event.org_id, connection.ops.adapt_datetimefield_value(event.at), event.action, event.actor_id,
               event.actor_email, event.client, event.object_type, event.object_id, event.detail, event.mac]
+
+    def done(returned) -> None:
+        event.pk = returned[0]
+        event._state.adding = False
+        event._state.db = connection.alias
+
+    # In a send, written in the one statement that writes the message and its deliveries.
+    if rows.defer(_INSERT_EVENT.partition(" VALUES")[0], values, ["id"], done):
+        return
     with connection.cursor() as cursor:
         if connection.features.can_return_columns_from_insert:
             cursor.execute(_INSERT_EVENT + ' RETURNING "id"', values)

@@ -156,11 +156,14 @@ def send_message(
         )
         message.org = author.org
         seal_content(message, subject, body_html)
-        rows.insert(message)
-        attached = _attach_drafts(message, author, file_uids)
-        _create_deliveries(message, addressees)
-        record(AuditEvent.Action.SEND, actor=author, obj=message,
-               detail=f"{addressees.count} recipient(s), {attached} file(s)")
+        # On PostgreSQL the message, its deliveries, their notifications and tasks and the
+        # audit event are written by one statement at the end of this block.
+        with rows.together():
+            rows.insert(message)
+            attached = _attach_drafts(message, author, file_uids)
+            _create_deliveries(message, addressees)
+            record(AuditEvent.Action.SEND, actor=author, obj=message,
+                   detail=f"{addressees.count} recipient(s), {attached} file(s)")
         return message
 
     return _store_once(author, send_token, store)
@@ -171,6 +174,7 @@ def _attach_drafts(message: Message, owner: User, file_uids) -> int:
     # After the message row: a repeated submit stops at its unique token first.
     if not file_uids:
         return 0
+    rows.written(message)  # the files are attached by the message's key
     drafts = files.drafts(owner, file_uids)
     files.check_total(owner, drafts)
     files.attach(message, drafts)
